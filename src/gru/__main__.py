@@ -1,0 +1,5 @@
+import sys
+
+from gru.cli import main
+
+sys.exit(main())

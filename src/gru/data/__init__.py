@@ -1,0 +1,1 @@
+"""Datasets: readers for real data and generators of synthetic tasks."""

@@ -1,0 +1,1 @@
+"""Weights in and out of other frameworks: pure conversions over one gate layout."""

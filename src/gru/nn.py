@@ -1,0 +1,506 @@
+"""`GRU` and `GRUCell`: drop-in replacements for `torch.nn.GRU` and `torch.nn.GRUCell`.
+
+These modules own the PyTorch contract: argument validation, parameters and their
+initialization, batch_first, unbatched input, PackedSequence, layers, directions and dropout.
+The math of one layer in one direction is delegated to `gru.ops`.
+
+Shapes: T time steps, B batch, I input features, H hidden units, L layers, D directions.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from gru import ops
+
+__all__ = ["GRU", "GRUCell"]
+
+_EQUATIONS = r"""
+    r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+    z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))        reset_after=True
+    n_t = tanh(W_in x_t + b_in + W_hn (r_t ⊙ h_{t-1}) + b_hn)        reset_after=False
+    h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+where x_t is the input at time t, h_t the hidden state (h_0 = ``hx`` or zeros), r_t the reset
+gate, z_t the update gate, n_t the candidate state, σ the logistic sigmoid and ⊙ the elementwise
+product. ``reset_after=True`` (the default) is the convention of torch.nn.GRU, cuDNN, Keras
+``reset_after=True`` and ONNX ``linear_before_reset=1``; ``reset_after=False`` is the original
+one of Cho et al. (2014), Keras ``reset_after=False`` and ONNX ``linear_before_reset=0``.
+"""
+
+
+def _check_size(owner: str, name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _check_float_input(owner: str, name: str, value: Tensor, weight: Tensor) -> None:
+    if not value.is_floating_point():
+        raise TypeError(
+            f"{owner}: {name} must be a floating-point tensor, got dtype {value.dtype}; "
+            "token ids go through an nn.Embedding first, other data through .float()"
+        )
+    if value.dtype != weight.dtype:
+        raise TypeError(
+            f"{owner}: {name} has dtype {value.dtype} but the weights are {weight.dtype}; "
+            f"convert one to match, e.g. {name}.to({weight.dtype}) or module.to({value.dtype})"
+        )
+    if value.device != weight.device:
+        raise ValueError(
+            f"{owner}: {name} is on {value.device} but the weights are on {weight.device}; "
+            f"move one, e.g. {name}.to('{weight.device}')"
+        )
+
+
+def _check_features(owner: str, x: Tensor, input_size: int, layout: str) -> None:
+    if x.shape[-1] != input_size:
+        hint = ""
+        if input_size in tuple(x.shape[:-1]):
+            hint = f"; the features must be the last dimension {layout}"
+        raise ValueError(
+            f"{owner}: input.shape[-1] must equal input_size={input_size}, "
+            f"got {x.shape[-1]} (shape {tuple(x.shape)}){hint}"
+        )
+
+
+class GRU(nn.Module):
+    __doc__ = (
+        r"""A multi-layer gated recurrent unit, a drop-in replacement for `torch.nn.GRU`.
+
+For each layer and each element of the input sequence, it computes
+"""
+        + _EQUATIONS
+        + r"""
+In a multi-layer GRU the input of layer l ≥ 1 is the output of layer l − 1, multiplied by a
+dropout mask (probability ``dropout``) in training mode. A bidirectional GRU runs a second set
+of weights over each sequence reversed and concatenates both directions' outputs.
+
+Args:
+    input_size: I, the number of features of x_t.
+    hidden_size: H, the number of features of h_t.
+    num_layers: L, the number of stacked layers. Default 1.
+    bias: if False, the layer has no b_ih and b_hh. Default True.
+    batch_first: if True, input and output are (B, T, feature) instead of (T, B, feature);
+        ``hx`` and ``h_n`` are never batch first. Default False.
+    dropout: probability of zeroing each output of every layer but the last in training
+        mode. Default 0.
+    bidirectional: if True, D = 2 directions. Default False.
+    device, dtype: where and as what the parameters are created.
+    reset_after: which convention computes n_t (see above). Default True, as torch.nn.GRU.
+
+Parameters (k = layer; the reverse direction's names end in ``_reverse``), gates packed in
+rows ``[r | z | n]``, each initialized from U(−1/√H, 1/√H) as in torch.nn.GRU:
+    weight_ih_l{k}: (3H, I) for k = 0, else (3H, D·H) — [W_ir | W_iz | W_in]
+    weight_hh_l{k}: (3H, H) — [W_hr | W_hz | W_hn]
+    bias_ih_l{k}: (3H,) — [b_ir | b_iz | b_in]
+    bias_hh_l{k}: (3H,) — [b_hr | b_hz | b_hn]
+
+Inputs: ``input, hx=None, *, lengths=None``
+    input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
+    hx: (D·L, B, H), or (D·L, H) for unbatched input; zeros when None.
+    lengths: optional (B,) ints in [1, T] for padded batched input, an alternative to packing:
+        outputs past a sequence's length are zero and h_n holds each sequence's last state.
+
+Outputs: ``(output, h_n)``
+    output: (T, B, D·H) (batch first if asked), (T, D·H) unbatched, or a PackedSequence.
+    h_n: (D·L, B, H), or (D·L, H) unbatched: the final state of every layer and direction.
+"""
+    )
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        reset_after: bool = True,
+    ) -> None:
+        super().__init__()
+        self.input_size = _check_size("GRU", "input_size", input_size)
+        self.hidden_size = _check_size("GRU", "hidden_size", hidden_size)
+        self.num_layers = _check_size("GRU", "num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"GRU: dropout must be a float, got {type(dropout).__name__}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"GRU: dropout must be a probability in [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "GRU: dropout applies between layers only, so dropout > 0 expects "
+                f"num_layers > 1, got dropout={dropout} and num_layers={num_layers}",
+                stacklevel=2,
+            )
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.reset_after = bool(reset_after)
+
+        factory = {"device": device, "dtype": dtype}
+        D = 2 if self.bidirectional else 1
+        H = self.hidden_size
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else D * H
+            for direction in range(D):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {
+                    f"weight_ih{suffix}": (3 * H, layer_input),
+                    f"weight_hh{suffix}": (3 * H, H),
+                }
+                if self.bias:
+                    shapes[f"bias_ih{suffix}"] = (3 * H,)
+                    shapes[f"bias_hh{suffix}"] = (3 * H,)
+                for name, shape in shapes.items():
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                self._flat_weights_names.extend(shapes)
+                self._all_weights.append(list(shapes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter from U(−1/√H, 1/√H), in torch.nn.GRU's order.
+
+        With the same seed, ``gru.GRU`` and ``torch.nn.GRU`` of the same configuration start
+        from identical weights.
+        """
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters per layer and direction, as torch.nn.GRU.all_weights."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """Kept for compatibility with torch.nn.GRU; the weights need no flattening here."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        return s
+
+    def _layer_weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        names = self._all_weights[index]
+        w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
+        if not self.bias:
+            return w_ih, w_hh, None, None
+        return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
+
+    # --- forward ---------------------------------------------------------------------------
+
+    def forward(self, input, hx: Tensor | None = None, *, lengths=None):
+        """See the class docstring for shapes: returns ``(output, h_n)``."""
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError(
+                    "GRU.forward: lengths must be None for a PackedSequence, which carries its "
+                    "own lengths"
+                )
+            return self._forward_packed(input, hx)
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                "GRU.forward: input must be a torch.Tensor or a PackedSequence, "
+                f"got {type(input).__name__}"
+            )
+        weight = self.weight_ih_l0
+        _check_float_input("GRU.forward", "input", input, weight)
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"GRU.forward: input must be 3-D {layout} (batch_first={self.batch_first}) or "
+                f"2-D (T, I) unbatched, got {input.dim()}-D with shape {tuple(input.shape)}"
+            )
+        _check_features("GRU.forward", input, self.input_size, layout)
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        T, B = x.shape[:2]
+        if T == 0:
+            raise ValueError(f"GRU.forward: input has no time steps (shape {tuple(input.shape)})")
+        h0 = self._check_hx(hx, B, batched, weight)
+        if lengths is not None:
+            if not batched:
+                raise ValueError("GRU.forward: lengths needs batched input, got 2-D input")
+            lengths = self._check_lengths(lengths, T, B)
+
+        output, h_n = self._run(x, h0, lengths)
+        if batched and self.batch_first:
+            output = output.transpose(0, 1)
+        if not batched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+        return output, h_n
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        weight = self.weight_ih_l0
+        _check_float_input("GRU.forward", "input.data", data, weight)
+        if data.dim() != 2:
+            raise ValueError(
+                "GRU.forward: a PackedSequence's data must be 2-D (sum of lengths, I), "
+                f"got shape {tuple(data.shape)}"
+            )
+        _check_features("GRU.forward", data, self.input_size, "(sum of lengths, I)")
+        lengths = self._packed_lengths(batch_sizes, data.shape[0])
+        T, B = len(batch_sizes), int(batch_sizes[0])
+        h0 = self._check_hx(hx, B, True, weight)
+        if sorted_indices is not None:
+            h0 = h0.index_select(1, sorted_indices)
+
+        # Scatter the packed rows, stored time-major with the longest sequences first, into a
+        # padded (T, B, I) tensor and back: row j of data is the j-th True of `mask`.
+        mask = torch.arange(B).unsqueeze(0) < batch_sizes.unsqueeze(1)  # (T, B)
+        rows = mask.flatten().nonzero().squeeze(1).to(data.device)  # (N,)
+        x = data.new_zeros(T * B, data.shape[1]).index_copy(0, rows, data)
+        output, h_n = self._run(x.view(T, B, -1), h0, lengths)
+        out_data = output.reshape(T * B, -1).index_select(0, rows)  # (N, D·H)
+        if unsorted_indices is not None:
+            h_n = h_n.index_select(1, unsorted_indices)
+        return PackedSequence(out_data, batch_sizes, sorted_indices, unsorted_indices), h_n
+
+    def _run(self, x: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Every layer and direction over x (T, B, I) -> (output (T, B, D·H), h_n (D·L, B, H))."""
+        D = 2 if self.bidirectional else 1
+        h_n = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(D):
+                index = layer * D + direction
+                out, h = ops.gru_sequence(
+                    layer_input,
+                    h0[index],
+                    *self._layer_weights(index),
+                    reset_after=self.reset_after,
+                    reverse=direction == 1,
+                    lengths=lengths,
+                )
+                outputs.append(out)
+                h_n.append(h)
+            layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)  # (T, B, D·H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        return layer_input, torch.stack(h_n)
+
+    def _check_hx(self, hx, B: int, batched: bool, weight: Tensor) -> Tensor:
+        D = 2 if self.bidirectional else 1
+        LD = self.num_layers * D
+        if hx is None:
+            return weight.new_zeros(LD, B, self.hidden_size)
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"GRU.forward: hx must be a torch.Tensor, got {type(hx).__name__}")
+        _check_float_input("GRU.forward", "hx", hx, weight)
+        expected = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)
+        if tuple(hx.shape) != expected:
+            what = "(num_layers * num_directions, batch, hidden_size)"
+            if not batched:
+                what = "(num_layers * num_directions, hidden_size) for unbatched input"
+            raise ValueError(
+                f"GRU.forward: hx must have shape {what} = {expected}, got {tuple(hx.shape)}"
+            )
+        return hx if batched else hx.unsqueeze(1)
+
+    @staticmethod
+    def _check_lengths(lengths, T: int, B: int) -> Tensor:
+        if not isinstance(lengths, Tensor):
+            lengths = torch.as_tensor(lengths)
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"GRU.forward: lengths must hold integers, got dtype {lengths.dtype}")
+        if tuple(lengths.shape) != (B,):
+            raise ValueError(
+                f"GRU.forward: lengths must have shape (batch,) = ({B},), "
+                f"got {tuple(lengths.shape)}"
+            )
+        lengths = lengths.to(device="cpu", dtype=torch.int64)
+        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+            raise ValueError(
+                f"GRU.forward: every length must be in [1, T={T}], "
+                f"got min {int(lengths.min())} and max {int(lengths.max())}"
+            )
+        return lengths
+
+    @staticmethod
+    def _packed_lengths(batch_sizes: Tensor, n_rows: int) -> Tensor:
+        """Each sequence's length, from a PackedSequence's batch_sizes, checked for consistency."""
+        if batch_sizes.dim() != 1 or len(batch_sizes) == 0:
+            raise ValueError(
+                "GRU.forward: a PackedSequence's batch_sizes must be a non-empty 1-D tensor, "
+                f"got shape {tuple(batch_sizes.shape)}"
+            )
+        if bool((batch_sizes < 1).any()) or bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
+            raise ValueError(
+                "GRU.forward: a PackedSequence's batch_sizes must be positive and non-increasing "
+                f"(sequences sorted longest first), got {batch_sizes.tolist()}"
+            )
+        if int(batch_sizes.sum()) != n_rows:
+            raise ValueError(
+                f"GRU.forward: a PackedSequence's batch_sizes sum to {int(batch_sizes.sum())} "
+                f"but its data has {n_rows} rows; build it with pack_padded_sequence"
+            )
+        B = int(batch_sizes[0])
+        return (torch.arange(B).unsqueeze(0) < batch_sizes.unsqueeze(1)).sum(0)  # (B,)
+
+    # --- conversion ------------------------------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, module: nn.GRU) -> GRU:
+        """A `gru.GRU` with the configuration and a copy of the weights of a `torch.nn.GRU`."""
+        from gru.interop.torch import from_torch  # interop sits above nn; imported on use
+
+        return from_torch(module)
+
+    def to_torch(self) -> nn.GRU:
+        """A `torch.nn.GRU` with this layer's configuration and a copy of its weights.
+
+        Raises ValueError for ``reset_after=False``, which torch.nn.GRU cannot compute.
+        """
+        from gru.interop.torch import to_torch
+
+        return to_torch(self)
+
+
+class GRUCell(nn.Module):
+    __doc__ = (
+        r"""A gated recurrent unit cell, a drop-in replacement for `torch.nn.GRUCell`.
+
+It computes one step
+"""
+        + _EQUATIONS
+        + r"""
+Args:
+    input_size: I, the number of features of x.
+    hidden_size: H, the number of features of h.
+    bias: if False, the cell has no b_ih and b_hh. Default True.
+    device, dtype: where and as what the parameters are created.
+    reset_after: which convention computes n (see above). Default True, as torch.nn.GRUCell.
+
+Parameters, gates packed in rows ``[r | z | n]``, initialized from U(−1/√H, 1/√H):
+    weight_ih: (3H, I), weight_hh: (3H, H), bias_ih: (3H,), bias_hh: (3H,)
+
+Inputs: ``input, hx=None`` with input (B, I) or (I,), hx (B, H) or (H,) (zeros when None).
+Output: h' of the same batch shape as hx, (B, H) or (H,).
+"""
+    )
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        reset_after: bool = True,
+    ) -> None:
+        super().__init__()
+        self.input_size = _check_size("GRUCell", "input_size", input_size)
+        self.hidden_size = _check_size("GRUCell", "hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.reset_after = bool(reset_after)
+        factory = {"device": device, "dtype": dtype}
+        H = self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, self.input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **factory))
+        if self.bias:
+            self.bias_ih = nn.Parameter(torch.empty(3 * H, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(3 * H, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter from U(−1/√H, 1/√H), in torch.nn.GRUCell's order."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        return s
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"GRUCell.forward: input must be a torch.Tensor, got {type(input).__name__}"
+            )
+        _check_float_input("GRUCell.forward", "input", input, self.weight_ih)
+        if input.dim() not in (1, 2):
+            raise ValueError(
+                "GRUCell.forward: input must be 2-D (B, I) or 1-D (I,) unbatched, "
+                f"got {input.dim()}-D with shape {tuple(input.shape)}; for sequences use gru.GRU"
+            )
+        _check_features("GRUCell.forward", input, self.input_size, "(B, I)")
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        if hx is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+        else:
+            if not isinstance(hx, Tensor):
+                raise TypeError(
+                    f"GRUCell.forward: hx must be a torch.Tensor, got {type(hx).__name__}"
+                )
+            _check_float_input("GRUCell.forward", "hx", hx, self.weight_ih)
+            if tuple(hx.shape) != expected:
+                raise ValueError(
+                    f"GRUCell.forward: hx must have shape {expected} to match input of shape "
+                    f"{tuple(input.shape)}, got {tuple(hx.shape)}"
+                )
+            h = hx if batched else hx.unsqueeze(0)
+        h_new = ops.gru_cell(
+            x,
+            h,
+            self.weight_ih,
+            self.weight_hh,
+            self.bias_ih,
+            self.bias_hh,
+            reset_after=self.reset_after,
+        )
+        return h_new if batched else h_new.squeeze(0)
+
+    @classmethod
+    def from_torch(cls, module: nn.GRUCell) -> GRUCell:
+        """A `gru.GRUCell` with the configuration and a copy of the weights of a torch one."""
+        from gru.interop.torch import cell_from_torch
+
+        return cell_from_torch(module)
+
+    def to_torch(self) -> nn.GRUCell:
+        """A `torch.nn.GRUCell` copy; ValueError for ``reset_after=False``."""
+        from gru.interop.torch import cell_to_torch
+
+        return cell_to_torch(self)
