@@ -22,13 +22,31 @@ _NO_RESET_BEFORE = (
 )
 
 
-def _factory(module: nn.Module) -> dict:
-    p = next(module.parameters())
-    return {"device": p.device, "dtype": p.dtype}
+def _gru_config(module) -> tuple:
+    """Constructor arguments shared by torch.nn.GRU and gru.GRU, in their common order."""
+    return (
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        module.bias,
+        module.batch_first,
+        float(module.dropout),
+        module.bidirectional,
+    )
 
 
-def _copy_weights(source: nn.Module, target: nn.Module) -> nn.Module:
-    """Load a copy of source's parameters into target, which was built on the meta device."""
+def _cell_config(module) -> tuple:
+    return (module.input_size, module.hidden_size, module.bias)
+
+
+def _rebuild(source: nn.Module, cls: type, config: tuple) -> nn.Module:
+    """``cls(*config)`` holding a copy of source's parameters, with its dtype and device.
+
+    The target is built on the meta device (no memory, no random numbers drawn for weights
+    about to be replaced), then given copies of the source's tensors.
+    """
+    with torch.device("meta"):
+        target = cls(*config, dtype=next(source.parameters()).dtype)
     state = {k: v.detach().clone() for k, v in source.state_dict().items()}
     target.load_state_dict(state, assign=True)
     for p_src, p_dst in zip(source.parameters(), target.parameters(), strict=True):
@@ -40,18 +58,7 @@ def from_torch(module: nn.GRU) -> GRU:
     """A `gru.GRU` with the configuration and a copy of the weights of a `torch.nn.GRU`."""
     if not isinstance(module, nn.GRU):
         raise TypeError(f"from_torch: module must be a torch.nn.GRU, got {type(module).__name__}")
-    with torch.device("meta"):  # no memory and no random numbers for weights about to be replaced
-        target = GRU(
-            module.input_size,
-            module.hidden_size,
-            module.num_layers,
-            module.bias,
-            module.batch_first,
-            float(module.dropout),
-            module.bidirectional,
-            dtype=_factory(module)["dtype"],
-        )
-    return _copy_weights(module, target)
+    return _rebuild(module, GRU, _gru_config(module))
 
 
 def to_torch(module: GRU) -> nn.GRU:
@@ -60,18 +67,7 @@ def to_torch(module: GRU) -> nn.GRU:
         raise TypeError(f"to_torch: module must be a gru.GRU, got {type(module).__name__}")
     if not module.reset_after:
         raise ValueError(_NO_RESET_BEFORE.format(owner="GRU.to_torch", cls="GRU"))
-    with torch.device("meta"):
-        target = nn.GRU(
-            module.input_size,
-            module.hidden_size,
-            module.num_layers,
-            module.bias,
-            module.batch_first,
-            module.dropout,
-            module.bidirectional,
-            dtype=_factory(module)["dtype"],
-        )
-    return _copy_weights(module, target)
+    return _rebuild(module, nn.GRU, _gru_config(module))
 
 
 def cell_from_torch(module: nn.GRUCell) -> GRUCell:
@@ -80,11 +76,7 @@ def cell_from_torch(module: nn.GRUCell) -> GRUCell:
         raise TypeError(
             f"cell_from_torch: module must be a torch.nn.GRUCell, got {type(module).__name__}"
         )
-    with torch.device("meta"):
-        target = GRUCell(
-            module.input_size, module.hidden_size, module.bias, dtype=_factory(module)["dtype"]
-        )
-    return _copy_weights(module, target)
+    return _rebuild(module, GRUCell, _cell_config(module))
 
 
 def cell_to_torch(module: GRUCell) -> nn.GRUCell:
@@ -93,8 +85,4 @@ def cell_to_torch(module: GRUCell) -> nn.GRUCell:
         raise TypeError(f"cell_to_torch: module must be a gru.GRUCell, got {type(module).__name__}")
     if not module.reset_after:
         raise ValueError(_NO_RESET_BEFORE.format(owner="GRUCell.to_torch", cls="GRUCell"))
-    with torch.device("meta"):
-        target = nn.GRUCell(
-            module.input_size, module.hidden_size, module.bias, dtype=_factory(module)["dtype"]
-        )
-    return _copy_weights(module, target)
+    return _rebuild(module, nn.GRUCell, _cell_config(module))
