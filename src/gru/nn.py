@@ -98,6 +98,9 @@ Args:
     bidirectional: if True, D = 2 directions. Default False.
     device, dtype: where and as what the parameters are created.
     reset_after: which convention computes n_t (see above). Default True, as torch.nn.GRU.
+    backend: how the recurrence is computed: "fused" (the compiled CPU engine, CPU tensors
+        only), "torch" (composed torch operations, any device), or "auto" (default: the engine
+        for CPU tensors, torch operations elsewhere). All give the same results.
 
 Parameters (k = layer; the reverse direction's names end in ``_reverse``), gates packed in
 rows ``[r | z | n]``, each initialized from U(−1/√H, 1/√H) as in torch.nn.GRU:
@@ -131,8 +134,12 @@ Outputs: ``(output, h_n)``
         dtype=None,
         *,
         reset_after: bool = True,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        if backend not in ops.BACKENDS:
+            raise ValueError(f"GRU: backend must be one of {ops.BACKENDS}, got {backend!r}")
+        self.backend = backend
         self.input_size = _check_size("GRU", "input_size", input_size)
         self.hidden_size = _check_size("GRU", "hidden_size", hidden_size)
         self.num_layers = _check_size("GRU", "num_layers", num_layers)
@@ -206,6 +213,8 @@ Outputs: ``(output, h_n)``
             s += ", bidirectional=True"
         if not self.reset_after:
             s += ", reset_after=False"
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
         return s
 
     def _layer_weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
@@ -303,6 +312,7 @@ Outputs: ``(output, h_n)``
                     reset_after=self.reset_after,
                     reverse=direction == 1,
                     lengths=lengths,
+                    backend=self.backend,
                 )
                 outputs.append(out)
                 h_n.append(h)

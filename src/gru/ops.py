@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["gru_cell", "gru_sequence"]
+__all__ = ["BACKENDS", "gru_cell", "gru_sequence"]
+
+BACKENDS = ("auto", "fused", "torch")
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) -> Tensor:
@@ -70,6 +72,7 @@ def gru_sequence(
     reset_after: bool = True,
     reverse: bool = False,
     lengths: Tensor | None = None,
+    backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Run one GRU layer in one direction over x (T, B, I) from h0 (B, H).
 
