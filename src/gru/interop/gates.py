@@ -1,0 +1,50 @@
+"""The one gate-order table: how each framework orders the three gate blocks along its 3H axis.
+
+Every weight and bias of a GRU stacks the blocks of its three gates along one axis of size 3H.
+The frameworks agree on the gates but not on their order:
+
+    framework   order        weights
+    gru, torch  r, z, n      weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,)
+    keras       z, r, h      kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,) or (2, 3H)
+    onnx        z, r, h      W (D, 3H, I), R (D, 3H, H), B (D, 6H) = [Wb | Rb]
+
+Keras and ONNX call the candidate state h (h~ in the papers) where torch calls it n; it is the
+same gate, written ``n`` in this table. Every converter reorders blocks with `reorder` and
+nothing else, so a gate can only be misplaced here, in one line, and a test reads this table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gru.reference import GATES
+
+__all__ = ["ORDER", "reorder"]
+
+ORDER: dict[str, tuple[str, str, str]] = {
+    "gru": GATES,  # ("r", "z", "n"), the packing of gru.GRU
+    "torch": ("r", "z", "n"),
+    "keras": ("z", "r", "n"),
+    "onnx": ("z", "r", "n"),
+}
+"""Order of the gate blocks along the 3H axis, per framework."""
+
+
+def reorder(array: np.ndarray, source: str, target: str, axis: int = 0) -> np.ndarray:
+    """Permute the three gate blocks of ``array`` along ``axis`` from ``source``'s order to
+    ``target``'s (names of `ORDER`). ``array.shape[axis]`` must be 3H. Returns a new array."""
+    array = np.asarray(array)
+    if source not in ORDER or target not in ORDER:
+        raise ValueError(
+            f"reorder: source and target must be among {sorted(ORDER)}, got {source!r} and "
+            f"{target!r}"
+        )
+    size = array.shape[axis]
+    if size % 3:
+        raise ValueError(
+            f"reorder: axis {axis} must hold three gate blocks (a multiple of 3), got size "
+            f"{size} in shape {array.shape}"
+        )
+    blocks = np.split(array, 3, axis=axis)
+    by_gate = dict(zip(ORDER[source], blocks, strict=True))
+    return np.concatenate([by_gate[gate] for gate in ORDER[target]], axis=axis)

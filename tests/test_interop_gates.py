@@ -1,0 +1,41 @@
+"""gru.interop.gates: the gate-order table and the one function that applies it."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gru import reference
+from gru.interop.gates import ORDER, reorder
+
+
+def blocks(order, H=2, extra=3):
+    """A (3H, extra) array whose gate block g is filled with the code of g's name."""
+    return np.concatenate([np.full((H, extra), ord(g), float) for g in order])
+
+
+def test_table_states_the_known_orders():
+    assert ORDER["gru"] == reference.GATES == ("r", "z", "n")
+    assert ORDER["torch"] == ("r", "z", "n")
+    assert ORDER["keras"] == ORDER["onnx"] == ("z", "r", "n")
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.permutations(ORDER, 2)))
+def test_reorder_moves_each_block_to_its_gate_and_back(source, target):
+    a = blocks(ORDER[source])
+    moved = reorder(a, source, target)
+    np.testing.assert_array_equal(moved, blocks(ORDER[target]))
+    np.testing.assert_array_equal(reorder(moved, target, source), a)
+
+
+def test_reorder_along_another_axis():
+    a = np.arange(2 * 6).reshape(2, 6)  # (I, 3H) with H = 2, as a Keras kernel
+    out = reorder(a, "keras", "gru", axis=1)
+    np.testing.assert_array_equal(out, a[:, [2, 3, 0, 1, 4, 5]])
+
+
+def test_reorder_refuses_unknown_frameworks_and_sizes():
+    with pytest.raises(ValueError, match=r"reorder: source and target must be among .*got 'tf'"):
+        reorder(np.zeros(6), "tf", "gru")
+    with pytest.raises(ValueError, match=r"reorder: axis 0 must hold three gate blocks .*got size 4 in shape \(4, 2\)"):
+        reorder(np.zeros((4, 2)), "keras", "gru")
