@@ -11,15 +11,18 @@ The frameworks agree on the gates but not on their order:
 Keras and ONNX call the candidate state h (h~ in the papers) where torch calls it n; it is the
 same gate, written ``n`` in this table. Every converter reorders blocks with `reorder` and
 nothing else, so a gate can only be misplaced here, in one line, and a test reads this table.
+`gru_from_packed` then builds the layer from arrays in this packing, for every converter.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from gru.nn import GRU
 from gru.reference import GATES
 
-__all__ = ["ORDER", "reorder"]
+__all__ = ["ORDER", "gru_from_packed", "reorder"]
 
 ORDER: dict[str, tuple[str, str, str]] = {
     "gru": GATES,  # ("r", "z", "n"), the packing of gru.GRU
@@ -48,3 +51,47 @@ def reorder(array: np.ndarray, source: str, target: str, axis: int = 0) -> np.nd
     blocks = np.split(array, 3, axis=axis)
     by_gate = dict(zip(ORDER[source], blocks, strict=True))
     return np.concatenate([by_gate[gate] for gate in ORDER[target]], axis=axis)
+
+
+def gru_from_packed(
+    weights: list[tuple],
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bias: bool,
+    batch_first: bool,
+    bidirectional: bool,
+    reset_after: bool,
+    dtype: torch.dtype,
+) -> GRU:
+    """A `gru.GRU` holding ``weights``, one ``(w_ih (3H, I), w_hh (3H, H), b_ih, b_hh)`` tuple of
+    packed NumPy arrays per layer and direction (layer-major, forward first), biases None when
+    ``bias`` is False. Built on the meta device, so no random numbers are drawn."""
+    with torch.device("meta"):
+        module = GRU(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            reset_after=reset_after,
+            dtype=dtype,
+        )
+    if len(weights) != len(module._all_weights):
+        raise ValueError(
+            f"gru_from_packed: expected {len(module._all_weights)} (layer, direction) weight "
+            f"tuples, got {len(weights)}"
+        )
+    state = {}
+    for names, arrays in zip(module._all_weights, weights, strict=True):
+        for name, array in zip(names, arrays, strict=False):
+            expected = tuple(getattr(module, name).shape)
+            if np.shape(array) != expected:
+                raise ValueError(
+                    f"gru_from_packed: {name} must have shape {expected}, got {np.shape(array)}"
+                )
+            state[name] = torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+    module.load_state_dict(state, assign=True)
+    return module.requires_grad_(True)
