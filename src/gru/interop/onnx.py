@@ -160,7 +160,8 @@ def _export_keras_model(g: _Graph, model: KerasModel):
     helper = g.helper
     steps = list(model)
     if isinstance(steps[0], nn.Embedding):
-        inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, ["batch", "time"])]
+        dims = ["batch", "time"]
+        inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, dims)]
     else:
         first = steps[0].layer if isinstance(steps[0], Recurrent) else None
         gru = first.gru if isinstance(first, GoBackwards) else first
@@ -175,6 +176,7 @@ def _export_keras_model(g: _Graph, model: KerasModel):
     for step in steps:
         if isinstance(step, nn.Embedding):
             x = g.one("Gather", [g.constant("embedding", step.weight.detach().numpy()), x], axis=0)
+            dims = [*dims, step.embedding_dim]  # (B, T, E)
         elif isinstance(step, Recurrent):
             backwards = isinstance(step.layer, GoBackwards)
             gru = step.layer.gru if backwards else step.layer
@@ -193,15 +195,19 @@ def _export_keras_model(g: _Graph, model: KerasModel):
                     ],
                 )
             y, y_h = _gru_nodes(g, gru, x, lengths=None, h0=None)
+            D = 2 if gru.bidirectional else 1
             if step.return_sequences:
                 x = g.one("Transpose", [y], perm=[1, 0, 2])  # (B, T, D·H)
+                dims = [*dims[:2], D * gru.hidden_size]
             else:
                 last = g.one("Transpose", [y_h[-1]], perm=[1, 0, 2])  # (B, D, H)
                 x = g.one("Reshape", [last, g.constant("shape", np.array([0, -1], np.int64))])
+                dims = [dims[0], D * gru.hidden_size]  # (B, D·H)
         elif isinstance(step, nn.Linear):
             x = g.one("MatMul", [x, g.constant("kernel", step.weight.detach().numpy().T)])
             if step.bias is not None:
                 x = g.one("Add", [x, g.constant("bias", step.bias.detach().numpy())])
+            dims = [*dims[:-1], step.out_features]
         elif isinstance(step, nn.Softmax):
             x = g.one("Softmax", [x], axis=-1)
         elif type(step) in _ACTIVATIONS:
@@ -211,7 +217,7 @@ def _export_keras_model(g: _Graph, model: KerasModel):
         else:
             raise ValueError(f"export_onnx: cannot export a {type(step).__name__} step")
     g.nodes.append(helper.make_node("Identity", [x], ["output"]))
-    return inputs, [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)]
+    return inputs, [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)]
 
 
 def export_onnx(
