@@ -44,5 +44,7 @@ def test_a_failing_writer_creates_nothing(tmp_path):
 
 
 def test_a_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"atomic_write: the folder of .*nope.* does not exist"):
+    with pytest.raises(
+        FileNotFoundError, match=r"atomic_write: the folder of .*nope.* does not exist"
+    ):
         atomic_write(tmp_path / "nope" / "out.bin", lambda f: f.write(b""))

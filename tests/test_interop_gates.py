@@ -37,5 +37,8 @@ def test_reorder_along_another_axis():
 def test_reorder_refuses_unknown_frameworks_and_sizes():
     with pytest.raises(ValueError, match=r"reorder: source and target must be among .*got 'tf'"):
         reorder(np.zeros(6), "tf", "gru")
-    with pytest.raises(ValueError, match=r"reorder: axis 0 must hold three gate blocks .*got size 4 in shape \(4, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"reorder: axis 0 must hold three gate blocks .*got size 4 in shape \(4, 2\)",
+    ):
         reorder(np.zeros((4, 2)), "keras", "gru")

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gru {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_convert(commands)
     train = commands.add_parser("train", help="train a model on a task")
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
 
@@ -77,10 +78,33 @@ def _train_adding(args) -> int:
     return 0
 
 
+def _add_convert(commands) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="move a GRU's weights between Keras, ONNX, PyTorch and safetensors files",
+        description="Read the GRU in SOURCE and write it to DEST, each format chosen by the "
+        "file's extension: .keras, .weights.h5, .h5 (Keras 2, read only), .onnx, .safetensors, "
+        ".pt (a torch.nn.GRU state dict, loaded without pickle). Both conventions convert "
+        "exactly; DEST is written atomically.",
+    )
+    convert.add_argument("source", metavar="SOURCE", help="file to read")
+    convert.add_argument("dest", metavar="DEST", help="file to write")
+    convert.add_argument("--layer", help="name of the Keras layer, when SOURCE has several")
+
+
+def _convert(args) -> int:
+    from gru.interop.convert import convert
+
+    print(convert(args.source, args.dest, layer=args.layer))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``gru`` command line with ``argv`` (default: sys.argv[1:]); return the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "convert":
+            return _convert(args)
         if args.command == "train" and args.task == "adding":
             return _train_adding(args)
     except (ValueError, TypeError, FileNotFoundError) as error:

@@ -1,0 +1,250 @@
+"""One GRU layer from any supported file to any other, chosen by file extension.
+
+This is what ``gru convert SOURCE DEST`` runs. Formats, by the end of the file name:
+
+    .keras        Keras 3 archive (read and written: a Sequential model of the GRU layers)
+    .weights.h5   Keras 3 weights (read and written)
+    .h5           Keras 2 model or weights (read only)
+    .onnx         ONNX model with GRU nodes (read and written)
+    .safetensors  the state dict of a gru.GRU, its configuration in the header's metadata
+    .pt           a torch.nn.GRU state dict, loaded with torch.load(weights_only=True): no
+                  pickled code runs; the torch convention (reset after), not batch first
+
+Every file is written atomically: on any error nothing is written and an existing destination
+is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gru._io import atomic_write
+from gru.interop.keras import GoBackwards, from_keras, save_keras
+from gru.interop.onnx import export_onnx, load_onnx
+from gru.nn import GRU
+
+__all__ = ["Conversion", "convert", "load_safetensors", "read", "save_safetensors", "write"]
+
+_CONFIG_KEYS = (
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "bias",
+    "batch_first",
+    "bidirectional",
+    "reset_after",
+)
+_FORMATS = {
+    ".keras": "Keras 3 archive",
+    ".weights.h5": "Keras 3 weights",
+    ".h5": "Keras 2 HDF5",
+    ".onnx": "ONNX",
+    ".safetensors": "safetensors",
+    ".pt": "PyTorch state dict",
+}
+_WRITTEN = (".keras", ".weights.h5", ".onnx", ".safetensors", ".pt")
+
+
+def _format(owner: str, path: Path, allowed) -> str:
+    name = path.name.lower()
+    for ext in _FORMATS:  # .weights.h5 is tried before .h5
+        if name.endswith(ext):
+            if ext not in allowed:
+                raise ValueError(
+                    f"{owner}: {str(path)!r}: {_FORMATS[ext]} files are read, not written; "
+                    f"write one of {', '.join(allowed)}"
+                )
+            return ext
+    raise ValueError(
+        f"{owner}: {str(path)!r} has no known extension; expected one of {', '.join(allowed)}"
+    )
+
+
+# --- safetensors and .pt ------------------------------------------------------------------
+
+
+def save_safetensors(module: GRU, path) -> Path:
+    """Write a `gru.GRU`'s parameters (names as in its state dict) to a ``.safetensors`` file,
+    with its configuration as the header's metadata, atomically."""
+    from safetensors.torch import save
+
+    if not isinstance(module, GRU):
+        raise TypeError(f"save_safetensors: module must be a gru.GRU, got {type(module).__name__}")
+    metadata = {key: json.dumps(getattr(module, key)) for key in _CONFIG_KEYS}
+    metadata["format"] = "pt"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    data = save(tensors, metadata=metadata)
+    return atomic_write(path, lambda file: file.write(data))
+
+
+def load_safetensors(path) -> GRU:
+    """The `gru.GRU` written by `save_safetensors` (its configuration read from the metadata)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    where = f"load_safetensors: {str(path)!r}"
+    if not path.is_file():
+        raise FileNotFoundError(f"load_safetensors: no such file {str(path)!r}")
+    try:
+        with safe_open(os.fspath(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"{where}: is not a safetensors file ({error})") from None
+    missing = [key for key in _CONFIG_KEYS if key not in metadata]
+    if missing:
+        raise ValueError(
+            f"{where}: its metadata lacks {', '.join(missing)}; it was not written by "
+            "gru (save_safetensors), so the layer's configuration is unknown"
+        )
+    try:
+        config = {key: json.loads(metadata[key]) for key in _CONFIG_KEYS}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: unreadable metadata ({error})") from None
+    return _from_state_dict(tensors, config, where)
+
+
+def _from_state_dict(tensors: dict, config: dict, where: str) -> GRU:
+    dtypes = {t.dtype for t in tensors.values()}
+    if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+        raise ValueError(f"{where}: the tensors must share one floating dtype, got {dtypes}")
+    with torch.device("meta"):
+        module = GRU(**config, dtype=next(iter(dtypes)))
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != got:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        raise ValueError(
+            f"{where}: does not hold the parameters of gru.GRU({module.extra_repr()}): "
+            f"missing {missing}, unexpected {extra}, wrong shape "
+            f"{[(k, got[k], expected[k]) for k in wrong]}"
+        )
+    module.load_state_dict(tensors, assign=True)
+    return module.requires_grad_(True)
+
+
+def _load_pt(path: Path) -> GRU:
+    where = f"read: {str(path)!r}"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{where}: is not a PyTorch file (torch.save writes a zip archive)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{where}: cannot be loaded with weights_only=True, so it needs pickle to run code "
+            f"from the file, which gru refuses ({first}); save model.state_dict() instead"
+        ) from None
+    except (RuntimeError, EOFError) as error:
+        raise ValueError(f"{where}: is not a PyTorch file ({error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"{where}: must hold a state dict (names to tensors), got {type(state).__name__}"
+        )
+    if "weight_ih_l0" not in state or "weight_hh_l0" not in state:
+        raise ValueError(
+            f"{where}: is not the state dict of a torch.nn.GRU (no weight_ih_l0 / weight_hh_l0; "
+            f"keys {sorted(state)[:6]})"
+        )
+    config = {
+        "input_size": state["weight_ih_l0"].shape[1],
+        "hidden_size": state["weight_hh_l0"].shape[1],
+        "num_layers": sum(
+            1 for key in state if key.startswith("weight_ih_l") and "_reverse" not in key
+        ),
+        "bias": "bias_ih_l0" in state,
+        "batch_first": False,
+        "bidirectional": "weight_ih_l0_reverse" in state,
+        "reset_after": True,  # the only convention torch.nn.GRU computes
+    }
+    return _from_state_dict(dict(state), config, where)
+
+
+def _save_pt(module: GRU, path: Path) -> Path:
+    if not module.reset_after:
+        raise ValueError(
+            f"write: {str(path)!r}: a .pt state dict is read as a torch.nn.GRU, which computes "
+            "only reset_after=True; this layer has reset_after=False (write .safetensors, "
+            ".onnx or .keras instead)"
+        )
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return atomic_write(path, lambda file: torch.save(state, file))
+
+
+# --- any format ---------------------------------------------------------------------------
+
+
+def read(path, *, layer: str | None = None) -> GRU | GoBackwards:
+    """The GRU held by a file of any supported format (``layer`` picks a Keras layer)."""
+    path = Path(path)
+    ext = _format("read", path, _FORMATS)
+    if not path.is_file():
+        raise FileNotFoundError(f"read: no such file {str(path)!r}")
+    if layer is not None and ext not in (".keras", ".weights.h5", ".h5"):
+        raise ValueError(f"read: layer= picks a layer of a Keras file, not of {str(path)!r}")
+    if ext in (".keras", ".weights.h5", ".h5"):
+        return from_keras(path, layer=layer)
+    if ext == ".onnx":
+        return load_onnx(path)
+    if ext == ".safetensors":
+        return load_safetensors(path)
+    return _load_pt(path)
+
+
+def write(module: GRU | GoBackwards, path) -> Path:
+    """Write a GRU in the format its file name says (atomically) and return the path."""
+    path = Path(path)
+    ext = _format("write", path, _WRITTEN)
+    if ext in (".keras", ".weights.h5"):
+        return save_keras(module, path)
+    if isinstance(module, GoBackwards):
+        raise ValueError(
+            f"write: {str(path)!r}: this is a Keras GRU with go_backwards=True, which only a "
+            "Keras file represents; write .keras or .weights.h5"
+        )
+    if ext == ".onnx":
+        return export_onnx(module, path)
+    if ext == ".safetensors":
+        return save_safetensors(module, path)
+    return _save_pt(module, path)
+
+
+@dataclass
+class Conversion:
+    """What `convert` did."""
+
+    source: Path
+    dest: Path
+    module: GRU | GoBackwards
+
+    def __str__(self) -> str:
+        gru = self.module.gru if isinstance(self.module, GoBackwards) else self.module
+        kind = "GoBackwards(gru.GRU" if isinstance(self.module, GoBackwards) else "gru.GRU"
+        close = "))" if isinstance(self.module, GoBackwards) else ")"
+        return (
+            f"converted {self.source} ({_FORMATS[_format('convert', self.source, _FORMATS)]}) "
+            f"to {self.dest} ({_FORMATS[_format('convert', self.dest, _WRITTEN)]}): "
+            f"{kind}({gru.extra_repr()}{close}"
+        )
+
+
+def convert(source, dest, *, layer: str | None = None) -> Conversion:
+    """Read the GRU in ``source`` and write it to ``dest``, each format chosen by extension.
+
+    The destination's format is checked before anything is read; nothing is written unless the
+    whole conversion succeeds.
+    """
+    source, dest = Path(source), Path(dest)
+    _format("convert", dest, _WRITTEN)
+    module = read(source, layer=layer)
+    write(module, dest)
+    return Conversion(source, dest, module)

@@ -1,0 +1,173 @@
+"""gru.interop.convert and `gru convert`: any supported file to any other, exactly, atomically."""
+
+import itertools
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import gru
+from checks import assert_close
+from gru.cli import main
+from gru.interop.convert import convert, load_safetensors, read, save_safetensors, write
+
+T, B, I, H = 6, 2, 3, 4
+
+
+def same_layer(a, b):
+    assert a.extra_repr() == b.extra_repr()
+    for (name, p), (name_b, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert name == name_b and torch.equal(p, q), name
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"num_layers": 2, "bidirectional": True, "batch_first": True},
+        {"reset_after": False, "bias": False},
+        {"dtype": torch.float64, "reset_after": False},
+    ],
+)
+def test_safetensors_round_trip_is_exact(kw, tmp_path):
+    torch.manual_seed(0)
+    ours = gru.GRU(I, H, **kw)
+    save_safetensors(ours, tmp_path / "gru.safetensors")
+    back = load_safetensors(tmp_path / "gru.safetensors")
+    same_layer(back, ours)
+    assert back.weight_ih_l0.dtype == ours.weight_ih_l0.dtype
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_a_chain_through_every_format_is_exact(reset_after, tmp_path, capsys):
+    torch.manual_seed(1)
+    ours = gru.GRU(I, H, 2, batch_first=True, bidirectional=True, reset_after=reset_after)
+    if not reset_after:  # Keras keeps one bias (b_ih + b_hh); give the layer that form
+        for name, p in ours.named_parameters():
+            if name.startswith("bias_hh"):
+                p.data.zero_()
+    save_safetensors(ours, tmp_path / "a.safetensors")
+    chain = ["a.safetensors", "b.onnx", "c.keras", "d.weights.h5", "e.safetensors"]
+    for source, dest in itertools.pairwise(chain):
+        assert main(["convert", str(tmp_path / source), str(tmp_path / dest)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"converted {tmp_path / source} (") and str(tmp_path / dest) in out
+        assert "gru.GRU(3, 4, num_layers=2" in out
+    same_layer(read(tmp_path / "e.safetensors"), ours)
+
+    x = torch.randn(B, T, I)
+    session = ort.InferenceSession(str(tmp_path / "b.onnx"), providers=["CPUExecutionProvider"])
+    (output,) = session.run(["output"], {"input": x.numpy()})
+    with torch.no_grad():
+        assert_close(output, ours(x)[0], what="ONNX written by gru convert")
+
+
+def test_torch_state_dict_in_and_out(tmp_path, capsys):
+    torch.manual_seed(2)
+    theirs = torch.nn.GRU(I, H, 2, bidirectional=True)
+    torch.save(theirs.state_dict(), tmp_path / "theirs.pt")
+    assert main(["convert", str(tmp_path / "theirs.pt"), str(tmp_path / "ours.onnx")]) == 0
+    assert "(PyTorch state dict) to" in capsys.readouterr().out
+    x = torch.randn(T, B, I)
+    session = ort.InferenceSession(str(tmp_path / "ours.onnx"), providers=["CPUExecutionProvider"])
+    (output,) = session.run(["output"], {"input": x.numpy()})
+    with torch.no_grad():
+        assert_close(output, theirs(x)[0], what="torch.nn.GRU through gru convert")
+    convert(tmp_path / "ours.onnx", tmp_path / "back.pt")
+    state = torch.load(tmp_path / "back.pt", weights_only=True)
+    assert state.keys() == theirs.state_dict().keys()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(state[key], value), key
+
+
+def test_go_backwards_stays_in_keras_files(tmp_path):
+    from gru.interop.keras import GoBackwards
+
+    module = GoBackwards(gru.GRU(I, H, batch_first=True))
+    write(module, tmp_path / "back.keras")
+    again = read(tmp_path / "back.keras")
+    assert isinstance(again, GoBackwards)
+    with pytest.raises(
+        ValueError,
+        match=r"write: '.*x\.onnx': this is a Keras GRU with go_backwards=True, which only a Keras file represents",
+    ):
+        convert(tmp_path / "back.keras", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_bad_sources_are_named_and_nothing_is_written(tmp_path, capsys):
+    dest = tmp_path / "dest.onnx"
+    dest.write_bytes(b"precious")
+
+    torch.save(torch.nn.GRU(I, H), tmp_path / "pickled.pt")  # a whole module: needs pickle
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "linear.pt")
+    (tmp_path / "fake.onnx").write_bytes(b"\x00\x01not onnx")
+    (tmp_path / "fake.pt").write_text("just text")
+    (tmp_path / "fake.safetensors").write_text("just text")
+    save_safetensors(gru.GRU(I, H), tmp_path / "named_wrong.onnx")
+    cases = [
+        (
+            "pickled.pt",
+            r"'.*pickled\.pt': cannot be loaded with weights_only=True, so it needs pickle to run code from the file, which gru refuses",
+        ),
+        (
+            "linear.pt",
+            r"'.*linear\.pt': is not the state dict of a torch\.nn\.GRU \(no weight_ih_l0 / weight_hh_l0; keys \['bias', 'weight'\]\)",
+        ),
+        ("fake.pt", r"'.*fake\.pt': is not a PyTorch file \(torch\.save writes a zip archive\)"),
+        ("fake.onnx", r"load_onnx: '.*fake\.onnx': is not an ONNX model"),
+        ("named_wrong.onnx", r"load_onnx: '.*named_wrong\.onnx': is not an ONNX model"),
+        ("fake.safetensors", r"load_safetensors: '.*fake\.safetensors': is not a safetensors file"),
+        (
+            "model.txt",
+            r"read: '.*model\.txt' has no known extension; expected one of \.keras, \.weights\.h5, \.h5, \.onnx, \.safetensors, \.pt",
+        ),
+    ]
+    for source, message in cases:
+        with pytest.raises(ValueError, match=message):
+            convert(tmp_path / source, dest)
+        assert dest.read_bytes() == b"precious"
+    with pytest.raises(FileNotFoundError, match=r"read: no such file '.*absent\.pt'"):
+        convert(tmp_path / "absent.pt", dest)
+
+    # The command line reports the same errors with exit code 2.
+    assert main(["convert", str(tmp_path / "pickled.pt"), str(dest)]) == 2
+    assert "gru: error: read: " in capsys.readouterr().err
+    assert dest.read_bytes() == b"precious"
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".")]
+    assert leftovers == []
+
+
+def test_bad_destinations_are_refused_before_reading(tmp_path):
+    with pytest.raises(
+        ValueError,
+        match=r"convert: '.*out\.h5': Keras 2 HDF5 files are read, not written; write one of \.keras, \.weights\.h5, \.onnx, \.safetensors, \.pt",
+    ):
+        convert(tmp_path / "absent.pt", tmp_path / "out.h5")
+    with pytest.raises(ValueError, match=r"convert: '.*out\.bin' has no known extension"):
+        convert(tmp_path / "absent.pt", tmp_path / "out.bin")
+    with pytest.raises(
+        ValueError,
+        match=r"write: '.*cho\.pt': a \.pt state dict is read as a torch\.nn\.GRU, which computes only reset_after=True",
+    ):
+        write(gru.GRU(I, H, reset_after=False), tmp_path / "cho.pt")
+    assert os.listdir(tmp_path) == []
+
+
+def test_safetensors_without_our_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"weight_ih_l0": torch.zeros(3 * H, I)}, str(tmp_path / "bare.safetensors"))
+    with pytest.raises(
+        ValueError,
+        match=r"'.*bare\.safetensors': its metadata lacks input_size, hidden_size, num_layers, bias, batch_first, bidirectional, reset_after; it was not written by gru",
+    ):
+        load_safetensors(tmp_path / "bare.safetensors")
+    ours = gru.GRU(I, H)
+    save_safetensors(ours, tmp_path / "ok.safetensors")
+    np.testing.assert_array_equal(
+        load_safetensors(tmp_path / "ok.safetensors").weight_hh_l0.detach().numpy(),
+        ours.weight_hh_l0.detach().numpy(),
+    )
