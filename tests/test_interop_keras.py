@@ -24,6 +24,7 @@ from gru.interop.keras import (
     save_keras,
     to_keras_weights,
 )
+from gru.interop.onnx import export_onnx
 
 # Keras 3.15's Variable.numpy() calls np.array(self) on a torch-backed variable whose __array__
 # has no copy= keyword; NumPy 2 warns. The warning is Keras' own, about its internals.
@@ -322,6 +323,42 @@ def test_imdb_model_loads_with_identical_predictions(tmp_path):
         actual = ours(torch.from_numpy(tokens)).numpy()
     assert_close(actual, expected, what="IMDB predictions")
 
+    # And on to ONNX Runtime: the same predictions from the exported graph.
+    import onnxruntime as ort
+
+    export_onnx(ours, tmp_path / "imdb.onnx")
+    session = ort.InferenceSession(str(tmp_path / "imdb.onnx"), providers=["CPUExecutionProvider"])
+    (from_onnx,) = session.run(["output"], {"input": tokens})
+    assert_close(from_onnx, expected, what="IMDB predictions through ONNX")
+
+
+def test_masked_padding_anywhere_matches_keras(tmp_path):
+    # Embedding(mask_zero=True): Keras skips token 0 wherever it stands.
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(30, I, mask_zero=True),
+            keras.layers.Bidirectional(keras.layers.GRU(H, return_sequences=True)),
+            keras.layers.Dense(6, activation="tanh"),
+            keras.layers.GRU(H, reset_after=False),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    randomize(model)
+    tokens = np.random.default_rng(5).integers(1, 30, size=(5, 8))
+    tokens[0, :3] = 0  # pre-padding, as keras.utils.pad_sequences writes by default
+    tokens[1, 5:] = 0  # post-padding
+    tokens[2, [1, 4, 6]] = 0  # padding in the middle
+    tokens[3] = 0  # padding only
+    expected = keras.ops.convert_to_numpy(model(tokens.astype("int32")))
+    model.save(tmp_path / "masked.keras")
+    ours = load_model(tmp_path / "masked.keras")
+    assert ours.mask_zero
+    with torch.no_grad():
+        assert_close(ours(torch.from_numpy(tokens)), expected, what="masked model")
+    with pytest.raises(ValueError, match=r"export_onnx: this KerasModel masks token 0"):
+        export_onnx(ours, tmp_path / "masked.onnx")
+
 
 def test_functional_chain_with_every_supported_layer(tmp_path):
     tokens = keras.Input((None,), dtype="int32")
@@ -354,13 +391,28 @@ def test_load_model_refuses_what_it_cannot_convert(tmp_path):
     masked = keras.Sequential(
         [
             keras.Input((None,), dtype="int32"),
-            keras.layers.Embedding(9, 3, mask_zero=True, name="emb"),
-            keras.layers.GRU(H),
+            keras.layers.Embedding(9, 3, mask_zero=True),
+            keras.layers.GRU(H, return_sequences=True),
         ]
     )
     masked.save(tmp_path / "masked.keras")
-    with pytest.raises(ValueError, match=r"layer 'emb': Embedding mask_zero=True"):
+    with pytest.raises(
+        ValueError, match=r"the mask of Embedding mask_zero=True reaches the model's output"
+    ):
         load_model(tmp_path / "masked.keras")
+    backwards = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(9, 3, mask_zero=True),
+            keras.layers.GRU(H, go_backwards=True, name="back"),
+        ]
+    )
+    backwards.save(tmp_path / "backwards.keras")
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'back' has go_backwards=True after an Embedding with mask_zero=True",
+    ):
+        load_model(tmp_path / "backwards.keras")
     dense = keras.Sequential(
         [
             keras.Input((None, I)),

@@ -877,8 +877,12 @@ class Recurrent(nn.Module):
         self.layer = layer
         self.return_sequences = bool(return_sequences)
 
-    def forward(self, x: Tensor) -> Tensor:
-        output, h_n = self.layer(x)  # (B, T, D·H), (L·D, B, H)
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x (B, T, I) -> (B, T, D·H) or (B, D·H); ``lengths`` (B,) as for `gru.GRU`."""
+        if lengths is None:
+            output, h_n = self.layer(x)  # (B, T, D·H), (L·D, B, H)
+        else:
+            output, h_n = self.layer(x, lengths=lengths)
         if self.return_sequences:
             return output
         gru = self.layer.gru if isinstance(self.layer, GoBackwards) else self.layer
@@ -890,7 +894,37 @@ class KerasModel(nn.Sequential):
     """A Keras model made of Embedding, GRU, Bidirectional(GRU), Dense and Dropout layers, as
     PyTorch modules in the same order: `torch.nn.Embedding`, `Recurrent`, `torch.nn.Linear`
     followed by its activation, `torch.nn.Dropout`. Built by `load_model`; it computes what the
-    Keras model computes on the same (batch-first) input."""
+    Keras model computes on the same (batch-first) input.
+
+    ``mask_zero=True`` is a first Embedding with Keras' ``mask_zero=True``: token id 0 is
+    padding, wherever it stands, and the GRU layers skip it (a skipped step leaves the state as
+    it was) until the first one without return_sequences, which consumes the mask. That equals
+    moving each row's real tokens to the front, in order, and running the GRU layers with
+    their count as ``lengths``, which is how it is computed here (every step in between works
+    per time step, so it commutes with the move). A row of padding only gives the zero state.
+    """
+
+    def __init__(self, *steps: nn.Module, mask_zero: bool = False) -> None:
+        super().__init__(*steps)
+        self.mask_zero = bool(mask_zero)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not self.mask_zero:
+            return super().forward(input)
+        keep = input != 0  # (B, T)
+        lengths = keep.sum(1)  # (B,)
+        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # (B, T)
+        x = input.gather(1, order)  # each row's real tokens first, in their order
+        masked = True
+        for step in self:
+            if masked and isinstance(step, Recurrent):
+                x = step(x, lengths=lengths.clamp(min=1))
+                if not step.return_sequences:  # this layer consumes the mask
+                    x = x * (lengths > 0).unsqueeze(1).to(x.dtype)  # (B, D·H)
+                    masked = False
+            else:
+                x = step(x)
+        return x
 
 
 def _dense(layer: _Layer, where: str) -> list[nn.Module]:
@@ -930,11 +964,6 @@ def _embedding(layer: _Layer, where: str) -> nn.Module:
     config = layer.config
     where = f"{where}: layer {layer.name!r}"
     _check_dtype(where, config)
-    if config.get("mask_zero", False):
-        raise ValueError(
-            f"{where}: Embedding mask_zero=True makes every later layer skip padded steps, "
-            "which this conversion does not reproduce; save the model with mask_zero=False"
-        )
     if len(layer.weights) != 1 or np.ndim(layer.weights[0]) != 2:
         raise ValueError(
             f"{where}: an Embedding has one (input_dim, output_dim) table, got shapes "
@@ -963,10 +992,21 @@ def load_model(path) -> KerasModel:
             "a .keras archive or a Keras 2 .h5 model (use from_keras for a single GRU)"
         )
     steps: list[nn.Module] = []
+    mask_zero = masked = False  # masked: between mask_zero=True and the GRU consuming it
     for layer in layers:
+        if masked:
+            _check_masked(layer, where)
+        if layer.kind == "Embedding" and layer.config.get("mask_zero", False):
+            if steps:
+                raise ValueError(
+                    f"{where}: layer {layer.name!r}: an Embedding with mask_zero=True must be "
+                    "the model's first layer"
+                )
+            mask_zero = masked = True
         if layer.kind in _RECURRENT:
             recurrent = _recurrent(layer, where)
             steps.append(Recurrent(_build([recurrent], where), bool(recurrent.return_sequences)))
+            masked = masked and bool(recurrent.return_sequences)
         elif layer.kind == "Embedding":
             steps.append(_embedding(layer, where))
         elif layer.kind == "Dense":
@@ -980,4 +1020,20 @@ def load_model(path) -> KerasModel:
             )
     if not steps:
         raise ValueError(f"{where}: the model has no layers")
-    return KerasModel(*steps).eval()
+    if masked:
+        raise ValueError(
+            f"{where}: the mask of Embedding mask_zero=True reaches the model's output (no GRU "
+            "without return_sequences consumes it), where Keras' values at padded steps are not "
+            "reproduced; refusing to convert approximately"
+        )
+    return KerasModel(*steps, mask_zero=mask_zero).eval()
+
+
+def _check_masked(layer: _Layer, where: str) -> None:
+    """Refuse what the masked part of a model (after Embedding mask_zero=True, up to the GRU
+    that consumes the mask) does not compute exactly by moving the padding to the end."""
+    if layer.kind == "GRU" and layer.config.get("go_backwards", False):
+        raise ValueError(
+            f"{where}: layer {layer.name!r} has go_backwards=True after an Embedding with "
+            "mask_zero=True, which is not supported; refusing to convert approximately"
+        )

@@ -158,6 +158,11 @@ def _export_keras_model(g: _Graph, model: KerasModel):
     from onnx import TensorProto
 
     helper = g.helper
+    if model.mask_zero:
+        raise ValueError(
+            "export_onnx: this KerasModel masks token 0 (Keras mask_zero=True), which the "
+            "exported graph does not compute"
+        )
     steps = list(model)
     if isinstance(steps[0], nn.Embedding):
         dims = ["batch", "time"]
