@@ -24,8 +24,10 @@ this around a `gru.GRU`: it flips the input in time and returns the outputs as c
 
 Anything that cannot be represented exactly is refused with a ValueError naming the layer and
 the setting: an activation other than tanh, a recurrent activation other than sigmoid, a
-dtype policy other than float32/float64, a Bidirectional merge mode other than concat, masking,
-or a layer type that is not Embedding, GRU, Bidirectional(GRU), Dense or Dropout.
+dtype policy other than float32/float64, a Bidirectional merge mode other than concat, a layer
+type that is not Embedding, GRU, Bidirectional(GRU), Dense or Dropout, and an Embedding
+``mask_zero=True`` whose mask reaches the model's output or a go_backwards GRU (see
+`KerasModel` for the masks that are reproduced).
 """
 
 from __future__ import annotations
