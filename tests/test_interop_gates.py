@@ -4,9 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from gru import reference
-from gru.interop.gates import ORDER, reorder
+from gru.interop.gates import ORDER, gru_from_packed, reorder
 
 
 def blocks(order, H=2, extra=3):
@@ -42,3 +43,41 @@ def test_reorder_refuses_unknown_frameworks_and_sizes():
         match=r"reorder: axis 0 must hold three gate blocks .*got size 4 in shape \(4, 2\)",
     ):
         reorder(np.zeros((4, 2)), "keras", "gru")
+
+
+def test_gru_from_packed_builds_the_layer_and_checks_every_shape():
+    rng = np.random.default_rng(0)
+    H, I = 2, 3
+    weights = [(rng.normal(size=(3 * H, I)), rng.normal(size=(3 * H, H)), None, None)]
+    layer = gru_from_packed(
+        weights,
+        input_size=I,
+        hidden_size=H,
+        num_layers=1,
+        bias=False,
+        batch_first=True,
+        bidirectional=False,
+        reset_after=False,
+        dtype=torch.float64,
+    )
+    assert layer.extra_repr() == "3, 2, bias=False, batch_first=True, reset_after=False"
+    np.testing.assert_array_equal(layer.weight_hh_l0.detach().numpy(), weights[0][1])
+    assert layer.weight_ih_l0.requires_grad and layer.weight_ih_l0.device.type == "cpu"
+    config = dict(
+        input_size=I,
+        hidden_size=H,
+        num_layers=1,
+        bias=False,
+        batch_first=False,
+        bidirectional=False,
+        reset_after=True,
+        dtype=torch.float32,
+    )
+    with pytest.raises(
+        ValueError, match=r"gru_from_packed: weight_hh_l0 must have shape \(6, 2\), got \(6, 3\)"
+    ):
+        gru_from_packed([(weights[0][0], np.zeros((3 * H, 3)), None, None)], **config)
+    with pytest.raises(
+        ValueError, match=r"gru_from_packed: expected 2 \(layer, direction\) weight tuples, got 1"
+    ):
+        gru_from_packed(weights, **{**config, "bidirectional": True})

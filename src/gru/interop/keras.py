@@ -575,6 +575,8 @@ def _legacy_layers(h5, where: str) -> tuple[list[_Layer], bool]:
     """The layers of a Keras 2 ``.h5`` file (a whole model or save_weights), and whether it has
     the model's configuration."""
     root = h5["model_weights"] if "model_weights" in h5 else h5
+    if "layer_names" not in root.attrs:
+        raise ValueError(f"{where}: its model_weights group has no layer_names attribute")
     weights = {}
     for layer_name in root.attrs["layer_names"]:
         layer_name = _attr_text(layer_name)
