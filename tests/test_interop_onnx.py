@@ -86,19 +86,21 @@ def test_exported_graph_without_optional_inputs(tmp_path):
     assert_close(output, ours(x)[0], what="output")
 
 
-def test_torch_nn_gru_through_onnx_keeps_reset_after():
+def test_torch_nn_gru_through_onnx_keeps_reset_after(tmp_path):
     # The case of pytorch/pytorch#189225: an nn.GRU exported must say linear_before_reset=1.
     torch.manual_seed(1)
     theirs = torch.nn.GRU(I, H, 2, batch_first=True).eval()
-    ours = gru.GRU.from_torch(theirs)
-    path = export_onnx(ours, os.path.join(os.environ.get("TMPDIR", "/tmp"), "torch_gru_test.onnx"))
-    try:
-        x = torch.randn(B, T, I)
-        (output,) = session(path).run(["output"], {"input": x.numpy()})
-        with torch.no_grad():
-            assert_close(output, theirs(x)[0], what="torch.nn.GRU through ONNX")
-    finally:
-        os.remove(path)
+    path = export_onnx(gru.GRU.from_torch(theirs), tmp_path / "torch_gru.onnx")
+    assert [
+        helper.get_attribute_value(a)
+        for n in gru_nodes(path)
+        for a in n.attribute
+        if a.name == "linear_before_reset"
+    ] == [1, 1]
+    x = torch.randn(B, T, I)
+    (output,) = session(path).run(["output"], {"input": x.numpy()})
+    with torch.no_grad():
+        assert_close(output, theirs(x)[0], what="torch.nn.GRU through ONNX")
 
 
 def keras_like_model():
