@@ -1,32 +1,54 @@
+"""gru.training.fit: the loop reaches known answers, checkpoints, resumes exactly, stops early."""
+
+import copy
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from gru.training import TrainConfig, fit
+from checks import assert_close
+from gru import checkpoint
+from gru.training import TrainConfig, _epoch_batches, _lr_factor, fit
 
 
-def test_fit_reaches_the_known_minimum_of_a_linear_problem():
+def linear_problem():
     torch.manual_seed(0)
     x = torch.randn(256, 3)
     y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.25
+    return x, y
+
+
+def test_fit_reaches_the_known_minimum_of_a_linear_problem():
+    x, y = linear_problem()
     model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
     lines = []
-    history = fit(
+    result = fit(
         model,
         F.mse_loss,
-        lambda epoch: list(zip(x.split(32), y.split(32), strict=True)),
-        TrainConfig(epochs=60, lr=0.05, quiet=False),
+        (x, y),
+        TrainConfig(epochs=60, batch_size=32, lr=0.05),
         evaluate=lambda m: {"mse": F.mse_loss(m(x), y).item()},
         log=lines.append,
     )
+    history = result.history
     assert len(history) == 60 and len(lines) == 60
     assert history[0]["mse"] > 1.0
     assert history[-1]["mse"] < 1e-4  # the noise-free optimum is 0
-    assert lines[-1].startswith("epoch 60  train_loss ")
+    assert lines[-1].startswith("epoch 60/60  train_loss ")
+    assert result.steps == 60 * 8 and result.best_epoch == 60 and not result.stopped_early
     assert torch.allclose(model[0].weight, torch.tensor([[1.0, -2.0, 0.5]]), atol=1e-2)
+    assert model[0].bias.item() == pytest.approx(0.25, abs=1e-2)
 
 
-def test_fit_quiet_logs_nothing_and_clips_gradients():
+def test_quiet_logs_nothing_and_gradients_are_clipped():
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.0)
@@ -34,9 +56,272 @@ def test_fit_quiet_logs_nothing_and_clips_gradients():
     fit(
         model,
         lambda out, target: (out * 1e6).sum(),
-        lambda epoch: [(torch.ones(1, 1), torch.ones(1))],
-        TrainConfig(epochs=1, lr=0.1, clip_grad_norm=1.0, quiet=True),
+        (torch.ones(1, 1), torch.ones(1)),
+        TrainConfig(epochs=1, lr=0.1, clip_grad_norm=1.0),
+        quiet=True,
         log=lines.append,
     )
     assert lines == []
     assert model.weight.grad.norm().item() == pytest.approx(1.0, rel=1e-6)  # raw norm was 1e6
+
+
+def test_cosine_schedule_and_warm_up():
+    x, y = linear_problem()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    config = TrainConfig(epochs=4, batch_size=64, lr=0.1, schedule="cosine")
+    history = fit(model, F.mse_loss, (x, y), config, quiet=True).history
+    # After epoch e of 4 (4 steps each) the factor is (1 + cos(π e / 4)) / 2.
+    expected = [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4)]
+    assert [h["lr"] for h in history] == pytest.approx(expected, abs=1e-9)
+    factor = _lr_factor(TrainConfig(schedule="linear", warmup=0.25), total_steps=8)
+    assert [factor(s) for s in range(9)] == pytest.approx(
+        [0.5, 1.0, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0]
+    )
+
+
+def test_early_stopping_keeps_the_best_epochs_weights():
+    x, y = linear_problem()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    scores, snapshots = iter([0.5, 0.7, 0.6, 0.65, 0.9]), []
+
+    def evaluate(m):
+        snapshots.append(copy.deepcopy(m.state_dict()))
+        return {"val_score": next(scores)}
+
+    config = TrainConfig(
+        epochs=5, batch_size=64, lr=0.01, monitor="val_score", patience=2, restore_best=True
+    )
+    lines = []
+    result = fit(model, F.mse_loss, (x, y), config, evaluate=evaluate, log=lines.append)
+    assert len(result.history) == 4 and result.stopped_early and result.best_epoch == 2
+    assert "early stop: no better val_score for 2 epochs" in lines[-1]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[1][name])
+    with pytest.raises(ValueError, match=r"monitor='val_nope' is not among the epoch's metrics"):
+        fit(model, F.mse_loss, (x, y), TrainConfig(epochs=1, monitor="val_nope"), quiet=True)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"optimizer": "sgd"}, r"optimizer must be one of \('adam', 'adamw'\), got 'sgd'"),
+        ({"epochs": 0}, r"epochs must be a positive int, got 0"),
+        ({"warmup": 1.0}, r"warmup must be a fraction in \[0, 1\), got 1.0"),
+        ({"patience": 2}, r"patience and restore_best need a metric to monitor"),
+    ],
+)
+def test_bad_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings).check()
+
+
+def test_batches_depend_on_seed_and_epoch_only_shard_and_bucket():
+    config = TrainConfig(batch_size=8, seed=3)
+    one = _epoch_batches(100, config, 1, 0, 1, None)
+    assert sorted(torch.cat(one).tolist()) == list(range(100))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(one, _epoch_batches(100, config, 1, 0, 1, None), strict=True)
+    )
+    assert not torch.equal(torch.cat(one), torch.cat(_epoch_batches(100, config, 2, 0, 1, None)))
+    shards = [torch.cat(_epoch_batches(100, config, 1, r, 2, None)).tolist() for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
+    lengths = torch.randint(1, 400, (1000,), generator=torch.Generator().manual_seed(0))
+    bucketed = _epoch_batches(1000, TrainConfig(batch_size=16), 1, 0, 1, lengths)
+    assert sorted(torch.cat(bucketed).tolist()) == list(range(1000))
+    spread = torch.tensor([float(lengths[b].max() - lengths[b].min()) for b in bucketed])
+    assert spread.mean() < 40  # random batches of 16 would spread over ~350
+
+
+def small_dropout_model():
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 16),
+        torch.nn.Dropout(0.3),
+        torch.nn.Tanh(),
+        torch.nn.Linear(16, 1),
+        torch.nn.Flatten(0),
+    )
+
+
+def test_resume_after_a_crash_ends_with_the_same_weights_and_history(tmp_path):
+    """A run stopped mid-epoch and resumed equals one never stopped, dropout RNG included."""
+    x, y = linear_problem()
+    config = TrainConfig(
+        epochs=3, batch_size=32, lr=0.01, optimizer="adamw", schedule="cosine", seed=5
+    )
+    evaluate = lambda m: {"val_mse": F.mse_loss(m(x), y).item()}
+    runs = {}
+    for name in ("straight", "crashed"):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        checkpoint.save_config(runs[name], {"task": "toy"})
+    straight = small_dropout_model()
+    expected = fit(
+        straight,
+        F.mse_loss,
+        (x, y),
+        config,
+        evaluate=evaluate,
+        run_dir=runs["straight"],
+        checkpoint_every=3,
+        quiet=True,
+    )
+
+    steps = []
+
+    def crash_at_step_13(output, target):
+        steps.append(1)
+        if len(steps) == 13:  # epoch 2, step 5 of 8; the last checkpoint was at step 12
+            raise KeyboardInterrupt
+        return torch.tensor(0.0)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            small_dropout_model(),
+            F.mse_loss,
+            (x, y),
+            config,
+            evaluate=evaluate,
+            metrics={"x": crash_at_step_13},
+            run_dir=runs["crashed"],
+            checkpoint_every=3,
+            quiet=True,
+        )
+    _, state = checkpoint.load_training_state(
+        runs["crashed"], checkpoint.load_config(runs["crashed"])
+    )
+    assert (state["loop"]["epoch"], state["loop"]["step_in_epoch"]) == (2, 4)
+
+    resumed_model = small_dropout_model()
+    lines = []
+    resumed = fit(
+        resumed_model,
+        F.mse_loss,
+        (x, y),
+        config,
+        evaluate=evaluate,
+        run_dir=runs["crashed"],
+        resume=True,
+        checkpoint_every=3,
+        log=lines.append,
+    )
+    assert lines[0] == f"resuming {runs['crashed']} at epoch 2, step 4 of 8"
+    assert resumed.resumed_at_step == 12 and resumed.steps == expected.steps == 24
+    for name, value in straight.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+    drop = ("seconds", "train_x")  # the crashed run's metric, which the resumed run lacks
+    assert [{k: v for k, v in h.items() if k not in drop} for h in resumed.history] == [
+        {k: v for k, v in h.items() if k not in drop} for h in expected.history
+    ]
+
+    # Resuming a finished run trains nothing more.
+    again = fit(
+        small_dropout_model(),
+        F.mse_loss,
+        (x, y),
+        config,
+        run_dir=runs["crashed"],
+        resume=True,
+        quiet=True,
+    )
+    assert again.steps == 24 and len(again.history) == 3
+
+
+def test_a_run_folder_gets_weights_history_curves_and_checkpoint(tmp_path):
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    result = fit(
+        model,
+        F.mse_loss,
+        (x, y),
+        TrainConfig(epochs=2, batch_size=64),
+        evaluate=lambda m: {"val_mse": 1.0},
+        run_dir=tmp_path,
+        quiet=True,
+    )
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "checkpoint.safetensors",
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "training_curves.png",
+    ]
+    assert json.loads((tmp_path / "metrics.json").read_text())["history"] == result.history
+    assert (tmp_path / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = checkpoint.load_model_state(tmp_path)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_same_seed_gives_the_same_weights():
+    x, y = linear_problem()
+    config = TrainConfig(epochs=2, batch_size=16, seed=7)
+    a, b = small_dropout_model(), small_dropout_model()
+    fit(a, F.mse_loss, (x, y), config, quiet=True)
+    fit(b, F.mse_loss, (x, y), config, quiet=True)
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+TINY = [
+    "--limit",
+    "1000",
+    "--num-words",
+    "300",
+    "--maxlen",
+    "20",
+    "--embedding-dim",
+    "8",
+    "--hidden-size",
+    "8",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "2",
+    "--checkpoint-every",
+    "7",
+    "--quiet",
+]
+
+
+def test_kill_minus_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRU_TRACE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "gru", "train", "sentiment", *TINY]
+    subprocess.run(
+        [*command, "--out", str(tmp_path / "straight")], env=env, check=True, cwd=tmp_path
+    )
+
+    trace = tmp_path / "trace-rank0.jsonl"
+    trace.unlink()
+    victim = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (trace.exists() and len(trace.read_text().splitlines()) >= 10):  # 100 steps/epoch
+        assert victim.poll() is None and time.monotonic() < deadline, "the run ended too early"
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    killed = tmp_path / "killed"
+    _, state = checkpoint.load_training_state(killed, checkpoint.load_config(killed))
+    assert state["loop"]["epoch"] == 1 and state["loop"]["step_in_epoch"] % 7 == 0
+    assert 0 < state["loop"]["step_in_epoch"] < 100  # killed mid-epoch
+    assert not (killed / "model.safetensors").exists()  # no epoch had finished
+
+    subprocess.run(
+        [sys.executable, "-m", "gru", "train", "sentiment", "--resume", str(killed), "--quiet"],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    )
+    for name in ("model.safetensors", "checkpoint.safetensors"):
+        want = safetensors.torch.load_file(tmp_path / "straight" / name)
+        got = safetensors.torch.load_file(killed / name)
+        weights = [k for k in want if not k.startswith(("rng/", "optimizer/"))]
+        assert weights, name
+        for key in weights:
+            assert_close(got[key], want[key], what=f"{name}: {key}")
+    history = [
+        json.loads((tmp_path / r / "metrics.json").read_text())["history"]
+        for r in ("straight", "killed")
+    ]
+    assert [h["val_accuracy"] for h in history[0]] == [h["val_accuracy"] for h in history[1]]
