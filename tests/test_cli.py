@@ -1,8 +1,13 @@
 """The command line, run in-process through main([...])."""
 
+import hashlib
+import json
+import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gru import __version__
@@ -10,49 +15,302 @@ from gru.cli import main
 from gru.tasks import adding
 from gru.training import TrainConfig
 
+TINY = ["--limit", "300", "--num-words", "300", "--maxlen", "20", "--embedding-dim", "4", "--hidden-size", "4", "--epochs", "2", "--quiet"]  # fmt: skip
 
-def test_train_adding_beats_the_mean_baseline(capsys):
-    code = main(
-        [
-            "train",
-            "adding",
-            "--seq-len",
-            "10",
-            "--n-train",
-            "3000",
-            "--n-test",
-            "500",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "32",
-            "--lr",
-            "0.01",
-            "--quiet",
-        ]
-    )
-    out = capsys.readouterr().out
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of ``gru argv``."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def folder_digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "sentiment"
+    assert main(["train", "sentiment", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def test_train_adding_beats_the_mean_baseline(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "train", "adding", "--seq-len", 10, "--n-train", 3000, "--n-test", 500,
+        "--epochs", 3, "--batch-size", 32, "--lr", 0.01, "--quiet", "--out", tmp_path / "a",
+    )  # fmt: skip
     assert code == 0
     words = out.split()
     mse, baseline = float(words[words.index("MSE") + 1]), float(words[words.index("baseline") + 1])
     assert baseline == pytest.approx(1 / 6, abs=0.03)
     assert mse < baseline / 4
+    assert f"run folder: {tmp_path / 'a'}" in out
+    assert (tmp_path / "a" / "model.safetensors").is_file()
+    model = adding.load(tmp_path / "a")
+    assert model.rnn.hidden_size == 32
 
 
 def test_adding_task_from_python_records_history():
     config = adding.AddingConfig(
-        seq_len=8,
-        hidden_size=8,
-        n_train=256,
-        n_test=64,
-        batch_size=64,
-        train=TrainConfig(epochs=2, lr=0.01, quiet=True),
-    )
-    result = adding.run(config)
+        seq_len=8, hidden_size=8, n_train=256, n_test=64,
+        train=TrainConfig(epochs=2, batch_size=64, lr=0.01),
+    )  # fmt: skip
+    result = adding.run(config, quiet=True)
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.test_mse == result.history[-1]["test_mse"]
-    again = adding.run(config)
+    again = adding.run(config, quiet=True)
     assert again.test_mse == result.test_mse  # seeded: the same run twice gives the same result
+
+
+def test_train_sentiment_reports_accuracy_time_and_run_folder(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "train", "sentiment", *TINY, "--torch-layer", "--out", tmp_path / "t"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"run folder: {tmp_path / 't'}"
+    assert lines[1].startswith("time: 2 epochs, ") and lines[1].endswith("with torch.nn.GRU")
+    assert lines[2].startswith("test accuracy: ") and "on 300 reviews (weights of epoch" in lines[2]
+    assert "--data aclImdb_v1.tar.gz" in out  # how to train on the full dataset
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert f"test accuracy: {metrics['test']['accuracy']:.4f}" in out
+
+
+def test_the_default_run_folder_is_new_under_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert run(capsys, "train", "sentiment", *TINY, "--epochs", 1)[0] == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("sentiment-") for f in folders)
+
+
+def test_resume_a_finished_run_and_refuse_a_changed_one(capsys, run_dir):
+    before = folder_digest(run_dir)
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    code, out, _ = run(capsys, "train", "sentiment", "--resume", run_dir, "--quiet")
+    assert code == 0 and "test accuracy:" in out
+    assert json.loads((run_dir / "metrics.json").read_text())["history"] == history
+    code, _, err = run(capsys, "train", "sentiment", "--resume", run_dir, "--epochs", 3)
+    assert code == 2
+    assert "was trained with a different configuration: train.epochs was 2, now 3" in err
+    code, _, err = run(capsys, "train", "sentiment", "--resume", run_dir, "--preset", "strong")
+    assert code == 2 and "bidirectional was False, now True" in err
+    assert folder_digest(run_dir)["model.safetensors"] == before["model.safetensors"]
+
+
+# --- predict and evaluate ----------------------------------------------------------------------
+
+
+def test_predict_texts_and_a_file(capsys, run_dir, tmp_path):
+    code, out, _ = run(capsys, "predict", "--run", run_dir, "this movie was wonderful", "dull")
+    assert code == 0
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [line[2] for line in lines] == ["this movie was wonderful", "dull"]
+    for label, p, _ in lines:
+        assert label == ("positive" if float(p) > 0.5 else "negative") and 0 < float(p) < 1
+    texts = tmp_path / "texts.txt"
+    texts.write_text("this movie was wonderful\nawful\n")
+    code, from_file, _ = run(capsys, "predict", "--run", run_dir, "--file", texts)
+    assert code == 0 and from_file.splitlines()[0] == out.splitlines()[0]
+
+
+def test_evaluate_on_the_sample(capsys, run_dir):
+    code, out, _ = run(capsys, "evaluate", "--run", run_dir, "--data", "sample")
+    assert code == 0 and out.startswith("accuracy 0.") and "on 5,000 reviews of sample" in out
+
+
+def test_every_command_documents_its_options(capsys):
+    for argv, options in (
+        (["train", "sentiment"], ["--out", "--epochs", "--batch-size", "--lr", "--seed", "--backend", "--resume", "--checkpoint-every", "--quiet", "--data", "--preset", "--torch-layer"]),
+        (["train", "adding"], ["--out", "--resume", "--checkpoint-every", "--backend", "--seq-len"]),
+        (["predict"], ["--run", "--file", "TEXT"]),
+        (["evaluate"], ["--run", "--data"]),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert all(option in text for option in options), argv
+
+
+# --- bad input: a message and exit code 2, nothing overwritten ----------------------------------
+
+
+def keras_npz(path, **overrides):
+    ids = np.empty(2, dtype=object)
+    ids[:] = [[1, 4], [1, 5, 6]]
+    arrays = {
+        "x_train": ids,
+        "y_train": np.array([0, 1]),
+        "x_test": ids,
+        "y_test": np.array([1, 0]),
+    }
+    arrays.update(overrides)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+def bad_data(tmp_path, kind):
+    if kind == "missing":
+        return tmp_path / "nowhere" / "aclImdb_v1.tar.gz"
+    if kind == "unreadable":
+        (tmp_path / "aclImdb_v1.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+        return tmp_path / "aclImdb_v1.tar.gz"
+    if kind == "npz keys":
+        return keras_npz(tmp_path / "imdb.npz", x_test=None)
+    if kind == "npz kind":
+        strings = np.empty(2, dtype=object)
+        strings[:] = ["a review", "another"]
+        return keras_npz(tmp_path / "imdb.npz", x_train=strings)
+    contents = {
+        "csv columns": "review,stars\ngood,5\n",
+        "empty text": "text,label\ngood,1\n,0\n",
+        "labels": "text,label\ngood,1\nbad,-1\n",
+    }
+    (tmp_path / "mine.csv").write_text(contents[kind])
+    return tmp_path / "mine.csv"
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", r"gru: error: data: '.*nowhere/aclImdb_v1.tar.gz' does not exist"),
+        (
+            "unreadable",
+            r"gru: error: data: cannot read '.*aclImdb_v1.tar.gz' as a .tar.gz/.tar.xz archive of aclImdb",
+        ),
+        (
+            "npz keys",
+            r"gru: error: data: '.*imdb.npz' has arrays x_train, y_test, y_train; expected x_train, y_train, x_test, y_test",
+        ),
+        (
+            "npz kind",
+            r"gru: error: data: x_train of '.*imdb.npz' must be a 1-D array of token-id lists .*; item 0 is a str",
+        ),
+        (
+            "csv columns",
+            r"gru: error: data: '.*mine.csv' has no column 'text', 'label'; its columns are 'review', 'stars'",
+        ),
+        ("empty text", r"gru: error: data: empty text in row 3 of '.*mine.csv' \(column 'text'\)"),
+        (
+            "labels",
+            r"gru: error: data: the labels in column 'label' of '.*mine.csv' must be binary, 0/1 or neg/pos \(negative/positive\), got '-1' \(row 3\)",
+        ),
+    ],
+)
+def test_bad_data_exits_2_with_a_message(capsys, tmp_path, run_dir, kind, message):
+    data = bad_data(tmp_path, kind)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "sentiment", *TINY, "--data", data, "--out", out)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert re.match(message, err), err
+    assert not out.exists()  # nothing written
+    code, _, err = run(capsys, "evaluate", "--run", run_dir, "--data", data)
+    assert code == 2 and re.match(message, err), err
+
+
+def damage(run_dir, tmp_path, kind):
+    """A copy of the run folder, damaged as ``kind`` says."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    model, config = copy / "model.safetensors", copy / "config.json"
+    if kind == "truncated model":
+        model.write_bytes(model.read_bytes()[:1000])
+    elif kind == "altered model":
+        data = bytearray(model.read_bytes())
+        data[-5] ^= 1
+        model.write_bytes(bytes(data))
+    elif kind == "truncated config":
+        config.write_text(config.read_text()[:50])
+    elif kind == "altered config":
+        config.write_text(config.read_text().replace('"hidden_size": 4', '"hidden_size": 5'))
+    elif kind == "altered vocabulary":
+        vocabulary = copy / "vocabulary.json"
+        vocabulary.write_text(vocabulary.read_text().replace('"the":1', '"the":2'))
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (
+            "truncated model",
+            r"gru: error: run: '.*copy/model.safetensors' is truncated or not a safetensors file",
+        ),
+        (
+            "altered model",
+            r"gru: error: run: '.*copy/model.safetensors' was altered: its tensors do not match the checksum",
+        ),
+        (
+            "truncated config",
+            r"gru: error: run: '.*copy/config.json' is not valid JSON \(truncated or altered\?\)",
+        ),
+        (
+            "altered config",
+            r"gru: error: run: config.json of '.*copy' does not match model.safetensors",
+        ),
+        ("altered vocabulary", r"gru: error: run: '.*copy/vocabulary.json' was altered"),
+    ],
+)
+def test_damaged_run_folders_exit_2_with_a_message_and_stay_as_they_were(
+    capsys, run_dir, tmp_path, kind, message
+):
+    copy = damage(run_dir, tmp_path, kind)
+    before = folder_digest(copy)
+    for argv in (
+        ["predict", "--run", copy, "good"],
+        ["evaluate", "--run", copy, "--data", "sample"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2
+        assert re.match(message, err), err
+    assert folder_digest(copy) == before
+
+
+def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
+    code, _, err = run(capsys, "predict", "--run", tmp_path, "good")
+    assert code == 2 and "is not a run folder: it has no config.json" in err
+    code, _, err = run(capsys, "predict", "--run", run_dir, "")
+    assert code == 2 and "gru: error: SentimentClassifier.predict: text 1 is empty" in err
+    (tmp_path / "texts.txt").write_text("good\n\nbad\n")
+    code, _, err = run(capsys, "predict", "--run", run_dir, "--file", tmp_path / "texts.txt")
+    assert code == 2 and "--file: line 2 of" in err and "is empty" in err
+    code, _, err = run(capsys, "train", "sentiment", *TINY, "--resume", tmp_path)
+    assert code == 2 and "is not a run folder" in err
+    before = folder_digest(run_dir)
+    code, _, err = run(capsys, "train", "sentiment", *TINY, "--out", run_dir)
+    assert code == 2 and "already exists and is not empty" in err
+    assert folder_digest(run_dir) == before
+    adding_run = tmp_path / "adding"
+    assert (
+        main(
+            [
+                "train",
+                "adding",
+                "--seq-len",
+                "4",
+                "--n-train",
+                "64",
+                "--n-test",
+                "16",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(adding_run),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code, _, err = run(capsys, "predict", "--run", adding_run, "good")
+    assert code == 2 and "is a 'adding' run, not a sentiment run" in err
 
 
 def test_bad_arguments_exit_2_with_a_message(capsys):
