@@ -13,6 +13,7 @@ import math
 import numbers
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -298,6 +299,18 @@ Outputs: ``(output, h_n)``
 
     def _run(self, x: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Every layer and direction over x (T, B, I) -> (output (T, B, D·H), h_n (D·L, B, H))."""
+        if x.device.type == "cuda" and self.reset_after and self.backend == "auto":
+            return ops.cudnn_stack(
+                x,
+                h0,
+                [getattr(self, n) for n in self._flat_weights_names],
+                num_layers=self.num_layers,
+                bias=self.bias,
+                dropout=self.dropout,
+                training=self.training,
+                bidirectional=self.bidirectional,
+                lengths=lengths,
+            )
         D = 2 if self.bidirectional else 1
         h_n = []
         layer_input = x
@@ -320,6 +333,16 @@ Outputs: ``(output, h_n)``
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, torch.stack(h_n)
+
+    # --- streaming -------------------------------------------------------------------------
+
+    def stream(self, batch_size: int = 1) -> GRUStream:
+        """A stateful one-step-at-a-time runner of this GRU, for generation and online use.
+
+        ``stream(x_t)`` advances every layer by one step and returns the top layer's output;
+        see `GRUStream`. The stream copies the weights now: make a new one after training.
+        """
+        return GRUStream(self, batch_size)
 
     def _check_hx(self, hx, B: int, batched: bool, weight: Tensor) -> Tensor:
         D = 2 if self.bidirectional else 1
@@ -396,6 +419,95 @@ Outputs: ``(output, h_n)``
         from gru.interop.torch import to_torch
 
         return to_torch(self)
+
+
+class GRUStream:
+    """Runs a `GRU` one time step at a time, keeping its state between calls.
+
+    ``stream(x_t)`` takes x_t of shape (batch_size, I), or (I,) when batch_size is 1, as a
+    torch tensor or a NumPy array, advances every layer by one step and returns the top
+    layer's h_t (batch_size, H) (or (H,)) of the same kind. No autograd; on the CPU engine a
+    step allocates nothing, and the returned array is a buffer that the next step overwrites
+    (copy it to keep it). ``state`` is h (num_layers, batch_size, H); ``reset()`` zeroes it.
+    A bidirectional GRU cannot stream: its reverse direction needs the whole sequence.
+    """
+
+    def __init__(self, module: GRU, batch_size: int = 1) -> None:
+        if module.bidirectional:
+            raise ValueError(
+                "GRU.stream: a bidirectional GRU cannot run one step at a time (its reverse "
+                "direction reads the sequence from the end); run it on whole sequences"
+            )
+        self.batch_size = _check_size("GRU.stream", "batch_size", batch_size)
+        self.input_size = module.input_size
+        weight = module.weight_ih_l0
+        with torch.no_grad():
+            state = weight.new_zeros(module.num_layers, batch_size, module.hidden_size)
+        layers = [module._layer_weights(i) for i in range(module.num_layers)]
+        self._stepper = ops.Stepper(
+            layers, state, reset_after=module.reset_after, backend=module.backend
+        )
+        self._dtype = weight.dtype
+        self._np_dtype = (
+            torch.empty(0, dtype=weight.dtype).numpy().dtype
+            if weight.device.type == "cpu"
+            else None
+        )
+        self._out_torch = self._stepper.out[-1] if self._stepper.fused else None
+
+    @property
+    def state(self) -> Tensor:
+        """h of every layer, (num_layers, batch_size, H); assign to it to set the state."""
+        return self._stepper.state
+
+    @state.setter
+    def state(self, value) -> None:
+        value = torch.as_tensor(value, dtype=self._dtype)
+        if tuple(value.shape) != tuple(self._stepper.state.shape):
+            raise ValueError(
+                f"GRUStream.state must have shape {tuple(self._stepper.state.shape)}, "
+                f"got {tuple(value.shape)}"
+            )
+        with torch.no_grad():
+            self._stepper.state.copy_(value)
+
+    def reset(self) -> None:
+        """Zero the state of every layer."""
+        with torch.no_grad():
+            self._stepper.state.zero_()
+
+    def __call__(self, x):
+        is_numpy = isinstance(x, np.ndarray)
+        shape = x.shape
+        B, I = self.batch_size, self.input_size
+        if shape != (B, I) and not (B == 1 and shape == (I,)):
+            raise ValueError(
+                f"GRUStream: x_t must have shape ({B}, {I})"
+                + (f" or ({I},)" if B == 1 else "")
+                + f", got {tuple(shape)}"
+            )
+        if self._stepper.fused:
+            if is_numpy:
+                if x.dtype != self._np_dtype:
+                    raise TypeError(
+                        f"GRUStream: x_t must have dtype {self._np_dtype}, got {x.dtype}"
+                    )
+                xn = x
+            else:
+                if x.dtype != self._dtype:
+                    raise TypeError(f"GRUStream: x_t must have dtype {self._dtype}, got {x.dtype}")
+                xn = x.detach().numpy()
+            if xn.ndim == 1:
+                xn = xn.reshape(1, I)
+            out = self._stepper.step(xn)
+            if is_numpy:
+                return out if len(shape) == 2 else out[0]
+            return self._out_torch if len(shape) == 2 else self._out_torch[0]
+        xt = torch.as_tensor(x, dtype=self._dtype, device=self._stepper.state.device)
+        out = self._stepper.step(xt.reshape(B, I))
+        if is_numpy:
+            out = out.cpu().numpy()
+        return out if len(shape) == 2 else out[0]
 
 
 class GRUCell(nn.Module):

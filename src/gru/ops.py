@@ -1,37 +1,94 @@
 """The GRU's math for the PyTorch layers: one layer, one direction, one place.
 
-`gru.nn` validates its arguments and then calls only the two functions here, so every way of
-computing a GRU step plugs in at this boundary. They are composed from torch operations, so
-autograd, every device and every floating dtype work unchanged.
+`gru.nn` validates its arguments and then calls only the functions here, so every way of
+computing a GRU plugs in at this boundary:
 
-Shapes: T time steps, B batch, I input features, H hidden units. Weights use the packed layout
-of `gru.reference` (rows ``[r | z | n]``): w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,).
+- ``fused``: CPU float32/float64 tensors go to the compiled engine (`gru.kernels`) through the
+  custom operators ``gru::sequence_forward`` and ``gru::sequence_backward``, registered with
+  autograd and with fake (meta) kernels, so they work in eager mode, under ``torch.compile``
+  and with ``torch.export``. The parts that are not sequential are single large GEMMs here:
+  the input projection before the time loop; dX, dW_ih, dW_hh and the bias gradients after it.
+- ``torch``: the same math composed from torch operations, for every device and dtype.
+- ``auto``: ``fused`` where it applies (CPU, float32/float64), else ``torch``; on CUDA with the
+  reset gate after the product `gru.nn` hands whole stacks to cuDNN (`cudnn_stack`).
+
+Shapes: T time steps, B batch, I input features, H hidden units, L layers, D directions.
+Weights use the packed layout of `gru.reference` (rows ``[r | z | n]``): w_ih (3H, I),
+w_hh (3H, H), b_ih and b_hh (3H,).
 """
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BACKENDS", "gru_cell", "gru_sequence"]
+from gru import kernels
+
+__all__ = [
+    "BACKENDS",
+    "Stepper",
+    "cudnn_stack",
+    "gru_cell",
+    "gru_sequence",
+    "resolve_backend",
+]
 
 BACKENDS = ("auto", "fused", "torch")
+_FUSED_DTYPES = (torch.float32, torch.float64)
 
 
-def _input_projection(x: Tensor, w_ih: Tensor, b_ih, b_hh, reset_after: bool) -> Tensor:
-    """``W_ih x + b_ih``, plus every recurrent bias that sits outside the reset gate.
+def _bind_torch_blas() -> bool:
+    """Give the engine the BLAS that torch carries (MKL on x86-64 Linux), if it exports one."""
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
+        path = os.path.join(lib, name)
+        if os.path.exists(path) and kernels.blas.bind(path):
+            return True
+    return False
+
+
+_bind_torch_blas()
+
+
+def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
+    """The backend that computes a layer on ``x``: "fused" or "torch" (ValueError if unable)."""
+    fused_ok = x.device.type == "cpu" and x.dtype in _FUSED_DTYPES
+    if backend == "fused" and not fused_ok:
+        raise ValueError(
+            "backend='fused' runs on CPU tensors of float32 or float64, got a "
+            f"{x.dtype} tensor on {x.device}; use backend='auto' (or 'torch') for it"
+        )
+    if hidden_size > kernels.rows.STACK_HIDDEN and not kernels.blas.available():
+        if backend == "fused":
+            raise ValueError(
+                f"backend='fused' needs a BLAS for hidden_size={hidden_size} > "
+                f"{kernels.rows.STACK_HIDDEN} and found none in torch; use backend='auto'"
+            )
+        fused_ok = False
+    if backend == "torch" or not fused_ok:
+        return "torch"
+    return "fused"
+
+
+# --- composed torch operations ----------------------------------------------------------------
+
+
+def _folded_bias(b_ih, b_hh, reset_after: bool):
+    """b_ih plus every recurrent bias that sits outside the reset gate (None without bias).
 
     With the reset gate after the product only b_hr and b_hz can be moved out of the time
     loop (b_hn is multiplied by r); before it, all three can.
     """
     if b_ih is None:
-        return F.linear(x, w_ih)
-    if b_hh is None:
-        return F.linear(x, w_ih, b_ih)
+        return None
+    if not reset_after:
+        return b_ih + b_hh
     H = b_hh.shape[0] // 3
-    b_outside = torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)]) if reset_after else b_hh
-    return F.linear(x, w_ih, b_ih + b_outside)  # (…, 3H)
+    return b_ih + torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
 
 
 def _step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hn, reset_after: bool) -> Tensor:
@@ -61,6 +118,259 @@ def _reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+def _composed_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths):
+    T = x.shape[0]
+    H = h0.shape[-1]
+    if reverse:
+        x = _reverse_time(x, lengths)
+    gx = F.linear(x, w_ih, _folded_bias(b_ih, b_hh, reset_after))  # (T, B, 3H)
+    b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
+    h = h0
+    outputs = []
+    if lengths is None:
+        for t in range(T):
+            h = _step(gx[t], h, w_hh, b_hn, reset_after)
+            outputs.append(h)
+    else:
+        active = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
+        active = active.unsqueeze(-1)  # (T, B, 1)
+        for t in range(T):
+            h_new = _step(gx[t], h, w_hh, b_hn, reset_after)
+            h = torch.where(active[t], h_new, h)  # a finished sequence keeps its state
+            outputs.append(torch.where(active[t], h_new, 0.0))
+    output = torch.stack(outputs)  # (T, B, H)
+    if reverse:
+        output = _reverse_time(output, lengths)
+    return output, h
+
+
+# --- the fused engine -------------------------------------------------------------------------
+# The work is done by two plain functions on CPU tensors. Eager code calls them directly (no
+# gradient needed) or through `_FusedGRU` (an autograd.Function); while torch.compile or
+# torch.export traces, the same functions run as the custom operators gru::sequence_forward and
+# gru::sequence_backward, which have fake kernels and autograd registered. Going through the
+# dispatcher costs tens of microseconds per call, as much as a short sequence takes.
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+def _folded_bias_np(b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool):
+    """`_folded_bias` and b_hn (reset after) as NumPy arrays, cheaper than torch ops here."""
+    if b_ih is None:
+        return None, None
+    b_i, b_h = _np(b_ih), _np(b_hh)
+    if not reset_after:
+        return b_i + b_h, None
+    H = b_h.shape[0] // 3
+    folded = b_i.copy()
+    folded[: 2 * H] += b_h[: 2 * H]
+    return folded, b_h[2 * H :]
+
+
+def _forward_impl(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save):
+    """Returns (output (T, B, H), h_n (B, H), saved (T, B, S), or an empty tensor)."""
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
+    gx = torch.mm(x.detach().reshape(T * B, I), w_ih.detach().T).numpy()  # one GEMM
+    if folded is not None:
+        gx += folded
+    output, h_n, saved = kernels.forward(
+        gx.reshape(T, B, 3 * H),
+        np.zeros((B, H), gx.dtype) if h0 is None else _np(h0),
+        _np(w_hh),
+        b_hn,
+        reset_after=reset_after,
+        reverse=reverse,
+        lengths=None if lengths is None else lengths.numpy(),
+        save=save,
+        threads=torch.get_num_threads(),
+    )
+    saved_t = torch.from_numpy(saved) if save else x.new_empty(0)
+    return torch.from_numpy(output), torch.from_numpy(h_n), saved_t
+
+
+def _backward_impl(
+    d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths, reset_after, reverse, has_bias
+):
+    """Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); the bias gradients are empty if no bias."""
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    dg, dgh_n, h_prev, dh0 = kernels.backward(
+        None if d_output is None else _np(d_output),
+        None if d_h_n is None else _np(d_h_n),
+        _np(output),
+        np.zeros((B, H), _np(output).dtype) if h0 is None else _np(h0),
+        _np(saved),
+        _np(w_hh),
+        reset_after=reset_after,
+        reverse=reverse,
+        lengths=None if lengths is None else lengths.numpy(),
+        threads=torch.get_num_threads(),
+    )
+    dG = torch.from_numpy(dg).view(T * B, 3 * H)  # ∂L/∂gx: [da_r | da_z | da_n]
+    dGHn = torch.from_numpy(dgh_n).view(T * B, H)
+    Hp = torch.from_numpy(h_prev).view(T * B, H)  # h_{t-1} of every step
+    w_ih, w_hh = w_ih.detach(), w_hh.detach()
+    dx = (dG @ w_ih).view(T, B, I)  # every GEMM below runs once over all T·B rows
+    dw_ih = dG.T @ x.detach().reshape(T * B, I)  # (3H, I)
+    dw_hh = torch.empty_like(w_hh)
+    torch.mm(dG[:, : 2 * H].T, Hp, out=dw_hh[: 2 * H])  # dW_h{r,z} = [da_r | da_z]ᵀ h_prev
+    if reset_after:
+        torch.mm(dGHn.T, Hp, out=dw_hh[2 * H :])  # dW_hn = (da_n ⊙ r)ᵀ h_prev
+    else:
+        torch.mm(dG[:, 2 * H :].T, dGHn, out=dw_hh[2 * H :])  # dW_hn = da_nᵀ (r ⊙ h_prev)
+    if not has_bias:
+        empty = x.new_empty(0)
+        return dx, torch.from_numpy(dh0), dw_ih, dw_hh, empty, empty.clone()
+    db_ih = dG.sum(0)
+    if reset_after:
+        db_hh = torch.cat([db_ih[: 2 * H], dGHn.sum(0)])
+    else:
+        db_hh = db_ih.clone()  # every recurrent bias sits outside r: same gradient as b_ih
+    return dx, torch.from_numpy(dh0), dw_ih, dw_hh, db_ih, db_hh
+
+
+@torch.library.custom_op("gru::sequence_forward", mutates_args=())
+def _sequence_forward(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    lengths: Tensor | None,
+    reset_after: bool,
+    reverse: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The engine's forward: (output (T, B, H), h_n (B, H), saved (T, B, S) or (0,))."""
+    output, h_n, saved = _forward_impl(
+        x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save
+    )
+    return output, h_n, saved
+
+
+@_sequence_forward.register_fake
+def _(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save):
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    width = kernels.saved_width(H, reset_after)
+    saved = x.new_empty((T, B, width)) if save else x.new_empty(0)
+    return x.new_empty((T, B, H)), x.new_empty((B, H)), saved
+
+
+@torch.library.custom_op("gru::sequence_backward", mutates_args=())
+def _sequence_backward(
+    d_output: Tensor,
+    d_h_n: Tensor,
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    output: Tensor,
+    saved: Tensor,
+    lengths: Tensor | None,
+    reset_after: bool,
+    reverse: bool,
+    has_bias: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The engine's backward: (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); empty biases if none."""
+    return _backward_impl(
+        d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths, reset_after, reverse, has_bias
+    )
+
+
+@_sequence_backward.register_fake
+def _(d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths, reset_after, reverse, has_bias):
+    bias = x.new_empty(w_hh.shape[0]) if has_bias else x.new_empty(0)
+    return (
+        torch.empty_like(x),
+        torch.empty_like(h0),
+        torch.empty_like(w_ih),
+        torch.empty_like(w_hh),
+        bias,
+        torch.empty_like(bias),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    x, h0, w_ih, w_hh, b_ih, _b_hh, lengths, reset_after, reverse, _save = inputs
+    out, _, saved = output
+    ctx.save_for_backward(x, h0, w_ih, w_hh, out, saved, lengths)
+    ctx.flags = (reset_after, reverse, b_ih is not None)
+
+
+def _check_saved(saved: Tensor, out: Tensor) -> None:
+    if saved.numel() == 0 and out.numel() != 0:
+        raise RuntimeError(
+            "gru: this forward ran without keeping what backward needs (no input required "
+            "a gradient when it ran); run it again with gradients enabled"
+        )
+
+
+def _custom_op_backward(ctx, d_output, d_h_n, _d_saved):
+    x, h0, w_ih, w_hh, out, saved, lengths = ctx.saved_tensors
+    reset_after, reverse, has_bias = ctx.flags
+    _check_saved(saved, out)
+    d_output = torch.zeros_like(out) if d_output is None else d_output
+    d_h_n = torch.zeros_like(h0) if d_h_n is None else d_h_n
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _sequence_backward(
+        d_output, d_h_n, x, h0, w_ih, w_hh, out, saved, lengths, reset_after, reverse, has_bias
+    )
+    if not has_bias:
+        db_ih = db_hh = None
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+
+
+_sequence_forward.register_autograd(_custom_op_backward, setup_context=_setup_context)
+
+
+class _FusedGRU(torch.autograd.Function):
+    """The eager-mode autograd node of the engine (same functions as the custom operators)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse):
+        output, h_n, saved = _forward_impl(
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, True
+        )
+        ctx.save_for_backward(x, h0, w_ih, w_hh, output, saved, lengths)
+        ctx.flags = (reset_after, reverse, b_ih is not None)
+        return output, h_n
+
+    @staticmethod
+    def backward(ctx, d_output, d_h_n):
+        x, h0, w_ih, w_hh, out, saved, lengths = ctx.saved_tensors
+        reset_after, reverse, has_bias = ctx.flags
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _backward_impl(
+            d_output, d_h_n, x, h0, w_ih, w_hh, out, saved, lengths, reset_after, reverse, has_bias
+        )
+        if not has_bias:
+            db_ih = db_hh = None
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
+
+
+def _fused_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths):
+    tensors = (x, h0, w_ih, w_hh, b_ih, b_hh)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    if torch.compiler.is_compiling():
+        output, h_n, _ = _sequence_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, needs_grad
+        )
+        return output, h_n
+    if needs_grad:
+        return _FusedGRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse)
+    output, h_n, _ = _forward_impl(
+        x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, False
+    )
+    return output, h_n
+
+
+# --- the layer's entry points -----------------------------------------------------------------
+
+
 def gru_sequence(
     x: Tensor,
     h0: Tensor,
@@ -81,32 +391,45 @@ def gru_sequence(
     one at its last step. ``reverse`` reads each sequence backwards within its length.
     Returns ``(output (T, B, H), h_n (B, H))``. Arguments are trusted (validated by `gru.nn`).
     """
-    T = x.shape[0]
-    H = h0.shape[-1]
-    if reverse:
-        x = _reverse_time(x, lengths)
-    gx = _input_projection(x, w_ih, b_ih, b_hh, reset_after)  # (T, B, 3H)
-    b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
-    if lengths is not None and bool((lengths == T).all()):
+    if lengths is not None and bool((lengths == x.shape[0]).all()):
         lengths = None  # nothing to mask
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths)
+    if resolve_backend(backend, x, w_hh.shape[1]) == "fused":
+        return _fused_sequence(*args)
+    return _composed_sequence(*args)
 
-    h = h0
-    outputs = []
+
+def cudnn_stack(x, hx, weights, *, num_layers, bias, dropout, training, bidirectional, lengths):
+    """A whole reset-after stack through torch's native GRU (cuDNN on CUDA).
+
+    x (T, B, I) and hx (L·D, B, H); ``weights`` the flat list in torch.nn.GRU's order.
+    Returns (output (T, B, D·H), h_n (L·D, B, H)).
+    """
     if lengths is None:
-        for t in range(T):
-            h = _step(gx[t], h, w_hh, b_hn, reset_after)
-            outputs.append(h)
-    else:
-        active = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
-        active = active.unsqueeze(-1)  # (T, B, 1)
-        for t in range(T):
-            h_new = _step(gx[t], h, w_hh, b_hn, reset_after)
-            h = torch.where(active[t], h_new, h)  # a finished sequence keeps its state
-            outputs.append(torch.where(active[t], h_new, 0.0))
-    output = torch.stack(outputs)  # (T, B, H)
-    if reverse:
-        output = _reverse_time(output, lengths)
-    return output, h
+        output, h_n = torch._VF.gru(
+            x, hx, weights, bias, num_layers, dropout, training, bidirectional, False
+        )
+        return output, h_n
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    hx = hx.index_select(1, packed.sorted_indices)
+    data, h_n = torch._VF.gru(
+        packed.data,
+        packed.batch_sizes,
+        hx,
+        weights,
+        bias,
+        num_layers,
+        dropout,
+        training,
+        bidirectional,
+    )
+    output, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        torch.nn.utils.rnn.PackedSequence(
+            data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        ),
+        total_length=x.shape[0],
+    )
+    return output, h_n.index_select(1, packed.unsorted_indices)
 
 
 def gru_cell(
@@ -119,8 +442,77 @@ def gru_cell(
     *,
     reset_after: bool = True,
 ) -> Tensor:
-    """One GRU step: x (B, I), h (B, H) -> h' (B, H)."""
+    """One GRU step: x (B, I), h (B, H) -> h' (B, H), composed from torch operations."""
     H = h.shape[-1]
-    gx = _input_projection(x, w_ih, b_ih, b_hh, reset_after)  # (B, 3H)
+    gx = F.linear(x, w_ih, _folded_bias(b_ih, b_hh, reset_after))  # (B, 3H)
     b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
     return _step(gx, h, w_hh, b_hn, reset_after)
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+
+class Stepper:
+    """Advances a stack of unidirectional layers one time step at a time, without autograd.
+
+    Holds its own copy of the weights (taken when it is made) and every buffer a step needs,
+    so `step` allocates nothing on the CPU engine. ``layers`` is a list of
+    ``(w_ih, w_hh, b_ih, b_hh)`` per layer; ``state`` is (L, B, H) and is updated in place.
+    """
+
+    def __init__(self, layers, state: Tensor, *, reset_after: bool, backend: str) -> None:
+        self.reset_after = reset_after
+        self.state = state
+        self.fused = resolve_backend("auto" if backend == "fused" else backend, state, 0) == "fused"
+        L, B, H = state.shape
+        if not self.fused:
+            self.layers = [
+                tuple(None if w is None else w.detach() for w in layer) for layer in layers
+            ]
+            return
+        dt = _np(state).dtype
+        self.layers_np = []
+        for w_ih, w_hh, b_ih, b_hh in layers:
+            folded = _folded_bias(b_ih, b_hh, reset_after)
+            b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
+            self.layers_np.append(
+                (
+                    np.ascontiguousarray(_np(w_ih).T),  # (I, 3H)
+                    np.ascontiguousarray(_np(w_hh).T),  # (H, 3H)
+                    np.zeros(3 * H, dt) if folded is None else _np(folded).copy(),
+                    np.zeros(H, dt) if b_hn is None else _np(b_hn).copy(),
+                )
+            )
+        self.state_np = state.numpy()  # shares memory with self.state
+        self.scratch = (
+            np.empty((B, 3 * H), dt),
+            np.empty((B, 3 * H), dt),
+            np.empty((B, H), dt),
+            np.empty((B, H), dt),
+        )
+        self.out_np = np.empty((L, B, H), dt)
+        self.out = torch.from_numpy(self.out_np)
+
+    def step(self, x):
+        """Advance every layer by one step from x (B, I); returns the top layer's output (B, H).
+
+        On the CPU engine the result is a buffer that the next step overwrites.
+        """
+        if not self.fused:
+            with torch.no_grad():
+                h = x
+                for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+                    h = gru_cell(
+                        h, self.state[i], w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after
+                    )
+                    self.state[i] = h
+            return h
+        h = x
+        gx, gh, rh, z = self.scratch
+        for i, (w_ih_t, w_hh_t, b_x, b_hn) in enumerate(self.layers_np):
+            out = self.out_np[i]
+            kernels.step(
+                h, self.state_np[i], w_ih_t, w_hh_t, b_x, b_hn, self.reset_after, gx, gh, rh, z, out
+            )
+            h = out
+        return h

@@ -1,0 +1,203 @@
+"""The recurrence for large hidden sizes: one BLAS GEMM per time step, over the whole batch.
+
+At large H the step is dominated by h @ W_hhᵀ (B × H × 3H multiply-adds), and a tuned GEMM
+beats any loop written here. The compiled time loop therefore calls an external Fortran
+``sgemm_`` / ``dgemm_`` (LP64: 32-bit integers) through a symbol registered with LLVM, so the
+loop stays compiled (no Python per step) and the code stays cacheable on disk. Whoever owns a
+fast BLAS (``gru.ops`` binds the MKL that torch carries) calls `bind` once; until then
+`available()` is False and the row kernels serve every size.
+
+Shapes and the meaning of every array are those of `gru.kernels.rows`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit, types
+
+from gru.kernels.activations import FASTMATH
+from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
+
+__all__ = ["available", "backward", "bind", "forward"]
+
+_SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a pointer
+_sgemm = types.ExternalFunction("gru_kernels_sgemm", _SIGNATURE)
+_dgemm = types.ExternalFunction("gru_kernels_dgemm", _SIGNATURE)
+_bound: list[str] = []
+
+
+def bind(library: str | os.PathLike) -> bool:
+    """Use the ``sgemm_`` and ``dgemm_`` of a shared library; False if it has none."""
+    try:
+        lib = ctypes.CDLL(os.fspath(library))
+        sgemm, dgemm = lib.sgemm_, lib.dgemm_
+    except (OSError, AttributeError):
+        return False
+    llvm.add_symbol("gru_kernels_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
+    llvm.add_symbol("gru_kernels_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
+    _bound[:] = [os.fspath(library)]
+    return True
+
+
+def available() -> bool:
+    """Whether `bind` has given the kernels a BLAS."""
+    return bool(_bound)
+
+
+_JIT = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
+
+
+@njit(**_JIT)
+def _gemm(args, scalars, transposed_w, m, n, k, w, w_offset, ldw, x, ldx, beta, c, c_offset, ldc):
+    """Row-major ``c[:, :m] = x[:, :k] @ op(w)`` (+ beta·c) with n rows, via column-major BLAS.
+
+    transposed_w: c = x @ W[rows]ᵀ with W (…, k) row-major (m rows from w_offset);
+    otherwise c = x @ W with W (k, m) row-major. ``args`` (int32 scratch, 8) and ``scalars``
+    (dtype scratch, 2) hold the values BLAS takes by address.
+    """
+    args[0] = ord("T") if transposed_w else ord("N")
+    args[1] = ord("N")
+    args[2] = m
+    args[3] = n
+    args[4] = k
+    args[5] = ldw
+    args[6] = ldx
+    args[7] = ldc
+    scalars[0] = 1.0
+    scalars[1] = beta
+    p = args.ctypes.data
+    size = c.itemsize
+    call = (
+        p,
+        p + 4,
+        p + 8,
+        p + 12,
+        p + 16,
+        scalars.ctypes.data,
+        w.ctypes.data + w_offset * size,
+        p + 20,
+        x.ctypes.data,
+        p + 24,
+        scalars.ctypes.data + size,
+        c.ctypes.data + c_offset * size,
+        p + 28,
+    )
+    if size == 4:
+        _sgemm(*call)
+    else:
+        _dgemm(*call)
+
+
+@njit(**_JIT)
+def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved):
+    """The whole batch step by step, h @ W_hhᵀ by BLAS; fills out, h_n and (if save) saved."""
+    T, B = gx.shape[0], gx.shape[1]
+    H = h0.shape[1]
+    args = np.empty(8, np.int32)
+    scalars = np.empty(2, gx.dtype)
+    h = h0.copy()  # (B, H)
+    gh = np.empty((B, 3 * H), gx.dtype)
+    rh = np.zeros((B, H), gx.dtype)
+    zbuf = np.empty((B, H), gx.dtype)
+    for s in range(T):
+        if reset_after:
+            _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
+        else:
+            _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
+        for b in range(B):
+            L = lengths[b]
+            if s >= L:
+                for k in range(H):
+                    out[s, b, k] = 0.0
+                    rh[b, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            if reset_after:
+                gates_after(gx, t, b, gh, b_hn, h, b, out, saved, save)
+            else:
+                gates_before_rz(gx, t, b, gh, h, b, rh, zbuf, saved, save)
+        if not reset_after:
+            _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
+            for b in range(B):
+                L = lengths[b]
+                if s < L:
+                    t = L - 1 - s if reverse else s
+                    gates_before_n(gx, t, b, gh, h, b, zbuf, out, saved, save)
+    h_n[:] = h
+
+
+@njit(**_JIT)
+def backward(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0
+):
+    """Back-propagation through the whole batch step by step, the recurrent products by BLAS.
+
+    Fills the same arrays as `gru.kernels.rows.backward_rows`.
+    """
+    T, B = d_out.shape[0], d_out.shape[1]
+    H = h0.shape[1]
+    args = np.empty(8, np.int32)
+    scalars = np.empty(2, d_out.dtype)
+    d_h = d_hn.copy()  # (B, H): ∂L/∂h at the current step
+    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's [da_r | da_z | da_n or da_hn]
+    d_rh = np.empty((B, H), d_out.dtype)
+    for s in range(T - 1, -1, -1):
+        for b in range(B):
+            L = lengths[b]
+            if s >= L:
+                for k in range(3 * H):
+                    dgs[b, k] = 0.0
+                    dg[s, b, k] = 0.0
+                for k in range(H):
+                    dgh_n[s, b, k] = 0.0
+                    h_prev[s, b, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            tp = t + 1 if reverse else t - 1
+            for k in range(H):
+                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+                d_h[b, k] += d_out[t, b, k]
+            gate_grads(d_h, b, saved, h_prev, dg, dgh_n, t, b, reset_after)
+            for k in range(2 * H):
+                dgs[b, k] = dg[t, b, k]
+            for k in range(H):
+                dgs[b, 2 * H + k] = dgh_n[t, b, k] if reset_after else dg[t, b, 2 * H + k]
+        if reset_after:
+            # d_h += [da_r | da_z | da_hn] @ W_hh     (B, 3H) @ (3H, H)
+            _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
+            continue
+        # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
+        _gemm(
+            args,
+            scalars,
+            False,
+            H,
+            B,
+            H,
+            w_hh,
+            2 * H * H,
+            H,
+            dgs[:, 2 * H :],
+            3 * H,
+            0.0,
+            d_rh,
+            0,
+            H,
+        )
+        for b in range(B):
+            L = lengths[b]
+            if s >= L:
+                continue
+            t = L - 1 - s if reverse else s
+            for k in range(H):
+                r = saved[t, b, k]
+                da_r = d_rh[b, k] * h_prev[t, b, k] * r * (1.0 - r)
+                dg[t, b, k] = da_r
+                dgs[b, k] = da_r
+                d_h[b, k] += d_rh[b, k] * r
+        _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
+    dh0[:] = d_h

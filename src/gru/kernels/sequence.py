@@ -1,0 +1,224 @@
+"""The engine's entry points: a GRU layer's recurrence forward and backward, and one step.
+
+NumPy arrays in, NumPy arrays out; nothing here knows of torch. The work that is not
+sequential (the input projection, and dX, dW_ih, dW_hh and the bias gradients after the
+backward) is left to the caller as large GEMMs; these functions run only the time loop.
+
+Shapes: T time steps, B batch, I input features, H hidden units.
+
+Two ways to run the loop, chosen by size:
+- rows (`gru.kernels.rows`): each thread takes a shard of the batch and runs its sequences
+  from the first step to the last with its own vector–matrix products; no barrier per step.
+- BLAS (`gru.kernels.blas`): for large H, one GEMM per step over the whole batch, threaded by
+  the BLAS itself (only once a BLAS has been bound).
+
+Memory kept for backward (``saved``): 4·T·B·H values per layer and direction with the reset
+gate after the product (r, z, n and W_hn h + b_hn), 3·T·B·H before it (r, z, n), beyond the
+outputs, which backward reads as the previous states.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from gru.kernels import blas, rows
+from gru.kernels.activations import FASTMATH
+
+__all__ = ["BLAS_MIN_HIDDEN", "backward", "forward", "saved_width", "step"]
+
+BLAS_MIN_HIDDEN = 192
+"""From this hidden size on, the per-step GEMM of a tuned BLAS beats the row kernels."""
+
+_MIN_WORK_PER_THREAD = 20_000
+"""Multiply-adds per thread below which starting threads costs more than it saves."""
+
+_PARALLEL = {
+    "parallel": True,
+    "nogil": True,
+    "fastmath": FASTMATH,
+    "error_model": "numpy",
+    "cache": True,
+}
+
+
+@njit(**_PARALLEL)
+def _forward_sharded(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, shards
+):
+    B = gx.shape[1]
+    for i in prange(shards):
+        rows.forward_rows(
+            gx,
+            h0,
+            w_hh_t,
+            b_hn,
+            lengths,
+            reverse,
+            reset_after,
+            save,
+            out,
+            h_n,
+            saved,
+            i * B // shards,
+            (i + 1) * B // shards,
+        )
+
+
+@njit(**_PARALLEL)
+def _backward_sharded(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0, shards
+):
+    B = d_out.shape[1]
+    for i in prange(shards):
+        rows.backward_rows(
+            d_out,
+            d_hn,
+            out,
+            h0,
+            saved,
+            w_hh,
+            lengths,
+            reverse,
+            reset_after,
+            dg,
+            dgh_n,
+            h_prev,
+            dh0,
+            i * B // shards,
+            (i + 1) * B // shards,
+        )
+
+
+def saved_width(hidden_size: int, reset_after: bool) -> int:
+    """Values kept per (t, b) for backward: 4H with the reset gate after the product, else 3H."""
+    return (4 if reset_after else 3) * hidden_size
+
+
+def _lengths(lengths, T: int, B: int) -> np.ndarray:
+    if lengths is None:
+        return np.full(B, T, dtype=np.int64)
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
+def _shards(B: int, T: int, H: int, threads: int | None) -> int:
+    threads = numba.get_num_threads() if threads is None else threads
+    work = T * B * 6 * H * H  # multiply-adds of the recurrent products
+    return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
+
+
+def _use_blas(H: int) -> bool:
+    if H > rows.STACK_HIDDEN and not blas.available():
+        raise ValueError(
+            f"gru.kernels: hidden size {H} needs a BLAS (the row kernels take H <= "
+            f"{rows.STACK_HIDDEN}); call gru.kernels.blas.bind(library) first"
+        )
+    return blas.available() and H >= min(BLAS_MIN_HIDDEN, rows.STACK_HIDDEN + 1)
+
+
+def forward(
+    gx,
+    h0,
+    w_hh,
+    b_hn=None,
+    *,
+    reset_after=True,
+    reverse=False,
+    lengths=None,
+    save=True,
+    threads=None,
+):
+    """Run the recurrence of one layer in one direction.
+
+    Args:
+        gx: (T, B, 3H) input projections ``x_t W_ihᵀ + b_ih`` with b_hr and b_hz added (and
+            b_hn too when ``reset_after`` is False: before the product every bias is outside r).
+        h0: (B, H) initial state. w_hh: (3H, H). b_hn: (H,) or None (reset after only).
+        lengths: (B,) ints in [1, T] or None; steps past a sequence's length leave it unchanged
+            and output zeros. reverse: read each sequence backwards within its length.
+        save: keep what `backward` needs. threads: at most this many (default: numba's).
+
+    Returns ``(output (T, B, H), h_n (B, H), saved)``, saved (T, B, `saved_width`) or None.
+    """
+    T, B, H3 = gx.shape
+    H = H3 // 3
+    dtype = gx.dtype
+    gx = np.ascontiguousarray(gx)
+    h0 = np.ascontiguousarray(h0, dtype=dtype)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
+    b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
+    lengths_given = lengths
+    lengths = _lengths(lengths, T, B)
+    out = np.empty((T, B, H), dtype)
+    h_n = np.empty((B, H), dtype)
+    width = saved_width(H, reset_after) if save else 0
+    # Steps past a sequence's end keep nothing; zeros there make the result deterministic.
+    saved = (np.empty if lengths_given is None else np.zeros)((T, B, width), dtype)
+    flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
+    if _use_blas(H):
+        blas.forward(gx, h0, w_hh, b_hn, *flags)
+    else:
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the row kernels read W_hh by columns
+        shards = _shards(B, T, H, threads)
+        if shards > 1:
+            _forward_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
+        else:
+            rows.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
+    return out, h_n, (saved if save else None)
+
+
+def backward(
+    d_out,
+    d_hn,
+    out,
+    h0,
+    saved,
+    w_hh,
+    *,
+    reset_after=True,
+    reverse=False,
+    lengths=None,
+    threads=None,
+):
+    """Back-propagate through the recurrence that `forward` ran (same arguments).
+
+    ``d_out`` (T, B, H) and ``d_hn`` (B, H) are ∂L/∂output and ∂L/∂h_n (None for zero);
+    ``out`` and ``saved`` are what `forward` returned. Returns ``(dg, dgh_n, h_prev, dh0)``:
+
+        dg      (T, B, 3H)  [da_r | da_z | da_n]: ∂L/∂gx, so dX = dg W_ih, dW_ih = dgᵀ X,
+                            db_ih = Σ dg, and the b_hr, b_hz gradients are those of b_ir, b_iz
+        dgh_n   (T, B, H)   reset after: da_n ⊙ r, so dW_hn = dgh_nᵀ h_prev, db_hn = Σ dgh_n;
+                            reset before: r ⊙ h_prev, so dW_hn = da_nᵀ dgh_n, db_hn = Σ da_n
+        h_prev  (T, B, H)   h_{t-1} of each step, so dW_h{r,z} = [da_r | da_z]ᵀ h_prev
+        dh0     (B, H)      ∂L/∂h0
+
+    At steps past a sequence's length dg, dgh_n and h_prev are zero.
+    """
+    T, B, H = out.shape
+    dtype = out.dtype
+    d_out = np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype)
+    d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
+    h0 = np.ascontiguousarray(h0, dtype=dtype)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
+    lengths = _lengths(lengths, T, B)
+    dg = np.empty((T, B, 3 * H), dtype)
+    dgh_n = np.empty((T, B, H), dtype)
+    h_prev = np.empty((T, B, H), dtype)
+    dh0 = np.empty((B, H), dtype)
+    common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
+    grads = (dg, dgh_n, h_prev, dh0)
+    if _use_blas(H):
+        blas.backward(*common, *grads)
+    else:
+        shards = _shards(B, T, H, threads)
+        if shards > 1:
+            _backward_sharded(*common, *grads, shards)
+        else:
+            rows.backward_rows(*common, *grads, 0, B)
+    return dg, dgh_n, h_prev, dh0
+
+
+step = rows.step_rows
+"""``step(x, h, w_ih_t, w_hh_t, b_x, b_hn, reset_after, gx, gh, rh, z, out)``: one step of
+every row, in place and without allocating (see `gru.kernels.rows.step_rows`)."""

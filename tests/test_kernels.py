@@ -1,0 +1,352 @@
+"""The fused engine (gru.kernels) against the oracle, every path, both conventions, with lengths;
+the float32 activations against float64 libm over the whole float32 range."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+import gru
+import gru.kernels.sequence as sequence
+from checks import assert_close, reverse_padded
+from gru import kernels
+from gru import reference as R
+from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
+
+# --- activations ------------------------------------------------------------------------------
+
+
+@njit(fastmath=FASTMATH, error_model="numpy")
+def _activations(x, s, t, e):
+    for i in range(x.shape[0]):
+        s[i] = sigmoid(x[i])
+        t[i] = tanh(x[i])
+        e[i] = exp32(x[i])
+
+
+def _float32_sample() -> np.ndarray:
+    """Every float32 bit pattern with a stride (all signs, exponents and mantissa bits vary),
+    plus every float32 in [−1/2, 1/2] at 2⁻²⁴ spacing and a dense grid up to ±20."""
+    strided = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    dense = np.arange(-(2**23), 2**23, dtype=np.float64) / 2**24
+    grid = np.linspace(-20, 20, 2_000_001)
+    x = np.concatenate([strided, dense.astype(np.float32), grid.astype(np.float32)])
+    return x[np.isfinite(x)]
+
+
+def test_float32_activations_meet_their_stated_accuracy():
+    """The bounds in gru.kernels.activations' docstring (measured there over all 2³² inputs)."""
+    x = _float32_sample()
+    s, t, e = (np.empty_like(x) for _ in range(3))
+    _activations(x, s, t, e)
+    xd = x.astype(np.float64)
+    e_neg = np.exp(-np.abs(xd))  # never overflows
+    s_ref = np.where(xd >= 0, 1 / (1 + e_neg), e_neg / (1 + e_neg))
+    t_ref = np.tanh(xd)
+
+    s_abs = np.abs(s - s_ref)
+    assert s_abs.max() <= 1.0e-7
+    in_range = (xd >= -87) & (s_ref > 0)
+    assert (s_abs[in_range] / s_ref[in_range]).max() <= 2.0e-7
+    t_abs = np.abs(t - t_ref)
+    assert t_abs.max() <= 1.0e-7
+    nonzero = t_ref != 0
+    assert (t_abs[nonzero] / np.abs(t_ref[nonzero])).max() <= 4.0e-7
+    assert np.all(t[~nonzero] == 0)
+    exp_range = (xd >= -87) & (xd <= 88)
+    e_ref = np.exp(xd[exp_range])
+    assert (np.abs(e[exp_range] - e_ref) / e_ref).max() <= 1.5 * 2.0**-24  # 1.5 ulp
+
+
+def test_float32_activations_keep_nan_and_infinity():
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0], np.float32)
+    s, t, e = (np.empty_like(x) for _ in range(3))
+    _activations(x, s, t, e)
+    assert np.isnan(s[0]) and np.isnan(t[0]) and np.isnan(e[0])
+    assert s[1] == 1.0 and s[3] == 1.0 and s[5] == 0.5 and s[6] == 0.5
+    assert 0.0 <= s[2] < 1e-37 and 0.0 <= s[4] < 1e-37  # σ(−88) in float32 is below 1e-38
+    assert t[1:].tolist() == [1.0, -1.0, 1.0, -1.0, 0.0, 0.0]
+
+
+def test_float64_activations_are_libm():
+    x = np.linspace(-50, 50, 10001)
+    s, t, e = (np.empty_like(x) for _ in range(3))
+    _activations(x, s, t, e)
+    np.testing.assert_allclose(t, np.tanh(x), rtol=1e-15, atol=0)
+    exact = [math.exp(v) / (1 + math.exp(v)) if v < 0 else 1 / (1 + math.exp(-v)) for v in x]
+    np.testing.assert_allclose(s, exact, rtol=1e-15, atol=0)
+
+
+# --- the recurrence against the oracle --------------------------------------------------------
+
+PATHS = ["rows", "sharded", "blas"]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Route kernels.forward/backward through one implementation."""
+    if request.param == "sharded":
+        monkeypatch.setattr(sequence, "_MIN_WORK_PER_THREAD", 1)
+    if request.param == "blas":
+        assert kernels.blas.available()  # gru.ops binds torch's BLAS on import
+        monkeypatch.setattr(sequence, "BLAS_MIN_HIDDEN", 1)
+    return request.param
+
+
+def engine_layer(
+    x, h0, w_ih, w_hh, b_ih, b_hh, d_out, d_hn, *, reset_after, reverse, lengths, dtype, threads=2
+):
+    """A whole layer on the engine, with the caller's GEMMs done here in NumPy float64.
+
+    Returns (output, h_n, grads dict) as float64 arrays.
+    """
+    H = w_hh.shape[1]
+    T, B, I = x.shape
+    folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
+    gx = (x @ w_ih.T + folded).astype(dtype)
+    b_hn = b_hh[2 * H :].astype(dtype) if reset_after else None
+    out, h_n, saved = kernels.forward(
+        gx,
+        h0.astype(dtype),
+        w_hh.astype(dtype),
+        b_hn,
+        reset_after=reset_after,
+        reverse=reverse,
+        lengths=lengths,
+        threads=threads,
+    )
+    dg, dgh_n, h_prev, dh0 = kernels.backward(
+        d_out.astype(dtype),
+        d_hn.astype(dtype),
+        out,
+        h0.astype(dtype),
+        saved,
+        w_hh.astype(dtype),
+        reset_after=reset_after,
+        reverse=reverse,
+        lengths=lengths,
+        threads=threads,
+    )
+    dG = dg.reshape(T * B, 3 * H).astype(np.float64)
+    Hp = h_prev.reshape(T * B, H).astype(np.float64)
+    dGHn = dgh_n.reshape(T * B, H).astype(np.float64)
+    if reset_after:
+        dw_hh = np.concatenate([dG[:, : 2 * H].T @ Hp, dGHn.T @ Hp])
+        db_hh = np.concatenate([dG[:, : 2 * H].sum(0), dGHn.sum(0)])
+    else:
+        dw_hh = np.concatenate([dG[:, : 2 * H].T @ Hp, dG[:, 2 * H :].T @ dGHn])
+        db_hh = dG.sum(0)
+    grads = {
+        "x": (dG @ w_ih).reshape(T, B, I),
+        "h0": dh0,
+        "w_ih": dG.T @ x.reshape(T * B, I),
+        "w_hh": dw_hh,
+        "b_ih": dG.sum(0),
+        "b_hh": db_hh,
+    }
+    return out.astype(np.float64), h_n.astype(np.float64), grads
+
+
+def oracle_layer(x, h0, w_ih, w_hh, b_ih, b_hh, d_out, d_hn, *, reset_after, reverse, lengths):
+    """The same through gru.reference, reversing sequences within their lengths."""
+    xr = reverse_padded(x, lengths) if reverse else x
+    out, h_n, cache = R.gru_forward(
+        xr, h0, w_ih, w_hh, b_ih, b_hh, reset_after=reset_after, lengths=lengths
+    )
+    g = R.gru_backward(reverse_padded(d_out, lengths) if reverse else d_out, d_hn, cache)
+    grads = {
+        "x": reverse_padded(g.x, lengths) if reverse else g.x,
+        "h0": g.h0,
+        "w_ih": g.w_ih,
+        "w_hh": g.w_hh,
+        "b_ih": g.b_ih,
+        "b_hh": g.b_hh,
+    }
+    return (reverse_padded(out, lengths) if reverse else out), h_n, grads
+
+
+def random_problem(seed, T, B, I, H, with_lengths):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.normal(size=(T, B, I)),
+        "h0": rng.normal(size=(B, H)),
+        "w_ih": rng.normal(0, 0.5, (3 * H, I)),
+        "w_hh": rng.normal(0, 0.5, (3 * H, H)),
+        "b_ih": rng.normal(0, 0.5, 3 * H),
+        "b_hh": rng.normal(0, 0.5, 3 * H),
+        "d_out": rng.normal(size=(T, B, H)),
+        "d_hn": rng.normal(size=(B, H)),
+    }
+    lengths = rng.integers(1, T + 1, size=B) if with_lengths else None
+    if lengths is not None:
+        lengths[rng.integers(B)] = T  # the longest sequence fills the batch
+        for b, L in enumerate(lengths):
+            arrays["d_out"][L:, b] = 0.0  # padding outputs are constant: no gradient reaches them
+    return arrays, lengths
+
+
+def compare(engine, oracle, dtype, what):
+    (out, h_n, g), (r_out, r_h, r_g) = engine, oracle
+    assert_close(out, r_out, dtype, what=f"{what} output")
+    assert_close(h_n, r_h, dtype, what=f"{what} h_n")
+    for name in r_g:
+        # float32 gradients sum T·B products: scale the tolerance by the number of terms' root.
+        scale = 1.0 if dtype == np.float64 else 4.0
+        assert_close(g[name], r_g[name], dtype, scale=scale, what=f"{what} d{name}")
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_every_path_equals_the_oracle(path, reset_after, reverse, with_lengths):
+    arrays, lengths = random_problem(1, 9, 5, 4, 6, with_lengths)
+    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    oracle = oracle_layer(*arrays.values(), **kw)
+    compare(engine_layer(*arrays.values(), **kw, dtype=np.float64), oracle, np.float64, path)
+    compare(engine_layer(*arrays.values(), **kw, dtype=np.float32), oracle, np.float32, path)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    T=st.integers(1, 64),
+    B=st.integers(1, 9),
+    I=st.integers(1, 40),
+    H=st.integers(1, 70),
+    reset_after=st.booleans(),
+    reverse=st.booleans(),
+    with_lengths=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_random_shapes_equal_the_oracle(
+    T, B, I, H, reset_after, reverse, with_lengths, threads, seed
+):
+    arrays, lengths = random_problem(seed, T, B, I, H, with_lengths)
+    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    engine = engine_layer(*arrays.values(), **kw, dtype=np.float64, threads=threads)
+    compare(engine, oracle_layer(*arrays.values(), **kw), np.float64, "hypothesis")
+
+
+def test_save_false_keeps_nothing_and_gives_the_same_output():
+    arrays, _ = random_problem(2, 6, 3, 2, 4, False)
+    gx = np.ascontiguousarray(arrays["x"] @ arrays["w_ih"].T)
+    a = kernels.forward(gx, arrays["h0"], arrays["w_hh"], save=True)
+    b = kernels.forward(gx, arrays["h0"], arrays["w_hh"], save=False)
+    assert b[2] is None and a[2].shape == (6, 3, 4 * 4)
+    assert_close(b[0], a[0], np.float64)  # separately compiled loops: equal up to rounding
+    assert_close(b[1], a[1], np.float64)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_equals_the_oracle_step(reset_after, dtype):
+    rng = np.random.default_rng(3)
+    B, I, H = 3, 5, 7
+    x, h = rng.normal(size=(B, I)), rng.normal(size=(B, H))
+    w_ih, w_hh = rng.normal(0, 0.5, (3 * H, I)), rng.normal(0, 0.5, (3 * H, H))
+    b_ih, b_hh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
+    expected, _ = R.gru_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after=reset_after)
+    folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
+    state = h.astype(dtype)
+    out = np.empty((B, H), dtype)
+    scratch = (
+        np.empty((B, 3 * H), dtype),
+        np.empty((B, 3 * H), dtype),
+        np.empty((B, H), dtype),
+        np.empty((B, H), dtype),
+    )
+    kernels.step(
+        x.astype(dtype),
+        state,
+        np.ascontiguousarray(w_ih.T, dtype),
+        np.ascontiguousarray(w_hh.T, dtype),
+        folded.astype(dtype),
+        b_hh[2 * H :].astype(dtype),
+        reset_after,
+        *scratch,
+        out,
+    )
+    assert_close(out, expected, dtype)
+    assert np.array_equal(state, out)
+
+
+# --- the configurations of the benchmark, and long sequences ----------------------------------
+
+CONFIGS = {
+    "S1": (10, 20, 32, 5),
+    "S2": (32, 32, 32, 100),
+    "S3": (14, 50, 32, 120),
+    "S4": (256, 256, 64, 100),
+    "S5": (1024, 1024, 64, 50),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_benchmark_shapes_match_torch_in_float32(name):
+    """The layer on the engine (rows or BLAS path, as the size decides) against torch.nn.GRU."""
+    I, H, B, T = CONFIGS[name]
+    torch.manual_seed(0)
+    theirs = torch.nn.GRU(I, H)
+    ours = gru.GRU.from_torch(theirs)
+    x = torch.randn(T, B, I, requires_grad=True)
+    expected, actual = theirs(x), ours(x)
+    for a, e in zip(actual, expected, strict=True):
+        assert_close(a, e)
+    g = torch.randn_like(expected[0])
+    (gx_t,) = torch.autograd.grad(expected[0], x, g)
+    (gx_o,) = torch.autograd.grad(actual[0], x, g)
+    # dx sums 3H products per element in a different order than torch: loosened by 3 at H=1024.
+    assert_close(gx_o, gx_t, scale=3.0 if H > 500 else 1.0)
+
+
+def test_streaming_step_shape_s6_matches_torch_cell():
+    torch.manual_seed(0)
+    theirs = torch.nn.GRU(64, 64)
+    stream = gru.GRU.from_torch(theirs).stream(batch_size=1)
+    x = torch.randn(30, 1, 64)
+    expected, _ = theirs(x)
+    for t in range(30):
+        assert_close(stream(x[t]), expected[t])
+
+
+def test_twenty_thousand_steps_stay_finite_and_match_torch():
+    torch.manual_seed(0)
+    theirs = torch.nn.GRU(8, 16)
+    ours = gru.GRU.from_torch(theirs)
+    x = torch.randn(20_000, 2, 8)
+    with torch.no_grad():
+        (out_t, h_t), (out_o, h_o) = theirs(x), ours(x)
+    assert torch.isfinite(out_o).all()
+    # 20,000 float32 steps: rounding differences are carried but the state is contractive.
+    assert_close(out_o, out_t, scale=10.0)
+    assert_close(h_o, h_t, scale=10.0)
+
+
+def test_two_threads_running_one_model_get_the_answers_of_one():
+    torch.manual_seed(0)
+    model = gru.GRU(6, 24, 2)
+    inputs = [torch.randn(50, 8, 6) for _ in range(8)]
+    with torch.no_grad():
+        expected = [model(x)[0] for x in inputs]
+    results: dict[int, list] = {0: [], 1: []}
+
+    def work(i):
+        with torch.no_grad():
+            for _ in range(5):
+                results[i].append([model(x)[0] for x in inputs])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for runs in results.values():
+        assert len(runs) == 5
+        for outputs in runs:
+            for a, e in zip(outputs, expected, strict=True):
+                assert torch.equal(a, e)
