@@ -1,6 +1,8 @@
 """gru.tasks.sentiment from Python: the presets, fit, predict, evaluate, load, and bad input."""
 
 import hashlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -100,6 +102,12 @@ def test_the_python_api_of_the_issue():
     clf = gru.tasks.SentimentClassifier.from_preset("seed", **TINY)
     clf.fit("sample", quiet=True)
     assert clf.predict(["..."]).shape == (1,)
+    # `import gru` alone reaches the tasks (loaded on first use).
+    code = "import gru, sys; print(gru.tasks.SentimentClassifier.__name__, 'gru.tasks.sentiment' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["SentimentClassifier", "True"]
 
 
 @pytest.mark.parametrize("torch_layer", [False, True])

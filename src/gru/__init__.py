@@ -5,3 +5,13 @@ from gru.nn import GRU, GRUCell
 __all__ = ["GRU", "GRUCell", "__version__"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The applications load on first use (`gru.tasks.SentimentClassifier`), so `import gru`
+    # stays as light as the layer.
+    if name == "tasks":
+        import importlib
+
+        return importlib.import_module("gru.tasks")
+    raise AttributeError(f"module 'gru' has no attribute {name!r}")
