@@ -1,26 +1,37 @@
-"""gru.GRU beside torch.nn.GRU on the project's reference configurations, in one process.
+"""gru.GRU beside torch.nn.GRU and ONNX Runtime, in one process, on the reference configurations.
 
-Prints, per configuration, the median time of inference and of one training step (forward and
-backward of output.sum()) for each implementation, and the ratio torch / gru (above 1: gru is
-faster). Writes the same numbers to bench-results/layer.json.
+For each configuration it prints the median time of inference and of one training step
+(forward, then backward of output.sum()) for torch.nn.GRU and gru.GRU, ONNX Runtime's
+inference on the same weights (exported with gru.interop.onnx), the ratios torch / gru and
+onnxruntime / gru (above 1: gru is faster), and the fraction of the GEMM roofline reached:
+the time the configuration's matrix products alone would take at this machine's measured GEMM
+rate, divided by gru's time. Then the variants (reset before, bidirectional, two layers,
+packed), the memory kept for backward, and the start-up of a second process.
+Everything is also written to bench-results/layer.json.
 
-    python benchmarks/bench_layer.py [--repeats N] [--threads N]
+    python benchmarks/bench_layer.py [--threads 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import gru
+from gru import kernels
 
-# name: (I, H, B, T); S6 is one streaming step at B = 1.
+# name: (I, H, B, T); S6 is one streaming step at B = 1; LONG is one long sequence.
 CONFIGS = {
     "S1": (10, 20, 32, 5),
     "S2": (32, 32, 32, 100),
@@ -28,114 +39,268 @@ CONFIGS = {
     "S4": (256, 256, 64, 100),
     "S5": (1024, 1024, 64, 50),
     "S6": (64, 64, 1, 1),
+    "LONG": (128, 128, 1, 10_000),
+}
+VARIANTS = {  # on S2's sizes
+    "reset before": {"reset_after": False},
+    "bidirectional": {"bidirectional": True},
+    "2 layers": {"num_layers": 2},
+    "packed (lengths 25..100)": {"packed": True},
 }
 
 
-def median_seconds(fn, repeats: int, budget: float = 2.0) -> float:
-    """Median wall time of fn() over up to ``repeats`` runs (fewer if they exceed ``budget``)."""
-    fn()  # warm up
+def median_seconds(fn, min_runs: int = 5, budget: float = 1.5) -> float:
+    """Median wall time of fn() after a warm-up: at least ``min_runs`` runs, more if time allows."""
+    fn()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < repeats and (len(times) < 5 or time.perf_counter() - start < budget):
+    while len(times) < min_runs or (time.perf_counter() - start < budget and len(times) < 2000):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def bench_sequence(module, x, repeats):
+def gemm_rate() -> float:
+    """This machine's float32 GEMM rate (FLOP/s) through torch (MKL), best of a few sizes."""
+    best = 0.0
+    for m, k, n in [(2048, 1024, 3072), (6400, 256, 768), (4096, 512, 1536)]:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        seconds = median_seconds(lambda a=a, b=b: a @ b, min_runs=5, budget=1.0)
+        best = max(best, 2 * m * k * n / seconds)
+    return best
+
+
+def roofline_seconds(I: int, H: int, B: int, T: int, rate: float) -> tuple[float, float]:
+    """Time of the GEMMs alone: inference = input projection + recurrent products; a training
+    step adds, for each, the products of the input gradient and of the weight gradient."""
+    flops = 2 * T * B * 3 * H * (I + H)
+    return flops / rate, 3 * flops / rate
+
+
+def time_sequence(module, x, **kw) -> tuple[float, float]:
     def infer():
         with torch.no_grad():
-            module(x)
+            module(x, **kw)
 
-    def train_step():
-        output, _ = module(x)
-        output.sum().backward()
+    def train():
+        out, _ = module(x, **kw)
+        out.sum().backward()
 
-    return median_seconds(infer, repeats), median_seconds(train_step, repeats)
+    return median_seconds(infer), median_seconds(train)
 
 
-def bench_step(cell, x, h, repeats):
-    def step():
+def time_onnxruntime(ours: gru.GRU, x: torch.Tensor, threads: int) -> float | None:
+    try:
+        import onnxruntime as ort
+
+        from gru.interop.onnx import export_onnx
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(ours, Path(tmp) / "gru.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {"input": x.numpy()}
+    return median_seconds(lambda: session.run(None, feed))
+
+
+def time_stream(ours: gru.GRU, theirs: torch.nn.GRU, I: int) -> tuple[float, float]:
+    stream = ours.stream(batch_size=1)
+    x_np = np.random.default_rng(0).normal(size=(1, I)).astype(np.float32)
+    x_t = torch.from_numpy(x_np).view(1, 1, I)
+    h = torch.zeros(1, 1, theirs.hidden_size)
+
+    def torch_step():
         with torch.no_grad():
-            cell(x, h)
+            theirs(x_t, h)
 
-    return median_seconds(step, repeats * 20)
+    return median_seconds(torch_step), median_seconds(lambda: stream(x_np))
+
+
+def peak_memory_mb(layer: str, I: int, H: int, B: int, T: int) -> float:
+    """Peak resident memory growth of one training step, in a fresh process (MB)."""
+    code = f"""
+import resource, torch, gru
+torch.manual_seed(0)
+m = {"gru.GRU" if layer == "gru" else "torch.nn.GRU"}({I}, {H})
+x = torch.randn({T}, {B}, {I})
+with torch.no_grad():
+    m(x)  # compile and warm up outside the measurement
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out, _ = m(x)
+out.sum().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def cold_start_seconds() -> float:
+    """Seconds from the end of `import gru` to the first result, in a new process (warm cache)."""
+    code = """
+import time, torch, gru
+t = time.perf_counter()
+with torch.no_grad():
+    gru.GRU(32, 32)(torch.randn(100, 32, 32))
+print(time.perf_counter() - t)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "–" if a is None or b is None else f"{a / b:.1f}×"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="skip S5, LONG and the memory runs")
     parser.add_argument("--out", type=Path, default=Path("bench-results/layer.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-
-    rows = []
+    rate = gemm_rate()
+    results: dict = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "threads": args.threads,
+            "gemm_gflops": rate / 1e9,
+            "blas": kernels.blas.available(),
+        },
+        "versions": {"gru": gru.__version__, "torch": torch.__version__},
+        "configs": {},
+        "variants": {},
+    }
+    print(
+        f"gru {gru.__version__}, torch {torch.__version__}, {args.threads} threads, float32, "
+        f"medians; measured GEMM rate {rate / 1e9:.0f} GFLOP/s"
+    )
+    print()
+    print(
+        "| cfg | I/H/B/T | torch infer | ort infer | gru infer | vs torch | vs ort | roofline "
+        "| torch train | gru train | vs torch | roofline |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (I, H, B, T) in CONFIGS.items():
-        if name == "S6":
-            theirs = torch.nn.GRUCell(I, H)
-            ours = gru.GRUCell.from_torch(theirs)
-            x, h = torch.randn(B, I), torch.randn(B, H)
-            t_torch, t_gru = (
-                bench_step(theirs, x, h, args.repeats),
-                bench_step(ours, x, h, args.repeats),
-            )
-            rows.append(
-                {
-                    "config": name,
-                    "I": I,
-                    "H": H,
-                    "B": B,
-                    "T": T,
-                    "torch_step_s": t_torch,
-                    "gru_step_s": t_gru,
-                }
-            )
+        if args.quick and name in ("S5", "LONG"):
             continue
         theirs = torch.nn.GRU(I, H)
         ours = gru.GRU.from_torch(theirs)
         x = torch.randn(T, B, I)
-        ti, tt = bench_sequence(theirs, x, args.repeats)
-        oi, ot = bench_sequence(ours, x, args.repeats)
-        rows.append(
-            {
-                "config": name,
-                "I": I,
-                "H": H,
-                "B": B,
-                "T": T,
-                "torch_infer_s": ti,
-                "gru_infer_s": oi,
-                "torch_train_s": tt,
-                "gru_train_s": ot,
+        shape = f"{I}/{H}/{B}/{T}"
+        if name == "S6":
+            t_step, g_step = time_stream(ours, theirs, I)
+            ort = time_onnxruntime(ours, x, args.threads)
+            results["configs"][name] = {
+                "torch_step_s": t_step,
+                "gru_step_s": g_step,
+                "ort_step_s": ort,
             }
+            print(
+                f"| S6 (one step) | {shape} | {fmt(t_step)} | {fmt(ort)} | {fmt(g_step)} "
+                f"| {ratio(t_step, g_step)} | {ratio(ort, g_step)} | – | – | – | – | – |"
+            )
+            continue
+        t_inf, t_train = time_sequence(theirs, x)
+        g_inf, g_train = time_sequence(ours, x)
+        ort = time_onnxruntime(ours, x, args.threads)
+        r_inf, r_train = roofline_seconds(I, H, B, T, rate)
+        results["configs"][name] = {
+            "shape": [I, H, B, T],
+            "torch_infer_s": t_inf,
+            "torch_train_s": t_train,
+            "gru_infer_s": g_inf,
+            "gru_train_s": g_train,
+            "ort_infer_s": ort,
+            "roofline_infer_s": r_inf,
+            "roofline_train_s": r_train,
+        }
+        print(
+            f"| {name} | {shape} | {fmt(t_inf)} | {fmt(ort)} | {fmt(g_inf)} | {ratio(t_inf, g_inf)} "
+            f"| {ratio(ort, g_inf)} | {r_inf / g_inf:.0%} | {fmt(t_train)} | {fmt(g_train)} "
+            f"| {ratio(t_train, g_train)} | {r_train / g_train:.0%} |"
         )
 
-    def ms(s):
-        return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+    print()
+    print("Variants on S2's sizes (I=32, H=32, B=32, T=100):")
+    print("| variant | torch infer | gru infer | vs torch | torch train | gru train | vs torch |")
+    print("|---|---|---|---|---|---|---|")
+    I, H, B, T = CONFIGS["S2"]
+    x = torch.randn(T, B, I)
+    lengths = torch.linspace(25, 100, B).round().long()
+    for name, kw in VARIANTS.items():
+        kw = dict(kw)
+        packed = kw.pop("packed", False)
+        reset_after = kw.pop("reset_after", True)
+        theirs = torch.nn.GRU(I, H, **kw)
+        ours = gru.GRU(I, H, **kw, reset_after=reset_after)
+        if reset_after:
+            ours.load_state_dict(theirs.state_dict())
+        if packed:
+            seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+            t_inf, t_train = time_packed(theirs, seq)
+            g_inf, g_train = time_packed(ours, seq)
+        else:
+            t_inf, t_train = time_sequence(theirs, x)  # torch has only reset after: the peer
+            g_inf, g_train = time_sequence(ours, x)
+        results["variants"][name] = {
+            "torch_infer_s": t_inf,
+            "torch_train_s": t_train,
+            "gru_infer_s": g_inf,
+            "gru_train_s": g_train,
+        }
+        print(
+            f"| {name} | {fmt(t_inf)} | {fmt(g_inf)} | {ratio(t_inf, g_inf)} | {fmt(t_train)} "
+            f"| {fmt(g_train)} | {ratio(t_train, g_train)} |"
+        )
 
-    versions = f"gru {gru.__version__}, torch {torch.__version__}"
-    print(f"{versions}, {args.threads} threads, float32, medians")
-    print("| cfg | I/H/B/T | torch infer | gru infer | ratio | torch train | gru train | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        shape = f"{r['I']}/{r['H']}/{r['B']}/{r['T']}"
-        if r["config"] == "S6":
-            ratio = r["torch_step_s"] / r["gru_step_s"]
-            times = f"{ms(r['torch_step_s'])} | {ms(r['gru_step_s'])} | {ratio:.2f}x"
-            print(f"| S6 (step) | {shape} | {times} | – | – | – |")
-            continue
-        ri = r["torch_infer_s"] / r["gru_infer_s"]
-        rt = r["torch_train_s"] / r["gru_train_s"]
-        infer = f"{ms(r['torch_infer_s'])} | {ms(r['gru_infer_s'])} | {ri:.2f}x"
-        train = f"{ms(r['torch_train_s'])} | {ms(r['gru_train_s'])} | {rt:.2f}x"
-        print(f"| {r['config']} | {shape} | {infer} | {train} |")
+    if not args.quick:
+        I, H, B, T = CONFIGS["S4"]
+        mem = {layer: peak_memory_mb(layer, I, H, B, T) for layer in ("torch", "gru")}
+        kept = kernels.saved_width(H, True) * T * B * 4 / 2**20
+        results["s4_training_peak_mb"] = mem
+        results["s4_kept_for_backward_mb"] = kept
+        print()
+        print(
+            f"S4 training step, peak resident memory growth: torch.nn.GRU {mem['torch']:.0f} MB, "
+            f"gru.GRU {mem['gru']:.0f} MB; the engine keeps 4·T·B·H = {kept:.1f} MB for backward "
+            "beyond the outputs"
+        )
+    cold = cold_start_seconds()
+    results["cold_start_s"] = cold
+    print(f"A second process: first result {cold:.2f} s after `import gru` (compiled code cached)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine()}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
+
+
+def time_packed(module, seq) -> tuple[float, float]:
+    def infer():
+        with torch.no_grad():
+            module(seq)
+
+    def train():
+        out, _ = module(seq)
+        out.data.sum().backward()
+
+    return median_seconds(infer), median_seconds(train)
 
 
 if __name__ == "__main__":

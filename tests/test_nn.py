@@ -524,3 +524,75 @@ def test_dropout_on_a_single_layer_warns_like_torch():
         UserWarning, match=r"dropout > 0 expects num_layers > 1, got dropout=0.5 and num_layers=1"
     ):
         gru.GRU(3, 4, dropout=0.5)
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stream_equals_the_layer_step_by_step(reset_after, backend, dtype):
+    torch.manual_seed(13)
+    model = gru.GRU(3, 5, 2, reset_after=reset_after, backend=backend, dtype=dtype)
+    x = torch.randn(8, 2, 3, dtype=dtype)
+    expected, h_n = model(x)
+    stream = model.stream(batch_size=2)
+    steps = [stream(x[t]).clone() for t in range(8)]
+    assert_close(torch.stack(steps), expected)
+    assert_close(stream.state, h_n)
+    stream.reset()
+    assert torch.all(stream.state == 0)
+    assert_close(stream(x[0]), expected[0])
+
+
+def test_stream_takes_numpy_and_unbatched_input_and_a_given_state():
+    torch.manual_seed(14)
+    model = gru.GRU(4, 6)
+    x = torch.randn(5, 1, 4)
+    h0 = torch.randn(1, 1, 6)
+    expected, _ = model(x, h0)
+    stream = model.stream()
+    stream.state = h0
+    for t in range(5):
+        out = stream(x[t, 0].numpy())
+        assert isinstance(out, np.ndarray) and out.shape == (6,)
+        assert_close(out, expected[t, 0])
+
+
+def test_stream_step_allocates_no_arrays_and_reuses_its_output():
+    import tracemalloc
+
+    model = gru.GRU(16, 32)
+    stream = model.stream()
+    x = np.random.default_rng(0).normal(size=(1, 16)).astype(np.float32)
+    first = stream(x)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(1000):
+        out = stream(x)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assert out is first or np.shares_memory(out, first)  # the same buffer every step
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
+    assert grown < 4096  # 1000 steps: no per-step array (one would be 128 bytes × 1000)
+
+
+def test_stream_refuses_bad_input():
+    with pytest.raises(
+        ValueError, match=r"GRU.stream: a bidirectional GRU cannot run one step at a time"
+    ):
+        gru.GRU(3, 4, bidirectional=True).stream()
+    stream = gru.GRU(3, 4).stream(batch_size=2)
+    with pytest.raises(ValueError, match=r"GRUStream: x_t must have shape \(2, 3\), got \(3,\)"):
+        stream(torch.randn(3))
+    with pytest.raises(
+        TypeError, match=r"GRUStream: x_t must have dtype torch.float32, got torch.float64"
+    ):
+        stream(torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(
+        ValueError, match=r"GRUStream.state must have shape \(1, 2, 4\), got \(2, 4\)"
+    ):
+        stream.state = torch.zeros(2, 4)
+    with pytest.raises(ValueError, match=r"GRU.stream: batch_size must be at least 1, got 0"):
+        gru.GRU(3, 4).stream(batch_size=0)

@@ -448,12 +448,9 @@ class GRUStream:
             layers, state, reset_after=module.reset_after, backend=module.backend
         )
         self._dtype = weight.dtype
-        self._np_dtype = (
-            torch.empty(0, dtype=weight.dtype).numpy().dtype
-            if weight.device.type == "cpu"
-            else None
-        )
-        self._out_torch = self._stepper.out[-1] if self._stepper.fused else None
+        fused = self._stepper.fused
+        self._np_dtype = self._stepper.out_np.dtype if fused else None
+        self._out_torch = self._stepper.out[-1] if fused else None
 
     @property
     def state(self) -> Tensor:
@@ -497,9 +494,7 @@ class GRUStream:
                 if x.dtype != self._dtype:
                     raise TypeError(f"GRUStream: x_t must have dtype {self._dtype}, got {x.dtype}")
                 xn = x.detach().numpy()
-            if xn.ndim == 1:
-                xn = xn.reshape(1, I)
-            out = self._stepper.step(xn)
+            out = self._stepper.step(np.ascontiguousarray(xn.reshape(B, I)))
             if is_numpy:
                 return out if len(shape) == 2 else out[0]
             return self._out_torch if len(shape) == 2 else self._out_torch[0]

@@ -9,6 +9,7 @@ Shapes: T time steps, B batch, I input features, H hidden units.
 Two ways to run the loop, chosen by size:
 - rows (`gru.kernels.rows`): each thread takes a shard of the batch and runs its sequences
   from the first step to the last with its own vector–matrix products; no barrier per step.
+  For B = 1, or too little work to pay for waking a thread, one thread does it all.
 - BLAS (`gru.kernels.blas`): for large H, one GEMM per step over the whole batch, threaded by
   the BLAS itself (only once a BLAS has been bound).
 
@@ -19,12 +20,13 @@ outputs, which backward reads as the previous states.
 
 from __future__ import annotations
 
-import numba
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
 
 from gru.kernels import blas, rows
-from gru.kernels.activations import FASTMATH
 
 __all__ = ["BLAS_MIN_HIDDEN", "backward", "forward", "saved_width", "step"]
 
@@ -34,61 +36,35 @@ BLAS_MIN_HIDDEN = 192
 _MIN_WORK_PER_THREAD = 20_000
 """Multiply-adds per thread below which starting threads costs more than it saves."""
 
-_PARALLEL = {
-    "parallel": True,
-    "nogil": True,
-    "fastmath": FASTMATH,
-    "error_model": "numpy",
-    "cache": True,
-}
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
-@njit(**_PARALLEL)
-def _forward_sharded(
-    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, shards
-):
-    B = gx.shape[1]
-    for i in prange(shards):
-        rows.forward_rows(
-            gx,
-            h0,
-            w_hh_t,
-            b_hn,
-            lengths,
-            reverse,
-            reset_after,
-            save,
-            out,
-            h_n,
-            saved,
-            i * B // shards,
-            (i + 1) * B // shards,
-        )
+def _workers(n: int) -> ThreadPoolExecutor:
+    """A pool of at least ``n`` threads, made once and kept (threads sleep while idle)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="gru-kernels")
+        return _pool
 
 
-@njit(**_PARALLEL)
-def _backward_sharded(
-    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0, shards
-):
-    B = d_out.shape[1]
-    for i in prange(shards):
-        rows.backward_rows(
-            d_out,
-            d_hn,
-            out,
-            h0,
-            saved,
-            w_hh,
-            lengths,
-            reverse,
-            reset_after,
-            dg,
-            dgh_n,
-            h_prev,
-            dh0,
-            i * B // shards,
-            (i + 1) * B // shards,
-        )
+def _sharded(kernel, args, B: int, shards: int) -> None:
+    """Run ``kernel(*args, b0, b1)`` on ``shards`` ranges of rows at once, one per thread.
+
+    The kernels release the GIL, so Python threads run them in parallel. They are plain
+    threads rather than Numba's OpenMP pool on purpose: torch carries its own OpenMP runtime,
+    and two runtimes whose idle threads spin steal the two cores from each other.
+    """
+    if shards == 1:
+        kernel(*args, 0, B)
+        return
+    bounds = [(i * B // shards, (i + 1) * B // shards) for i in range(shards)]
+    pool = _workers(shards - 1)
+    futures = [pool.submit(kernel, *args, b0, b1) for b0, b1 in bounds[1:]]
+    kernel(*args, *bounds[0])
+    for future in futures:
+        future.result()
 
 
 def saved_width(hidden_size: int, reset_after: bool) -> int:
@@ -102,8 +78,15 @@ def _lengths(lengths, T: int, B: int) -> np.ndarray:
     return np.ascontiguousarray(lengths, dtype=np.int64)
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _shards(B: int, T: int, H: int, threads: int | None) -> int:
-    threads = numba.get_num_threads() if threads is None else threads
+    threads = _cpu_count() if threads is None else threads
     work = T * B * 6 * H * H  # multiply-adds of the recurrent products
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
@@ -137,7 +120,7 @@ def forward(
         h0: (B, H) initial state. w_hh: (3H, H). b_hn: (H,) or None (reset after only).
         lengths: (B,) ints in [1, T] or None; steps past a sequence's length leave it unchanged
             and output zeros. reverse: read each sequence backwards within its length.
-        save: keep what `backward` needs. threads: at most this many (default: numba's).
+        save: keep what `backward` needs. threads: at most this many (default: the CPUs).
 
     Returns ``(output (T, B, H), h_n (B, H), saved)``, saved (T, B, `saved_width`) or None.
     """
@@ -160,11 +143,7 @@ def forward(
         blas.forward(gx, h0, w_hh, b_hn, *flags)
     else:
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the row kernels read W_hh by columns
-        shards = _shards(B, T, H, threads)
-        if shards > 1:
-            _forward_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
-        else:
-            rows.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
+        _sharded(rows.forward_rows, (gx, h0, w_hh_t, b_hn, *flags), B, _shards(B, T, H, threads))
     return out, h_n, (saved if save else None)
 
 
@@ -211,11 +190,7 @@ def backward(
     if _use_blas(H):
         blas.backward(*common, *grads)
     else:
-        shards = _shards(B, T, H, threads)
-        if shards > 1:
-            _backward_sharded(*common, *grads, shards)
-        else:
-            rows.backward_rows(*common, *grads, 0, B)
+        _sharded(rows.backward_rows, (*common, *grads), B, _shards(B, T, H, threads))
     return dg, dgh_n, h_prev, dh0
 
 
