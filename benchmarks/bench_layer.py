@@ -233,8 +233,9 @@ def main(argv=None) -> None:
             "roofline_train_s": r_train,
         }
         print(
-            f"| {name} | {shape} | {fmt(t_inf)} | {fmt(ort)} | {fmt(g_inf)} | {ratio(t_inf, g_inf)} "
-            f"| {ratio(ort, g_inf)} | {r_inf / g_inf:.0%} | {fmt(t_train)} | {fmt(g_train)} "
+            f"| {name} | {shape} | {fmt(t_inf)} | {fmt(ort)} | {fmt(g_inf)} "
+            f"| {ratio(t_inf, g_inf)} | {ratio(ort, g_inf)} | {r_inf / g_inf:.0%} "
+            f"| {fmt(t_train)} | {fmt(g_train)} "
             f"| {ratio(t_train, g_train)} | {r_train / g_train:.0%} |"
         )
 
