@@ -185,3 +185,22 @@ def test_cell_is_one_step_of_the_sequence(reset_after):
     assert_close(step, h_n)
     expected, _ = R.gru_step(x.numpy(), h.numpy(), *(t.numpy() for t in w), reset_after=reset_after)
     assert_close(step, expected)
+
+
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_native_stack_for_cuda_has_the_layer_semantics(with_lengths):
+    """`cudnn_stack` (what CUDA tensors use) called on CPU, where torch runs the same native
+    GRU without cuDNN: its plumbing of hx, lengths and the weights matches gru.GRU."""
+    torch.manual_seed(0)
+    model = gru.GRU(3, 4, 2, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    hx = torch.randn(4, 3, 4, dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 4]) if with_lengths else None
+    weights = [getattr(model, n) for n in model._flat_weights_names]
+    out, h_n = ops.cudnn_stack(
+        x, hx, weights, num_layers=2, bias=True, dropout=0.0, training=False,
+        bidirectional=True, lengths=lengths,
+    )  # fmt: skip
+    expected, expected_h = model(x, hx, lengths=lengths)
+    assert_close(out, expected)
+    assert_close(h_n, expected_h)
