@@ -6,8 +6,8 @@ pre-truncation), ``Embedding(10000, 32) -> GRU(32) -> Dense(1, sigmoid)``, Keras
 initializers, Adam (lr 1e-3, eps 1e-7), batch 32, 5 epochs, the last 20% of the (shuffled)
 training reviews for validation; accuracy on all 25,000 test reviews.
 
-The "strong" preset is the best GRU model found that trains on 2 CPU cores in about 20
-minutes (see `PRESETS` for its settings and why).
+The "strong" preset scales the same recipe up to a model that still trains on 2 CPU cores
+within 20 minutes (see `PRESETS` for its settings and why).
 
     clf = SentimentClassifier.from_preset("seed")
     report = clf.fit("aclImdb_v1.tar.gz", out="runs/seed")
