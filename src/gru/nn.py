@@ -283,7 +283,7 @@ Outputs: ``(output, h_n)``
         lengths = self._packed_lengths(batch_sizes, data.shape[0])
         T, B = len(batch_sizes), int(batch_sizes[0])
         h0 = self._check_hx(hx, B, True, weight)
-        if sorted_indices is not None:
+        if sorted_indices is not None and h0 is not None:
             h0 = h0.index_select(1, sorted_indices)
 
         # Scatter the packed rows, stored time-major with the longest sequences first, into a
@@ -320,7 +320,7 @@ Outputs: ``(output, h_n)``
                 index = layer * D + direction
                 out, h = ops.gru_sequence(
                     layer_input,
-                    h0[index],
+                    None if h0 is None else h0[index],
                     *self._layer_weights(index),
                     reset_after=self.reset_after,
                     reverse=direction == 1,
@@ -344,11 +344,11 @@ Outputs: ``(output, h_n)``
         """
         return GRUStream(self, batch_size)
 
-    def _check_hx(self, hx, B: int, batched: bool, weight: Tensor) -> Tensor:
+    def _check_hx(self, hx, B: int, batched: bool, weight: Tensor) -> Tensor | None:
         D = 2 if self.bidirectional else 1
         LD = self.num_layers * D
         if hx is None:
-            return weight.new_zeros(LD, B, self.hidden_size)
+            return None  # zeros, made where they are needed (the engine makes its own)
         if not isinstance(hx, Tensor):
             raise TypeError(f"GRU.forward: hx must be a torch.Tensor, got {type(hx).__name__}")
         _check_float_input("GRU.forward", "hx", hx, weight)

@@ -119,8 +119,10 @@ def _reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 def _composed_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths):
-    T = x.shape[0]
-    H = h0.shape[-1]
+    T, B = x.shape[:2]
+    H = w_hh.shape[1]
+    if h0 is None:
+        h0 = x.new_zeros(B, H)
     if reverse:
         x = _reverse_time(x, lengths)
     gx = F.linear(x, w_ih, _folded_bias(b_ih, b_hh, reset_after))  # (T, B, 3H)
@@ -157,7 +159,11 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 def _folded_bias_np(b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool):
-    """`_folded_bias` and b_hn (reset after) as NumPy arrays, cheaper than torch ops here."""
+    """`_folded_bias` and b_hn (reset after) as NumPy arrays, cheaper than torch ops here.
+
+    Computed on every call: weights can change without their version counter moving (through
+    ``.data``, as gradcheck does), so nothing derived from them is cached.
+    """
     if b_ih is None:
         return None, None
     b_i, b_h = _np(b_ih), _np(b_hh)
@@ -174,12 +180,15 @@ def _forward_impl(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, 
     T, B, I = x.shape
     H = w_hh.shape[1]
     folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
-    gx = torch.mm(x.detach().reshape(T * B, I), w_ih.detach().T).numpy()  # one GEMM
-    if folded is not None:
-        gx += folded
+    x2 = x.detach().reshape(T * B, I)
+    w_ih_t = w_ih.detach().T
+    if folded is None:
+        gx = torch.mm(x2, w_ih_t)  # (T·B, 3H), one GEMM for every step
+    else:
+        gx = torch.addmm(torch.from_numpy(folded), x2, w_ih_t)
     output, h_n, saved = kernels.forward(
-        gx.reshape(T, B, 3 * H),
-        np.zeros((B, H), gx.dtype) if h0 is None else _np(h0),
+        gx.numpy().reshape(T, B, 3 * H),
+        None if h0 is None else _np(h0),
         _np(w_hh),
         b_hn,
         reset_after=reset_after,
@@ -202,7 +211,7 @@ def _backward_impl(
         None if d_output is None else _np(d_output),
         None if d_h_n is None else _np(d_h_n),
         _np(output),
-        np.zeros((B, H), _np(output).dtype) if h0 is None else _np(h0),
+        None if h0 is None else _np(h0),
         _np(saved),
         _np(w_hh),
         reset_after=reset_after,
@@ -349,6 +358,8 @@ class _FusedGRU(torch.autograd.Function):
         )
         if not has_bias:
             db_ih = db_hh = None
+        if h0 is None:
+            dh0 = None
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
@@ -356,6 +367,8 @@ def _fused_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths
     tensors = (x, h0, w_ih, w_hh, b_ih, b_hh)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     if torch.compiler.is_compiling():
+        if h0 is None:
+            h0 = x.new_zeros(x.shape[1], w_hh.shape[1])
         output, h_n, _ = _sequence_forward(
             x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, needs_grad
         )
@@ -373,7 +386,7 @@ def _fused_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths
 
 def gru_sequence(
     x: Tensor,
-    h0: Tensor,
+    h0: Tensor | None,
     w_ih: Tensor,
     w_hh: Tensor,
     b_ih: Tensor | None,
@@ -384,7 +397,7 @@ def gru_sequence(
     lengths: Tensor | None = None,
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
-    """Run one GRU layer in one direction over x (T, B, I) from h0 (B, H).
+    """Run one GRU layer in one direction over x (T, B, I) from h0 (B, H) (None: zeros).
 
     ``lengths`` (B,) int64 on the CPU, each in [1, T], or None for all T: sequence b is
     updated for t < lengths[b] only, its outputs past that are zero and its final state is the
@@ -402,9 +415,12 @@ def gru_sequence(
 def cudnn_stack(x, hx, weights, *, num_layers, bias, dropout, training, bidirectional, lengths):
     """A whole reset-after stack through torch's native GRU (cuDNN on CUDA).
 
-    x (T, B, I) and hx (L·D, B, H); ``weights`` the flat list in torch.nn.GRU's order.
+    x (T, B, I) and hx (L·D, B, H) or None; ``weights`` the flat list in torch.nn.GRU's order.
     Returns (output (T, B, D·H), h_n (L·D, B, H)).
     """
+    if hx is None:
+        D = 2 if bidirectional else 1
+        hx = x.new_zeros(num_layers * D, x.shape[1], weights[1].shape[1])
     if lengths is None:
         output, h_n = torch._VF.gru(
             x, hx, weights, bias, num_layers, dropout, training, bidirectional, False

@@ -9,7 +9,7 @@ Shapes: T time steps, B batch, I input features, H hidden units.
 Two ways to run the loop, chosen by size:
 - rows (`gru.kernels.rows`): each thread takes a shard of the batch and runs its sequences
   from the first step to the last with its own vector–matrix products; no barrier per step.
-  For B = 1, or too little work to pay for waking a thread, one thread does it all.
+  For B = 1, or too little work to pay for starting a thread, one thread does it all.
 - BLAS (`gru.kernels.blas`): for large H, one GEMM per step over the whole batch, threaded by
   the BLAS itself (only once a BLAS has been bound).
 
@@ -21,10 +21,9 @@ outputs, which backward reads as the previous states.
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numba import njit, prange
 
 from gru.kernels import blas, rows
 
@@ -36,35 +35,37 @@ BLAS_MIN_HIDDEN = 192
 _MIN_WORK_PER_THREAD = 20_000
 """Multiply-adds per thread below which starting threads costs more than it saves."""
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_PARALLEL = {"parallel": True, "nogil": True, "error_model": "numpy", "cache": True}
+
+# The shards run on Numba's OpenMP threading layer. When torch is loaded first (as gru.ops
+# does) Numba's OpenMP calls bind to the runtime torch carries, so the engine and torch's own
+# ops share one pool of threads: the thread that just finished torch's GEMM picks up a shard
+# at once. (Two pools on two cores, each spinning after its work, slowed both sides.)
 
 
-def _workers(n: int) -> ThreadPoolExecutor:
-    """A pool of at least ``n`` threads, made once and kept (threads sleep while idle)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < n:
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="gru-kernels")
-        return _pool
+@njit(**_PARALLEL)
+def _forward_sharded(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, shards
+):
+    B = gx.shape[1]
+    for i in prange(shards):
+        b0, b1 = i * B // shards, (i + 1) * B // shards
+        rows.forward_rows(
+            gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, b0, b1
+        )
 
 
-def _sharded(kernel, args, B: int, shards: int) -> None:
-    """Run ``kernel(*args, b0, b1)`` on ``shards`` ranges of rows at once, one per thread.
-
-    The kernels release the GIL, so Python threads run them in parallel. They are plain
-    threads rather than Numba's OpenMP pool on purpose: torch carries its own OpenMP runtime,
-    and two runtimes whose idle threads spin steal the two cores from each other.
-    """
-    if shards == 1:
-        kernel(*args, 0, B)
-        return
-    bounds = [(i * B // shards, (i + 1) * B // shards) for i in range(shards)]
-    pool = _workers(shards - 1)
-    futures = [pool.submit(kernel, *args, b0, b1) for b0, b1 in bounds[1:]]
-    kernel(*args, *bounds[0])
-    for future in futures:
-        future.result()
+@njit(**_PARALLEL)
+def _backward_sharded(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0, shards
+):
+    B = d_out.shape[1]
+    for i in prange(shards):
+        b0, b1 = i * B // shards, (i + 1) * B // shards
+        rows.backward_rows(
+            d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev,
+            dh0, b0, b1,
+        )  # fmt: skip
 
 
 def saved_width(hidden_size: int, reset_after: bool) -> int:
@@ -111,13 +112,15 @@ def forward(
     lengths=None,
     save=True,
     threads=None,
+    w_hh_t=None,
 ):
     """Run the recurrence of one layer in one direction.
 
     Args:
         gx: (T, B, 3H) input projections ``x_t W_ihᵀ + b_ih`` with b_hr and b_hz added (and
             b_hn too when ``reset_after`` is False: before the product every bias is outside r).
-        h0: (B, H) initial state. w_hh: (3H, H). b_hn: (H,) or None (reset after only).
+        h0: (B, H) initial state, or None for zeros. w_hh: (3H, H). b_hn: (H,) or None
+            (reset after only). w_hh_t: W_hhᵀ (H, 3H) C-contiguous, if the caller keeps one.
         lengths: (B,) ints in [1, T] or None; steps past a sequence's length leave it unchanged
             and output zeros. reverse: read each sequence backwards within its length.
         save: keep what `backward` needs. threads: at most this many (default: the CPUs).
@@ -128,7 +131,7 @@ def forward(
     H = H3 // 3
     dtype = gx.dtype
     gx = np.ascontiguousarray(gx)
-    h0 = np.ascontiguousarray(h0, dtype=dtype)
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
     lengths_given = lengths
@@ -142,8 +145,13 @@ def forward(
     if _use_blas(H):
         blas.forward(gx, h0, w_hh, b_hn, *flags)
     else:
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the row kernels read W_hh by columns
-        _sharded(rows.forward_rows, (gx, h0, w_hh_t, b_hn, *flags), B, _shards(B, T, H, threads))
+        if w_hh_t is None:
+            w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
+        shards = _shards(B, T, H, threads)
+        if shards > 1:
+            _forward_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
+        else:
+            rows.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
     return out, h_n, (saved if save else None)
 
 
@@ -162,7 +170,8 @@ def backward(
 ):
     """Back-propagate through the recurrence that `forward` ran (same arguments).
 
-    ``d_out`` (T, B, H) and ``d_hn`` (B, H) are ∂L/∂output and ∂L/∂h_n (None for zero);
+    ``d_out`` (T, B, H) and ``d_hn`` (B, H) are ∂L/∂output and ∂L/∂h_n (None for zero), h0
+    may be None for zeros;
     ``out`` and ``saved`` are what `forward` returned. Returns ``(dg, dgh_n, h_prev, dh0)``:
 
         dg      (T, B, 3H)  [da_r | da_z | da_n]: ∂L/∂gx, so dX = dg W_ih, dW_ih = dgᵀ X,
@@ -178,7 +187,7 @@ def backward(
     dtype = out.dtype
     d_out = np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype)
     d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
-    h0 = np.ascontiguousarray(h0, dtype=dtype)
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     lengths = _lengths(lengths, T, B)
     dg = np.empty((T, B, 3 * H), dtype)
@@ -190,7 +199,11 @@ def backward(
     if _use_blas(H):
         blas.backward(*common, *grads)
     else:
-        _sharded(rows.backward_rows, (*common, *grads), B, _shards(B, T, H, threads))
+        shards = _shards(B, T, H, threads)
+        if shards > 1:
+            _backward_sharded(*common, *grads, shards)
+        else:
+            rows.backward_rows(*common, *grads, 0, B)
     return dg, dgh_n, h_prev, dh0
 
 
