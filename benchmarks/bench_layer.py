@@ -51,14 +51,27 @@ VARIANTS = {  # on S2's sizes
 
 def median_seconds(fn, min_runs: int = 5, budget: float = 1.5) -> float:
     """Median wall time of fn() after a warm-up: at least ``min_runs`` runs, more if time allows."""
-    fn()
-    times: list[float] = []
+    return interleaved({"fn": fn}, min_rounds=min_runs, budget=budget)["fn"]
+
+
+def interleaved(fns: dict, min_rounds: int = 7, budget: float = 3.0) -> dict:
+    """Median wall time of each function, measured in rounds that run each once in turn.
+
+    This machine's speed drifts by tens of percent over seconds; taking turns exposes every
+    contender to the same drift, so the ratios hold even when the absolute times wander.
+    """
+    for fn in fns.values():
+        fn()  # warm up (and compile)
+    times: dict = {name: [] for name in fns}
     start = time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < budget and len(times) < 2000):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    rounds = 0
+    while rounds < min_rounds or (time.perf_counter() - start < budget and rounds < 2000):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def gemm_rate() -> float:
@@ -78,19 +91,23 @@ def roofline_seconds(I: int, H: int, B: int, T: int, rate: float) -> tuple[float
     return flops / rate, 3 * flops / rate
 
 
-def time_sequence(module, x, **kw) -> tuple[float, float]:
+def sequence_runs(module, x) -> tuple:
+    """(inference, training step) callables for a layer on x (a tensor or PackedSequence)."""
+
     def infer():
         with torch.no_grad():
-            module(x, **kw)
+            module(x)
 
     def train():
-        out, _ = module(x, **kw)
-        out.sum().backward()
+        out, _ = module(x)
+        data = out.data if isinstance(out, torch.nn.utils.rnn.PackedSequence) else out
+        data.sum().backward()
 
-    return median_seconds(infer), median_seconds(train)
+    return infer, train
 
 
-def time_onnxruntime(ours: gru.GRU, x: torch.Tensor, threads: int) -> float | None:
+def onnxruntime_run(ours: gru.GRU, x: torch.Tensor, threads: int):
+    """An inference callable on ONNX Runtime for the same weights, or None if not installed."""
     try:
         import onnxruntime as ort
 
@@ -104,10 +121,11 @@ def time_onnxruntime(ours: gru.GRU, x: torch.Tensor, threads: int) -> float | No
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {"input": x.numpy()}
-    return median_seconds(lambda: session.run(None, feed))
+    return lambda: session.run(None, feed)
 
 
-def time_stream(ours: gru.GRU, theirs: torch.nn.GRU, I: int) -> tuple[float, float]:
+def stream_runs(ours: gru.GRU, theirs: torch.nn.GRU, I: int) -> tuple:
+    """(torch.nn.GRU one step, gru stream one step) callables at batch 1."""
     stream = ours.stream(batch_size=1)
     x_np = np.random.default_rng(0).normal(size=(1, I)).astype(np.float32)
     x_t = torch.from_numpy(x_np).view(1, 1, I)
@@ -117,7 +135,7 @@ def time_stream(ours: gru.GRU, theirs: torch.nn.GRU, I: int) -> tuple[float, flo
         with torch.no_grad():
             theirs(x_t, h)
 
-    return median_seconds(torch_step), median_seconds(lambda: stream(x_np))
+    return torch_step, lambda: stream(x_np)
 
 
 def peak_memory_mb(layer: str, I: int, H: int, B: int, T: int) -> float:
@@ -205,9 +223,12 @@ def main(argv=None) -> None:
         ours = gru.GRU.from_torch(theirs)
         x = torch.randn(T, B, I)
         shape = f"{I}/{H}/{B}/{T}"
+        ort_run = onnxruntime_run(ours, x, args.threads)
         if name == "S6":
-            t_step, g_step = time_stream(ours, theirs, I)
-            ort = time_onnxruntime(ours, x, args.threads)
+            torch_step, gru_step = stream_runs(ours, theirs, I)
+            fns = {"torch": torch_step, "gru": gru_step} | ({"ort": ort_run} if ort_run else {})
+            m = interleaved(fns, min_rounds=200)
+            t_step, g_step, ort = m["torch"], m["gru"], m.get("ort")
             results["configs"][name] = {
                 "torch_step_s": t_step,
                 "gru_step_s": g_step,
@@ -218,9 +239,11 @@ def main(argv=None) -> None:
                 f"| {ratio(t_step, g_step)} | {ratio(ort, g_step)} | – | – | – | – | – |"
             )
             continue
-        t_inf, t_train = time_sequence(theirs, x)
-        g_inf, g_train = time_sequence(ours, x)
-        ort = time_onnxruntime(ours, x, args.threads)
+        t_infer, t_trainer = sequence_runs(theirs, x)
+        g_infer, g_trainer = sequence_runs(ours, x)
+        fns = {"ti": t_infer, "gi": g_infer, "tt": t_trainer, "gt": g_trainer}
+        m = interleaved(fns | ({"ort": ort_run} if ort_run else {}))
+        t_inf, g_inf, t_train, g_train, ort = m["ti"], m["gi"], m["tt"], m["gt"], m.get("ort")
         r_inf, r_train = roofline_seconds(I, H, B, T, rate)
         results["configs"][name] = {
             "shape": [I, H, B, T],
@@ -254,13 +277,15 @@ def main(argv=None) -> None:
         ours = gru.GRU(I, H, **kw, reset_after=reset_after)
         if reset_after:
             ours.load_state_dict(theirs.state_dict())
-        if packed:
-            seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-            t_inf, t_train = time_packed(theirs, seq)
-            g_inf, g_train = time_packed(ours, seq)
-        else:
-            t_inf, t_train = time_sequence(theirs, x)  # torch has only reset after: the peer
-            g_inf, g_train = time_sequence(ours, x)
+        seq = (
+            torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+            if packed
+            else x
+        )
+        t_infer, t_trainer = sequence_runs(theirs, seq)  # torch has only reset after: the peer
+        g_infer, g_trainer = sequence_runs(ours, seq)
+        m = interleaved({"ti": t_infer, "gi": g_infer, "tt": t_trainer, "gt": g_trainer})
+        t_inf, g_inf, t_train, g_train = m["ti"], m["gi"], m["tt"], m["gt"]
         results["variants"][name] = {
             "torch_infer_s": t_inf,
             "torch_train_s": t_train,
@@ -290,18 +315,6 @@ def main(argv=None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
-
-
-def time_packed(module, seq) -> tuple[float, float]:
-    def infer():
-        with torch.no_grad():
-            module(seq)
-
-    def train():
-        out, _ = module(seq)
-        out.data.sum().backward()
-
-    return median_seconds(infer), median_seconds(train)
 
 
 if __name__ == "__main__":

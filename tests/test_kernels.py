@@ -120,33 +120,30 @@ def engine_layer(
         lengths=lengths,
         threads=threads,
     )
-    dg, dgh_n, h_prev, dh0 = kernels.backward(
-        d_out.astype(dtype),
-        d_hn.astype(dtype),
-        out,
-        h0.astype(dtype),
-        saved,
-        w_hh.astype(dtype),
-        reset_after=reset_after,
-        reverse=reverse,
-        lengths=lengths,
-        threads=threads,
-    )
-    dG = dg.reshape(T * B, 3 * H).astype(np.float64)
+    dg, h_prev, dh0, db = kernels.backward(
+        d_out.astype(dtype), d_hn.astype(dtype), out, h0.astype(dtype), saved, w_hh.astype(dtype),
+        reset_after=reset_after, reverse=reverse, lengths=lengths, threads=threads,
+    )  # fmt: skip
+    dG = dg.reshape(T * B, 4 * H).astype(np.float64)
+    dGX = dG[:, H:]  # [da_r | da_z | da_n]
+    c = dG[:, :H]
     Hp = h_prev.reshape(T * B, H).astype(np.float64)
-    dGHn = dgh_n.reshape(T * B, H).astype(np.float64)
     if reset_after:
-        dw_hh = np.concatenate([dG[:, : 2 * H].T @ Hp, dGHn.T @ Hp])
-        db_hh = np.concatenate([dG[:, : 2 * H].sum(0), dGHn.sum(0)])
+        dw_hh = np.concatenate([dGX[:, : 2 * H].T @ Hp, c.T @ Hp])
+        db_hh = np.concatenate([dGX[:, : 2 * H].sum(0), c.sum(0)])
     else:
-        dw_hh = np.concatenate([dG[:, : 2 * H].T @ Hp, dG[:, 2 * H :].T @ dGHn])
-        db_hh = dG.sum(0)
+        dw_hh = np.concatenate([dGX[:, : 2 * H].T @ Hp, dGX[:, 2 * H :].T @ c])
+        db_hh = dGX.sum(0)
+    # The kernel's own sums must agree with summing dg here.
+    assert_close(db[H:], dGX.sum(0), dtype, scale=4.0, what="db")
+    if reset_after:
+        assert_close(db[:H], c.sum(0), dtype, scale=4.0, what="db_hn")
     grads = {
-        "x": (dG @ w_ih).reshape(T, B, I),
+        "x": (dGX @ w_ih).reshape(T, B, I),
         "h0": dh0,
-        "w_ih": dG.T @ x.reshape(T * B, I),
+        "w_ih": dGX.T @ x.reshape(T * B, I),
         "w_hh": dw_hh,
-        "b_ih": dG.sum(0),
+        "b_ih": dGX.sum(0),
         "b_hh": db_hh,
     }
     return out.astype(np.float64), h_n.astype(np.float64), grads
@@ -244,35 +241,32 @@ def test_save_false_keeps_nothing_and_gives_the_same_output():
 
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_step_equals_the_oracle_step(reset_after, dtype):
+def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
+    """kernels.step on two stacked layers, packed as its docstring says, equals gru_step twice."""
     rng = np.random.default_rng(3)
     B, I, H = 3, 5, 7
-    x, h = rng.normal(size=(B, I)), rng.normal(size=(B, H))
-    w_ih, w_hh = rng.normal(0, 0.5, (3 * H, I)), rng.normal(0, 0.5, (3 * H, H))
-    b_ih, b_hh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
-    expected, _ = R.gru_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after=reset_after)
-    folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
-    state = h.astype(dtype)
-    out = np.empty((B, H), dtype)
-    scratch = (
-        np.empty((B, 3 * H), dtype),
-        np.empty((B, 3 * H), dtype),
-        np.empty((B, H), dtype),
-        np.empty((B, H), dtype),
-    )
-    kernels.step(
-        x.astype(dtype),
-        state,
-        np.ascontiguousarray(w_ih.T, dtype),
-        np.ascontiguousarray(w_hh.T, dtype),
-        folded.astype(dtype),
-        b_hh[2 * H :].astype(dtype),
-        reset_after,
-        *scratch,
-        out,
-    )
-    assert_close(out, expected, dtype)
-    assert np.array_equal(state, out)
+    layers = [
+        [rng.normal(0, 0.5, s) for s in [(3 * H, n_in), (3 * H, H), (3 * H,), (3 * H,)]]
+        for n_in in (I, H)
+    ]
+    x, h = rng.normal(size=(B, I)), rng.normal(size=(2, B, H))
+    blocks, layout = [], [2, B, H]
+    offset = 0
+    for w_ih, w_hh, b_ih, b_hh in layers:
+        folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
+        for part in (w_ih.T, w_hh.T, folded, b_hh[2 * H :]):
+            layout.append(offset)
+            blocks.append(np.ascontiguousarray(part, dtype=dtype).ravel())
+            offset += part.size
+        layout.append(w_ih.shape[1])
+    work = np.zeros(2 * 2 * B * H + 8 * B * H, dtype)
+    work[: 2 * B * H] = h.ravel()
+    out = kernels.step(x.astype(dtype), np.concatenate(blocks), work, np.array(layout), reset_after)
+
+    h1, _ = R.gru_step(x, h[0], *layers[0], reset_after=reset_after)
+    h2, _ = R.gru_step(h1, h[1], *layers[1], reset_after=reset_after)
+    assert_close(out, h2, dtype)
+    assert_close(work[: 2 * B * H].reshape(2, B, H), np.stack([h1, h2]), dtype)  # the state
 
 
 # --- the configurations of the benchmark, and long sequences ----------------------------------

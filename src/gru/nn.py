@@ -450,7 +450,7 @@ class GRUStream:
         self._dtype = weight.dtype
         fused = self._stepper.fused
         self._np_dtype = self._stepper.out_np.dtype if fused else None
-        self._out_torch = self._stepper.out[-1] if fused else None
+        self._out_torch = self._stepper.out if fused else None
 
     @property
     def state(self) -> Tensor:
@@ -474,6 +474,7 @@ class GRUStream:
             self._stepper.state.zero_()
 
     def __call__(self, x):
+        stepper = self._stepper
         is_numpy = isinstance(x, np.ndarray)
         shape = x.shape
         B, I = self.batch_size, self.input_size
@@ -483,26 +484,22 @@ class GRUStream:
                 + (f" or ({I},)" if B == 1 else "")
                 + f", got {tuple(shape)}"
             )
-        if self._stepper.fused:
+        if not stepper.fused:
+            xt = torch.as_tensor(x, dtype=self._dtype, device=stepper.state.device)
+            out = stepper.step(xt.reshape(B, I))
             if is_numpy:
-                if x.dtype != self._np_dtype:
-                    raise TypeError(
-                        f"GRUStream: x_t must have dtype {self._np_dtype}, got {x.dtype}"
-                    )
-                xn = x
-            else:
-                if x.dtype != self._dtype:
-                    raise TypeError(f"GRUStream: x_t must have dtype {self._dtype}, got {x.dtype}")
-                xn = x.detach().numpy()
-            out = self._stepper.step(np.ascontiguousarray(xn.reshape(B, I)))
-            if is_numpy:
-                return out if len(shape) == 2 else out[0]
-            return self._out_torch if len(shape) == 2 else self._out_torch[0]
-        xt = torch.as_tensor(x, dtype=self._dtype, device=self._stepper.state.device)
-        out = self._stepper.step(xt.reshape(B, I))
+                out = out.cpu().numpy()
+            return out if len(shape) == 2 else out[0]
+        expected = self._np_dtype if is_numpy else self._dtype
+        if x.dtype != expected:
+            raise TypeError(f"GRUStream: x_t must have dtype {expected}, got {x.dtype}")
+        xn = x if is_numpy else x.detach().numpy()
+        if len(shape) == 1 or not xn.flags.c_contiguous:
+            xn = np.ascontiguousarray(xn).reshape(B, I)
+        out = stepper.step(xn)  # the fast path: one compiled call, no allocation
         if is_numpy:
-            out = out.cpu().numpy()
-        return out if len(shape) == 2 else out[0]
+            return out if len(shape) == 2 else out[0]
+        return self._out_torch if len(shape) == 2 else self._out_torch[0]
 
 
 class GRUCell(nn.Module):

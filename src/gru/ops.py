@@ -19,7 +19,9 @@ w_hh (3H, H), b_ih and b_hh (3H,).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 import numpy as np
 import torch
@@ -52,6 +54,28 @@ def _bind_torch_blas() -> bool:
 
 
 _bind_torch_blas()
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep large freed blocks for reuse instead of returning them to the OS.
+
+    By default glibc serves every block above a few hundred KB with a fresh mmap and unmaps it
+    on free, so each training step touches its sequence-sized arrays anew: one page fault per
+    4 KB (about 1,000 per step of a 32-unit layer over 100 steps, and a fault costs
+    microseconds in a virtual machine). This slowed torch.nn.GRU as much as the engine.
+    Set GRU_MALLOC_DEFAULTS=1 to leave the allocator as it is.
+    """
+    if os.environ.get("GRU_MALLOC_DEFAULTS") == "1" or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 << 20)  # M_MMAP_THRESHOLD: blocks up to 128 MB from the heap
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of freed heap
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+_keep_freed_memory()
 
 
 def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
@@ -176,20 +200,32 @@ def _folded_bias_np(b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool)
 
 
 def _forward_impl(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save):
-    """Returns (output (T, B, H), h_n (B, H), saved (T, B, S), or an empty tensor)."""
+    """Returns (output (T, B, H), h_n (B, H), saved (T, B, S), or an empty tensor).
+
+    The engine runs H padded to Hp (`kernels.padded_size`): the padded weights give a padded
+    input projection straight from the GEMM, and ``saved`` stays padded for the backward.
+    """
     T, B, I = x.shape
     H = w_hh.shape[1]
+    Hp = kernels.padded_size(H)
     folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
+    w_ih_np, w_hh_np = _np(w_ih), _np(w_hh)
+    if Hp != H:
+        w_ih_np = kernels.pad_hidden(w_ih_np, H, Hp, axis=0, blocks=3)  # (3Hp, I)
+        w_hh_np = kernels.pad_hidden(kernels.pad_hidden(w_hh_np, H, Hp), H, Hp, axis=0, blocks=3)
+        folded = None if folded is None else kernels.pad_hidden(folded, H, Hp, blocks=3)
+        b_hn = None if b_hn is None else kernels.pad_hidden(b_hn, H, Hp)
     x2 = x.detach().reshape(T * B, I)
-    w_ih_t = w_ih.detach().T
+    w_ih_t = torch.from_numpy(w_ih_np).T
     if folded is None:
-        gx = torch.mm(x2, w_ih_t)  # (T·B, 3H), one GEMM for every step
+        gx = torch.mm(x2, w_ih_t)  # (T·B, 3Hp), one GEMM for every step
     else:
         gx = torch.addmm(torch.from_numpy(folded), x2, w_ih_t)
+    h0_np = None if h0 is None else kernels.pad_hidden(_np(h0), H, Hp)
     output, h_n, saved = kernels.forward(
-        gx.numpy().reshape(T, B, 3 * H),
-        None if h0 is None else _np(h0),
-        _np(w_hh),
+        gx.numpy().reshape(T, B, 3 * Hp),
+        h0_np,
+        w_hh_np,
         b_hn,
         reset_after=reset_after,
         reverse=reverse,
@@ -197,49 +233,70 @@ def _forward_impl(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, 
         save=save,
         threads=torch.get_num_threads(),
     )
+    output, h_n = kernels.unpad_hidden(output, H, Hp), kernels.unpad_hidden(h_n, H, Hp)
     saved_t = torch.from_numpy(saved) if save else x.new_empty(0)
     return torch.from_numpy(output), torch.from_numpy(h_n), saved_t
 
 
 def _backward_impl(
-    d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths, reset_after, reverse, has_bias
-):
-    """Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); the bias gradients are empty if no bias."""
+    d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths, reset_after, reverse, has_bias,
+    need_x=True, need_weights=True,
+):  # fmt: skip
+    """Returns (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); the bias gradients are empty if no bias,
+    dx is None unless ``need_x`` and the weight gradients None unless ``need_weights``."""
     T, B, I = x.shape
     H = w_hh.shape[1]
-    dg, dgh_n, h_prev, dh0 = kernels.backward(
-        None if d_output is None else _np(d_output),
-        None if d_h_n is None else _np(d_h_n),
-        _np(output),
-        None if h0 is None else _np(h0),
+    Hp = kernels.padded_size(H)
+
+    def padded(t):  # (…, H) -> (…, Hp) NumPy, zeros in the added units
+        return None if t is None else kernels.pad_hidden(_np(t), H, Hp)
+
+    w_ih_np, w_hh_np = _np(w_ih), _np(w_hh)
+    if Hp != H:
+        w_ih_np = kernels.pad_hidden(w_ih_np, H, Hp, axis=0, blocks=3)
+        w_hh_np = kernels.pad_hidden(kernels.pad_hidden(w_hh_np, H, Hp), H, Hp, axis=0, blocks=3)
+    dg, h_prev, dh0, db = kernels.backward(
+        padded(d_output),
+        padded(d_h_n),
+        padded(output),
+        padded(h0),
         _np(saved),
-        _np(w_hh),
+        w_hh_np,
         reset_after=reset_after,
         reverse=reverse,
         lengths=None if lengths is None else lengths.numpy(),
         threads=torch.get_num_threads(),
     )
-    dG = torch.from_numpy(dg).view(T * B, 3 * H)  # ∂L/∂gx: [da_r | da_z | da_n]
-    dGHn = torch.from_numpy(dgh_n).view(T * B, H)
-    Hp = torch.from_numpy(h_prev).view(T * B, H)  # h_{t-1} of every step
-    w_ih, w_hh = w_ih.detach(), w_hh.detach()
-    dx = (dG @ w_ih).view(T, B, I)  # every GEMM below runs once over all T·B rows
-    dw_ih = dG.T @ x.detach().reshape(T * B, I)  # (3H, I)
-    dw_hh = torch.empty_like(w_hh)
-    torch.mm(dG[:, : 2 * H].T, Hp, out=dw_hh[: 2 * H])  # dW_h{r,z} = [da_r | da_z]ᵀ h_prev
+    dh0 = torch.from_numpy(kernels.unpad_hidden(dh0, H, Hp))
+    dG = torch.from_numpy(dg).view(T * B, 4 * Hp)  # [c | da_r | da_z | da_n] of every step
+    dGX = dG[:, Hp:]  # ∂L/∂gx, whose gate order is W_ih's: [da_r | da_z | da_n]
+    # One GEMM over all T·B rows for each gradient; the padded units hold zeros throughout.
+    dx = (dGX @ torch.from_numpy(w_ih_np)).view(T, B, I) if need_x else None
+    if not need_weights:
+        return dx, dh0, None, None, None, None
+    Hprev = torch.from_numpy(h_prev).view(T * B, Hp)  # h_{t-1} of every step
+
+    def unpad(g, axis_blocks):  # a (3Hp, ·) or (·, Hp) gradient back to the layer's shape
+        return torch.from_numpy(kernels.unpad_hidden(g.numpy(), H, Hp, axis=0, blocks=axis_blocks))
+
+    dw_ih = unpad(dGX.T @ x.detach().reshape(T * B, I), 3)  # (3H, I)
     if reset_after:
-        torch.mm(dGHn.T, Hp, out=dw_hh[2 * H :])  # dW_hn = (da_n ⊙ r)ᵀ h_prev
+        # [c | da_r | da_z]ᵀ h_prev is dW_hh with its n block first: one GEMM, then reorder.
+        g = dG[:, : 3 * Hp].T @ Hprev  # (3Hp, Hp): rows n, r, z
+        dw_hh = torch.cat([g[Hp:], g[:Hp]])
     else:
-        torch.mm(dG[:, 2 * H :].T, dGHn, out=dw_hh[2 * H :])  # dW_hn = da_nᵀ (r ⊙ h_prev)
+        dw_hh = torch.cat([dG[:, Hp : 3 * Hp].T @ Hprev, dG[:, 3 * Hp :].T @ dG[:, :Hp]])
+    dw_hh = torch.from_numpy(kernels.unpad_hidden(unpad(dw_hh, 3).numpy(), H, Hp))  # (3H, H)
     if not has_bias:
         empty = x.new_empty(0)
-        return dx, torch.from_numpy(dh0), dw_ih, dw_hh, empty, empty.clone()
-    db_ih = dG.sum(0)
+        return dx, dh0, dw_ih, dw_hh, empty, empty.clone()
+    db = torch.from_numpy(kernels.unpad_hidden(db, H, Hp, blocks=4))  # [c | r | z | n], 4H
+    db_ih = db[H:]
     if reset_after:
-        db_hh = torch.cat([db_ih[: 2 * H], dGHn.sum(0)])
+        db_hh = torch.cat([db[H : 3 * H], db[:H]])
     else:
         db_hh = db_ih.clone()  # every recurrent bias sits outside r: same gradient as b_ih
-    return dx, torch.from_numpy(dh0), dw_ih, dw_hh, db_ih, db_hh
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
 
 
 @torch.library.custom_op("gru::sequence_forward", mutates_args=())
@@ -266,7 +323,7 @@ def _sequence_forward(
 def _(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save):
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    width = kernels.saved_width(H, reset_after)
+    width = kernels.saved_width(kernels.padded_size(H), reset_after)
     saved = x.new_empty((T, B, width)) if save else x.new_empty(0)
     return x.new_empty((T, B, H)), x.new_empty((B, H)), saved
 
@@ -353,9 +410,11 @@ class _FusedGRU(torch.autograd.Function):
     def backward(ctx, d_output, d_h_n):
         x, h0, w_ih, w_hh, out, saved, lengths = ctx.saved_tensors
         reset_after, reverse, has_bias = ctx.flags
+        need = ctx.needs_input_grad
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = _backward_impl(
-            d_output, d_h_n, x, h0, w_ih, w_hh, out, saved, lengths, reset_after, reverse, has_bias
-        )
+            d_output, d_h_n, x, h0, w_ih, w_hh, out, saved, lengths, reset_after, reverse,
+            has_bias, need_x=need[0], need_weights=any(need[2:6]),
+        )  # fmt: skip
         if not has_bias:
             db_ih = db_hh = None
         if h0 is None:
@@ -473,62 +532,52 @@ class Stepper:
 
     Holds its own copy of the weights (taken when it is made) and every buffer a step needs,
     so `step` allocates nothing on the CPU engine. ``layers`` is a list of
-    ``(w_ih, w_hh, b_ih, b_hh)`` per layer; ``state`` is (L, B, H) and is updated in place.
+    ``(w_ih, w_hh, b_ih, b_hh)`` per layer; ``state`` (L, B, H) is updated in place.
     """
 
     def __init__(self, layers, state: Tensor, *, reset_after: bool, backend: str) -> None:
         self.reset_after = reset_after
-        self.state = state
-        self.fused = resolve_backend("auto" if backend == "fused" else backend, state, 0) == "fused"
         L, B, H = state.shape
+        backend = "auto" if backend == "fused" else backend  # a stream runs on any device
+        self.fused = resolve_backend(backend, state, 0) == "fused"
         if not self.fused:
-            self.layers = [
-                tuple(None if w is None else w.detach() for w in layer) for layer in layers
-            ]
+            self.state = state
+            self.layers = [tuple(None if w is None else w.detach() for w in ws) for ws in layers]
             return
         dt = _np(state).dtype
-        self.layers_np = []
+        blocks, layout = [], [L, B, H]
+        offset = 0
         for w_ih, w_hh, b_ih, b_hh in layers:
-            folded = _folded_bias(b_ih, b_hh, reset_after)
-            b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
-            self.layers_np.append(
-                (
-                    np.ascontiguousarray(_np(w_ih).T),  # (I, 3H)
-                    np.ascontiguousarray(_np(w_hh).T),  # (H, 3H)
-                    np.zeros(3 * H, dt) if folded is None else _np(folded).copy(),
-                    np.zeros(H, dt) if b_hn is None else _np(b_hn).copy(),
-                )
-            )
-        self.state_np = state.numpy()  # shares memory with self.state
-        self.scratch = (
-            np.empty((B, 3 * H), dt),
-            np.empty((B, 3 * H), dt),
-            np.empty((B, H), dt),
-            np.empty((B, H), dt),
-        )
-        self.out_np = np.empty((L, B, H), dt)
-        self.out = torch.from_numpy(self.out_np)
+            folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
+            parts = [
+                _np(w_ih).T,  # (I, 3H)
+                _np(w_hh).T,  # (H, 3H)
+                np.zeros(3 * H, dt) if folded is None else folded,
+                np.zeros(H, dt) if b_hn is None else b_hn,
+            ]
+            for part in parts:
+                layout.append(offset)
+                blocks.append(np.ascontiguousarray(part, dtype=dt).ravel())
+                offset += part.size
+            layout.append(w_ih.shape[1])
+        self.weights = np.concatenate(blocks)
+        self.layout = np.asarray(layout, dtype=np.int64)
+        self.work = np.zeros(2 * L * B * H + 8 * B * H, dt)  # h, outputs, then scratch
+        self.state = torch.from_numpy(self.work[: L * B * H].reshape(L, B, H))  # shares memory
+        top = self.work[L * B * H : 2 * L * B * H].reshape(L, B, H)[-1]
+        self.out_np = top  # what `step` returns, overwritten by the next step
+        self.out = torch.from_numpy(top)
 
     def step(self, x):
         """Advance every layer by one step from x (B, I); returns the top layer's output (B, H).
 
         On the CPU engine the result is a buffer that the next step overwrites.
         """
-        if not self.fused:
-            with torch.no_grad():
-                h = x
-                for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
-                    h = gru_cell(
-                        h, self.state[i], w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after
-                    )
-                    self.state[i] = h
-            return h
-        h = x
-        gx, gh, rh, z = self.scratch
-        for i, (w_ih_t, w_hh_t, b_x, b_hn) in enumerate(self.layers_np):
-            out = self.out_np[i]
-            kernels.step(
-                h, self.state_np[i], w_ih_t, w_hh_t, b_x, b_hn, self.reset_after, gx, gh, rh, z, out
-            )
-            h = out
+        if self.fused:
+            return kernels.step(x, self.weights, self.work, self.layout, self.reset_after)
+        with torch.no_grad():
+            h = x
+            for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+                h = gru_cell(h, self.state[i], w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after)
+                self.state[i] = h
         return h

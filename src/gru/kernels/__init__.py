@@ -36,6 +36,28 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 from gru.kernels import blas, rows  # noqa: E402
-from gru.kernels.sequence import BLAS_MIN_HIDDEN, backward, forward, saved_width, step  # noqa: E402
+from gru.kernels.sequence import (  # noqa: E402
+    BLAS_MIN_HIDDEN,
+    LANES,
+    backward,
+    forward,
+    pad_hidden,
+    padded_size,
+    saved_width,
+    step,
+    unpad_hidden,
+)
 
-__all__ = ["BLAS_MIN_HIDDEN", "backward", "blas", "forward", "rows", "saved_width", "step"]
+__all__ = [
+    "BLAS_MIN_HIDDEN",
+    "LANES",
+    "backward",
+    "blas",
+    "forward",
+    "pad_hidden",
+    "padded_size",
+    "rows",
+    "saved_width",
+    "step",
+    "unpad_hidden",
+]

@@ -131,29 +131,28 @@ def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, s
 
 
 @njit(**_JIT)
-def backward(
-    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0
-):
+def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db):
     """Back-propagation through the whole batch step by step, the recurrent products by BLAS.
 
-    Fills the same arrays as `gru.kernels.rows.backward_rows`.
+    Fills the same arrays as `gru.kernels.rows.backward_rows`, db with the sums over all rows.
     """
     T, B = d_out.shape[0], d_out.shape[1]
     H = h0.shape[1]
     args = np.empty(8, np.int32)
     scalars = np.empty(2, d_out.dtype)
     d_h = d_hn.copy()  # (B, H): ∂L/∂h at the current step
-    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's [da_r | da_z | da_n or da_hn]
+    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
     d_rh = np.empty((B, H), d_out.dtype)
+    db[:] = 0.0
     for s in range(T - 1, -1, -1):
         for b in range(B):
             L = lengths[b]
             if s >= L:
                 for k in range(3 * H):
                     dgs[b, k] = 0.0
+                for k in range(4 * H):
                     dg[s, b, k] = 0.0
                 for k in range(H):
-                    dgh_n[s, b, k] = 0.0
                     h_prev[s, b, k] = 0.0
                 continue
             t = L - 1 - s if reverse else s
@@ -161,33 +160,19 @@ def backward(
             for k in range(H):
                 h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
                 d_h[b, k] += d_out[t, b, k]
-            gate_grads(d_h, b, saved, h_prev, dg, dgh_n, t, b, reset_after)
+            gate_grads(d_h, b, saved, h_prev, dg, t, b, db, reset_after)
+            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
             for k in range(2 * H):
-                dgs[b, k] = dg[t, b, k]
+                dgs[b, k] = dg[t, b, H + k]
             for k in range(H):
-                dgs[b, 2 * H + k] = dgh_n[t, b, k] if reset_after else dg[t, b, 2 * H + k]
+                dgs[b, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
         if reset_after:
-            # d_h += [da_r | da_z | da_hn] @ W_hh     (B, 3H) @ (3H, H)
+            # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (B, 3H) @ (3H, H)
             _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
             continue
         # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
-        _gemm(
-            args,
-            scalars,
-            False,
-            H,
-            B,
-            H,
-            w_hh,
-            2 * H * H,
-            H,
-            dgs[:, 2 * H :],
-            3 * H,
-            0.0,
-            d_rh,
-            0,
-            H,
-        )
+        da_n = dgs[:, 2 * H :]
+        _gemm(args, scalars, False, H, B, H, w_hh, 2 * H * H, H, da_n, 3 * H, 0.0, d_rh, 0, H)
         for b in range(B):
             L = lengths[b]
             if s >= L:
@@ -196,7 +181,8 @@ def backward(
             for k in range(H):
                 r = saved[t, b, k]
                 da_r = d_rh[b, k] * h_prev[t, b, k] * r * (1.0 - r)
-                dg[t, b, k] = da_r
+                dg[t, b, H + k] = da_r
+                db[H + k] += da_r
                 dgs[b, k] = da_r
                 d_h[b, k] += d_rh[b, k] * r
         _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)

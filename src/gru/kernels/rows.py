@@ -20,6 +20,7 @@ Shapes: T time steps, B batch, H hidden units. Arrays are C-contiguous, all of o
     b_hn    (H,)        the recurrent bias of n, kept apart: reset after multiplies it by r
     lengths (B,)        int64 in [1, T]; steps s >= lengths[b] leave row b untouched
     saved   (T, B, 4H)  [r | z | n | W_hn h + b_hn] (reset after) or (T, B, 3H) [r | z | n]
+    dg      (T, B, 4H)  backward's output: [c | da_r | da_z | da_n], see `gate_grads`
 
 Step s of row b reads position t = s, or t = lengths[b] − 1 − s when ``reverse``.
 """
@@ -39,6 +40,7 @@ STACK_HIDDEN = 512
 """Largest H the row kernels take (their scratch is on the stack); beyond it, BLAS does."""
 _TWO_ROWS = 2 * STACK_HIDDEN  # stack sizes must be literals where `_stack` is called
 _TWO_ROWS_3H = 6 * STACK_HIDDEN
+_FOUR_ROWS = 4 * STACK_HIDDEN
 
 
 @intrinsic
@@ -216,8 +218,8 @@ def gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, save):
 
 
 @njit(**_INLINE)
-def _gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, reset_after):
-    H = dgh_n.shape[2]  # scratch rows are wider than H
+def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
+    H = h_prev.shape[2]
     for k in range(H):
         r = saved[t, b, k]
         z = saved[t, b, H + k]
@@ -226,40 +228,48 @@ def _gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, reset_after):
         dh = d_h[i, k]
         da_n = dh * (1.0 - z) * (1.0 - n * n)  # ∂h/∂n = 1 − z, then tanh' = 1 − n²
         da_z = dh * (hp - n) * z * (1.0 - z)  # ∂h/∂z = h − n, then σ' = σ(1 − σ)
-        dg[t, b, H + k] = da_z
-        dg[t, b, 2 * H + k] = da_n
+        dg[t, b, 2 * H + k] = da_z
+        dg[t, b, 3 * H + k] = da_n
+        db[2 * H + k] += da_z
+        db[3 * H + k] += da_n
         d_h[i, k] = dh * z
         if reset_after:
             hn = saved[t, b, 3 * H + k]
-            dg[t, b, k] = da_n * hn * r * (1.0 - r)  # ∂a_n/∂r = W_hn h + b_hn
-            dgh_n[t, b, k] = da_n * r
+            da_r = da_n * hn * r * (1.0 - r)  # ∂a_n/∂r = W_hn h + b_hn
+            c = da_n * r  # the gradient of W_hn h + b_hn
+            dg[t, b, H + k] = da_r
+            dg[t, b, k] = c
+            db[H + k] += da_r
+            db[k] += c
         else:
-            dgh_n[t, b, k] = r * hp
+            dg[t, b, k] = r * hp  # what W_hn multiplies
 
 
 @njit(**_INLINE)
-def gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, reset_after):
+def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
     """Back through the gates of row b at t, from d_h[i] = ∂L/∂h_t (H).
 
-    Writes dg[t, b] = [da_r | da_z | da_n], the gradients of the gates' pre-activations on the
-    input side, and dgh_n[t, b]: da_n ⊙ r (reset after: the gradient of W_hn h + b_hn) or
-    r ⊙ h_{t-1} (reset before: what W_hn multiplies). Replaces d_h[i] by its direct part
-    d_h ⊙ z; the recurrent products are added by the caller. Reset before leaves da_r to
-    `reset_before_dr` (it needs da_n W_hn first).
+    Writes dg[t, b] = [c | da_r | da_z | da_n]: the gradients of the gates' pre-activations on
+    the input side, after c = da_n ⊙ r (reset after: the gradient of W_hn h + b_hn) or
+    c = r ⊙ h_{t-1} (reset before: what W_hn multiplies), and adds the gradients to db (4H,).
+    Replaces d_h[i] by its direct part d_h ⊙ z; the recurrent products are added by the
+    caller. Reset before leaves da_r to `reset_before_dr` (it needs da_n W_hn first).
     """
     if reset_after:
-        _gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, True)
+        _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, True)
     else:
-        _gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, False)
+        _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, False)
 
 
 @njit(**_INLINE)
-def reset_before_dr(d_rh, i, saved, h_prev, dg, t, b, d_h):
+def reset_before_dr(d_rh, i, saved, h_prev, dg, t, b, d_h, db):
     """Reset before: from d_rh[i] = da_n W_hn, finish da_r and add d_rh ⊙ r to d_h[i]."""
     H = h_prev.shape[2]
     for k in range(H):
         r = saved[t, b, k]
-        dg[t, b, k] = d_rh[i, k] * h_prev[t, b, k] * r * (1.0 - r)
+        da_r = d_rh[i, k] * h_prev[t, b, k] * r * (1.0 - r)
+        dg[t, b, H + k] = da_r
+        db[H + k] += da_r
         d_h[i, k] += d_rh[i, k] * r
 
 
@@ -396,7 +406,7 @@ def forward_rows(
 
 @njit(**_INLINE)
 def _start_backward_step(
-    d_out, out, h0, saved, reverse, reset_after, dg, dgh_n, h_prev, b, t, s, d_h, i
+    d_out, out, h0, saved, reverse, reset_after, dg, h_prev, b, t, s, d_h, i, db
 ):
     """Record h_{t-1} of row b at t, add ∂L/∂out_t to d_h[i] and go back through the gates."""
     H = h0.shape[1]
@@ -409,78 +419,47 @@ def _start_backward_step(
             h_prev[t, b, k] = out[tp, b, k]
     for k in range(H):
         d_h[i, k] += d_out[t, b, k]
-    gate_grads(d_h, i, saved, h_prev, dg, dgh_n, t, b, reset_after)
+    gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
 
 
 @njit(**_INLINE)
 def _backward_step(
-    d_out,
-    out,
-    h0,
-    saved,
-    w_hh,
-    reverse,
-    reset_after,
-    dg,
-    dgh_n,
-    h_prev,
-    s,
-    ba,
-    ta,
-    ia,
-    bb,
-    tb,
-    ib,
-    pair,
-    d_h,
-    d_rh,
-):
+    d_out, out, h0, saved, w_hh, reverse, reset_after, dg, h_prev, s,
+    ba, ta, ia, bb, tb, ib, pair, d_h, d_rh, db,
+):  # fmt: skip
     """Take row ba (at ta, scratch ia), and bb (tb, ib) when ``pair``, back through step s."""
     H = w_hh.shape[1]
     _start_backward_step(
-        d_out, out, h0, saved, reverse, reset_after, dg, dgh_n, h_prev, ba, ta, s, d_h, ia
+        d_out, out, h0, saved, reverse, reset_after, dg, h_prev, ba, ta, s, d_h, ia, db
     )
     if pair:
         _start_backward_step(
-            d_out, out, h0, saved, reverse, reset_after, dg, dgh_n, h_prev, bb, tb, s, d_h, ib
+            d_out, out, h0, saved, reverse, reset_after, dg, h_prev, bb, tb, s, d_h, ib, db
         )
     if reset_after:
         # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh
-        _vecmat_add(dg, ta, ba, tb, bb, 0, w_hh, 0, 2 * H, d_h, ia, ib, pair)
-        _vecmat_add(dgh_n, ta, ba, tb, bb, 0, w_hh, 2 * H, H, d_h, ia, ib, pair)
+        _vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)
+        _vecmat_add(dg, ta, ba, tb, bb, 0, w_hh, 2 * H, H, d_h, ia, ib, pair)
         return
     for k in range(H):
         d_rh[ia, k] = 0.0
         d_rh[ib, k] = 0.0
-    _vecmat_add(dg, ta, ba, tb, bb, 2 * H, w_hh, 2 * H, H, d_rh, ia, ib, pair)  # da_n W_hn
-    reset_before_dr(d_rh, ia, saved, h_prev, dg, ta, ba, d_h)
+    _vecmat_add(dg, ta, ba, tb, bb, 3 * H, w_hh, 2 * H, H, d_rh, ia, ib, pair)  # da_n W_hn
+    reset_before_dr(d_rh, ia, saved, h_prev, dg, ta, ba, d_h, db)
     if pair:
-        reset_before_dr(d_rh, ib, saved, h_prev, dg, tb, bb, d_h)
-    _vecmat_add(dg, ta, ba, tb, bb, 0, w_hh, 0, 2 * H, d_h, ia, ib, pair)
+        reset_before_dr(d_rh, ib, saved, h_prev, dg, tb, bb, d_h, db)
+    _vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)  # [da_r | da_z] W
 
 
 @njit(**_INLINE)
 def _backward_impl(
-    d_out,
-    d_hn,
-    out,
-    h0,
-    saved,
-    w_hh,
-    lengths,
-    reverse,
-    reset_after,
-    dg,
-    dgh_n,
-    h_prev,
-    dh0,
-    b0,
-    b1,
-    d_h,
-    d_rh,
-):
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db_out,
+    b0, b1, d_h, d_rh, db,
+):  # fmt: skip
     T = d_out.shape[0]
     H = h0.shape[1]
+    for k in range(4 * H):
+        db[k] = 0.0
     for ba in range(b0, b1, 2):
         pair = ba + 1 < b1
         bb = ba + 1 if pair else ba
@@ -488,11 +467,9 @@ def _backward_impl(
         Lb = lengths[bb] if pair else 0
         for s in range(La, T):  # padding: nothing flows
             dg[s, ba, :] = 0.0
-            dgh_n[s, ba, :] = 0.0
             h_prev[s, ba, :] = 0.0
         for s in range(Lb, T if pair else 0):
             dg[s, bb, :] = 0.0
-            dgh_n[s, bb, :] = 0.0
             h_prev[s, bb, :] = 0.0
         for k in range(H):
             d_h[0, k] = d_hn[ba, k]
@@ -504,90 +481,86 @@ def _backward_impl(
             t_first = _position(s, La if a_runs else Lb, reverse)
             tb = _position(s, Lb, reverse)
             _backward_step(
-                d_out,
-                out,
-                h0,
-                saved,
-                w_hh,
-                reverse,
-                reset_after,
-                dg,
-                dgh_n,
-                h_prev,
-                s,
-                first,
-                t_first,
-                i_first,
-                bb,
-                tb,
-                1,
-                a_runs and s < Lb,
-                d_h,
-                d_rh,
-            )
+                d_out, out, h0, saved, w_hh, reverse, reset_after, dg, h_prev, s,
+                first, t_first, i_first, bb, tb, 1, a_runs and s < Lb, d_h, d_rh, db,
+            )  # fmt: skip
         for k in range(H):
             dh0[ba, k] = d_h[0, k]
         if pair:
             for k in range(H):
                 dh0[bb, k] = d_h[1, k]
+    for k in range(4 * H):
+        db_out[k] = db[k]
 
 
 @njit(**_ENTRY)
 def backward_rows(
-    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0, b0, b1
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, b0, b1
 ):
     """Back-propagate rows b0 <= b < b1 through the whole sequence.
 
-    Fills dg (T, B, 3H), dgh_n (T, B, H), h_prev (T, B, H) (the state each step started from;
-    zero, like dg and dgh_n, at steps past a sequence's end) and dh0 (B, H).
-    Needs H <= STACK_HIDDEN.
+    Fills dg (T, B, 4H) (see `gate_grads`), h_prev (T, B, H) (the state each step started
+    from; zero, like dg, at steps past a sequence's end), dh0 (B, H) and db (4H,), the sums of
+    dg over these rows' steps. Needs H <= STACK_HIDDEN.
     """
     M = STACK_HIDDEN
     d_h = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
     d_rh = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
+    acc = carray(_stack(_FOUR_ROWS, d_out.dtype), (_FOUR_ROWS,))
     _backward_impl(
-        d_out,
-        d_hn,
-        out,
-        h0,
-        saved,
-        w_hh,
-        lengths,
-        reverse,
-        reset_after,
-        dg,
-        dgh_n,
-        h_prev,
-        dh0,
-        b0,
-        b1,
-        d_h,
-        d_rh,
-    )
+        d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
+        b0, b1, d_h, d_rh, acc,
+    )  # fmt: skip
 
 
 # --- one step -----------------------------------------------------------------------------
 
 
 @njit(**_ENTRY)
-def step_rows(x, h, w_ih_t, w_hh_t, b_x, b_hn, reset_after, gx, gh, rh, z_, out):
-    """One step for every row of x (B, I) from h (B, H), in place: h and out (B, H) hold h_t.
+def step_stack(x, weights, work, layout, reset_after):
+    """One step of a stack of layers for every row of x (B, I), without allocating.
 
-    b_x (3H,) is b_ih plus the recurrent biases outside the reset gate; gx, gh (B, 3H) and
-    rh, z_ (B, H) are scratch the caller keeps, so a step allocates nothing.
+    Everything a step touches lives in two flat arrays so that a call passes five arguments
+    (a compiled call's cost grows with its argument count, and a step is only ~1 µs of work):
+    ``weights`` holds each layer's W_ihᵀ, W_hhᵀ, b_x (b_ih plus the recurrent biases outside r)
+    and b_hn; ``work`` holds the state h (L, B, H), the outputs (L, B, H) and the scratch.
+    ``layout`` is [L, B, H, then per layer: offsets of W_ihᵀ, W_hhᵀ, b_x, b_hn and its input
+    size]; the offsets of the state and outputs are 0 and L·B·H. Returns the top layer's output
+    as a view of ``work``.
     """
-    B, H = h.shape
-    gx3 = gx.reshape((1, B, 3 * H))  # the gate helpers read (T, B, ·) arrays
-    out3 = out.reshape((1, B, H))
-    for b in range(B):
-        _matvec_t(x, b, b, w_ih_t, 0, 3 * H, gx, False)
-        for j in range(3 * H):
-            gx[b, j] += b_x[j]
-        if reset_after:
-            _matvec_t(h, b, b, w_hh_t, 0, 3 * H, gh, False)
-            gates_after(gx3, 0, b, gh, b_hn, h, b, out3, gx3, False)
-        else:
-            _matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
-            gates_before_rz(gx3, 0, b, gh, h, b, rh, z_, gx3, False)
-            _matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
-            gates_before_n(gx3, 0, b, gh, h, b, z_, out3, gx3, False)
+    L, B, H = layout[0], layout[1], layout[2]
+    LBH = L * B * H
+    state = work[:LBH].reshape((L, B, H))
+    outs = work[LBH : 2 * LBH].reshape((L, B, H))
+    s = 2 * LBH
+    gx = work[s : s + B * 3 * H].reshape((B, 3 * H))
+    gh = work[s + B * 3 * H : s + 2 * B * 3 * H].reshape((B, 3 * H))
+    s += 2 * B * 3 * H
+    rh = work[s : s + B * H].reshape((B, H))
+    z_ = work[s + B * H : s + 2 * B * H].reshape((B, H))
+    v = x
+    for layer in range(L):
+        o = 3 + 5 * layer
+        I = layout[o + 4]
+        w_ih_t = weights[layout[o] : layout[o] + I * 3 * H].reshape((I, 3 * H))
+        w_hh_t = weights[layout[o + 1] : layout[o + 1] + H * 3 * H].reshape((H, 3 * H))
+        b_x = weights[layout[o + 2] : layout[o + 2] + 3 * H]
+        b_hn = weights[layout[o + 3] : layout[o + 3] + H]
+        h = state[layer]
+        out = outs[layer]
+        gx3 = gx.reshape((1, B, 3 * H))
+        out3 = out.reshape((1, B, H))
+        for b in range(B):
+            _matvec_t(v, b, b, w_ih_t, 0, 3 * H, gx, False)
+            for j in range(3 * H):
+                gx[b, j] += b_x[j]
+            if reset_after:
+                _matvec_t(h, b, b, w_hh_t, 0, 3 * H, gh, False)
+                gates_after(gx3, 0, b, gh, b_hn, h, b, out3, gx3, False)
+            else:
+                _matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
+                gates_before_rz(gx3, 0, b, gh, h, b, rh, z_, gx3, False)
+                _matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
+                gates_before_n(gx3, 0, b, gh, h, b, z_, out3, gx3, False)
+        v = out
+    return v

@@ -27,12 +27,22 @@ from numba import njit, prange
 
 from gru.kernels import blas, rows
 
-__all__ = ["BLAS_MIN_HIDDEN", "backward", "forward", "saved_width", "step"]
+__all__ = [
+    "BLAS_MIN_HIDDEN",
+    "LANES",
+    "backward",
+    "forward",
+    "pad_hidden",
+    "padded_size",
+    "saved_width",
+    "step",
+    "unpad_hidden",
+]
 
 BLAS_MIN_HIDDEN = 192
 """From this hidden size on, the per-step GEMM of a tuned BLAS beats the row kernels."""
 
-_MIN_WORK_PER_THREAD = 20_000
+_MIN_WORK_PER_THREAD = 2_000_000
 """Multiply-adds per thread below which starting threads costs more than it saves."""
 
 _PARALLEL = {"parallel": True, "nogil": True, "error_model": "numpy", "cache": True}
@@ -57,15 +67,56 @@ def _forward_sharded(
 
 @njit(**_PARALLEL)
 def _backward_sharded(
-    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev, dh0, shards
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, shards
 ):
     B = d_out.shape[1]
     for i in prange(shards):
         b0, b1 = i * B // shards, (i + 1) * B // shards
         rows.backward_rows(
-            d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, dgh_n, h_prev,
-            dh0, b0, b1,
+            d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+            db[i], b0, b1,
         )  # fmt: skip
+
+
+LANES = 8
+"""The engine runs H rounded up to a multiple of this (a float32 AVX2 vector): the loops of
+the row kernels then have no scalar remainder, which at H = 50 cost as much as H = 64."""
+
+
+def padded_size(hidden_size: int) -> int:
+    """H rounded up to a multiple of `LANES`."""
+    return -(-hidden_size // LANES) * LANES
+
+
+def pad_hidden(a: np.ndarray, H: int, Hp: int, *, axis: int = -1, blocks: int = 1) -> np.ndarray:
+    """Widen each of ``blocks`` consecutive blocks of size H along ``axis`` (0 or -1) to Hp,
+    with zeros.
+
+    Zero weights, biases and initial states in the added units keep those units at exactly 0
+    forward and backward (r = z = 1/2 and n = 0 there), so they change no result.
+    """
+    if Hp == H:
+        return a
+    if axis == 0:
+        out = np.zeros((blocks * Hp, *a.shape[1:]), a.dtype)
+        for g in range(blocks):
+            out[g * Hp : g * Hp + H] = a[g * H : (g + 1) * H]
+    else:
+        out = np.zeros((*a.shape[:-1], blocks * Hp), a.dtype)
+        for g in range(blocks):
+            out[..., g * Hp : g * Hp + H] = a[..., g * H : (g + 1) * H]
+    return out
+
+
+def unpad_hidden(a: np.ndarray, H: int, Hp: int, *, axis: int = -1, blocks: int = 1) -> np.ndarray:
+    """The inverse of `pad_hidden`: the first H of each block of Hp (a new contiguous array)."""
+    if Hp == H:
+        return a
+    if axis == 0:
+        return np.concatenate([a[g * Hp : g * Hp + H] for g in range(blocks)])
+    if blocks == 1:
+        return np.ascontiguousarray(a[..., :H])
+    return np.concatenate([a[..., g * Hp : g * Hp + H] for g in range(blocks)], axis=-1)
 
 
 def saved_width(hidden_size: int, reset_after: bool) -> int:
@@ -171,17 +222,21 @@ def backward(
     """Back-propagate through the recurrence that `forward` ran (same arguments).
 
     ``d_out`` (T, B, H) and ``d_hn`` (B, H) are ∂L/∂output and ∂L/∂h_n (None for zero), h0
-    may be None for zeros;
-    ``out`` and ``saved`` are what `forward` returned. Returns ``(dg, dgh_n, h_prev, dh0)``:
+    may be None for zeros; ``out`` and ``saved`` are what `forward` returned.
+    Returns ``(dg, h_prev, dh0, db)``:
 
-        dg      (T, B, 3H)  [da_r | da_z | da_n]: ∂L/∂gx, so dX = dg W_ih, dW_ih = dgᵀ X,
-                            db_ih = Σ dg, and the b_hr, b_hz gradients are those of b_ir, b_iz
-        dgh_n   (T, B, H)   reset after: da_n ⊙ r, so dW_hn = dgh_nᵀ h_prev, db_hn = Σ dgh_n;
-                            reset before: r ⊙ h_prev, so dW_hn = da_nᵀ dgh_n, db_hn = Σ da_n
-        h_prev  (T, B, H)   h_{t-1} of each step, so dW_h{r,z} = [da_r | da_z]ᵀ h_prev
+        dg      (T, B, 4H)  [c | da_r | da_z | da_n]: the last 3H are ∂L/∂gx, so
+                            dX = dg[..., H:] W_ih and dW_ih = dg[..., H:]ᵀ X; and c is
+                            reset after:  da_n ⊙ r, so dW_hh = [da_r | da_z | c]ᵀ h_prev;
+                            reset before: r ⊙ h_prev, so dW_hn = da_nᵀ c and
+                                          dW_h{r,z} = [da_r | da_z]ᵀ h_prev
+        h_prev  (T, B, H)   h_{t-1} of each step
         dh0     (B, H)      ∂L/∂h0
+        db      (4H,)       dg summed over every step and row: the bias gradients
+                            (db_ih = db[H:]; reset after db_hh = [db_r | db_z | db[:H]],
+                            reset before db_hh = db_ih; db[:H] is not a gradient there)
 
-    At steps past a sequence's length dg, dgh_n and h_prev are zero.
+    At steps past a sequence's length dg and h_prev are zero.
     """
     T, B, H = out.shape
     dtype = out.dtype
@@ -190,23 +245,23 @@ def backward(
     h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     lengths = _lengths(lengths, T, B)
-    dg = np.empty((T, B, 3 * H), dtype)
-    dgh_n = np.empty((T, B, H), dtype)
+    dg = np.empty((T, B, 4 * H), dtype)
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
-    grads = (dg, dgh_n, h_prev, dh0)
     if _use_blas(H):
-        blas.backward(*common, *grads)
+        db = np.empty(4 * H, dtype)
+        blas.backward(*common, dg, h_prev, dh0, db)
+        return dg, h_prev, dh0, db
+    shards = _shards(B, T, H, threads)
+    parts = np.empty((shards, 4 * H), dtype)
+    if shards > 1:
+        _backward_sharded(*common, dg, h_prev, dh0, parts, shards)
     else:
-        shards = _shards(B, T, H, threads)
-        if shards > 1:
-            _backward_sharded(*common, *grads, shards)
-        else:
-            rows.backward_rows(*common, *grads, 0, B)
-    return dg, dgh_n, h_prev, dh0
+        rows.backward_rows(*common, dg, h_prev, dh0, parts[0], 0, B)
+    return dg, h_prev, dh0, parts.sum(axis=0)
 
 
-step = rows.step_rows
-"""``step(x, h, w_ih_t, w_hh_t, b_x, b_hn, reset_after, gx, gh, rh, z, out)``: one step of
-every row, in place and without allocating (see `gru.kernels.rows.step_rows`)."""
+step = rows.step_stack
+"""``step(x, weights, work, layout, reset_after)``: one step of a stack of layers for every
+row, in place and without allocating (see `gru.kernels.rows.step_stack`)."""
