@@ -60,10 +60,14 @@ def layer_weights(module, index: int) -> list:
     return w if len(w) == 4 else [*w, None, None]
 
 
-def reference_stack(x, h0, weights, *, num_layers, bidirectional, reset_after, lengths=None):
+def reference_stack(
+    x, h0, weights, *, num_layers, bidirectional, reset_after, lengths=None, variants=None
+):
     """The oracle for a whole multi-layer (bi)directional GRU, without dropout.
 
-    x (T, B, I), h0 (L·D, B, H), weights[l·D + d] = (w_ih, w_hh, b_ih, b_hh).
+    x (T, B, I), h0 (L·D, B, H), weights[l·D + d] = (w_ih, w_hh, b_ih, b_hh); ``variants``,
+    if given, holds per layer and direction the keyword arguments of
+    `gru.reference.variant_forward` (layer_norm, zoneout by position, recurrent_mask).
     Returns (output (T, B, D·H), h_n (L·D, B, H), caches for `reference_stack_backward`).
     """
     D = 2 if bidirectional else 1
@@ -74,9 +78,17 @@ def reference_stack(x, h0, weights, *, num_layers, bidirectional, reset_after, l
         for d in range(D):
             i = layer * D + d
             inp = reverse_padded(layer_input, lengths) if d == 1 else layer_input
-            out, h, cache = reference.gru_forward(
-                inp, h0[i], *weights[i], reset_after=reset_after, lengths=lengths
-            )
+            if variants is None:
+                out, h, cache = reference.gru_forward(
+                    inp, h0[i], *weights[i], reset_after=reset_after, lengths=lengths
+                )
+            else:
+                kw = dict(variants[i])
+                if d == 1 and kw.get("zoneout") is not None:  # d_t belongs to position t
+                    kw["zoneout"] = reverse_padded(np.asarray(kw["zoneout"], np.float64), lengths)
+                out, h, cache = reference.variant_forward(
+                    inp, h0[i], *weights[i], reset_after=reset_after, lengths=lengths, **kw
+                )
             outputs.append(reverse_padded(out, lengths) if d == 1 else out)
             h_n.append(h)
             caches.append(cache)
@@ -97,7 +109,10 @@ def reference_stack_backward(d_output, d_h_n, caches, *, num_layers, bidirection
             d_out = d_layer_output[..., d * H : (d + 1) * H]
             if d == 1:
                 d_out = reverse_padded(d_out, lengths)
-            g = reference.gru_backward(d_out, d_h_n[i], caches[i])
+            if isinstance(caches[i], reference.VariantCache):
+                g = reference.variant_backward(d_out, d_h_n[i], caches[i])
+            else:
+                g = reference.gru_backward(d_out, d_h_n[i], caches[i])
             d_input = d_input + (reverse_padded(g.x, lengths) if d == 1 else g.x)
             grads[i] = g
         d_layer_output = d_input

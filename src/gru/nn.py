@@ -46,6 +46,14 @@ def _check_size(owner: str, name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_probability(owner: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a float, got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}: {name} must be a probability in [0, 1), got {value}")
+    return float(value)
+
+
 def _check_float_input(owner: str, name: str, value: Tensor, weight: Tensor) -> None:
     if not value.is_floating_point():
         raise TypeError(
@@ -102,6 +110,18 @@ Args:
     backend: how the recurrence is computed: "fused" (the compiled CPU engine, CPU tensors
         only), "torch" (composed torch operations, any device), or "auto" (default: the engine
         for CPU tensors, torch operations elsewhere). All give the same results.
+    layer_norm: if True, layer normalization (Ba et al. 2016, as haste's LayerNormGRU) of
+        each projection over its 3H values before the gates, with learnable gain and bias:
+        W_ih x_t becomes LN(W_ih x_t; g_ih, c_ih) and W_hh h_{t-1} becomes
+        LN(W_hh h_{t-1}; g_hh, c_hh), LN(a; g, c) = g ⊙ (a − mean a) / √(var a + 1e-5) + c.
+        Reset after only. Default False.
+    zoneout: p in [0, 1) (Krueger et al. 2017): in training each unit keeps its previous value
+        with probability p, h_t = d_t ⊙ h_{t-1} + (1 − d_t) ⊙ h̃_t with d_t ~ Bernoulli(p) per
+        step and h̃_t the update above; in evaluation d_t = p. Default 0.
+    recurrent_dropout: p in [0, 1) (Gal & Ghahramani 2016, Keras's ``recurrent_dropout``): in
+        training one dropout mask m ~ Bernoulli(1 − p) / (1 − p) per sequence and unit, the same
+        at every step, on h_{t-1} where the recurrent products read it (W_hh (m ⊙ h_{t-1})).
+        Default 0.
 
 Parameters (k = layer; the reverse direction's names end in ``_reverse``), gates packed in
 rows ``[r | z | n]``, each initialized from U(−1/√H, 1/√H) as in torch.nn.GRU:
@@ -109,6 +129,8 @@ rows ``[r | z | n]``, each initialized from U(−1/√H, 1/√H) as in torch.nn.
     weight_hh_l{k}: (3H, H) — [W_hr | W_hz | W_hn]
     bias_ih_l{k}: (3H,) — [b_ir | b_iz | b_in]
     bias_hh_l{k}: (3H,) — [b_hr | b_hz | b_hn]
+With ``layer_norm``, also ln_ih_weight_l{k}, ln_ih_bias_l{k}, ln_hh_weight_l{k},
+ln_hh_bias_l{k}: (3H,) — g_ih, c_ih, g_hh, c_hh, initialized to 1 (gains) and 0 (biases).
 
 Inputs: ``input, hx=None, *, lengths=None``
     input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
@@ -136,11 +158,23 @@ Outputs: ``(output, h_n)``
         *,
         reset_after: bool = True,
         backend: str = "auto",
+        layer_norm: bool = False,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if backend not in ops.BACKENDS:
             raise ValueError(f"GRU: backend must be one of {ops.BACKENDS}, got {backend!r}")
         self.backend = backend
+        self.zoneout = _check_probability("GRU", "zoneout", zoneout)
+        self.recurrent_dropout = _check_probability("GRU", "recurrent_dropout", recurrent_dropout)
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm and not reset_after:
+            raise ValueError(
+                "GRU: layer_norm=True is defined for reset_after=True (the normalized recurrent "
+                "projection W_hh h_{t-1} includes W_hn h_{t-1}, which reset_after=False never "
+                "computes); use reset_after=True with layer_norm"
+            )
         self.input_size = _check_size("GRU", "input_size", input_size)
         self.hidden_size = _check_size("GRU", "hidden_size", hidden_size)
         self.num_layers = _check_size("GRU", "num_layers", num_layers)
@@ -180,6 +214,15 @@ Outputs: ``(output, h_n)``
                     self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(shapes)
                 self._all_weights.append(list(shapes))
+        # The layer norms' parameters per layer and direction: [g_ih, c_ih, g_hh, c_hh].
+        self._ln_names: list[list[str]] = []
+        if self.layer_norm:
+            for names in self._all_weights:
+                suffix = names[0].removeprefix("weight_ih")
+                ln = [f"ln_{p}{suffix}" for p in ("ih_weight", "ih_bias", "hh_weight", "hh_bias")]
+                for name in ln:
+                    self.register_parameter(name, nn.Parameter(torch.empty(3 * H, **factory)))
+                self._ln_names.append(ln)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -189,8 +232,11 @@ Outputs: ``(output, h_n)``
         from identical weights.
         """
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for name in self._flat_weights_names:
+            nn.init.uniform_(getattr(self, name), -bound, bound)
+        for names in self._ln_names:  # gains 1, biases 0: the normalization starts neutral
+            for name in names:
+                nn.init.constant_(getattr(self, name), 1.0 if "_weight" in name else 0.0)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -216,7 +262,18 @@ Outputs: ``(output, h_n)``
             s += ", reset_after=False"
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
+        if self.layer_norm:
+            s += ", layer_norm=True"
+        if self.zoneout:
+            s += f", zoneout={self.zoneout}"
+        if self.recurrent_dropout:
+            s += f", recurrent_dropout={self.recurrent_dropout}"
         return s
+
+    @property
+    def has_variants(self) -> bool:
+        """Whether a layer norm, zoneout or recurrent dropout changes this layer's math."""
+        return self.layer_norm or self.zoneout > 0 or self.recurrent_dropout > 0
 
     def _layer_weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         names = self._all_weights[index]
@@ -299,19 +356,19 @@ Outputs: ``(output, h_n)``
 
     def _run(self, x: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Every layer and direction over x (T, B, I) -> (output (T, B, D·H), h_n (D·L, B, H))."""
-        if x.device.type == "cuda" and self.reset_after and self.backend == "auto":
+        if (
+            x.device.type == "cuda"
+            and self.reset_after
+            and self.backend == "auto"
+            and not self.has_variants
+        ):
             return ops.cudnn_stack(
-                x,
-                h0,
-                [getattr(self, n) for n in self._flat_weights_names],
-                num_layers=self.num_layers,
-                bias=self.bias,
-                dropout=self.dropout,
-                training=self.training,
-                bidirectional=self.bidirectional,
-                lengths=lengths,
-            )
+                x, h0, [getattr(self, n) for n in self._flat_weights_names],
+                num_layers=self.num_layers, bias=self.bias, dropout=self.dropout,
+                training=self.training, bidirectional=self.bidirectional, lengths=lengths,
+            )  # fmt: skip
         D = 2 if self.bidirectional else 1
+        T, B = x.shape[:2]
         h_n = []
         layer_input = x
         for layer in range(self.num_layers):
@@ -326,6 +383,7 @@ Outputs: ``(output, h_n)``
                     reverse=direction == 1,
                     lengths=lengths,
                     backend=self.backend,
+                    **self._variant_inputs(index, T, B, x),
                 )
                 outputs.append(out)
                 h_n.append(h)
@@ -333,6 +391,25 @@ Outputs: ``(output, h_n)``
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, torch.stack(h_n)
+
+    def _variant_inputs(self, index: int, T: int, B: int, x: Tensor) -> dict:
+        """The variants' inputs to `ops.gru_sequence` for one layer and direction: the layer
+        norms' parameters, and the masks drawn now (training) or their expectations (eval)."""
+        if not self.has_variants:
+            return {}
+        H = self.hidden_size
+        inputs = {}
+        if self.layer_norm:
+            inputs["layer_norm"] = tuple(getattr(self, n) for n in self._ln_names[index])
+        if self.zoneout:
+            if self.training:  # d_t ~ Bernoulli(p): 1 keeps the unit's previous value
+                inputs["zoneout"] = torch.bernoulli(x.new_full((T, B, H), self.zoneout))
+            else:
+                inputs["zoneout"] = self.zoneout  # the expectation
+        if self.recurrent_dropout and self.training:
+            keep = 1.0 - self.recurrent_dropout
+            inputs["recurrent_mask"] = torch.bernoulli(x.new_full((B, H), keep)) / keep
+        return inputs
 
     # --- streaming -------------------------------------------------------------------------
 

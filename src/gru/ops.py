@@ -115,20 +115,34 @@ def _folded_bias(b_ih, b_hh, reset_after: bool):
     return b_ih + torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])
 
 
-def _step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hn, reset_after: bool) -> Tensor:
-    """One recurrence step given ``gx`` = the input projection with the folded biases (B, 3H)."""
+LN_EPS = 1e-5
+"""ε of the layer normalization (as `gru.reference.LN_EPS`)."""
+
+
+def _step(gx, h, w_hh, b_hn, reset_after, ln_hh=None, mask=None, keep=None) -> Tensor:
+    """One recurrence step given ``gx`` = the input projection with the folded biases (B, 3H).
+
+    Variants: ``ln_hh`` (gain, bias) normalizes W_hh h̄; ``mask`` (B, H) is the recurrent
+    dropout mask m, h̄ = m ⊙ h; ``keep`` (B, H) or a float is zoneout's d_t.
+    """
     H = h.shape[-1]
+    h_bar = h if mask is None else h * mask  # what the recurrent products read
     if reset_after:
-        gh = F.linear(h, w_hh)  # (B, 3H)
+        gh = F.linear(h_bar, w_hh)  # (B, 3H)
+        if ln_hh is not None:
+            gh = F.layer_norm(gh, (3 * H,), ln_hh[0], ln_hh[1], LN_EPS)
         rz = torch.sigmoid(gx[:, : 2 * H] + gh[:, : 2 * H])  # (B, 2H)
         r, z = rz[:, :H], rz[:, H:]
         hn = gh[:, 2 * H :] if b_hn is None else gh[:, 2 * H :] + b_hn  # W_hn h + b_hn
         n = torch.tanh(gx[:, 2 * H :] + r * hn)  # (B, H)
     else:
-        rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(h, w_hh[: 2 * H]))  # (B, 2H)
+        rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(h_bar, w_hh[: 2 * H]))  # (B, 2H)
         r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(gx[:, 2 * H :] + F.linear(r * h, w_hh[2 * H :]))  # (B, H)
-    return n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+        n = torch.tanh(gx[:, 2 * H :] + F.linear(r * h_bar, w_hh[2 * H :]))  # (B, H)
+    h_new = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+    if keep is not None:
+        h_new = h_new + keep * (h - h_new)  # zoneout: d ⊙ h + (1 − d) ⊙ h̃
+    return h_new
 
 
 def _reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -142,26 +156,39 @@ def _reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
-def _composed_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths):
+def _composed_sequence(
+    x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths,
+    layer_norm=None, zoneout=None, recurrent_mask=None,
+):  # fmt: skip
     T, B = x.shape[:2]
     H = w_hh.shape[1]
     if h0 is None:
         h0 = x.new_zeros(B, H)
     if reverse:
         x = _reverse_time(x, lengths)
-    gx = F.linear(x, w_ih, _folded_bias(b_ih, b_hh, reset_after))  # (T, B, 3H)
+        if isinstance(zoneout, Tensor):  # d_t belongs to position t, read in this order too
+            zoneout = _reverse_time(zoneout, lengths)
+    gx = F.linear(x, w_ih)  # (T, B, 3H)
+    if layer_norm is not None:
+        gx = F.layer_norm(gx, (3 * H,), layer_norm[0], layer_norm[1], LN_EPS)
+    folded = _folded_bias(b_ih, b_hh, reset_after)
+    if folded is not None:
+        gx = gx + folded
     b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
+    ln_hh = None if layer_norm is None else layer_norm[2:]
     h = h0
     outputs = []
-    if lengths is None:
-        for t in range(T):
-            h = _step(gx[t], h, w_hh, b_hn, reset_after)
-            outputs.append(h)
-    else:
+    active = None
+    if lengths is not None:
         active = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
         active = active.unsqueeze(-1)  # (T, B, 1)
-        for t in range(T):
-            h_new = _step(gx[t], h, w_hh, b_hn, reset_after)
+    for t in range(T):
+        keep = zoneout[t] if isinstance(zoneout, Tensor) else zoneout
+        h_new = _step(gx[t], h, w_hh, b_hn, reset_after, ln_hh, recurrent_mask, keep)
+        if active is None:
+            h = h_new
+            outputs.append(h)
+        else:
             h = torch.where(active[t], h_new, h)  # a finished sequence keeps its state
             outputs.append(torch.where(active[t], h_new, 0.0))
     output = torch.stack(outputs)  # (T, B, H)
@@ -455,20 +482,27 @@ def gru_sequence(
     reverse: bool = False,
     lengths: Tensor | None = None,
     backend: str = "auto",
+    layer_norm: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    zoneout: Tensor | float | None = None,
+    recurrent_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one GRU layer in one direction over x (T, B, I) from h0 (B, H) (None: zeros).
 
     ``lengths`` (B,) int64 on the CPU, each in [1, T], or None for all T: sequence b is
     updated for t < lengths[b] only, its outputs past that are zero and its final state is the
     one at its last step. ``reverse`` reads each sequence backwards within its length.
-    Returns ``(output (T, B, H), h_n (B, H))``. Arguments are trusted (validated by `gru.nn`).
+    The variants (see `gru.reference`): ``layer_norm`` = (g_ih, c_ih, g_hh, c_hh), each (3H,);
+    ``zoneout`` = d_t (T, B, H) by position (training) or p (evaluation); ``recurrent_mask`` =
+    m (B, H). Returns ``(output (T, B, H), h_n (B, H))``. Arguments are trusted (validated by
+    `gru.nn`).
     """
     if lengths is not None and bool((lengths == x.shape[0]).all()):
         lengths = None  # nothing to mask
     args = (x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths)
-    if resolve_backend(backend, x, w_hh.shape[1]) == "fused":
+    variants = layer_norm is not None or zoneout is not None or recurrent_mask is not None
+    if resolve_backend(backend, x, w_hh.shape[1]) == "fused" and not variants:
         return _fused_sequence(*args)
-    return _composed_sequence(*args)
+    return _composed_sequence(*args, layer_norm, zoneout, recurrent_mask)
 
 
 def cudnn_stack(x, hx, weights, *, num_layers, bias, dropout, training, bidirectional, lengths):

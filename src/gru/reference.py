@@ -40,16 +40,23 @@ import numpy as np
 
 __all__ = [
     "GATES",
+    "LN_EPS",
     "GRUCache",
     "GRUGradients",
+    "VariantCache",
+    "VariantGradients",
     "gru_backward",
     "gru_forward",
     "gru_step",
+    "layer_norm_backward",
+    "layer_norm_forward",
     "packed_to_seeds",
     "seeds_forward",
     "seeds_step",
     "seeds_to_packed",
     "sigmoid",
+    "variant_backward",
+    "variant_forward",
 ]
 
 GATES = ("r", "z", "n")
@@ -244,6 +251,200 @@ def gru_backward(d_output, d_h_n, cache: GRUCache) -> GRUGradients:
     if not c.has_bias:
         db_ih = db_hh = None
     return GRUGradients(dx, dh, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# --- variants: layer normalization, zoneout, recurrent dropout -------------------------------
+#
+# The same layer with three optional changes, all off by default (then it equals `gru_forward`):
+#
+#   layer normalization (Ba et al. 2016, as haste's LayerNormGRU), over each 3H projection:
+#       a_x = LN(W_ih x_t; g_ih, c_ih),   a_h = LN(W_hh h̄_{t-1}; g_hh, c_hh)
+#       LN(a; g, c) = g ⊙ (a − mean(a)) / √(var(a) + ε) + c     (mean, var over the 3H values)
+#     then the gates as usual: r = σ(a_x,r + b_ir + a_h,r + b_hr), … n = tanh(a_x,n + b_in +
+#     r ⊙ (a_h,n + b_hn)). Defined for the reset-after convention only.
+#   recurrent dropout (Gal & Ghahramani 2016, Keras's recurrent_dropout): one mask m (B, H) per
+#     sequence, the same at every step, on the state as the recurrent products read it:
+#       h̄_{t-1} = m ⊙ h_{t-1}     (W_hh h̄ above; reset before: W_h{r,z} h̄ and W_hn (r ⊙ h̄))
+#   zoneout (Krueger et al. 2017): each unit keeps its previous value with probability p,
+#       h_t = d_t ⊙ h_{t-1} + (1 − d_t) ⊙ h̃_t,    h̃_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+#     with d_t ∈ {0, 1} drawn per step in training and d_t = p in evaluation.
+
+LN_EPS = 1e-5
+"""ε of the layer normalization."""
+
+
+def layer_norm_forward(a, gain, bias, eps: float = LN_EPS):
+    """LN over the last axis: returns (g ⊙ â + c, â, s) with â = (a − mean) / s."""
+    mean = a.mean(axis=-1, keepdims=True)
+    s = np.sqrt(a.var(axis=-1, keepdims=True) + eps)
+    a_hat = (a - mean) / s
+    return gain * a_hat + bias, a_hat, s
+
+
+def layer_norm_backward(dy, a_hat, s, gain):
+    """Gradients of `layer_norm_forward` for dy = ∂L/∂y: (∂L/∂a, ∂L/∂g, ∂L/∂c), summed over rows.
+
+    With u = dy ⊙ g: ∂L/∂a = (u − mean(u) − â ⊙ mean(u ⊙ â)) / s.
+    """
+    u = dy * gain
+    da = (u - u.mean(axis=-1, keepdims=True) - a_hat * (u * a_hat).mean(axis=-1, keepdims=True)) / s
+    return da, (dy * a_hat).sum(axis=0), dy.sum(axis=0)
+
+
+@dataclass
+class VariantCache:
+    """What `variant_forward` keeps for `variant_backward`."""
+
+    x: np.ndarray  # (T, B, I)
+    h: np.ndarray  # (T + 1, B, H): h[0] = h0, h[t + 1] = state after step t
+    r: np.ndarray  # (T, B, H)
+    z: np.ndarray  # (T, B, H)
+    n: np.ndarray  # (T, B, H)
+    hn: np.ndarray  # (T, B, H): a_h,n + b_hn (reset after) or r ⊙ h̄ (reset before)
+    ln: tuple | None  # per step (â_x, s_x, â_h, s_h) stacked over T, or None
+    active: np.ndarray  # (T, B, 1)
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    params: dict  # b_ih, b_hh, layer_norm gains/biases (float64 arrays or None)
+    zoneout: np.ndarray | None  # (T, B, H)
+    mask: np.ndarray | None  # (B, H)
+    reset_after: bool
+
+
+@dataclass
+class VariantGradients(GRUGradients):
+    """`GRUGradients` plus the layer normalization's gains and biases (None when off)."""
+
+    ln_gain_ih: np.ndarray | None = None
+    ln_bias_ih: np.ndarray | None = None
+    ln_gain_hh: np.ndarray | None = None
+    ln_bias_hh: np.ndarray | None = None
+
+
+def variant_forward(
+    x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, reset_after=True, layer_norm=None,
+    zoneout=None, recurrent_mask=None, lengths=None,
+):  # fmt: skip
+    """`gru_forward` with the variants above. ``layer_norm`` is (g_ih, c_ih, g_hh, c_hh), each
+    (3H,), or None; ``zoneout`` (T, B, H) holds d_t or None; ``recurrent_mask`` (B, H) holds m
+    or None. Returns ``(output, h_n, cache)``."""
+    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
+    x, h0, w_ih, w_hh = f64(x), f64(h0), f64(w_ih), f64(w_hh)
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    if layer_norm is not None and not reset_after:
+        raise ValueError("variant_forward: layer_norm is defined for reset_after=True only")
+    b_ih, b_hh = _biases(f64(b_ih), f64(b_hh), H)
+    ln = None if layer_norm is None else tuple(f64(p) for p in layer_norm)
+    d, m = f64(zoneout), f64(recurrent_mask)
+    active = _active_mask(lengths, T, B)
+    W_hr, W_hz, W_hn = _split(w_hh.T)  # each (H, H)
+
+    h = np.zeros((T + 1, B, H))
+    r, z, n, hn = (np.zeros((T, B, H)) for _ in range(4))
+    norms = [
+        np.zeros((T, B, 3 * H)),
+        np.zeros((T, B, 1)),
+        np.zeros((T, B, 3 * H)),
+        np.zeros((T, B, 1)),
+    ]
+    h[0] = h0
+    for t in range(T):
+        h_prev = h[t]
+        h_bar = h_prev if m is None else m * h_prev  # what the recurrent products read
+        a_x = x[t] @ w_ih.T  # (B, 3H)
+        if ln is not None:
+            a_x, norms[0][t], norms[1][t] = layer_norm_forward(a_x, ln[0], ln[1])
+        a_xr, a_xz, a_xn = _split(a_x + b_ih)
+        b_hr, b_hz, b_hn = _split(b_hh)
+        if reset_after:
+            a_h = h_bar @ w_hh.T  # (B, 3H)
+            if ln is not None:
+                a_h, norms[2][t], norms[3][t] = layer_norm_forward(a_h, ln[2], ln[3])
+            a_hr, a_hz, a_hn = _split(a_h + b_hh)
+            r[t] = sigmoid(a_xr + a_hr)
+            z[t] = sigmoid(a_xz + a_hz)
+            hn[t] = a_hn
+            n[t] = np.tanh(a_xn + r[t] * hn[t])
+        else:
+            r[t] = sigmoid(a_xr + h_bar @ W_hr + b_hr)
+            z[t] = sigmoid(a_xz + h_bar @ W_hz + b_hz)
+            hn[t] = r[t] * h_bar
+            n[t] = np.tanh(a_xn + hn[t] @ W_hn + b_hn)
+        h_new = (1.0 - z[t]) * n[t] + z[t] * h_prev  # h̃_t
+        if d is not None:
+            h_new = d[t] * h_prev + (1.0 - d[t]) * h_new  # zoneout
+        h[t + 1] = active[t] * h_new + (1.0 - active[t]) * h_prev
+    params = {"b_ih": b_ih, "b_hh": b_hh, "ln": ln, "has_bias": b_ih is not None}
+    cache = VariantCache(
+        x, h, r, z, n, hn, None if ln is None else tuple(norms), active, w_ih, w_hh, params, d, m,
+        reset_after,
+    )  # fmt: skip
+    return active * h[1:], h[T].copy(), cache
+
+
+def variant_backward(d_output, d_h_n, cache: VariantCache):
+    """Back-propagation through time for `variant_forward` (the same derivation as
+    `gru_backward`, plus: zoneout splits ∂L/∂h_t into d_t ⊙ (to h_{t-1}) and (1 − d_t) ⊙ (to
+    h̃_t); the recurrent products' gradient reaches h_{t-1} through m; the layer norms' through
+    `layer_norm_backward`). Returns `VariantGradients`."""
+    c = cache
+    T, B, _ = c.x.shape
+    H = c.w_hh.shape[1]
+    d_output = np.zeros((T, B, H)) if d_output is None else np.asarray(d_output, np.float64)
+    dh = np.zeros((B, H)) if d_h_n is None else np.asarray(d_h_n, np.float64).copy()
+    W_hr, W_hz, W_hn = _split(c.w_hh.T)
+    dx = np.zeros_like(c.x)
+    dw_ih, dw_hh = np.zeros_like(c.w_ih), np.zeros_like(c.w_hh)
+    db_ih, db_hh = np.zeros(3 * H), np.zeros(3 * H)
+    dln = [np.zeros(3 * H) for _ in range(4)]
+    for t in reversed(range(T)):
+        act = c.active[t]
+        dh = dh + act * d_output[t]
+        h_prev = c.h[t]
+        h_bar = h_prev if c.mask is None else c.mask * h_prev
+        r, z, n, hn = c.r[t], c.z[t], c.n[t], c.hn[t]
+        dh_step = act * dh
+        if c.zoneout is None:
+            dh_tilde, dh_prev = dh_step, np.zeros_like(dh)
+        else:
+            dh_tilde, dh_prev = dh_step * (1.0 - c.zoneout[t]), dh_step * c.zoneout[t]
+        da_n = dh_tilde * (1.0 - z) * (1.0 - n * n)
+        da_z = dh_tilde * (h_prev - n) * z * (1.0 - z)
+        dh_prev += dh_tilde * z
+        d_hbar = np.zeros_like(dh)
+        if c.reset_after:
+            da_r = da_n * hn * r * (1.0 - r)
+            da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)  # ∂L/∂(a_h + b_hh)
+            db_hh += da_h.sum(0)
+            if c.ln is not None:
+                da_h, dg, dc = layer_norm_backward(da_h, c.ln[2][t], c.ln[3][t], c.params["ln"][2])
+                dln[2] += dg
+                dln[3] += dc
+            dw_hh += da_h.T @ h_bar
+            d_hbar += da_h @ c.w_hh
+        else:
+            d_rh = da_n @ W_hn.T  # ∂L/∂(r ⊙ h̄)
+            da_r = d_rh * h_bar * r * (1.0 - r)
+            d_hbar += d_rh * r
+            dw_hh += np.concatenate([da_r.T @ h_bar, da_z.T @ h_bar, da_n.T @ hn])
+            db_hh += np.concatenate([da_r.sum(0), da_z.sum(0), da_n.sum(0)])
+            d_hbar += da_r @ W_hr.T + da_z @ W_hz.T
+        da_x = np.concatenate([da_r, da_z, da_n], axis=1)  # ∂L/∂(a_x + b_ih)
+        db_ih += da_x.sum(0)
+        if c.ln is not None:
+            da_x, dg, dc = layer_norm_backward(da_x, c.ln[0][t], c.ln[1][t], c.params["ln"][0])
+            dln[0] += dg
+            dln[1] += dc
+        dw_ih += da_x.T @ c.x[t]
+        dx[t] = da_x @ c.w_ih
+        dh_prev += d_hbar if c.mask is None else d_hbar * c.mask
+        dh = dh_prev + (1.0 - act) * dh
+    has_bias = c.params["has_bias"]
+    ln_grads = dln if c.ln is not None else [None] * 4
+    return VariantGradients(
+        dx, dh, dw_ih, dw_hh, db_ih if has_bias else None, db_hh if has_bias else None, *ln_grads
+    )
 
 
 # --- the seeds' notation -------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 from gru.nn import GRU
 from gru.reference import GATES
 
-__all__ = ["ORDER", "gru_from_packed", "reorder"]
+__all__ = ["ORDER", "gru_from_packed", "refuse_variants", "reorder"]
 
 ORDER: dict[str, tuple[str, str, str]] = {
     "gru": GATES,  # ("r", "z", "n"), the packing of gru.GRU
@@ -95,3 +95,25 @@ def gru_from_packed(
             state[name] = torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
     module.load_state_dict(state, assign=True)
     return module.requires_grad_(True)
+
+
+def refuse_variants(owner: str, module: GRU, *, inference_only: bool) -> None:
+    """Refuse a `gru.GRU` whose variants the target format cannot represent exactly.
+
+    No other framework's GRU has a layer norm or zoneout (which also changes evaluation: it
+    keeps p of the previous state). Recurrent dropout acts in training only, so a format that
+    only runs inference (``inference_only``) represents the layer exactly; a training module
+    (torch.nn.GRU) would silently lose it.
+    """
+    found = []
+    if module.layer_norm:
+        found.append("layer_norm=True")
+    if module.zoneout:
+        found.append(f"zoneout={module.zoneout}")
+    if module.recurrent_dropout and not inference_only:
+        found.append(f"recurrent_dropout={module.recurrent_dropout}")
+    if found:
+        raise ValueError(
+            f"{owner}: the target has no GRU with {', '.join(found)}; converting would change "
+            "what the layer computes, so it is refused"
+        )

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, reorder
+from gru.interop.gates import gru_from_packed, refuse_variants, reorder
 from gru.nn import GRU
 
 __all__ = [
@@ -701,11 +701,13 @@ def _module_layers(module, owner: str) -> tuple[GRU, bool]:
     if isinstance(module, GoBackwards):
         if module.gru.num_layers != 1 or module.gru.bidirectional:
             raise ValueError(f"{owner}: a GoBackwards must wrap a one-layer, one-direction GRU")
+        refuse_variants(owner, module.gru, inference_only=True)
         return module.gru, True
     if not isinstance(module, GRU):
         raise TypeError(
             f"{owner}: module must be a gru.GRU or GoBackwards, got {type(module).__name__}"
         )
+    refuse_variants(owner, module, inference_only=True)
     return module, False
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, reorder
+from gru.interop.gates import gru_from_packed, refuse_variants, reorder
 from gru.interop.keras import GoBackwards, KerasModel, Recurrent
 from gru.nn import GRU
 
@@ -109,6 +109,7 @@ def _gru_nodes(
 
 
 def _check_gru(owner: str, gru: GRU) -> None:
+    refuse_variants(owner, gru, inference_only=True)
     if gru.weight_ih_l0.dtype != torch.float32:
         raise ValueError(
             f"{owner}: ONNX Runtime's GRU computes in float32 and the layer is "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gru.interop.gates import refuse_variants
 from gru.nn import GRU, GRUCell
 
 __all__ = ["cell_from_torch", "cell_to_torch", "from_torch", "to_torch"]
@@ -67,6 +68,7 @@ def to_torch(module: GRU) -> nn.GRU:
         raise TypeError(f"to_torch: module must be a gru.GRU, got {type(module).__name__}")
     if not module.reset_after:
         raise ValueError(_NO_RESET_BEFORE.format(owner="GRU.to_torch", cls="GRU"))
+    refuse_variants("GRU.to_torch", module, inference_only=False)
     return _rebuild(module, nn.GRU, _gru_config(module))
 
 

@@ -1,0 +1,261 @@
+"""gru.GRU's variants (layer norm, zoneout, recurrent dropout) against the variant oracle, on
+every backend: forward, every gradient, the masks' statistics, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import gru
+from checks import assert_close, layer_weights, reference_stack, reference_stack_backward
+from gru import reference as R
+
+VARIANTS = {
+    "layer_norm": {"layer_norm": True},
+    "zoneout": {"zoneout": 0.3},
+    "recurrent_dropout": {"recurrent_dropout": 0.4},
+    "all": {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.4},
+}
+
+
+def recorded_inputs(model, monkeypatch):
+    """Record every variant input the layer hands to ops (the masks it drew)."""
+    recorded = []
+    original = gru.GRU._variant_inputs
+
+    def record(self, index, T, B, x):
+        inputs = original(self, index, T, B, x)
+        recorded.append(inputs)
+        return inputs
+
+    monkeypatch.setattr(gru.GRU, "_variant_inputs", record)
+    return recorded
+
+
+def oracle_kwargs(inputs: dict, T: int, B: int, H: int) -> dict:
+    """The variant oracle's keyword arguments for what the layer used."""
+    kw = {}
+    if "layer_norm" in inputs:
+        kw["layer_norm"] = [p.detach().double().numpy() for p in inputs["layer_norm"]]
+    z = inputs.get("zoneout")
+    if z is not None:
+        kw["zoneout"] = np.full((T, B, H), z) if isinstance(z, float) else z.double().numpy()
+    if inputs.get("recurrent_mask") is not None:
+        kw["recurrent_mask"] = inputs["recurrent_mask"].double().numpy()
+    return kw
+
+
+def randomize_layer_norm(model):
+    """Move the gains and biases off 1 and 0 so that a mistake in either shows."""
+    with torch.no_grad():
+        for names in model._ln_names:
+            for name in names:
+                p = getattr(model, name)
+                p.add_(torch.randn(p.shape, dtype=p.dtype) * 0.3)
+
+
+CASES = [
+    # variant, reset_after, num_layers, bidirectional, lengths, training, backend
+    ("layer_norm", True, 1, False, None, True, "auto"),
+    ("layer_norm", True, 2, True, [6, 2, 5], True, "torch"),
+    ("zoneout", True, 2, True, None, True, "auto"),
+    ("zoneout", False, 1, True, [6, 3, 1], True, "auto"),
+    ("zoneout", True, 2, False, [6, 3, 4], False, "auto"),  # evaluation: d_t = p
+    ("recurrent_dropout", True, 1, True, [4, 6, 2], True, "auto"),
+    ("recurrent_dropout", False, 2, False, None, True, "torch"),
+    ("all", True, 2, True, [6, 1, 5], True, "auto"),
+    ("all", True, 1, False, None, False, "auto"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variant", "reset_after", "num_layers", "bidirectional", "lengths", "training", "backend"),
+    CASES,
+)
+def test_layer_equals_the_variant_oracle(
+    variant, reset_after, num_layers, bidirectional, lengths, training, backend, monkeypatch
+):
+    torch.manual_seed(1)
+    T, B, I, H = 6, 3, 4, 5
+    D = 2 if bidirectional else 1
+    model = gru.GRU(
+        I, H, num_layers, bidirectional=bidirectional, reset_after=reset_after, backend=backend,
+        dtype=torch.float64, **VARIANTS[variant],
+    ).train(training)  # fmt: skip
+    randomize_layer_norm(model)
+    recorded = recorded_inputs(model, monkeypatch)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    hx = torch.randn(num_layers * D, B, H, dtype=torch.float64, requires_grad=True)
+    output, h_n = model(x, hx, lengths=lengths)
+
+    assert len(recorded) == num_layers * D
+    weights = [layer_weights(model, i) for i in range(num_layers * D)]
+    variants = [oracle_kwargs(inputs, T, B, H) for inputs in recorded]
+    kw = {"num_layers": num_layers, "bidirectional": bidirectional, "lengths": lengths}
+    ref_out, ref_h, caches = reference_stack(
+        x.detach().numpy(), hx.detach().numpy(), weights, reset_after=reset_after,
+        variants=variants, **kw,
+    )  # fmt: skip
+    assert_close(output, ref_out, what="output")
+    assert_close(h_n, ref_h, what="h_n")
+
+    g = torch.Generator().manual_seed(0)
+    d_out = torch.randn(output.shape, generator=g, dtype=torch.float64)
+    d_h = torch.randn(h_n.shape, generator=g, dtype=torch.float64)
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(
+        (output * d_out).sum() + (h_n * d_h).sum(), [x, hx, *params.values()]
+    )
+    dx, dhx, by_name = grads[0], grads[1], dict(zip(params, grads[2:], strict=True))
+    ref_dx, ref_dh, ref_grads = reference_stack_backward(d_out.numpy(), d_h.numpy(), caches, **kw)
+    assert_close(dx, ref_dx, what="dx")
+    assert_close(dhx, ref_dh, what="dhx")
+    for i, names in enumerate(model._all_weights):
+        ref = ref_grads[i]
+        for name, value in zip(names, (ref.w_ih, ref.w_hh, ref.b_ih, ref.b_hh), strict=False):
+            assert_close(by_name[name], value, what=name)
+        if model.layer_norm:
+            ln = (ref.ln_gain_ih, ref.ln_bias_ih, ref.ln_gain_hh, ref.ln_bias_hh)
+            for name, value in zip(model._ln_names[i], ln, strict=True):
+                assert_close(by_name[name], value, what=name)
+
+
+@pytest.mark.parametrize("variant", ["layer_norm", "zoneout", "recurrent_dropout"])
+def test_gradcheck(variant):
+    torch.manual_seed(2)
+    model = gru.GRU(3, 2, 2, bidirectional=True, dtype=torch.float64, **VARIANTS[variant]).eval()
+    names = [n for n, _ in model.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    def f(x, *params):
+        return torch.func.functional_call(model, dict(zip(names, params, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params))
+
+
+def test_variants_off_change_nothing():
+    torch.manual_seed(3)
+    plain = gru.GRU(4, 5, 2)
+    off = gru.GRU(4, 5, 2, zoneout=0.0, recurrent_dropout=0.0, layer_norm=False)
+    off.load_state_dict(plain.state_dict())
+    x = torch.randn(7, 3, 4)
+    assert torch.equal(plain(x)[0], off(x)[0])
+    assert not off.has_variants
+
+
+def test_layer_norm_starts_neutral_and_keeps_torch_initialization():
+    torch.manual_seed(4)
+    theirs = torch.nn.GRU(4, 5, 2)
+    torch.manual_seed(4)
+    ours = gru.GRU(4, 5, 2, layer_norm=True)
+    for name, p in theirs.named_parameters():
+        assert torch.equal(getattr(ours, name), p), name  # the same random numbers, in order
+    assert torch.all(ours.ln_ih_weight_l1 == 1) and torch.all(ours.ln_hh_bias_l0 == 0)
+    assert [n for n in ours.state_dict() if n.startswith("ln_")] == [
+        "ln_ih_weight_l0", "ln_ih_bias_l0", "ln_hh_weight_l0", "ln_hh_bias_l0",
+        "ln_ih_weight_l1", "ln_ih_bias_l1", "ln_hh_weight_l1", "ln_hh_bias_l1",
+    ]  # fmt: skip
+
+
+def test_masks_have_the_stated_distributions(monkeypatch):
+    torch.manual_seed(5)
+    model = gru.GRU(2, 64, zoneout=0.25, recurrent_dropout=0.4)
+    recorded = recorded_inputs(model, monkeypatch)
+    model(torch.randn(50, 40, 2))
+    zone, mask = recorded[0]["zoneout"], recorded[0]["recurrent_mask"]
+    assert zone.shape == (50, 40, 64) and set(zone.unique().tolist()) == {0.0, 1.0}
+    assert zone.mean().item() == pytest.approx(0.25, abs=0.01)
+    assert mask.shape == (40, 64)
+    assert mask.unique().tolist() == [0.0, pytest.approx(1 / 0.6)]
+    assert (mask == 0).float().mean().item() == pytest.approx(0.4, abs=0.03)
+    model.eval()
+    model(torch.randn(5, 2, 2))
+    assert recorded[1] == {"zoneout": 0.25}  # evaluation: the expectation, no dropout
+
+
+def test_training_masks_change_the_output_and_evaluation_is_deterministic():
+    torch.manual_seed(6)
+    model = gru.GRU(3, 8, zoneout=0.5, recurrent_dropout=0.5)
+    x = torch.randn(10, 4, 3)
+    a, b = model(x)[0], model(x)[0]
+    assert not torch.allclose(a, b)
+    model.eval()
+    assert torch.equal(model(x)[0], model(x)[0])
+
+
+BAD = [
+    (
+        lambda: gru.GRU(3, 4, zoneout=1.0),
+        ValueError,
+        r"GRU: zoneout must be a probability in \[0, 1\), got 1.0",
+    ),
+    (
+        lambda: gru.GRU(3, 4, zoneout=-0.1),
+        ValueError,
+        r"GRU: zoneout must be a probability in \[0, 1\), got -0.1",
+    ),
+    (
+        lambda: gru.GRU(3, 4, recurrent_dropout=1.5),
+        ValueError,
+        r"recurrent_dropout must be a probability in \[0, 1\), got 1.5",
+    ),
+    (
+        lambda: gru.GRU(3, 4, recurrent_dropout="0.1"),
+        TypeError,
+        r"GRU: recurrent_dropout must be a float, got str",
+    ),
+    (
+        lambda: gru.GRU(3, 4, layer_norm=True, reset_after=False),
+        ValueError,
+        r"GRU: layer_norm=True is defined for reset_after=True",
+    ),
+    (
+        lambda: gru.GRU(3, 4, layer_norm=True).to_torch(),
+        ValueError,
+        r"GRU.to_torch: the target has no GRU with layer_norm=True",
+    ),
+    (
+        lambda: gru.GRU(3, 4, recurrent_dropout=0.2).to_torch(),
+        ValueError,
+        r"the target has no GRU with recurrent_dropout=0.2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD)
+def test_bad_variants_are_refused(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_exports_refuse_what_they_cannot_compute(tmp_path):
+    from gru.interop.keras import to_keras_weights
+    from gru.interop.onnx import export_onnx
+
+    with pytest.raises(ValueError, match=r"export_onnx: the target has no GRU with zoneout=0.1"):
+        export_onnx(gru.GRU(3, 4, zoneout=0.1), tmp_path / "a.onnx")
+    assert not (tmp_path / "a.onnx").exists()
+    with pytest.raises(
+        ValueError, match=r"to_keras_weights: the target has no GRU with layer_norm"
+    ):
+        to_keras_weights(gru.GRU(3, 4, layer_norm=True))
+    # Recurrent dropout acts in training only: the exported layer computes the same.
+    model = gru.GRU(3, 4, recurrent_dropout=0.3).eval()
+    export_onnx(model, tmp_path / "b.onnx")
+    assert (tmp_path / "b.onnx").exists()
+
+
+def test_variant_oracle_without_variants_is_the_plain_oracle():
+    rng = np.random.default_rng(0)
+    T, B, I, H = 5, 2, 3, 4
+    args = [
+        rng.normal(size=s) for s in [(T, B, I), (B, H), (3 * H, I), (3 * H, H), (3 * H,), (3 * H,)]
+    ]
+    for reset_after in (True, False):
+        a = R.gru_forward(*args, reset_after=reset_after, lengths=[5, 3])
+        b = R.variant_forward(*args, reset_after=reset_after, lengths=[5, 3])
+        assert_close(b[0], a[0])
+        d_out, d_h = rng.normal(size=(T, B, H)), rng.normal(size=(B, H))
+        ga, gb = R.gru_backward(d_out, d_h, a[2]), R.variant_backward(d_out, d_h, b[2])
+        for name in ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"):
+            assert_close(getattr(gb, name), getattr(ga, name), what=name)
