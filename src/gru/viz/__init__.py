@@ -1,0 +1,30 @@
+"""See what the gates do: gate recording, figures, and self-contained HTML pages.
+
+    record_gates(model.rnn, x)      r_t, z_t, n_t, h_t of every unit, layer and direction
+    write_report(run_dir)           report.html of a training run
+    write_text_explanation(e, out)  a review token by token, colored by its gates
+    write_forecast_explanation(e, out)
+
+The explanations are filled in by the tasks that own the models (`gru.tasks.explain`, behind
+``gru explain``).
+"""
+
+from gru.viz.explain import (
+    ForecastExplanation,
+    TextExplanation,
+    write_forecast_explanation,
+    write_text_explanation,
+)
+from gru.viz.gates import GateRecording, LayerGates, record_gates
+from gru.viz.report import write_report
+
+__all__ = [
+    "ForecastExplanation",
+    "GateRecording",
+    "LayerGates",
+    "TextExplanation",
+    "record_gates",
+    "write_forecast_explanation",
+    "write_report",
+    "write_text_explanation",
+]

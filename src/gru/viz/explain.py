@@ -1,0 +1,374 @@
+"""Pages that show a trained GRU's gates at work on one input: a review, or a forecast window.
+
+An explanation is plain data (`TextExplanation`, `ForecastExplanation`) that the task which
+owns the model fills in (`gru.tasks.explain`); this module draws it: the figures as PNG files
+beside the page and the page itself, one self-contained HTML file (`gru.viz.html`).
+
+The two quantities a reader sees on each token, averaged over the units (and both directions)
+of the top layer, which the model's head reads:
+
+    1 − z̄_t   the share of the state replaced by the new candidate at step t: how much reading
+              this token changed what the GRU remembers (h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1})
+    1 − r̄_t   how much of the past the reset gate hid from that candidate ("forgets the past")
+
+Shapes: K steps shown, H hidden units, P forecast steps, F features.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gru._io import atomic_write
+from gru.viz.gates import GateRecording
+from gru.viz.html import cards, details, esc, fmt, image, key_value_table, note, page, table
+
+__all__ = [
+    "ForecastExplanation",
+    "TextExplanation",
+    "figure_paths",
+    "write_forecast_explanation",
+    "write_text_explanation",
+]
+
+UPDATE_RGB = (234, 88, 12)  # orange: the background, 1 − z̄
+RESET_RGB = (37, 99, 235)  # blue: the underline, 1 − r̄
+
+
+@dataclass
+class TextExplanation:
+    """What a text classifier did with one text, step by step, as plain data.
+
+    ``tokens`` (K,) are the steps the model read that belong to the text, in order; ``kinds``
+    says what each is: "word", "unknown" (read as the unknown-word id) or "start" (the start
+    marker). ``update`` (K,) is 1 − z̄ and ``reset`` (K,) r̄ at each of them (top layer, mean
+    over units and directions); ``probabilities`` (K,) the predicted probability after each,
+    computed as ``method`` says; ``prediction`` the model's own output for the whole text.
+    ``recording`` holds every gate of the whole read (padding included) and ``steps`` the part
+    of it that is the text. ``cut`` lists the tokens not read because the text is longer than
+    ``maxlen`` (the first ones when ``truncating`` is "pre", the last ones otherwise), and
+    ``padding_steps`` the padding read before the text.
+    """
+
+    text: str
+    tokens: list[str]
+    kinds: list[str]
+    update: np.ndarray
+    reset: np.ndarray
+    probabilities: np.ndarray
+    prediction: float
+    recording: GateRecording
+    steps: slice
+    method: str
+    maxlen: int
+    truncating: str = "pre"
+    cut: list[str] = field(default_factory=list)
+    padding_steps: int = 0
+    vocabulary: int | None = None
+    model: dict = field(default_factory=dict)
+    label: str = "P(positive)"
+
+
+@dataclass
+class ForecastExplanation:
+    """A forecaster's view of one input window, as plain data.
+
+    ``window`` (T, F) are the input values as read (original units), ``columns`` (F,) their
+    names and ``target`` the name of the forecast column; ``forecast`` (P,) the prediction and
+    ``actual`` (P,) the values that followed, when the data has them. ``labels`` (T,) and
+    ``forecast_labels`` (P,) name the steps (dates) when known. ``recording`` holds the gates
+    over the T steps of the window. ``notes`` are remarks to show (rows left out, a short
+    horizon).
+    """
+
+    window: np.ndarray
+    columns: list[str]
+    target: str
+    forecast: np.ndarray
+    actual: np.ndarray | None
+    recording: GateRecording
+    labels: list[str] | None = None
+    forecast_labels: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    model: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def figure_paths(out: str | os.PathLike, names: Sequence[str]) -> dict[str, Path]:
+    """The PNG file written beside page ``out`` for each figure name: ``explain_gates.png``."""
+    out = Path(out)
+    return {name: out.with_name(f"{out.stem}_{name}.png") for name in names}
+
+
+def _check_out(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out: {str(out)!r} is a folder; name the HTML file to write")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--out: the folder of {str(out)!r} does not exist")
+    return out
+
+
+def _write(out: Path, pngs: dict[str, bytes], text: str) -> Path:
+    for path, data in zip(figure_paths(out, list(pngs)).values(), pngs.values(), strict=True):
+        atomic_write(path, lambda f, data=data: f.write(data))
+    return atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+
+
+def _shade(values: np.ndarray) -> np.ndarray:
+    """Opacities in [0.06, 0.7] spanning the range of ``values`` (mid-range when flat)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return np.full(len(values), 0.35)
+    return 0.06 + 0.64 * (values - low) / (high - low)
+
+
+def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
+    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha:.2f})"
+
+
+def _swatch(rgb) -> str:
+    return (
+        f'<span class="swatch" style="background: linear-gradient(to right, {_rgba(rgb, 0.06)}, '
+        f'{_rgba(rgb, 0.7)})"></span>'
+    )
+
+
+def _token_spans(e: TextExplanation) -> str:
+    forget = 1.0 - e.reset
+    fill, line = _shade(e.update), _shade(forget)
+    spans = []
+    for i, (token, kind) in enumerate(zip(e.tokens, e.kinds, strict=True)):
+        what = {"word": "word", "unknown": "unknown word", "start": "start marker"}[kind]
+        if kind == "unknown" and e.vocabulary:
+            what += f" (not among the model's {e.vocabulary:,} words; read as the unknown id)"
+        title = (
+            f"{what} {token!r}, step {i + 1}: 1 − z̄ = {e.update[i]:.3f}, r̄ = {e.reset[i]:.3f}, "
+            f"{e.label} after it = {e.probabilities[i]:.3f}"
+        )
+        css = {"word": "tok", "unknown": "tok unk", "start": "tok mark"}[kind]
+        style = (
+            f"background-color: {_rgba(UPDATE_RGB, fill[i])}; "
+            f"border-bottom-color: {_rgba(RESET_RGB, line[i])}"
+        )
+        spans.append(
+            f'<span class="{css}" data-step="{i + 1}" title="{esc(title)}" style="{style}">'
+            f"{esc(token)}</span>"
+        )
+    cut = [
+        f'<span class="tok cut" title="{esc("not read: cut to the model" + chr(39) + "s maxlen")}">'
+        f"{esc(token)}</span>"
+        for token in e.cut
+    ]
+    if e.truncating == "pre":
+        spans = cut + spans
+    else:
+        spans = spans + cut
+    return f'<div class="tokens" id="tokens">{"".join(spans)}</div>'
+
+
+def _legend(e: TextExplanation) -> str:
+    forget = 1.0 - e.reset
+    return (
+        '<div class="legend">'
+        f"<span>background: share of the state replaced, 1 − z̄, from {e.update.min():.3f}"
+        f"{_swatch(UPDATE_RGB)}to {e.update.max():.3f}</span>"
+        f"<span>underline: past hidden by the reset gate, 1 − r̄, from {forget.min():.3f}"
+        f"{_swatch(RESET_RGB)}to {forget.max():.3f}</span>"
+        '<span><span class="dashed">dashed</span> unknown word</span>'
+        "</div>"
+    )
+
+
+def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
+    """The HTML of a text explanation, with the figures ``pngs`` {"probability", "gates"}
+    embedded and linked to the files named in ``links``."""
+    K = len(e.tokens)
+    words = sum(kind != "start" for kind in e.kinds)
+    unknown = sum(kind == "unknown" for kind in e.kinds)
+    verdict = "positive" if e.prediction > 0.5 else "negative"
+    head = cards(
+        {
+            e.label: e.prediction,
+            "predicted": verdict,
+            "words read": words,
+            "unknown words": unknown,
+            "words cut": len(e.cut),
+        }
+    )
+    notes = []
+    if e.cut:
+        where = "first" if e.truncating == "pre" else "last"
+        notes.append(
+            f"The text was truncated: it has {K + len(e.cut):,} tokens and the model reads at "
+            f"most {e.maxlen:,} (maxlen), so its {where} {len(e.cut):,} were not read, as in "
+            "training; they are shown struck through and take no part below."
+        )
+    if e.padding_steps:
+        notes.append(
+            f"Before the text the model read {e.padding_steps:,} padding steps (it pads in "
+            "front, as it was trained); their effect is in the state the text starts from, and "
+            "the pictures below start at the text's first token."
+        )
+    if unknown:
+        notes.append(
+            f"{unknown:,} word{'s are' if unknown > 1 else ' is'} not in the model's vocabulary"
+            + (f" of {e.vocabulary:,} words" if e.vocabulary else "")
+            + ": read as the unknown-word id, outlined with dashes."
+        )
+    rows = [
+        (i + 1, token, kind, float(e.update[i]), float(e.reset[i]), float(e.probabilities[i]))
+        for i, (token, kind) in enumerate(zip(e.tokens, e.kinds, strict=True))
+    ]
+    body = [
+        "<h2>Prediction</h2>",
+        head,
+        *(note(n) for n in notes),
+        "<h2>The text as the GRU read it</h2>",
+        "<p>Each token read, colored by its top-layer gates averaged over the units: the darker "
+        "the background, the more of the memory this token replaced (1 − z̄); the darker the "
+        "underline, the more the reset gate hid the past from the new candidate (1 − r̄). "
+        "Shades span the range in this text. Hover or long-press a token for its values.</p>",
+        _legend(e),
+        _token_spans(e),
+        f"<h2>{esc(e.label)} as the text is read</h2>",
+        image(
+            pngs["probability"],
+            f"Line chart of {e.label} after each of the {K} tokens read, ending at "
+            f"{e.prediction:.3f}; the dashed line marks 0.5.",
+            caption=e.method,
+            link=links["probability"],
+        ),
+        "<h2>The gates, unit by unit</h2>",
+        "<p>The reset gate r and the update gate z of every unit (rows) at every token "
+        "(columns), for every layer and direction; 0 is dark purple, 1 yellow. A z near 1 keeps "
+        "the unit's old memory; a z near 0 replaces it with the candidate. An r near 0 lets the "
+        "candidate ignore the past.</p>",
+        image(
+            pngs["gates"],
+            f"Heatmaps of the reset gate r and update gate z, units by tokens, over the {K} "
+            "tokens read, for each layer and direction.",
+            link=links["gates"],
+        ),
+        details(
+            "Values per token",
+            table(("step", "token", "kind", "1 − z̄", "r̄", f"{e.label} after"), rows),
+        ),
+    ]
+    if e.model:
+        body.append(details("Model", key_value_table(e.model)))
+    title = e.text.strip()
+    title = title if len(title) <= 60 else title[:57].rstrip() + "…"
+    return page(
+        f"What the gates did: “{title}”",
+        "\n".join(body),
+        subtitle=f"{verdict.capitalize()}, {e.label} = {fmt(e.prediction)}",
+        footer="Written by gru explain. Gate values recomputed in float64 from the model's "
+        "weights by the NumPy reference (gru.reference).",
+    )
+
+
+def write_text_explanation(e: TextExplanation, out: str | os.PathLike) -> Path:
+    """Write the page of ``e`` to ``out`` (HTML) and its figures beside it as PNG files
+    (``<stem>_probability.png``, ``<stem>_gates.png``); return ``out``."""
+    from gru.viz import figures  # matplotlib loads only when a page is drawn
+
+    out = _check_out(out)
+    pngs = {
+        "probability": figures.png(
+            figures.probability_curve(e.probabilities, e.tokens, ylabel=e.label)
+        ),
+        "gates": figures.png(figures.gate_heatmaps(e.recording, e.tokens, steps=e.steps)),
+    }
+    links = {name: path.name for name, path in figure_paths(out, list(pngs)).items()}
+    return _write(out, pngs, text_page(e, pngs, links))
+
+
+def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
+    """The HTML of a forecast explanation, figures {"forecast", "gates"} embedded and linked."""
+    T, P = len(e.window), len(e.forecast)
+    head = {"input steps": T, "forecast steps": P, f"first forecast of {e.target}": e.forecast[0]}
+    if e.actual is not None and len(e.actual):
+        n = min(len(e.actual), P)
+        head["mean absolute error"] = float(np.mean(np.abs(e.forecast[:n] - e.actual[:n])))
+    else:
+        e.notes = [
+            *e.notes,
+            "The data ends with the window, so there are no actual values to compare.",
+        ]
+    index = e.columns.index(e.target) if e.target in e.columns else 0
+    labels = e.labels or [str(t - T + 1) for t in range(T)]
+    forecast_rows = [
+        (
+            (e.forecast_labels or [f"+{p + 1}" for p in range(P)])[p],
+            float(e.forecast[p]),
+            "" if e.actual is None or p >= len(e.actual) else float(e.actual[p]),
+        )
+        for p in range(P)
+    ]
+    window_rows = [(labels[t], *(float(v) for v in e.window[t])) for t in range(T)]
+    z_top = e.recording.unit_mean("z")
+    body = [
+        "<h2>Forecast</h2>",
+        cards(head),
+        *(note(n) for n in e.notes),
+        image(
+            pngs["forecast"],
+            f"Line chart of the {T}-step input window of {e.target} followed by the {P}-step "
+            "forecast" + (" and the actual values." if e.actual is not None else "."),
+            link=links["forecast"],
+        ),
+        table(("step", "forecast", "actual"), forecast_rows),
+        "<h2>The gates over the window</h2>",
+        "<p>The reset gate r and the update gate z of every unit (rows) at every step of the "
+        "input window (columns), for every layer and direction; 0 is dark purple, 1 yellow. "
+        "Where z falls, the GRU replaces its memory with what it just read; where it stays "
+        f"near 1 it keeps it. Over the window the top layer's mean z ran from {z_top.min():.3f} "
+        f"to {z_top.max():.3f}.</p>",
+        image(
+            pngs["gates"],
+            f"Heatmaps of the reset gate r and update gate z, units by time, over the {T} steps "
+            "of the input window, for each layer and direction.",
+            link=links["gates"],
+        ),
+        details("The input window", table(("step", *e.columns), window_rows)),
+    ]
+    if e.model:
+        body.append(details("Model", key_value_table(e.model)))
+    del index
+    return page(
+        f"What the gates did: forecasting {e.target}",
+        "\n".join(body),
+        subtitle=e.source or None,
+        footer="Written by gru explain. Gate values recomputed in float64 from the model's "
+        "weights by the NumPy reference (gru.reference).",
+    )
+
+
+def write_forecast_explanation(e: ForecastExplanation, out: str | os.PathLike) -> Path:
+    """Write the page of ``e`` to ``out`` (HTML) and its figures beside it as PNG files
+    (``<stem>_forecast.png``, ``<stem>_gates.png``); return ``out``."""
+    from gru.viz import figures  # matplotlib loads only when a page is drawn
+
+    out = _check_out(out)
+    index = e.columns.index(e.target) if e.target in e.columns else 0
+    labels = e.labels
+    pngs = {
+        "forecast": figures.png(
+            figures.forecast_figure(
+                e.window[:, index],
+                e.forecast,
+                e.actual,
+                history_labels=labels,
+                forecast_labels=e.forecast_labels,
+                name=e.target,
+            )
+        ),
+        "gates": figures.png(figures.gate_heatmaps(e.recording, labels)),
+    }
+    links = {name: path.name for name, path in figure_paths(out, list(pngs)).items()}
+    return _write(out, pngs, forecast_page(e, pngs, links))

@@ -1,0 +1,172 @@
+"""The pictures of a run and of an explanation, drawn with matplotlib (Agg) as PNG bytes.
+
+Each function returns a `matplotlib.figure.Figure` made without pyplot (no global state, no
+display needed); `png` renders one on the Agg canvas. The same bytes are written beside the
+report and embedded in it, so the PNG and the page show the same picture.
+
+Shapes: T time steps, H hidden units, F features, P forecast steps.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gru.viz.gates import GateRecording
+
+__all__ = ["forecast_figure", "gate_heatmaps", "png", "probability_curve"]
+
+MAX_TICKS = 40  # label at most this many steps along a time axis; thin out the rest
+DIRECTIONS = ("forward", "reverse")
+
+
+def png(figure: Figure, dpi: int = 100) -> bytes:
+    """The PNG bytes of ``figure``, rendered by the Agg backend."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # A word in a script DejaVu Sans lacks is drawn as a box; that is no reason to fail.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _plain(text: str) -> str:
+    """``text`` as matplotlib should print it: a "$" starts no formula."""
+    return str(text).replace("$", r"\$")
+
+
+def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, rotate: bool = True) -> None:
+    """Label the time axis with ``labels`` (one per step), at most MAX_TICKS of them."""
+    every = max(1, int(np.ceil(T / MAX_TICKS)))
+    ticks = np.arange(0, T, every)
+    ax.set_xticks(ticks)
+    if labels is None:
+        ax.set_xticklabels([str(t + 1) for t in ticks])
+        return
+    ax.set_xticklabels(
+        [_plain(labels[t]) for t in ticks],
+        rotation=90 if rotate else 0,
+        fontsize=8 if T > 20 else 9,
+    )
+
+
+def gate_heatmaps(
+    recording: GateRecording,
+    labels: Sequence[str] | None = None,
+    *,
+    steps: slice = slice(None),
+    title: str | None = None,
+) -> Figure:
+    """Heatmaps of the reset gate r and the update gate z, units × time, for every layer and
+    direction of an unbatched ``recording`` (one row each), over ``steps``.
+
+    ``labels`` names each step shown (tokens, dates); without it the steps are numbered.
+    Colors run from 0 to 1 on one scale for every panel.
+    """
+    rows = [g for directions in recording.layers for g in directions]
+    T = len(range(*steps.indices(rows[0].r.shape[0])))
+    H = rows[0].r.shape[-1]
+    if labels is not None and len(labels) != T:
+        raise ValueError(f"gate_heatmaps: {len(labels)} labels for {T} steps")
+    width = float(np.clip(2.5 + 0.16 * T, 7.0, 14.0))
+    row_height = float(np.clip(0.9 + 0.03 * H, 1.6, 3.5)) + (0.6 if labels is not None else 0.2)
+    figure = Figure(figsize=(width, 0.6 + row_height * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), 2, squeeze=False, sharex=True)
+    image = None
+    for row, gates in zip(axes, rows, strict=True):
+        where = f"layer {gates.layer + 1}"
+        if len(recording.layers[gates.layer]) == 2:
+            where += f", {DIRECTIONS[gates.direction]}"
+        for ax, name, values in (
+            (row[0], "reset gate r", gates.r[steps]),
+            (row[1], "update gate z", gates.z[steps]),
+        ):
+            image = ax.imshow(
+                values.T,  # (H, T): units down, time across
+                aspect="auto",
+                interpolation="nearest",
+                cmap="viridis",
+                vmin=0.0,
+                vmax=1.0,
+            )
+            ax.set_title(f"{name} ({where})", fontsize=10)
+            ax.set_ylabel("unit")
+            _time_ticks(ax, labels, T)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="gate value")
+    if title:
+        figure.suptitle(_plain(title))
+    return figure
+
+
+def probability_curve(
+    probabilities: Sequence[float], labels: Sequence[str], *, ylabel: str = "P(positive)"
+) -> Figure:
+    """The predicted probability after each step (a line over ``labels``), with 0.5 marked."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    T = len(p)
+    figure = Figure(figsize=(float(np.clip(2.5 + 0.16 * T, 7.0, 14.0)), 3.6), layout="constrained")
+    ax = figure.subplots()
+    steps = np.arange(T)
+    ax.axhline(0.5, color="0.5", linestyle="--", linewidth=1)
+    ax.plot(steps, p, marker="o" if T <= 60 else None, markersize=3, color="#c2410c")
+    ax.fill_between(steps, 0.5, p, where=p >= 0.5, color="#2563eb", alpha=0.12, interpolate=True)
+    ax.fill_between(steps, 0.5, p, where=p < 0.5, color="#dc2626", alpha=0.12, interpolate=True)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlim(-0.5, T - 0.5)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("token read")
+    ax.grid(alpha=0.3)
+    _time_ticks(ax, labels, T)
+    return figure
+
+
+def forecast_figure(
+    history: np.ndarray,
+    forecast: np.ndarray,
+    actual: np.ndarray | None,
+    *,
+    history_labels: Sequence[str] | None = None,
+    forecast_labels: Sequence[str] | None = None,
+    name: str = "value",
+) -> Figure:
+    """The input window (T,) followed by the forecast (P,) and, when known, the actual values.
+
+    ``history_labels`` and ``forecast_labels`` name the steps (dates); the steps are counted
+    from the first forecast otherwise (−T + 1 … 0, then 1 … P).
+    """
+    history = np.asarray(history, dtype=np.float64).reshape(-1)
+    forecast = np.asarray(forecast, dtype=np.float64).reshape(-1)
+    T, P = len(history), len(forecast)
+    figure = Figure(figsize=(9.0, 3.8), layout="constrained")
+    ax = figure.subplots()
+    past, future = np.arange(-T + 1, 1), np.arange(1, P + 1)
+    ax.plot(past, history, color="0.3", label="input window")
+    ax.plot(
+        np.r_[0, future], np.r_[history[-1], forecast], color="#c2410c", marker="o", markersize=3,
+        label="forecast",
+    )  # fmt: skip
+    if actual is not None:
+        actual = np.asarray(actual, dtype=np.float64).reshape(-1)
+        ax.plot(
+            np.r_[0, future[: len(actual)]], np.r_[history[-1], actual], color="#2563eb",
+            marker="s", markersize=3, linestyle="--", label="actual",
+        )  # fmt: skip
+    ax.axvline(0.5, color="0.6", linewidth=1)
+    ax.set_ylabel(_plain(name))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    if history_labels is not None or forecast_labels is not None:
+        labels = list(history_labels or [""] * T) + list(forecast_labels or [""] * P)
+        steps = np.r_[past, future]
+        every = max(1, int(np.ceil(len(steps) / 12)))
+        ax.set_xticks(steps[::every])
+        ax.set_xticklabels([_plain(s) for s in labels[::every]], rotation=30, ha="right")
+    else:
+        ax.set_xlabel("step (0 = the last input, 1 = the first forecast)")
+    return figure
