@@ -13,6 +13,7 @@ from gru import __version__, checkpoint
 from gru.data.synthetic import adding_problem
 from gru.models import SequenceRegressor
 from gru.training import TrainConfig, fit
+from gru.viz.report import write_report
 
 __all__ = ["AddingConfig", "AddingResult", "load", "run"]
 
@@ -105,9 +106,33 @@ def run(
         quiet=quiet,
         log=log,
     )
-    return AddingResult(
-        baseline, result.history[-1]["test_mse"], result.history, model, result.seconds
-    )
+    test_mse = result.history[-1]["test_mse"]
+    if out is not None:
+        model.eval()
+        with torch.no_grad():
+            predictions = model(x_test[:6])  # (6,)
+        rows = [
+            [", ".join(f"{v:.3f}" for v in x[x[:, 1] == 1, 0].tolist()), float(y), float(p)]
+            for x, y, p in zip(x_test[:6], y_test[:6], predictions, strict=True)
+        ]
+        examples = {"columns": ["marked values", "their sum", "prediction"], "rows": rows}
+        checkpoint.write_json(
+            out / checkpoint.METRICS_FILE,
+            {
+                "history": result.history,
+                "test": {"mse": test_mse},
+                "baselines": {"predict the mean": {"mse": baseline}},
+                "data": {
+                    "sequence length": config.seq_len,
+                    "training sequences": config.n_train,
+                    "test sequences": config.n_test,
+                },
+                "examples": examples,
+                "training_seconds": result.seconds,
+            },
+        )
+        write_report(out)
+    return AddingResult(baseline, test_mse, result.history, model, result.seconds)
 
 
 def load(run_dir: str | os.PathLike) -> SequenceRegressor:

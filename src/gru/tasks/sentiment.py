@@ -38,6 +38,7 @@ from gru.data import imdb
 from gru.data.text import Sequences, encode, limit_vocabulary, pad_sequences
 from gru.models import TextClassifier
 from gru.training import TrainConfig
+from gru.viz.report import write_report
 
 __all__ = ["PRESETS", "SentimentClassifier", "SentimentConfig", "SentimentReport"]
 
@@ -485,9 +486,62 @@ class SentimentClassifier:
                     "layer": self.layer_name,
                     "threads": torch.get_num_threads(),
                     "processes": rank_count,
+                    **self._report_data(
+                        loaded, train_part, *((test, "test") if test else (val_part, "validation"))
+                    ),
                 },
             )
+            write_report(out)
         return self.report
+
+    def _report_data(self, loaded, train_part, shown, split: str) -> dict:
+        """What report.html shows beyond the scores: the data, a baseline on the ``shown``
+        reviews (the test split, else validation), and a few of them with their predictions."""
+        c = self.config
+        prior = float(np.mean(train_part.labels))  # P(positive) among the training reviews
+        data = {
+            "reviews read as": "text" if loaded.raw else "token ids",
+            "vocabulary": self.vocabulary_origin,
+            "positive share of the training reviews": prior,
+            f"training reviews longer than maxlen {c.maxlen} (cut)": float(
+                np.mean(train_part.sequences.lengths > c.maxlen)
+            ),
+        }
+        if shown is None or len(shown) == 0:
+            return {"data": data}
+        # The baseline: always the training majority, i.e. P(positive) = the training prior.
+        y = shown.labels.astype(np.float64)
+        p = min(max(prior, 1e-7), 1 - 1e-7)
+        baseline = {
+            "accuracy": float(np.mean(y == (prior >= 0.5))),
+            "loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        }
+        # A few reviews of each class, the model's P(positive) beside the truth.
+        pick = np.concatenate([np.flatnonzero(shown.labels == k)[:3] for k in (1, 0)])
+        part = shown.subset(pick)
+        x, lengths, _ = self._tensors(part)
+        probabilities = torch.sigmoid(self._logits(x, lengths)).double().numpy()
+        words = {rank + 3: word for word, rank in (loaded.word_index or {}).items()}
+        rows = []
+        for i, p_i in enumerate(probabilities):
+            ids = part.sequences[i]
+            kept = ids[-c.maxlen :] if c.truncating == "pre" else ids[: c.maxlen]
+            read = kept[kept > 1]  # without padding and the start marker
+            text = " ".join(words.get(int(t), "⟨unk⟩") if words else str(t) for t in read)
+            if len(kept) < len(ids):
+                text = f"… {text}" if c.truncating == "pre" else f"{text} …"
+            truth = "positive" if part.labels[i] else "negative"
+            right = "yes" if (p_i > 0.5) == bool(part.labels[i]) else "no"
+            rows.append([float(p_i), truth, right, text])
+        examples = {
+            "columns": ["P(positive)", "label", "right", "review, as the model read it"],
+            "rows": rows,
+            "caption": f"Up to three positive and three negative {split} reviews.",
+        }
+        extras = {"data": data, "examples": examples}
+        if split == "test":  # the baseline beside the model's test scores
+            extras["baselines"] = {"majority class": baseline}
+        return extras
 
     def _run_config(self, source: str) -> dict:
         return {

@@ -1,0 +1,134 @@
+"""gru.viz.report: every training run writes a self-contained report.html of what it did."""
+
+import json
+import re
+
+import pytest
+
+from gru.checkpoint import save_config, write_json
+from gru.tasks.explain import explain
+from gru.viz import write_report
+from gru.viz.report import report_html
+from viz_runs import adding_run, assert_self_contained, sentiment_run
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory):
+    return sentiment_run(tmp_path_factory.mktemp("report") / "seed")[1]
+
+
+def test_a_sentiment_run_reports_scores_beside_the_baseline_curves_examples_and_config(seed):
+    page = (seed / "report.html").read_text()
+    assert_self_contained(page)
+    metrics = json.loads((seed / "metrics.json").read_text())
+    test, baseline = metrics["test"], metrics["baselines"]["majority class"]
+    assert set(test) == {"accuracy", "loss"} == set(baseline)
+    # The majority class of the training reviews, scored on the test reviews.
+    assert 0.3 < baseline["accuracy"] < 0.7 and baseline["loss"] == pytest.approx(0.69, abs=0.01)
+    row = re.search(r"<tr><td>accuracy</td>(.*?)</tr>", page).group(1)
+    values = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert values == [
+        f"{test['accuracy']:.4f}".rstrip("0"),
+        f"{baseline['accuracy']:.4f}".rstrip("0"),
+    ]
+    assert '<th scope="col">baseline: majority class</th>' in page
+    # Training curves, embedded and linked; the per-epoch history.
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Training curves: [^"]+">', page)
+    assert '<a href="training_curves.png">training_curves.png</a>' in page
+    assert page.count('<tr><td class="num">1</td>') >= 1 and "val_accuracy" in page
+    # Six examples: three positive and three negative test reviews with the model's P(positive).
+    examples = metrics["examples"]
+    assert examples["columns"] == ["P(positive)", "label", "right", "review, as the model read it"]
+    assert [r[1] for r in examples["rows"]] == ["positive"] * 3 + ["negative"] * 3
+    assert all(
+        r[3] and r[2] == ("yes" if (r[0] > 0.5) == (r[1] == "positive") else "no")
+        for r in examples["rows"]
+    )
+    assert examples["rows"][0][3][:40] in page.replace("&#x27;", "'")
+    # The data and the whole configuration.
+    assert (
+        "training reviews longer than maxlen 20 (cut)" in page
+        and "<td>source</td><td>sample</td>" in page
+    )
+    assert '<td>config.maxlen</td><td class="num">20</td>' in page
+    assert '<td>config.train.lr</td><td class="num">0.01</td>' in page
+
+
+def test_an_adding_run_reports_its_mse_beside_predicting_the_mean(tmp_path):
+    run = adding_run(tmp_path / "adding")
+    page = (run / "report.html").read_text()
+    assert_self_contained(page)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["mse"] == metrics["history"][-1]["test_mse"]
+    assert "<h1>Adding run: adding</h1>" in page and "baseline: predict the mean" in page
+    assert len(metrics["examples"]["rows"]) == 6 and "marked values" in page
+
+
+def test_explain_pages_beside_a_run_are_files_not_figures_of_the_run(seed):
+    explain(seed, "a fine film")
+    page = report_html(seed)
+    assert page.count("<img ") == 1  # the training curves only
+    assert '<a href="explain_gates.png">explain_gates.png</a>' in page  # listed with the files
+
+
+def test_declared_figures_come_with_their_alt_text_and_unknown_ones_are_still_shown(tmp_path):
+    from gru.training import plot_history
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(run, {"task": "forecast", "gru_version": "0", "config": {"lookback": 48}})
+    plot_history(
+        [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}], tmp_path / "x.png"
+    )
+    for name in ("forecast.png", "zz_other.png"):
+        (run / name).write_bytes((tmp_path / "x.png").read_bytes())
+    write_json(
+        run / "metrics.json",
+        {
+            "figures": {
+                "forecast.png": "The forecast of the last test window beside the actual values."
+            },
+            "test": {"mae": 0.5},
+        },
+    )
+    page = write_report(run).read_text()
+    assert_self_contained(page)
+    assert 'alt="The forecast of the last test window beside the actual values."' in page
+    assert 'alt="Figure zz_other.png of this run."' in page
+    assert page.index("forecast.png") < page.index("zz_other.png")
+
+
+def test_whatever_the_files_hold_is_escaped_and_a_broken_file_is_named_not_fatal(tmp_path):
+    evil = '<script>alert("x")</script><img src="http://example.com/x.png">'
+    save_config(
+        tmp_path,
+        {
+            "task": "sentiment",
+            "gru_version": "0",
+            "config": {"note": evil},
+            "data": {"source": evil},
+        },
+    )
+    (tmp_path / "metrics.json").write_text('{"history": [')
+    page = write_report(tmp_path).read_text()
+    assert_self_contained(page)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "metrics.json could not be read: Expecting value" in page
+    write_json(
+        tmp_path / "metrics.json",
+        {
+            "history": [{"epoch": 1, "loss": 0.5}],
+            "test": None,
+            "examples": [{"b": evil, "a": 1}],
+            "notes": [evil],
+        },
+    )
+    page = write_report(tmp_path).read_text()
+    assert_self_contained(page)
+    assert "No held-out test score" in page and page.count("&lt;script&gt;") == 4
+    (tmp_path / "metrics.json").unlink()
+    assert "This run has no metrics.json yet" in write_report(tmp_path).read_text()
+    with pytest.raises(
+        ValueError, match=r"report: '.*' is not a run folder: it has no config.json"
+    ):
+        write_report(tmp_path / "metrics")
