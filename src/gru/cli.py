@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_sentiment(tasks)
     _add_predict(commands)
     _add_evaluate(commands)
+    _add_explain(commands)
     return parser
 
 
@@ -368,6 +369,31 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _add_explain(commands) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="see what the gates of a trained model did on your input (an HTML page)",
+        description="Run the model of RUN_DIR on your input and write a self-contained HTML page "
+        "of what its gates did: for a sentiment run, the text token by token colored by the "
+        "update and reset gates, P(positive) as the text is read and heatmaps of r and z; for a "
+        "forecast run, the last input window of --csv, the forecast beside the actual values "
+        "and the gates over the window. The figures are also written as PNG files beside it.",
+    )
+    explain.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run folder")
+    explain.add_argument("text", nargs="?", metavar="TEXT", help="the text to explain (sentiment)")
+    explain.add_argument("--csv", metavar="PATH", help="the series to explain (forecast)")
+    explain.add_argument(
+        "--out", metavar="FILE.html", help="where the page goes (default: RUN_DIR/explain.html)"
+    )
+
+
+def _explain(args) -> int:
+    from gru.tasks.explain import explain
+
+    print(f"wrote {explain(args.run, args.text, csv=args.csv, out=args.out)}")
+    return 0
+
+
 def _add_convert(commands) -> None:
     convert = commands.add_parser(
         "convert",
@@ -403,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             return _predict(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "explain":
+            return _explain(args)
     except (ValueError, TypeError, OSError) as error:  # FileNotFoundError is an OSError
         print(f"gru: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,170 @@
+"""``gru explain``: what the gates of a trained model did on the user's own input.
+
+The task that owns a model knows how it reads its input; this module makes that reading
+explicit for `gru.viz`, which records the gates (`gru.viz.record_gates`) and draws the page:
+
+    explain(run_dir, text="a review")        a sentiment run: the review token by token
+    explain(run_dir, csv="series.csv")       a forecast run: the last input window of a CSV
+    explain_text(classifier, text)           the same from Python, as a `TextExplanation`
+
+Shapes: T steps the model reads, K of them the text's tokens, E embedding size, H units.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gru import checkpoint
+from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
+from gru.viz import TextExplanation, record_gates, write_text_explanation
+
+__all__ = ["EXPLAINERS", "explain", "explain_text"]
+
+EXPLAIN_FILE = "explain.html"
+EXPLAINERS = ("sentiment",)
+START_TOKEN = "⟨start⟩"
+
+
+def explain_text(classifier, text: str) -> TextExplanation:
+    """How the `SentimentClassifier` ``classifier`` read ``text``, step by step.
+
+    The text is encoded, cut and padded exactly as `SentimentClassifier.predict` does; the gates
+    are recorded over every step the model reads (padding included) and shown on the text's
+    tokens. P(positive) after each token is, for a one-directional model whose head reads the
+    last state, the head applied to the state h_t (what the model would answer if the text
+    ended there, after the same padding); for any other model (bidirectional, pooled features),
+    the model run on each prefix of the tokens read, padded as it pads.
+    """
+    if classifier.model is None:
+        raise ValueError("explain: the classifier has no model; fit or load one first")
+    if not isinstance(text, str):
+        raise TypeError(f"explain: the text must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("explain: the text is empty; give the review to explain")
+    if classifier.word_index is None:
+        raise ValueError(
+            "explain: this model was trained on encoded reviews without a word index, so it "
+            "cannot encode text"
+        )
+    words = tokenize(text)
+    if not words:
+        raise ValueError(
+            f"explain: the text {text!r} has no words once lower-cased and stripped of "
+            "punctuation, as the model's tokenizer does"
+        )
+    c = classifier.config
+    model = classifier.model
+    ids = limit_vocabulary(encode(text, classifier.word_index), c.num_words)  # (1 + words,)
+    names = [START_TOKEN, *words]
+    kinds = ["start"] + ["unknown" if i == OOV else "word" for i in ids[1:]]
+    total, K = len(ids), min(len(ids), c.maxlen)
+    kept = slice(total - K, total) if c.truncating == "pre" else slice(0, K)
+    cut_part = slice(0, total - K) if c.truncating == "pre" else slice(K, total)
+    x, _ = pad_sequences([ids], c.maxlen, padding=c.padding, truncating=c.truncating)  # (1, T)
+    if c.padding == "pre":
+        read, steps, padding_steps = x[0], slice(c.maxlen - K, c.maxlen), c.maxlen - K
+    else:  # with lengths the model stops at the text's end
+        read, steps, padding_steps = x[0, :K], slice(0, K), 0
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            e = model.embedding(torch.from_numpy(read).to(device))  # (T, E)
+            recording = record_gates(model.rnn, e.cpu())
+            probabilities, method = _prefix_probabilities(classifier, ids[kept], recording, steps)
+    finally:
+        model.train(was_training)
+    prediction = float(classifier.predict([text])[0])
+    return TextExplanation(
+        text=text,
+        tokens=names[kept],
+        kinds=kinds[kept],
+        update=1.0 - recording.unit_mean("z")[steps],
+        reset=recording.unit_mean("r")[steps],
+        probabilities=probabilities,
+        prediction=prediction,
+        recording=recording,
+        steps=steps,
+        method=method,
+        maxlen=c.maxlen,
+        truncating=c.truncating,
+        cut=names[cut_part],
+        padding_steps=padding_steps,
+        vocabulary=c.num_words,
+        model={
+            "layer": classifier.layer_name,
+            "embedding": f"{c.num_words:,} words × {c.embedding_dim}",
+            "GRU": f"{c.num_layers} layer(s) of {c.hidden_size} units"
+            + (", bidirectional" if c.bidirectional else "")
+            + (", reset gate after" if c.reset_after else ", reset gate before"),
+            "head reads": c.features,
+            "reading": f"maxlen {c.maxlen}, padding {c.padding!r}, truncating {c.truncating!r}",
+        },
+    )
+
+
+def _prefix_probabilities(classifier, ids: np.ndarray, recording, steps: slice):
+    """P(positive) (K,) after each of the K tokens ``ids`` read, and how it was computed."""
+    model = classifier.model
+    head = model.head
+    if model.features == "last" and model.directions == 1:
+        h = recording.top[0].h[steps]  # (K, H): the state after each token
+        w = head.weight.detach().cpu().double().numpy()  # (1, H)
+        b = head.bias.detach().cpu().double().numpy()  # (1,)
+        logits = h @ w.T[:, 0] + b[0]  # (K,)
+        method = (
+            "P(positive) after each token: the model's output layer applied to the GRU's state "
+            "right after that token, i.e. what the model would answer if the text ended there. "
+            "The last point is the model's prediction."
+        )
+        return 1.0 / (1.0 + np.exp(-logits)), method
+    c = classifier.config
+    prefixes = [ids[: k + 1] for k in range(len(ids))]
+    x, lengths = pad_sequences(prefixes, c.maxlen, padding=c.padding, truncating=c.truncating)
+    logits = classifier._logits(torch.from_numpy(x), torch.from_numpy(lengths).clamp_(min=1))
+    method = (
+        "P(positive) after each token: the whole model run on the tokens up to that one, padded "
+        "as the model pads (its head also reads "
+        + ("both directions" if model.directions == 2 else "its outputs over time")
+        + ", so no single state holds the answer). The last point is the model's prediction."
+    )
+    return torch.sigmoid(logits).double().numpy(), method
+
+
+def explain(
+    run_dir: str | os.PathLike,
+    text: str | None = None,
+    *,
+    csv: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    backend: str = "auto",
+) -> Path:
+    """Explain the model of ``run_dir`` on ``text`` (sentiment) or ``csv`` (forecast); write the
+    page to ``out`` (default: explain.html in the run folder) and return its path.
+
+    Nothing is written unless the whole explanation succeeds; a bad input raises ValueError
+    (FileNotFoundError for a missing file) naming it.
+    """
+    run_dir = checkpoint.check_run_dir(run_dir)
+    task = checkpoint.load_config(run_dir)["task"]
+    if task not in EXPLAINERS:
+        raise ValueError(
+            f"explain: {str(run_dir)!r} is a {task!r} run, and gru explain explains "
+            f"{' and '.join(EXPLAINERS)} runs only"
+        )
+    out = Path(out) if out is not None else run_dir / EXPLAIN_FILE
+    if csv is not None:
+        raise ValueError("explain: --csv is for forecast runs; give a sentiment run a text")
+    if text is None:
+        raise ValueError("explain: give the text to explain (a review in quotes)")
+    from gru.tasks.sentiment import SentimentClassifier
+
+    explanation = explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
+    explanation.model = {"run": str(run_dir), **explanation.model}
+    return write_text_explanation(explanation, out)
