@@ -1,0 +1,125 @@
+"""The HTML pages in a real browser: headless Chromium, driven over the DevTools protocol.
+
+Each page is loaded at a phone's and a desktop's width and must: log no console error or
+warning and throw nothing; request nothing but itself and its data: URIs; show its tokens and
+charts (a box with area, visible, images decoded, alt text); fit the screen's width; and look
+like something (a screenshot that is not blank). `make test` installs Debian's ``chromium``
+and sets GRU_REQUIRE_BROWSER=1, so there these tests cannot be skipped.
+"""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from browser import Browser, find_chromium
+from gru.tasks.explain import explain
+from viz_runs import LONG_REVIEW, adding_run, sentiment_run
+
+SCREENS = {"phone": {"width": 390, "height": 844, "mobile": True}, "desktop": {"width": 1280, "height": 900}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = find_chromium()
+    if executable is None:
+        message = "chromium is not installed (make test installs it: apt-get install chromium)"
+        if os.environ.get("GRU_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with Browser(executable) as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """The pages a user gets: a run's report and explanations of a long and a short review."""
+    _, run = sentiment_run(tmp_path_factory.mktemp("browser") / "seed")
+    return {
+        "report": run / "report.html",
+        "adding report": adding_run(tmp_path_factory.mktemp("browser") / "adding") / "report.html",
+        "explain long": explain(run, LONG_REVIEW),
+        "explain short": explain(run, "fine", out=run.parent / "short.html"),
+    }
+
+
+def blank_fraction(png: bytes) -> float:
+    """The share of pixels of the most common color (1.0: a blank picture)."""
+    pixels = (imread(io.BytesIO(png), format="png")[..., :3] * 255).round().astype(np.int64)
+    colors = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]  # (height, width)
+    counts = np.unique(colors, return_counts=True)[1]
+    return counts.max() / counts.sum()
+
+
+def check_page(page, screen: dict) -> None:
+    """What every page must do in the browser (see the module docstring)."""
+    assert page.console == []
+    assert page.requests[0] == page.url
+    assert all(url.startswith("data:image/png;base64,") for url in page.requests[1:]), page.requests
+    images = page.elements("img")
+    assert images and all(i["visible"] and i["loaded"] and i["alt"].strip() for i in images), images
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1] == screen["width"]  # nothing sticks out sideways
+    assert all(i["right"] <= screen["width"] for i in images)
+    png = page.screenshot()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert imread(io.BytesIO(png), format="png").shape[:2] == (screen["height"], screen["width"])
+    assert blank_fraction(png) < 0.97  # white page, text and colors
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_explanation_shows_its_tokens_and_charts(browser, pages, screen):
+    page = browser.open(pages["explain long"], **SCREENS[screen])
+    check_page(page, SCREENS[screen])
+    tokens = page.elements(".tok")
+    assert len(tokens) == 28 and all(t["visible"] for t in tokens)  # 20 read + 8 cut
+    assert [t["text"] for t in page.elements(".tok.cut")][:2] == ["⟨start⟩", "this"]
+    unknown = page.elements(".tok.unk")
+    assert unknown and all(t["visible"] for t in unknown)
+    assert "honestly" in [t["text"] for t in unknown]
+    styles = page.evaluate(
+        "Array.from(document.querySelectorAll('.tok[data-step]')).map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert len(set(styles)) > 3  # the tokens are shaded differently
+    notes = page.elements(".note")
+    assert any("The text was truncated" in n["text"] and n["visible"] for n in notes)
+    assert len(page.elements("img")) == 2  # the probability line and the heatmaps
+    page.close()
+
+
+def test_a_one_word_explanation_and_the_adding_report_load_cleanly(browser, pages):
+    for name in ("explain short", "adding report"):
+        page = browser.open(pages[name], **SCREENS["phone"])
+        check_page(page, SCREENS["phone"])
+        page.close()
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_report_shows_its_results_curves_and_examples(browser, pages, screen):
+    page = browser.open(pages["report"], **SCREENS[screen])
+    check_page(page, SCREENS[screen])
+    headings = [h["text"] for h in page.elements("h2") if h["visible"]]
+    assert headings[:4] == ["Results", "Training", "Examples", "Data"]
+    assert all(c["visible"] for c in page.elements(".card")) and len(page.elements(".card")) == 2
+    assert page.elements("img")[0]["alt"].startswith("Training curves")
+    full = page.screenshot(full_page=True)
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert imread(io.BytesIO(full), format="png").shape[0] == height > SCREENS[screen]["height"]
+    page.close()
+
+
+def test_the_browser_check_catches_errors_and_requests(browser, tmp_path):
+    # The checks above can fail: a page that fetches from the network and logs errors is caught.
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<html><body><img src="http://127.0.0.1:9/x.png" alt="x">'
+        '<script>console.error("boom"); throw new Error("broken")</script></body></html>'
+    )
+    page = browser.open(bad)
+    assert "http://127.0.0.1:9/x.png" in page.requests
+    assert "console.error: boom" in page.console
+    assert any("Error: broken" in line for line in page.console)
+    assert blank_fraction(page.screenshot()) > 0.99  # a blank page is told apart
+    page.close()
