@@ -125,10 +125,30 @@ def test_whatever_the_files_hold_is_escaped_and_a_broken_file_is_named_not_fatal
     )
     page = write_report(tmp_path).read_text()
     assert_self_contained(page)
-    assert "No held-out test score" in page and page.count("&lt;script&gt;") == 4
+    assert (
+        "No test score in this run&#x27;s metrics. The validation scores are in the training history."
+        in page
+        and page.count("&lt;script&gt;") == 4
+    )
     (tmp_path / "metrics.json").unlink()
     assert "This run has no metrics.json yet" in write_report(tmp_path).read_text()
     with pytest.raises(
         ValueError, match=r"report: '.*' is not a run folder: it has no config.json"
     ):
         write_report(tmp_path / "metrics")
+
+
+def test_samples_plots_and_long_series_of_other_tasks_read_well(tmp_path):
+    from gru.training import plot_history
+
+    save_config(tmp_path, {"task": "textgen", "gru_version": "0", "config": {}})
+    plot_history([{"epoch": 1, "train_loss": 1.0}], tmp_path / "samples.png")
+    write_json(tmp_path / "metrics.json", {
+        "samples": [{"prompt": "ROMEO:", "text": "ROMEO: what light"}],
+        "plots": {"sample_lengths": "samples.png"},
+        "scaler": {"mean": list(range(100))},
+    })  # fmt: skip
+    page = report_html(tmp_path)
+    assert "<h2>Examples</h2>" in page and "<td>ROMEO: what light</td>" in page
+    assert 'alt="The sample lengths plot of this run (samples.png)."' in page
+    assert "[0, 1, 2, …, 98, 99] (100 values)" in page

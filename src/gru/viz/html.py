@@ -72,6 +72,8 @@ summary { cursor: pointer; }
 footer { color: var(--muted); font-size: .85rem; margin: 2rem 0 1rem; }
 """
 
+LIST_ITEMS = 8  # longer lists are shown by their ends and length
+
 # Nothing but the page itself and its data: URIs may load; no script may run.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -96,6 +98,9 @@ def fmt(value) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
+        if len(value) > LIST_ITEMS:  # a long series: its ends and its length
+            ends = [*map(fmt, value[:3]), "…", *map(fmt, value[-2:])]
+            return "[" + ", ".join(ends) + f"] ({len(value):,} values)"
         return "[" + ", ".join(fmt(v) for v in value) + "]"
     return str(value)
 

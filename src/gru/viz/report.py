@@ -9,8 +9,10 @@ nothing about the model. The tasks put plain data into the folder's files:
                     "baselines"  {name: {metric: value}}: simple predictors to beat
                     "data"       {what: value}: a summary of the data the run read
                     "examples"   {"columns": [name], "rows": [[value]], "caption": text}:
-                                 a few predictions, forecasts or samples (or [{column: value}])
+                                 a few predictions, forecasts or samples (or [{column: value}],
+                                 also under "samples")
                     "figures"    {file.png: alt text}: the task's own pictures in the folder
+                                 (or "plots" {label: file.png})
                     "notes"      [text]: anything the reader should know (data cut, resumed)
                     and any other plain value (seconds, layer, threads), shown as it is
     *.png           training_curves.png and the task's figures
@@ -43,7 +45,10 @@ __all__ = ["REPORT_FILE", "report_html", "write_report"]
 REPORT_FILE = "report.html"
 CURVES_FILE = "training_curves.png"
 # metrics.json keys that have a section of their own; every other one goes under "Run".
-SECTIONS = ("history", "test", "baselines", "data", "examples", "figures", "notes", "best_epoch")
+SECTIONS = (
+    "history", "test", "baselines", "data", "examples", "samples", "figures", "plots", "notes",
+    "best_epoch",
+)  # fmt: skip
 
 
 def _read_json(path: Path) -> tuple[dict | None, str | None]:
@@ -61,10 +66,8 @@ def _read_json(path: Path) -> tuple[dict | None, str | None]:
 
 def _explain_figures(run_dir: Path) -> set[str]:
     """PNG files written by `gru explain` beside its pages in the folder (not the run's)."""
-    names = set()
-    for page_file in run_dir.glob("*.html"):
-        names.update(p.name for p in run_dir.glob(f"{page_file.stem}_*.png"))
-    return names
+    stems = [f"{p.stem}_" for p in run_dir.glob("*.html") if p.name != REPORT_FILE]
+    return {p.name for p in run_dir.glob("*.png") if p.name.startswith(tuple(stems))}
 
 
 def _results(metrics: dict) -> str:
@@ -72,9 +75,9 @@ def _results(metrics: dict) -> str:
     baselines = metrics.get("baselines") or {}
     if not isinstance(test, dict) or not test:
         return note(
-            "No held-out test score: the data had no test split. "
+            "No test score in this run's metrics."
             + (
-                "Validation scores are in the training history below."
+                " The validation scores are in the training history."
                 if metrics.get("history")
                 else ""
             )
@@ -113,7 +116,7 @@ def _history(run_dir: Path, metrics: dict) -> str:
 
 
 def _examples(metrics: dict) -> str:
-    examples = metrics.get("examples")
+    examples = metrics.get("examples") or metrics.get("samples")
     if isinstance(examples, dict) and isinstance(examples.get("rows"), list):
         columns = [str(c) for c in examples.get("columns", [])]
         rows = [r for r in examples["rows"] if isinstance(r, list)]
@@ -127,7 +130,11 @@ def _examples(metrics: dict) -> str:
 
 
 def _figures(run_dir: Path, metrics: dict) -> str:
-    declared = metrics.get("figures") if isinstance(metrics.get("figures"), dict) else {}
+    declared = dict(metrics["figures"]) if isinstance(metrics.get("figures"), dict) else {}
+    plots = metrics.get("plots") if isinstance(metrics.get("plots"), dict) else {}
+    for label, name in plots.items():  # {label: file}, the other way round
+        if isinstance(name, str) and name not in declared:
+            declared[name] = f"The {str(label).replace('_', ' ')} plot of this run ({name})."
     skip = _explain_figures(run_dir) | {CURVES_FILE}
     names = [n for n in declared if (run_dir / n).is_file()]
     names += sorted(p.name for p in run_dir.glob("*.png") if p.name not in skip | set(names))
