@@ -42,8 +42,10 @@ def _plain(text: str) -> str:
 
 
 def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, rotate: bool = True) -> None:
-    """Label the time axis with ``labels`` (one per step), at most MAX_TICKS of them."""
-    every = max(1, int(np.ceil(T / MAX_TICKS)))
+    """Label the time axis with ``labels`` (one per step), at most MAX_TICKS of them (a third
+    as many when the labels are long, like timestamps)."""
+    long = labels is not None and max(len(str(s)) for s in labels) > 12
+    every = max(1, int(np.ceil(T / (MAX_TICKS // 3 if long else MAX_TICKS))))
     ticks = np.arange(0, T, every)
     ax.set_xticks(ticks)
     if labels is None:
