@@ -77,12 +77,12 @@ class TextExplanation:
 class ForecastExplanation:
     """A forecaster's view of one input window, as plain data.
 
-    ``window`` (T, F) are the input values as read (original units), ``columns`` (F,) their
-    names and ``target`` the name of the forecast column; ``forecast`` (P,) the prediction and
-    ``actual`` (P,) the values that followed, when the data has them. ``labels`` (T,) and
-    ``forecast_labels`` (P,) name the steps (dates) when known. ``recording`` holds the gates
-    over the T steps of the window. ``notes`` are remarks to show (rows left out, a short
-    horizon).
+    ``window`` (W, C) are the input values as read, in the data's units, ``columns`` (C,) their
+    names and ``target`` the name of the forecast column shown; ``forecast`` (F,) its forecast
+    and ``actual`` (≤ F,) the values that followed, None when the data ends with the window.
+    ``labels`` (W,) and ``forecast_labels`` (F,) name the steps (dates or rows).
+    ``recording`` holds the gates of the GRU that read the window, over its own steps, named
+    by ``gate_labels`` (the window's steps, or its segments). ``notes`` are remarks to show.
     """
 
     window: np.ndarray
@@ -91,8 +91,9 @@ class ForecastExplanation:
     forecast: np.ndarray
     actual: np.ndarray | None
     recording: GateRecording
-    labels: list[str] | None = None
-    forecast_labels: list[str] | None = None
+    labels: list[str]
+    forecast_labels: list[str]
+    gate_labels: list[str]
     notes: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)
     source: str = ""
@@ -290,56 +291,52 @@ def write_text_explanation(e: TextExplanation, out: str | os.PathLike) -> Path:
 
 def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
     """The HTML of a forecast explanation, figures {"forecast", "gates"} embedded and linked."""
-    T, P = len(e.window), len(e.forecast)
-    head = {"input steps": T, "forecast steps": P, f"first forecast of {e.target}": e.forecast[0]}
-    if e.actual is not None and len(e.actual):
-        n = min(len(e.actual), P)
-        head["mean absolute error"] = float(np.mean(np.abs(e.forecast[:n] - e.actual[:n])))
+    W, F = len(e.window), len(e.forecast)
+    head = {"steps read": W, "steps forecast": F, f"first forecast of {e.target}": e.forecast[0]}
+    notes = list(e.notes)
+    if e.actual is not None:
+        n = len(e.actual)
+        head[f"mean absolute error ({n} steps)"] = float(np.mean(np.abs(e.forecast[:n] - e.actual)))
     else:
-        e.notes = [
-            *e.notes,
-            "The data ends with the window, so there are no actual values to compare.",
-        ]
-    index = e.columns.index(e.target) if e.target in e.columns else 0
-    labels = e.labels or [str(t - T + 1) for t in range(T)]
+        notes.append("The data ends with the window: there are no actual values to compare.")
     forecast_rows = [
         (
-            (e.forecast_labels or [f"+{p + 1}" for p in range(P)])[p],
-            float(e.forecast[p]),
-            "" if e.actual is None or p >= len(e.actual) else float(e.actual[p]),
+            e.forecast_labels[h],
+            float(e.forecast[h]),
+            "" if e.actual is None or h >= len(e.actual) else float(e.actual[h]),
         )
-        for p in range(P)
+        for h in range(F)
     ]
-    window_rows = [(labels[t], *(float(v) for v in e.window[t])) for t in range(T)]
-    z_top = e.recording.unit_mean("z")
+    window_rows = [(e.labels[t], *(float(v) for v in e.window[t])) for t in range(W)]
+    z = e.recording.unit_mean("z")
+    steps = len(e.gate_labels)
     body = [
         "<h2>Forecast</h2>",
         cards(head),
-        *(note(n) for n in e.notes),
+        *(note(n) for n in notes),
         image(
             pngs["forecast"],
-            f"Line chart of the {T}-step input window of {e.target} followed by the {P}-step "
-            "forecast" + (" and the actual values." if e.actual is not None else "."),
+            f"Line chart of the {W} steps of {e.target} the model read, followed by its "
+            f"{F}-step forecast" + (" and the actual values." if e.actual is not None else "."),
             link=links["forecast"],
         ),
-        table(("step", "forecast", "actual"), forecast_rows),
+        details("Forecast and actual values", table(("step", "forecast", "actual"), forecast_rows)),
         "<h2>The gates over the window</h2>",
-        "<p>The reset gate r and the update gate z of every unit (rows) at every step of the "
-        "input window (columns), for every layer and direction; 0 is dark purple, 1 yellow. "
-        "Where z falls, the GRU replaces its memory with what it just read; where it stays "
-        f"near 1 it keeps it. Over the window the top layer's mean z ran from {z_top.min():.3f} "
-        f"to {z_top.max():.3f}.</p>",
+        f"<p>The reset gate r and the update gate z of every unit (rows) at each of the {steps} "
+        "steps the GRU read (columns), for every layer and direction; 0 is dark purple, 1 "
+        "yellow. Where z falls the GRU replaces its memory with what it just read; where z "
+        f"stays near 1 it keeps it. Averaged over the top layer's units, z ran from "
+        f"{z.min():.3f} to {z.max():.3f}.</p>",
         image(
             pngs["gates"],
-            f"Heatmaps of the reset gate r and update gate z, units by time, over the {T} steps "
-            "of the input window, for each layer and direction.",
+            f"Heatmaps of the reset gate r and update gate z, units by steps, over the {steps} "
+            "steps the GRU read, for each layer and direction.",
             link=links["gates"],
         ),
-        details("The input window", table(("step", *e.columns), window_rows)),
+        details("The window read", table(("step", *e.columns), window_rows)),
     ]
     if e.model:
         body.append(details("Model", key_value_table(e.model)))
-    del index
     return page(
         f"What the gates did: forecasting {e.target}",
         "\n".join(body),
@@ -355,20 +352,19 @@ def write_forecast_explanation(e: ForecastExplanation, out: str | os.PathLike) -
     from gru.viz import figures  # matplotlib loads only when a page is drawn
 
     out = _check_out(out)
-    index = e.columns.index(e.target) if e.target in e.columns else 0
-    labels = e.labels
+    index = e.columns.index(e.target)
     pngs = {
         "forecast": figures.png(
             figures.forecast_figure(
                 e.window[:, index],
                 e.forecast,
                 e.actual,
-                history_labels=labels,
+                history_labels=e.labels,
                 forecast_labels=e.forecast_labels,
                 name=e.target,
             )
         ),
-        "gates": figures.png(figures.gate_heatmaps(e.recording, labels)),
+        "gates": figures.png(figures.gate_heatmaps(e.recording, e.gate_labels)),
     }
     links = {name: path.name for name, path in figure_paths(out, list(pngs)).items()}
     return _write(out, pngs, forecast_page(e, pngs, links))
