@@ -137,5 +137,10 @@ def test_bad_arguments_are_named():
         record_gates(module, np.zeros((5, 2, 3)), lengths=[0, 5])
     with pytest.raises(ValueError, match=r"h0 must have shape \(1, 2, 4\), got \(1, 2, 3\)"):
         record_gates(module, np.zeros((5, 2, 3)), np.zeros((1, 2, 3)))
+    with pytest.raises(
+        ValueError,
+        match=r"this GRU uses a variant \(layer_norm, zoneout or recurrent_dropout\) whose equations the recording does not compute",
+    ):
+        record_gates(gru.GRU(3, 4, zoneout=0.1), np.zeros((5, 3)))
     with pytest.raises(ValueError, match=r"gate must be r, z, n or h, got 'q'"):
         record_gates(module, np.zeros((5, 3))).unit_mean("q")

@@ -11,7 +11,7 @@ of the top layer, which the model's head reads:
               this token changed what the GRU remembers (h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1})
     1 − r̄_t   how much of the past the reset gate hid from that candidate ("forgets the past")
 
-Shapes: K steps shown, H hidden units, P forecast steps, F features.
+Shapes: K tokens shown, H hidden units, W window steps, F forecast steps, C channels.
 """
 
 from __future__ import annotations
