@@ -143,12 +143,14 @@ def test_samples_plots_and_long_series_of_other_tasks_read_well(tmp_path):
 
     save_config(tmp_path, {"task": "textgen", "gru_version": "0", "config": {}})
     plot_history([{"epoch": 1, "train_loss": 1.0}], tmp_path / "samples.png")
+    plot_history([{"epoch": 1, "train_loss": 1.0}], tmp_path / "training_curves.png")
     write_json(tmp_path / "metrics.json", {
         "samples": [{"prompt": "ROMEO:", "text": "ROMEO: what light"}],
-        "plots": {"sample_lengths": "samples.png"},
+        "plots": {"sample_lengths": "samples.png", "training_curves": "training_curves.png"},
         "scaler": {"mean": list(range(100))},
     })  # fmt: skip
     page = report_html(tmp_path)
     assert "<h2>Examples</h2>" in page and "<td>ROMEO: what light</td>" in page
     assert 'alt="The sample lengths plot of this run (samples.png)."' in page
     assert "[0, 1, 2, …, 98, 99] (100 values)" in page
+    assert page.count("<img ") == 2  # the training curves shown once, under Training

@@ -136,7 +136,7 @@ def _figures(run_dir: Path, metrics: dict) -> str:
         if isinstance(name, str) and name not in declared:
             declared[name] = f"The {str(label).replace('_', ' ')} plot of this run ({name})."
     skip = _explain_figures(run_dir) | {CURVES_FILE}
-    names = [n for n in declared if (run_dir / n).is_file()]
+    names = [n for n in declared if n not in skip and (run_dir / n).is_file()]
     names += sorted(p.name for p in run_dir.glob("*.png") if p.name not in skip | set(names))
     parts = []
     for name in names:
