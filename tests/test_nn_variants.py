@@ -259,3 +259,46 @@ def test_variant_oracle_without_variants_is_the_plain_oracle():
         ga, gb = R.gru_backward(d_out, d_h, a[2]), R.variant_backward(d_out, d_h, b[2])
         for name in ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"):
             assert_close(getattr(gb, name), getattr(ga, name), what=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_engine_and_composed_backends_agree(dtype, reset_after, monkeypatch):
+    """The engine's variant kernels against composed torch operations, on the same masks."""
+    torch.manual_seed(7)
+    kw = {"zoneout": 0.2, "recurrent_dropout": 0.3, "layer_norm": reset_after}
+    fused = gru.GRU(6, 20, 2, bidirectional=True, reset_after=reset_after, dtype=dtype, **kw)
+    composed = gru.GRU(6, 20, 2, bidirectional=True, reset_after=reset_after, dtype=dtype, backend="torch", **kw)  # fmt: skip
+    randomize_layer_norm(fused)
+    composed.load_state_dict(fused.state_dict())
+    x = torch.randn(15, 5, 6, dtype=dtype)
+    lengths = torch.tensor([15, 4, 9, 1, 12])
+    results = []
+    for model in (fused, composed):
+        torch.manual_seed(8)  # the same masks for both
+        out, h_n = model(x, lengths=lengths)
+        grads = torch.autograd.grad(out.square().sum() + h_n.sum(), list(model.parameters()))
+        results.append((out, h_n, grads))
+    (o1, h1, g1), (o2, h2, g2) = results
+    assert_close(o1, o2)
+    assert_close(h1, h2)
+    for a, b in zip(g1, g2, strict=True):
+        # float32: sums over 15 steps in different orders, through the layer norms' divisions
+        # by s (which amplify rounding): 10× the tolerance (seen: 1.4e-4 relative on one of
+        # 1,200 weight gradients).
+        assert_close(a, b, scale=10.0 if dtype == torch.float32 else 1.0)
+
+
+@pytest.mark.parametrize("variant", ["layer_norm", "zoneout", "recurrent_dropout", "all"])
+def test_stream_computes_the_evaluation_variant(variant):
+    torch.manual_seed(9)
+    # float64: the layer runs on the engine and the stream on torch operations; the check is
+    # of what they compute, not of two float32 roundings.
+    model = gru.GRU(3, 6, 2, dtype=torch.float64, **VARIANTS[variant]).eval()
+    randomize_layer_norm(model)
+    x = torch.randn(9, 2, 3, dtype=torch.float64)
+    expected, h_n = model(x)
+    stream = model.stream(batch_size=2)
+    steps = torch.stack([stream(x[t]).clone() for t in range(9)])
+    assert_close(steps, expected)
+    assert_close(stream.state, h_n)

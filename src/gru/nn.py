@@ -521,9 +521,13 @@ class GRUStream:
         with torch.no_grad():
             state = weight.new_zeros(module.num_layers, batch_size, module.hidden_size)
         layers = [module._layer_weights(i) for i in range(module.num_layers)]
+        layer_norms = [
+            tuple(getattr(module, n) for n in names) for names in module._ln_names
+        ]  # evaluation semantics: zoneout keeps p of the state, no recurrent dropout
         self._stepper = ops.Stepper(
-            layers, state, reset_after=module.reset_after, backend=module.backend
-        )
+            layers, state, reset_after=module.reset_after, backend=module.backend,
+            layer_norms=layer_norms, zoneout=module.zoneout,
+        )  # fmt: skip
         self._dtype = weight.dtype
         fused = self._stepper.fused
         self._np_dtype = self._stepper.out_np.dtype if fused else None
@@ -695,3 +699,419 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
         from gru.interop.torch import cell_to_torch
 
         return cell_to_torch(self)
+
+
+# --- minGRU (Feng et al. 2024) -------------------------------------------------------------
+
+__all__ += ["MinGRU", "MinGRUStream"]
+
+_MIN_GRU_EQUATIONS = r"""
+    z_t = σ(W_z x_t + b_z)                        update gate
+    h̃_t = g(W_h x_t + b_h)                        candidate state
+    h_t = (1 − z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t
+    g(a) = a + 1/2 for a ≥ 0, σ(a) for a < 0     (continuous and always positive)
+
+where x_t is the input at time t, h_t the hidden state (h_0 = ``hx`` or zeros), σ the logistic
+sigmoid and ⊙ the elementwise product. Neither z_t nor h̃_t reads h_{t-1}, so the recurrence is
+linear in h, h_t = c_t ⊙ h_{t-1} + v_t with c_t = 1 − z_t and v_t = z_t ⊙ h̃_t, and a whole
+sequence is computed by a scan over time instead of one step after another. As in the paper
+(and the seeds' GRU), z is the fraction of the candidate taken: the packed GRU layout's 1 − z.
+"""
+
+_SCAN_CHUNK = 32
+"""Time steps per chunk of `_min_gru_scan` (see there why the scan is chunked)."""
+
+
+def _g(a: Tensor) -> Tensor:
+    """g(a) = a + 1/2 for a ≥ 0, σ(a) for a < 0."""
+    return torch.where(a >= 0, a + 0.5, torch.sigmoid(a))
+
+
+def _log_g(a: Tensor) -> Tensor:
+    """log g(a) = log(a + 1/2) for a ≥ 0, log σ(a) = −softplus(−a) for a < 0.
+
+    relu keeps the branch that `where` discards finite, so its gradient is never NaN.
+    """
+    return torch.where(a >= 0, torch.log(F.relu(a) + 0.5), -F.softplus(-a))
+
+
+def _min_gru_scan(k: Tensor, a: Tensor, h0: Tensor | None) -> Tensor:
+    """Every h_t (T, B, H) of one minGRU layer, from its pre-activations k = W_z x + b_z and
+    a = W_h x + b_h (T, B, H each) and the state h0 (B, H) (zeros when None), by a scan.
+
+    The paper's log-space scan: with log c_t = log(1 − z_t) = −softplus(k_t),
+    log v_t = log z_t + log h̃_t = −softplus(−k_t) + log g(a_t) and A_t = Σ_{s ≤ t} log c_s,
+
+        h_t = exp(A_t) ⊙ h_0 + exp(A_t + log Σ_{s ≤ t} exp(log v_s − A_s))
+
+    (a cumsum and a logcumsumexp over time). Everything is a composed torch operation, so
+    autograd differentiates it. h_0 enters linearly rather than as the log-space sum's first
+    term (the paper's code), so it may have any sign, and zeros need no log 0 (whose gradient
+    would be NaN).
+
+    The time axis is scanned in chunks of `_SCAN_CHUNK` steps, each starting from the last
+    state of the one before. In float32 the sum A_t + log Σ(…) loses about ε·|A_t| of
+    relative precision, and |A_t| grows with the length scanned: over 4096 steps one scan was
+    off from the float64 loop by 4e-5 (median, relative) and up to 8e-4, chunks of 32 steps
+    by 4e-7 and up to 1.4e-5 (its gradients by 1.4e-5 and up to 3e-5 for k, less for a and
+    h_0). Chunks cost little: a few more operations per 32 steps.
+    """
+    log_c = -F.softplus(k)  # log(1 − z_t), (T, B, H)
+    log_v = -F.softplus(-k) + _log_g(a)  # log(z_t ⊙ h̃_t), (T, B, H)
+    outputs = []
+    h = h0
+    # split, not slicing: the backward of one split is one concatenation, while each slice's
+    # backward would write a zero-filled (T, B, H) gradient.
+    for log_c_c, log_v_c in zip(log_c.split(_SCAN_CHUNK), log_v.split(_SCAN_CHUNK), strict=True):
+        A = torch.cumsum(log_c_c, dim=0)  # (C, B, H)
+        h_c = torch.exp(A + torch.logcumsumexp(log_v_c - A, dim=0))  # (C, B, H)
+        if h is not None:
+            h_c = h_c + torch.exp(A) * h  # the state carried in, decayed by Π c_s
+        outputs.append(h_c)
+        h = h_c[-1]  # (B, H)
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # (T, B, H)
+
+
+def _min_gru_step(k_t: Tensor, a_t: Tensor, h: Tensor) -> Tensor:
+    """One minGRU step from the pre-activations k_t, a_t (B, H) and h_{t-1} (B, H)."""
+    z = torch.sigmoid(k_t)  # (B, H)
+    h_tilde = _g(a_t)  # (B, H)
+    return h + z * (h_tilde - h)  # (1 − z) ⊙ h + z ⊙ h̃, rearranged: one product fewer
+
+
+def _min_gru_sequential(k: Tensor, a: Tensor, h0: Tensor | None) -> Tensor:
+    """What `_min_gru_scan` computes, one step after another: (T, B, H)."""
+    h = torch.zeros_like(k[0]) if h0 is None else h0
+    outputs = []
+    for t in range(k.shape[0]):
+        h = _min_gru_step(k[t], a[t], h)
+        outputs.append(h)
+    return torch.stack(outputs)  # (T, B, H)
+
+
+class MinGRU(nn.Module):
+    __doc__ = (
+        r"""A multi-layer minGRU (Feng et al. 2024, "Were RNNs All We Needed?", arXiv 2410.01201).
+
+For each layer and each element of the input sequence, it computes
+"""
+        + _MIN_GRU_EQUATIONS
+        + r"""
+``forward`` (and so training) computes each layer over the whole sequence at once with the
+paper's log-space scan; `stream` runs the same equations one step at a time. This is the
+recurrent layer alone: the paper's minGRU models wrap it in blocks with a residual
+connection, normalization and an MLP, which belong to the model that uses the layer. In a
+multi-layer MinGRU the input of layer l ≥ 1 is the output of layer l − 1, multiplied by a
+dropout mask (probability ``dropout``) in training mode.
+
+Args:
+    input_size: I, the number of features of x_t.
+    hidden_size: H, the number of features of h_t.
+    num_layers: L, the number of stacked layers. Default 1.
+    bias: if False, the layer has no b_z and b_h. Default True.
+    batch_first: if True, input and output are (B, T, feature) instead of (T, B, feature);
+        ``hx`` and ``h_n`` are never batch first. Default False.
+    dropout: probability of zeroing each output of every layer but the last in training
+        mode. Default 0.
+    device, dtype: where and as what the parameters are created.
+
+Parameters (k = layer; I_k = I for k = 0, else H), each drawn from U(−1/√I_k, 1/√I_k), the
+default of torch.nn.Linear, which the paper's code uses for both projections:
+    weight_z_l{k}: (H, I_k) — W_z
+    bias_z_l{k}: (H,) — b_z
+    weight_h_l{k}: (H, I_k) — W_h
+    bias_h_l{k}: (H,) — b_h
+
+Inputs: ``input, hx=None``
+    input: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
+    hx: (L, B, H), or (L, H) for unbatched input; zeros when None. Any real values.
+
+Outputs: ``(output, h_n)``
+    output: (T, B, H) (batch first if asked) or (T, H) unbatched: h_t of the last layer.
+    h_n: (L, B, H), or (L, H) unbatched: the final state of every layer.
+"""
+    )
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.input_size = _check_size("MinGRU", "input_size", input_size)
+        self.hidden_size = _check_size("MinGRU", "hidden_size", hidden_size)
+        self.num_layers = _check_size("MinGRU", "num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"MinGRU: dropout must be a float, got {type(dropout).__name__}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"MinGRU: dropout must be a probability in [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "MinGRU: dropout applies between layers only, so dropout > 0 expects "
+                f"num_layers > 1, got dropout={dropout} and num_layers={num_layers}",
+                stacklevel=2,
+            )
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+
+        factory = {"device": device, "dtype": dtype}
+        H = self.hidden_size
+        self._all_weights: list[list[str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else H
+            shapes = {f"weight_z_l{layer}": (H, layer_input)}
+            if self.bias:
+                shapes[f"bias_z_l{layer}"] = (H,)
+            shapes[f"weight_h_l{layer}"] = (H, layer_input)
+            if self.bias:
+                shapes[f"bias_h_l{layer}"] = (H,)
+            for name, shape in shapes.items():
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+            self._all_weights.append(list(shapes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter of layer k from U(−1/√I_k, 1/√I_k), as torch.nn.Linear does."""
+        for layer, names in enumerate(self._all_weights):
+            bound = 1.0 / math.sqrt(self.input_size if layer == 0 else self.hidden_size)
+            for name in names:
+                nn.init.uniform_(getattr(self, name), -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        return s
+
+    def _layer_weights(self, layer: int) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+        """(w_z, b_z, w_h, b_h) of a layer; the biases are None without bias."""
+        w_z, w_h = getattr(self, f"weight_z_l{layer}"), getattr(self, f"weight_h_l{layer}")
+        if not self.bias:
+            return w_z, None, w_h, None
+        return w_z, getattr(self, f"bias_z_l{layer}"), w_h, getattr(self, f"bias_h_l{layer}")
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """See the class docstring for shapes: returns ``(output, h_n)``."""
+        if isinstance(input, PackedSequence):
+            raise TypeError(
+                "MinGRU.forward: PackedSequence input is not supported; pass the padded tensor "
+                "(torch.nn.utils.rnn.pad_packed_sequence) and read each sequence's output at "
+                "its last step"
+            )
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"MinGRU.forward: input must be a torch.Tensor, got {type(input).__name__}"
+            )
+        weight = self.weight_z_l0
+        _check_float_input("MinGRU.forward", "input", input, weight)
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"MinGRU.forward: input must be 3-D {layout} (batch_first={self.batch_first}) "
+                f"or 2-D (T, I) unbatched, got {input.dim()}-D with shape {tuple(input.shape)}"
+            )
+        _check_features("MinGRU.forward", input, self.input_size, layout)
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        T, B = x.shape[:2]
+        if T == 0:
+            raise ValueError(
+                f"MinGRU.forward: input has no time steps (shape {tuple(input.shape)})"
+            )
+        h0 = self._check_hx(hx, B, batched, weight)
+
+        h_n = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            w_z, b_z, w_h, b_h = self._layer_weights(layer)
+            k = F.linear(layer_input, w_z, b_z)  # (T, B, H)
+            a = F.linear(layer_input, w_h, b_h)  # (T, B, H)
+            out = _min_gru_scan(k, a, None if h0 is None else h0[layer])  # (T, B, H)
+            h_n.append(out[-1])
+            layer_input = out
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        output, h_n = layer_input, torch.stack(h_n)  # (T, B, H), (L, B, H)
+
+        if batched and self.batch_first:
+            output = output.transpose(0, 1)
+        if not batched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+        return output, h_n
+
+    def _check_hx(self, hx, B: int, batched: bool, weight: Tensor) -> Tensor | None:
+        if hx is None:
+            return None
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"MinGRU.forward: hx must be a torch.Tensor, got {type(hx).__name__}")
+        _check_float_input("MinGRU.forward", "hx", hx, weight)
+        L, H = self.num_layers, self.hidden_size
+        expected = (L, B, H) if batched else (L, H)
+        if tuple(hx.shape) != expected:
+            what = "(num_layers, batch, hidden_size)"
+            if not batched:
+                what = "(num_layers, hidden_size) for unbatched input"
+            raise ValueError(
+                f"MinGRU.forward: hx must have shape {what} = {expected}, got {tuple(hx.shape)}"
+            )
+        return hx if batched else hx.unsqueeze(1)
+
+    def stream(self, batch_size: int = 1) -> MinGRUStream:
+        """A stateful one-step-at-a-time runner of this MinGRU, for generation and online use.
+
+        ``stream(x_t)`` advances every layer by one step and returns the top layer's output;
+        see `MinGRUStream`. The stream copies the weights now: make a new one after training.
+        """
+        return MinGRUStream(self, batch_size)
+
+
+def _np_sigmoid(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """σ(a) = (1 + tanh(a / 2)) / 2 into ``out``: no exponent, so nothing overflows."""
+    np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, 0.5, out=out)
+    return np.add(out, 0.5, out=out)
+
+
+class MinGRUStream:
+    """Runs a `MinGRU` one time step at a time, keeping its state between calls.
+
+    ``stream(x_t)`` takes x_t of shape (batch_size, I), or (I,) when batch_size is 1, as a
+    torch tensor or a NumPy array, advances every layer by one step (the equations of
+    `MinGRU`) and returns the top layer's h_t (batch_size, H) (or (H,)) of the same kind. No
+    autograd. For float32 and float64 weights on the CPU a step runs in NumPy on buffers made
+    once, so it allocates nothing, and the returned array is a buffer that the next step
+    overwrites (copy it to keep it); elsewhere it runs torch operations. ``state`` is h
+    (num_layers, batch_size, H); ``reset()`` zeroes it.
+    """
+
+    def __init__(self, module: MinGRU, batch_size: int = 1) -> None:
+        self.batch_size = _check_size("MinGRU.stream", "batch_size", batch_size)
+        self.input_size = module.input_size
+        self.hidden_size = H = module.hidden_size
+        weight = module.weight_z_l0
+        self._dtype, self._device = weight.dtype, weight.device
+        with torch.no_grad():
+            self._state = weight.new_zeros(module.num_layers, batch_size, H)  # (L, B, H)
+            # Per layer, both projections in one matrix: rows [z | h], (2H, I_k), and (2H,).
+            self._layers = []
+            for layer in range(module.num_layers):
+                w_z, b_z, w_h, b_h = module._layer_weights(layer)
+                w = torch.cat([w_z, w_h]).detach().clone()  # (2H, I_k)
+                b = weight.new_zeros(2 * H) if b_z is None else torch.cat([b_z, b_h]).detach()
+                self._layers.append((w, b.clone()))
+        self._numpy = self._device.type == "cpu" and self._dtype in (torch.float32, torch.float64)
+        if self._numpy:
+            self._np_layers = [(w.numpy().T.copy(), b.numpy()) for w, b in self._layers]
+            self._state_np = self._state.numpy()  # shares memory with the state tensor
+            dtype = self._state_np.dtype
+            self._gx = np.empty((batch_size, 2 * H), dtype)  # (B, 2H): [k | a]
+            self._z = np.empty((batch_size, H), dtype)
+            self._h_tilde = np.empty((batch_size, H), dtype)
+            self._mask = np.empty((batch_size, H), bool)
+            self._out_np = np.empty((batch_size, H), dtype)
+            self._out_torch = torch.from_numpy(self._out_np)
+
+    @property
+    def state(self) -> Tensor:
+        """h of every layer, (num_layers, batch_size, H); assign to it to set the state."""
+        return self._state
+
+    @state.setter
+    def state(self, value) -> None:
+        value = torch.as_tensor(value, dtype=self._dtype, device=self._device)
+        if tuple(value.shape) != tuple(self._state.shape):
+            raise ValueError(
+                f"MinGRUStream.state must have shape {tuple(self._state.shape)}, "
+                f"got {tuple(value.shape)}"
+            )
+        with torch.no_grad():
+            self._state.copy_(value)
+
+    def reset(self) -> None:
+        """Zero the state of every layer."""
+        with torch.no_grad():
+            self._state.zero_()
+
+    def __call__(self, x):
+        is_numpy = isinstance(x, np.ndarray)
+        if not is_numpy and not isinstance(x, Tensor):
+            raise TypeError(
+                f"MinGRUStream: x_t must be a torch.Tensor or a NumPy array, got {type(x).__name__}"
+            )
+        shape = tuple(x.shape)
+        B, I = self.batch_size, self.input_size
+        if shape != (B, I) and not (B == 1 and shape == (I,)):
+            raise ValueError(
+                f"MinGRUStream: x_t must have shape ({B}, {I})"
+                + (f" or ({I},)" if B == 1 else "")
+                + f", got {shape}"
+            )
+        expected = self._state_np.dtype if (is_numpy and self._numpy) else self._dtype
+        if not is_numpy and x.dtype != self._dtype:
+            raise TypeError(f"MinGRUStream: x_t must have dtype {self._dtype}, got {x.dtype}")
+        if is_numpy and self._numpy and x.dtype != expected:
+            raise TypeError(f"MinGRUStream: x_t must have dtype {expected}, got {x.dtype}")
+        if not is_numpy and x.device != self._device:
+            raise ValueError(
+                f"MinGRUStream: x_t is on {x.device} but the stream's weights are on "
+                f"{self._device}; move it, e.g. x_t.to('{self._device}')"
+            )
+        if self._numpy:
+            xn = x if is_numpy else x.detach().numpy()
+            self._step_numpy(xn.reshape(B, I))
+            out = self._out_np if is_numpy else self._out_torch
+        else:
+            xt = torch.as_tensor(x, dtype=self._dtype, device=self._device)
+            out = self._step_torch(xt.reshape(B, I))
+            if is_numpy:
+                out = out.cpu().numpy()
+        return out if len(shape) == 2 else out[0]
+
+    def _step_numpy(self, x: np.ndarray) -> None:
+        """Advance every layer by one step in NumPy, in place; the top h_t goes to _out_np."""
+        H = self.hidden_size
+        gx, z, h_tilde, mask = self._gx, self._z, self._h_tilde, self._mask
+        layer_input = x  # (B, I_k)
+        for layer, (w_t, b) in enumerate(self._np_layers):
+            np.matmul(layer_input, w_t, out=gx)  # (B, 2H)
+            np.add(gx, b, out=gx)
+            k, a = gx[:, :H], gx[:, H:]  # (B, H) each
+            _np_sigmoid(k, out=z)  # z_t
+            np.greater_equal(a, 0.0, out=mask)
+            _np_sigmoid(a, out=h_tilde)  # g(a) = σ(a) for a < 0 ...
+            np.add(a, 0.5, out=a)
+            np.copyto(h_tilde, a, where=mask)  # ... and a + 1/2 for a ≥ 0
+            h = self._state_np[layer]  # (B, H), updated in place
+            np.subtract(h_tilde, h, out=h_tilde)
+            np.multiply(h_tilde, z, out=h_tilde)
+            np.add(h, h_tilde, out=h)  # h + z ⊙ (h̃ − h) = (1 − z) ⊙ h + z ⊙ h̃
+            layer_input = h
+        np.copyto(self._out_np, layer_input)
+
+    @torch.no_grad()
+    def _step_torch(self, x: Tensor) -> Tensor:
+        """Advance every layer by one step with torch operations; return the top h_t."""
+        H = self.hidden_size
+        layer_input = x  # (B, I_k)
+        for layer, (w, b) in enumerate(self._layers):
+            gx = torch.addmm(b, layer_input, w.T)  # (B, 2H)
+            h = _min_gru_step(gx[:, :H], gx[:, H:], self._state[layer])  # (B, H)
+            self._state[layer].copy_(h)
+            layer_input = h
+        return layer_input

@@ -467,6 +467,157 @@ def _fused_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths
     return output, h_n
 
 
+# --- the fused engine with the variants ---------------------------------------------------------
+
+
+def _pad_gates(t: Tensor | None, H: int, Hp: int) -> np.ndarray | None:
+    return None if t is None else kernels.pad_hidden(_np(t), H, Hp, axis=0, blocks=3)
+
+
+class _FusedVariantGRU(torch.autograd.Function):
+    """The engine's autograd node for a layer with variants (eager mode).
+
+    The input layer norm, outside the time loop, is torch's own (F.layer_norm), recomputed in
+    backward; the recurrence, with the recurrent layer norm, zoneout and recurrent dropout, is
+    `kernels.forward_variants` / `kernels.backward_variants`.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, c_ih, g_hh, c_hh, keep, mask, lengths,
+        reset_after, reverse, save,
+    ):  # fmt: skip
+        T, B, I = x.shape
+        H = w_hh.shape[1]
+        Hp = kernels.padded_size(H)
+        a = torch.mm(x.detach().reshape(T * B, I), w_ih.detach().T)  # (T·B, 3H)
+        if g_ih is not None:
+            a = F.layer_norm(a, (3 * H,), g_ih.detach(), c_ih.detach(), LN_EPS)
+        folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
+        gx = a.numpy() if folded is None else a.numpy() + folded
+        gx = kernels.pad_hidden(gx, H, Hp, blocks=3).reshape(T, B, 3 * Hp)
+        recurrent_ln = None
+        if g_hh is not None:
+            recurrent_ln = np.stack([_pad_gates(g_hh, H, Hp), _pad_gates(c_hh, H, Hp)])
+        out, h_n, saved, ln_saved = kernels.forward_variants(
+            gx,
+            None if h0 is None else kernels.pad_hidden(_np(h0), H, Hp),
+            kernels.pad_hidden(kernels.pad_hidden(_np(w_hh), H, Hp), H, Hp, axis=0, blocks=3),
+            None if b_hn is None else kernels.pad_hidden(b_hn, H, Hp),
+            reset_after=reset_after,
+            reverse=reverse,
+            lengths=None if lengths is None else lengths.numpy(),
+            save=save,
+            threads=torch.get_num_threads(),
+            mask=None if mask is None else kernels.pad_hidden(_np(mask), H, Hp),
+            zoneout=None if keep is None else kernels.pad_hidden(_np(keep), H, Hp),
+            recurrent_ln=recurrent_ln,
+            real_hidden=H,
+        )
+        output = torch.from_numpy(kernels.unpad_hidden(out, H, Hp))
+        if save:
+            ctx.save_for_backward(
+                x, h0, w_ih, w_hh, g_ih, c_ih, g_hh, c_hh, keep, mask, lengths, output,
+                torch.from_numpy(saved), None if ln_saved is None else torch.from_numpy(ln_saved),
+            )  # fmt: skip
+        ctx.flags = (reset_after, reverse, b_ih is not None, recurrent_ln)
+        return output, torch.from_numpy(kernels.unpad_hidden(h_n, H, Hp))
+
+    @staticmethod
+    def backward(ctx, d_output, d_h_n):
+        (x, h0, w_ih, w_hh, g_ih, c_ih, _g_hh, _c_hh, keep, mask, lengths, output, saved,
+         ln_saved) = ctx.saved_tensors  # fmt: skip
+        reset_after, reverse, has_bias, recurrent_ln = ctx.flags
+        T, B, I = x.shape
+        H = w_hh.shape[1]
+        Hp = kernels.padded_size(H)
+
+        def padded(t):  # (…, H) -> (…, Hp) NumPy, zeros in the added units
+            return None if t is None else kernels.pad_hidden(_np(t), H, Hp)
+
+        w_hh_p = kernels.pad_hidden(padded(w_hh), H, Hp, axis=0, blocks=3)
+        mask_p = padded(mask)
+        dg, h_prev, dh0, db, dgh, dln = kernels.backward_variants(
+            padded(d_output),
+            padded(d_h_n),
+            padded(output),
+            padded(h0),
+            _np(saved),
+            w_hh_p,
+            reset_after=reset_after,
+            reverse=reverse,
+            lengths=None if lengths is None else lengths.numpy(),
+            threads=torch.get_num_threads(),
+            mask=mask_p,
+            zoneout=padded(keep),
+            recurrent_ln=recurrent_ln,
+            real_hidden=H,
+            ln_saved=None if ln_saved is None else _np(ln_saved),
+        )
+
+        def unpad3(a):  # (3Hp, …) -> (3H, …)
+            return torch.from_numpy(kernels.unpad_hidden(np.asarray(a), H, Hp, axis=0, blocks=3))
+
+        need = ctx.needs_input_grad
+        dG = torch.from_numpy(dg).view(T * B, 4 * Hp)  # [c | da_r | da_z | da_n]
+        dGX = torch.from_numpy(kernels.unpad_hidden(dg[..., Hp:], H, Hp, blocks=3))
+        dGX = dGX.view(T * B, 3 * H)  # ∂L/∂gx: the input side, after its layer norm
+        X = x.detach().reshape(T * B, I)
+        dx = dw_ih = dg_ih = dc_ih = None
+        if g_ih is not None:  # back through torch's own layer norm, recomputed here
+            with torch.enable_grad():
+                xr = X.requires_grad_(need[0])
+                wr = w_ih.detach().requires_grad_(True)
+                gr, cr = g_ih.detach().requires_grad_(True), c_ih.detach().requires_grad_(True)
+                y = F.layer_norm(xr @ wr.T, (3 * H,), gr, cr, LN_EPS)
+                wrt = [wr, gr, cr] + ([xr] if need[0] else [])
+                grads = torch.autograd.grad(y, wrt, dGX)
+            dw_ih, dg_ih, dc_ih = grads[:3]
+            dx = grads[3].view(T, B, I) if need[0] else None
+        else:
+            dw_ih = dGX.T @ X
+            dx = (dGX @ w_ih.detach()).view(T, B, I) if need[0] else None
+        Hbar = torch.from_numpy(h_prev if mask_p is None else h_prev * mask_p)  # h̄_{t-1}
+        Hbar = Hbar.view(T * B, Hp)
+        dg_hh = dc_hh = None
+        if dgh is not None:  # the recurrent layer norm: dW_hh = (∂L/∂(W_hh h̄))ᵀ h̄
+            dW = torch.from_numpy(dgh).view(T * B, 3 * Hp).T @ Hbar
+            dg_hh, dc_hh = unpad3(dln[0]), unpad3(dln[1])
+        elif reset_after:
+            g = dG[:, : 3 * Hp].T @ Hbar  # rows c, r, z
+            dW = torch.cat([g[Hp:], g[:Hp]])
+        else:
+            dW = torch.cat([dG[:, Hp : 3 * Hp].T @ Hbar, dG[:, 3 * Hp :].T @ dG[:, :Hp]])
+        dw_hh = torch.from_numpy(kernels.unpad_hidden(unpad3(dW).numpy(), H, Hp))
+        db_ih = db_hh = None
+        if has_bias:
+            db_ih = unpad3(db[Hp:])
+            if reset_after:
+                db_hh = torch.cat([db_ih[: 2 * H], torch.from_numpy(db[:H].copy())])
+            else:
+                db_hh = db_ih.clone()
+        dh0 = None if h0 is None else torch.from_numpy(kernels.unpad_hidden(dh0, H, Hp))
+        return (
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dg_ih, dc_ih, dg_hh, dc_hh,
+            None, None, None, None, None, None,
+        )  # fmt: skip
+
+
+def _fused_variant_sequence(
+    x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths, layer_norm, zoneout, mask
+):
+    T, B = x.shape[:2]
+    H = w_hh.shape[1]
+    if isinstance(zoneout, float):  # evaluation: d_t = p everywhere
+        zoneout = x.new_full((T, B, H), zoneout)
+    ln = (None,) * 4 if layer_norm is None else layer_norm
+    tensors = (x, h0, w_ih, w_hh, b_ih, b_hh, *ln)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return _FusedVariantGRU.apply(
+        x, h0, w_ih, w_hh, b_ih, b_hh, *ln, zoneout, mask, lengths, reset_after, reverse, save,
+    )  # fmt: skip
+
+
 # --- the layer's entry points -----------------------------------------------------------------
 
 
@@ -500,8 +651,13 @@ def gru_sequence(
         lengths = None  # nothing to mask
     args = (x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths)
     variants = layer_norm is not None or zoneout is not None or recurrent_mask is not None
-    if resolve_backend(backend, x, w_hh.shape[1]) == "fused" and not variants:
+    fused = resolve_backend(backend, x, w_hh.shape[1]) == "fused"
+    if fused and not variants:
         return _fused_sequence(*args)
+    H = w_hh.shape[1]
+    if fused and kernels.padded_size(H) <= kernels.rows.STACK_HIDDEN:
+        if not torch.compiler.is_compiling():  # traced graphs take the composed operations
+            return _fused_variant_sequence(*args, layer_norm, zoneout, recurrent_mask)
     return _composed_sequence(*args, layer_norm, zoneout, recurrent_mask)
 
 
@@ -550,12 +706,24 @@ def gru_cell(
     b_hh: Tensor | None,
     *,
     reset_after: bool = True,
+    layer_norm: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    zoneout: Tensor | float | None = None,
 ) -> Tensor:
-    """One GRU step: x (B, I), h (B, H) -> h' (B, H), composed from torch operations."""
+    """One GRU step: x (B, I), h (B, H) -> h' (B, H), composed from torch operations.
+
+    ``layer_norm`` (g_ih, c_ih, g_hh, c_hh) and ``zoneout`` (d (B, H) or p) as in
+    `gru_sequence`.
+    """
     H = h.shape[-1]
-    gx = F.linear(x, w_ih, _folded_bias(b_ih, b_hh, reset_after))  # (B, 3H)
+    gx = F.linear(x, w_ih)  # (B, 3H)
+    if layer_norm is not None:
+        gx = F.layer_norm(gx, (3 * H,), layer_norm[0], layer_norm[1], LN_EPS)
+    folded = _folded_bias(b_ih, b_hh, reset_after)
+    if folded is not None:
+        gx = gx + folded
     b_hn = b_hh[2 * H :] if (reset_after and b_hh is not None) else None
-    return _step(gx, h, w_hh, b_hn, reset_after)
+    ln_hh = None if layer_norm is None else layer_norm[2:]
+    return _step(gx, h, w_hh, b_hn, reset_after, ln_hh, None, zoneout)
 
 
 # --- streaming ------------------------------------------------------------------------------------
@@ -569,14 +737,23 @@ class Stepper:
     ``(w_ih, w_hh, b_ih, b_hh)`` per layer; ``state`` (L, B, H) is updated in place.
     """
 
-    def __init__(self, layers, state: Tensor, *, reset_after: bool, backend: str) -> None:
+    def __init__(
+        self, layers, state: Tensor, *, reset_after: bool, backend: str, layer_norms=None,
+        zoneout: float = 0.0,
+    ) -> None:  # fmt: skip
         self.reset_after = reset_after
         L, B, H = state.shape
         backend = "auto" if backend == "fused" else backend  # a stream runs on any device
         self.fused = resolve_backend(backend, state, 0) == "fused"
+        if layer_norms or zoneout:  # the variants step on composed operations (evaluation)
+            self.fused = False
         if not self.fused:
             self.state = state
             self.layers = [tuple(None if w is None else w.detach() for w in ws) for ws in layers]
+            self.layer_norms = [
+                tuple(p.detach() for p in ln) for ln in layer_norms or [None] * L if ln
+            ] or [None] * L
+            self.zoneout = zoneout or None
             return
         dt = _np(state).dtype
         blocks, layout = [], [L, B, H]
@@ -612,6 +789,9 @@ class Stepper:
         with torch.no_grad():
             h = x
             for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
-                h = gru_cell(h, self.state[i], w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after)
+                h = gru_cell(
+                    h, self.state[i], w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after,
+                    layer_norm=self.layer_norms[i], zoneout=self.zoneout,
+                )  # fmt: skip
                 self.state[i] = h
         return h

@@ -35,12 +35,14 @@ def _drop_stale_cache() -> None:
 
 _drop_stale_cache()
 
-from gru.kernels import blas, rows  # noqa: E402
+from gru.kernels import blas, rows, variants  # noqa: E402
 from gru.kernels.sequence import (  # noqa: E402
     BLAS_MIN_HIDDEN,
     LANES,
     backward,
+    backward_variants,
     forward,
+    forward_variants,
     pad_hidden,
     padded_size,
     saved_width,
@@ -52,12 +54,15 @@ __all__ = [
     "BLAS_MIN_HIDDEN",
     "LANES",
     "backward",
+    "backward_variants",
     "blas",
     "forward",
+    "forward_variants",
     "pad_hidden",
     "padded_size",
     "rows",
     "saved_width",
     "step",
     "unpad_hidden",
+    "variants",
 ]

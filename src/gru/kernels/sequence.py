@@ -25,13 +25,15 @@ import os
 import numpy as np
 from numba import njit, prange
 
-from gru.kernels import blas, rows
+from gru.kernels import blas, rows, variants
 
 __all__ = [
     "BLAS_MIN_HIDDEN",
     "LANES",
     "backward",
+    "backward_variants",
     "forward",
+    "forward_variants",
     "pad_hidden",
     "padded_size",
     "saved_width",
@@ -117,6 +119,34 @@ def unpad_hidden(a: np.ndarray, H: int, Hp: int, *, axis: int = -1, blocks: int 
     if blocks == 1:
         return np.ascontiguousarray(a[..., :H])
     return np.concatenate([a[..., g * Hp : g * Hp + H] for g in range(blocks)], axis=-1)
+
+
+@njit(**_PARALLEL)
+def _forward_variants_sharded(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved, shards,
+):  # fmt: skip
+    B = gx.shape[1]
+    for i in prange(shards):
+        variants.forward_rows(
+            gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+            mask, keep, ln, layer_norm, H_real, ln_saved,
+            i * B // shards, (i + 1) * B // shards,
+        )  # fmt: skip
+
+
+@njit(**_PARALLEL)
+def _backward_variants_sharded(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
+    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln, shards,
+):  # fmt: skip
+    B = d_out.shape[1]
+    for i in prange(shards):
+        variants.backward_rows(
+            d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+            db[i], mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln[i],
+            i * B // shards, (i + 1) * B // shards,
+        )  # fmt: skip
 
 
 def saved_width(hidden_size: int, reset_after: bool) -> int:
@@ -260,6 +290,100 @@ def backward(
     else:
         rows.backward_rows(*common, dg, h_prev, dh0, parts[0], 0, B)
     return dg, h_prev, dh0, parts.sum(axis=0)
+
+
+def _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln):
+    mask = np.ones((B, H), dtype) if mask is None else np.ascontiguousarray(mask, dtype=dtype)
+    keep = np.zeros((T, B, H), dtype) if zoneout is None else np.ascontiguousarray(zoneout, dtype)
+    if recurrent_ln is None:
+        ln = np.zeros((2, 3 * H), dtype)
+    else:
+        ln = np.ascontiguousarray(recurrent_ln, dtype)
+    return mask, keep, ln
+
+
+def forward_variants(
+    gx, h0, w_hh, b_hn=None, *, reset_after=True, reverse=False, lengths=None, save=True,
+    threads=None, mask=None, zoneout=None, recurrent_ln=None, real_hidden=None,
+):  # fmt: skip
+    """`forward` with the variants of `gru.kernels.variants`: ``mask`` (B, H) the recurrent
+    dropout mask m; ``zoneout`` (T, B, H) d_t by position; ``recurrent_ln`` (2, 3H) the
+    recurrent layer norm's gain and bias (reset after only; the caller normalizes gx itself);
+    ``real_hidden`` the layer's own H when H is padded (the norm's statistics use only it).
+
+    Returns ``(output, h_n, saved, ln_saved)``, ln_saved (T, B, 3H + 1) or None.
+    Needs H <= `gru.kernels.rows.STACK_HIDDEN`.
+    """
+    T, B, H3 = gx.shape
+    H = H3 // 3
+    if H > rows.STACK_HIDDEN:
+        raise ValueError(
+            f"gru.kernels: the variants run for hidden sizes up to {rows.STACK_HIDDEN}, got {H}"
+        )
+    dtype = gx.dtype
+    gx = np.ascontiguousarray(gx)
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
+    w_hh_t = np.ascontiguousarray(np.asarray(w_hh, dtype).T)
+    b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
+    lengths_given = lengths
+    lengths = _lengths(lengths, T, B)
+    layer_norm = recurrent_ln is not None
+    m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
+    out = np.empty((T, B, H), dtype)
+    h_n = np.empty((B, H), dtype)
+    empty = np.empty if lengths_given is None else np.zeros
+    saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
+    ln_saved = empty((T, B, 3 * H + 1 if (save and layer_norm) else 0), dtype)
+    args = (
+        gx, h0, w_hh_t, b_hn, lengths, bool(reverse), bool(reset_after), bool(save), out, h_n,
+        saved, m, keep, ln, layer_norm, real_hidden or H, ln_saved,
+    )  # fmt: skip
+    shards = _shards(B, T, H, threads)
+    if shards > 1:
+        _forward_variants_sharded(*args, shards)
+    else:
+        variants.forward_rows(*args, 0, B)
+    return out, h_n, (saved if save else None), (ln_saved if save and layer_norm else None)
+
+
+def backward_variants(
+    d_out, d_hn, out, h0, saved, w_hh, *, reset_after=True, reverse=False, lengths=None,
+    threads=None, mask=None, zoneout=None, recurrent_ln=None, real_hidden=None, ln_saved=None,
+):  # fmt: skip
+    """`backward` for `forward_variants` (same arguments, and what it returned). Returns
+    ``(dg, h_prev, dh0, db, dgh, dln)``: as `backward` (h_prev holds h_{t-1}, so
+    dW_hh = dghᵀ (m ⊙ h_prev)), and with the recurrent layer norm dgh (T, B, 3H) =
+    ∂L/∂(W_hh h̄) and dln (2, 3H), the gradients of its gain and bias (else None, None)."""
+    T, B, H = out.shape
+    dtype = out.dtype
+    d_out = np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype)
+    d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
+    lengths = _lengths(lengths, T, B)
+    layer_norm = recurrent_ln is not None
+    m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
+    ln_saved = np.zeros((T, B, 0), dtype) if ln_saved is None else ln_saved
+    dg = np.empty((T, B, 4 * H), dtype)
+    h_prev = np.empty((T, B, H), dtype)
+    dh0 = np.empty((B, H), dtype)
+    dgh = np.empty((T, B, 3 * H if layer_norm else 0), dtype)
+    shards = _shards(B, T, H, threads)
+    db = np.empty((shards, 4 * H), dtype)
+    dln = np.empty((shards, 2, 3 * H), dtype)
+    args = (
+        d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after), dg,
+        h_prev, dh0,
+    )  # fmt: skip
+    flags = (m, keep, ln, layer_norm, real_hidden or H, ln_saved, dgh)
+    if shards > 1:
+        _backward_variants_sharded(*args, db, *flags, dln, shards)
+    else:
+        variants.backward_rows(*args, db[0], *flags, dln[0], 0, B)
+    return (
+        dg, h_prev, dh0, db.sum(axis=0),
+        dgh if layer_norm else None, dln.sum(axis=0) if layer_norm else None,
+    )  # fmt: skip
 
 
 step = rows.step_stack

@@ -1,0 +1,310 @@
+"""The recurrence with the variants of `gru.reference` (layer norm, zoneout, recurrent
+dropout), compiled like `gru.kernels.rows` and sharded the same way.
+
+These are separate entry points, compiled only when a variant is used, so the plain GRU pays
+nothing for them. Each row is processed alone (no row pairs), which keeps the code close to the
+equations; the products and the gate math vectorize as in `rows`.
+
+Shapes as in `gru.kernels.rows` (H here is the engine's padded width Hp; ``H_real`` the
+layer's own H), plus:
+
+    mask    (B, H)      m, the recurrent dropout mask (ones when off): h̄ = m ⊙ h
+    keep    (T, B, H)   zoneout's d_t by position (zeros when zoneout is off)
+    ln      (2, 3H)     [g_hh | c_hh], the recurrent layer norm's gain and bias (zeros in
+                        padded units); the input layer norm is applied by the caller to gx
+    ln_saved (T, B, 3H + 1)  the normalized recurrent projection â and its scale s
+
+Reset after: gh = LN(W_hh h̄) if ``layer_norm`` else W_hh h̄. Reset before (no layer norm):
+r, z from W_h{r,z} h̄ and n from W_hn (r ⊙ h̄). Then h̃ = n + z (h − n) and, with zoneout,
+h_t = h̃ + d_t (h − h̃).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit
+
+from gru.kernels.activations import sigmoid, tanh
+from gru.kernels.rows import (
+    _ENTRY,
+    _INLINE,
+    _TWO_ROWS,
+    _TWO_ROWS_3H,
+    _matvec_t,
+    _position,
+    _stack,
+    _vecmat_add,
+)
+
+__all__ = ["backward_rows", "forward_rows"]
+
+
+@njit(**_INLINE)
+def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
+    """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
+    n = gh.shape[1] if ln_saved.shape[2] == 0 else ln_saved.shape[2] - 1
+    count = 3 * H_real
+    total = 0.0
+    for j in range(n):
+        total += gh[i, j]
+    mean = total / count
+    sq = 0.0
+    for j in range(n):
+        e = gh[i, j] - mean
+        sq += e * e
+    var = (sq - (n - count) * mean * mean) / count  # the padded zeros are not values of a
+    s = np.sqrt(var + 1e-5)
+    inv = 1.0 / s
+    for j in range(n):
+        a_hat = (gh[i, j] - mean) * inv
+        if save:
+            ln_saved[t, b, j] = a_hat
+        gh[i, j] = ln[0, j] * a_hat + ln[1, j]
+    if save:
+        ln_saved[t, b, n] = s
+
+
+@njit(**_INLINE)
+def _gates_after(gx, t, b, gh, b_hn, h, out, saved, save, keep):
+    H = gx.shape[2] // 3
+    for k in range(H):
+        r = sigmoid(gx[t, b, k] + gh[0, k])
+        z = sigmoid(gx[t, b, H + k] + gh[0, H + k])
+        hn = gh[0, 2 * H + k] + b_hn[k]
+        n = tanh(gx[t, b, 2 * H + k] + r * hn)
+        h_new = n + z * (h[0, k] - n)
+        h_new = h_new + keep[t, b, k] * (h[0, k] - h_new)  # zoneout (d_t = 0 when off)
+        if save:
+            saved[t, b, k] = r
+            saved[t, b, H + k] = z
+            saved[t, b, 2 * H + k] = n
+            saved[t, b, 3 * H + k] = hn
+        out[t, b, k] = h_new
+        h[0, k] = h_new
+
+
+@njit(**_INLINE)
+def _gates_before_rz(gx, t, b, gh, hbar, rh, z_, saved, save):
+    H = gx.shape[2] // 3
+    for k in range(H):
+        r = sigmoid(gx[t, b, k] + gh[0, k])
+        z = sigmoid(gx[t, b, H + k] + gh[0, H + k])
+        rh[0, k] = r * hbar[0, k]
+        z_[0, k] = z
+        if save:
+            saved[t, b, k] = r
+            saved[t, b, H + k] = z
+
+
+@njit(**_INLINE)
+def _gates_before_n(gx, t, b, gh, h, z_, out, saved, save, keep):
+    H = gx.shape[2] // 3
+    for k in range(H):
+        n = tanh(gx[t, b, 2 * H + k] + gh[0, k])
+        z = z_[0, k]
+        h_new = n + z * (h[0, k] - n)
+        h_new = h_new + keep[t, b, k] * (h[0, k] - h_new)  # zoneout (d_t = 0 when off)
+        if save:
+            saved[t, b, 2 * H + k] = n
+        out[t, b, k] = h_new
+        h[0, k] = h_new
+
+
+@njit(**_INLINE)
+def _forward_impl(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
+):  # fmt: skip
+    T = gx.shape[0]
+    H = h0.shape[1]
+    for b in range(b0, b1):
+        L = lengths[b]
+        for k in range(H):
+            h[0, k] = h0[b, k]
+        for s in range(L):
+            t = _position(s, L, reverse)
+            for k in range(H):
+                hbar[0, k] = h[0, k] * mask[b, k]
+            if reset_after:
+                _matvec_t(hbar, 0, 0, w_hh_t, 0, 3 * H, gh, False)
+                if layer_norm:
+                    _layer_norm_row(gh, 0, ln, H_real, ln_saved, t, b, save)
+                _gates_after(gx, t, b, gh, b_hn, h, out, saved, save, keep)
+            else:
+                _matvec_t(hbar, 0, 0, w_hh_t, 0, 2 * H, gh, False)
+                _gates_before_rz(gx, t, b, gh, hbar, rh, z_, saved, save)
+                _matvec_t(rh, 0, 0, w_hh_t, 2 * H, H, gh, False)
+                _gates_before_n(gx, t, b, gh, h, z_, out, saved, save, keep)
+        for s in range(L, T):
+            for k in range(H):
+                out[s, b, k] = 0.0
+        for k in range(H):
+            h_n[b, k] = h[0, k]
+
+
+@njit(**_INLINE)
+def _forward_flags(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
+):  # fmt: skip
+    # ``save`` a constant in its own copy of the loops, so that LLVM vectorizes them.
+    if save:
+        _forward_impl(
+            gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, True, out, h_n, saved,
+            mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
+        )  # fmt: skip
+    else:
+        _forward_impl(
+            gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, False, out, h_n, saved,
+            mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
+        )  # fmt: skip
+
+
+@njit(**_ENTRY)
+def forward_rows(
+    gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1,
+):  # fmt: skip
+    """`gru.kernels.rows.forward_rows` with the variants (see the module docstring)."""
+    M = 512  # = rows.STACK_HIDDEN
+    h = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    hbar = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    gh = carray(_stack(_TWO_ROWS_3H, gx.dtype), (2, 3 * M))
+    rh = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    z_ = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    _forward_flags(
+        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+        mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
+    )  # fmt: skip
+
+
+# --- backward -----------------------------------------------------------------------------
+
+
+@njit(**_INLINE)
+def _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
+    """As `gru.kernels.rows.gate_grads`, with zoneout's split of ∂L/∂h_t and, reset before,
+    c = r ⊙ h̄."""
+    H = h_prev.shape[2]
+    for k in range(H):
+        r = saved[t, b, k]
+        z = saved[t, b, H + k]
+        n = saved[t, b, 2 * H + k]
+        hp = h_prev[t, b, k]
+        d = keep[t, b, k]  # zoneout's d_t (0 when off): h_t = h̃ + d (h_{t-1} − h̃)
+        direct = d_h[0, k] * d
+        dh = d_h[0, k] * (1.0 - d)  # what reaches h̃
+        da_n = dh * (1.0 - z) * (1.0 - n * n)
+        da_z = dh * (hp - n) * z * (1.0 - z)
+        dg[t, b, 2 * H + k] = da_z
+        dg[t, b, 3 * H + k] = da_n
+        db[2 * H + k] += da_z
+        db[3 * H + k] += da_n
+        d_h[0, k] = direct + dh * z
+        if reset_after:
+            hn = saved[t, b, 3 * H + k]
+            da_r = da_n * hn * r * (1.0 - r)
+            c = da_n * r
+            dg[t, b, H + k] = da_r
+            dg[t, b, k] = c
+            db[H + k] += da_r
+            db[k] += c
+        else:
+            dg[t, b, k] = r * hp * mask[b, k]  # r ⊙ h̄, what W_hn multiplies
+
+
+@njit(**_INLINE)
+def _layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
+    """dgh[t, b] = ∂L/∂(W_hh h̄) from dy = [da_r | da_z | c] through the layer norm; dln += the
+    gain's and bias's gradients."""
+    H = dg.shape[2] // 4
+    n = 3 * H
+    s = ln_saved[t, b, n]
+    count = 3 * H_real
+    sum_u = 0.0
+    sum_ua = 0.0
+    for j in range(n):
+        dy = dg[t, b, H + j] if j < 2 * H else dg[t, b, j - 2 * H]  # r, z blocks then c
+        a_hat = ln_saved[t, b, j]
+        u = dy * ln[0, j]
+        sum_u += u
+        sum_ua += u * a_hat
+        dln[0, j] += dy * a_hat
+        dln[1, j] += dy
+        dgh[t, b, j] = u
+    mean_u = sum_u / count
+    mean_ua = sum_ua / count
+    inv = 1.0 / s
+    for j in range(n):
+        dgh[t, b, j] = (dgh[t, b, j] - mean_u - ln_saved[t, b, j] * mean_ua) * inv
+
+
+@njit(**_INLINE)
+def _backward_impl(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, b0, b1, d_h, d_hbar, d_rh, db, dln,
+):  # fmt: skip
+    T = d_out.shape[0]
+    H = h0.shape[1]
+    for b in range(b0, b1):
+        L = lengths[b]
+        for s in range(L, T):  # padding: nothing flows
+            dg[s, b, :] = 0.0
+            h_prev[s, b, :] = 0.0
+            if layer_norm:
+                dgh[s, b, :] = 0.0
+        for k in range(H):
+            d_h[0, k] = d_hn[b, k]
+        for s in range(L - 1, -1, -1):
+            t = _position(s, L, reverse)
+            tp = t + 1 if reverse else t - 1
+            for k in range(H):
+                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+                d_h[0, k] += d_out[t, b, k]
+            _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
+            for k in range(H):
+                d_hbar[0, k] = 0.0
+            if reset_after:
+                if layer_norm:
+                    _layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
+                    _vecmat_add(dgh, t, b, t, b, 0, w_hh, 0, 3 * H, d_hbar, 0, 0, False)
+                else:  # [da_r | da_z | c] @ W_hh
+                    _vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
+                    _vecmat_add(dg, t, b, t, b, 0, w_hh, 2 * H, H, d_hbar, 0, 0, False)
+            else:
+                for k in range(H):
+                    d_rh[0, k] = 0.0
+                _vecmat_add(dg, t, b, t, b, 3 * H, w_hh, 2 * H, H, d_rh, 0, 0, False)
+                for k in range(H):
+                    r = saved[t, b, k]
+                    da_r = d_rh[0, k] * h_prev[t, b, k] * mask[b, k] * r * (1.0 - r)
+                    dg[t, b, H + k] = da_r
+                    db[H + k] += da_r
+                    d_hbar[0, k] = d_rh[0, k] * r
+                _vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
+            for k in range(H):
+                d_h[0, k] += d_hbar[0, k] * mask[b, k]
+        for k in range(H):
+            dh0[b, k] = d_h[0, k]
+
+
+@njit(**_ENTRY)
+def backward_rows(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
+    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln, b0, b1,
+):  # fmt: skip
+    """`gru.kernels.rows.backward_rows` with the variants. Also fills, with ``layer_norm``,
+    dgh (T, B, 3H) = ∂L/∂(W_hh h̄) (for dW_hh = dghᵀ h̄) and dln (2, 3H), the gradients of the
+    recurrent layer norm's gain and bias over these rows. h_prev holds h_{t-1}, not h̄."""
+    M = 512
+    d_h = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
+    d_hbar = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
+    d_rh = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
+    acc = np.zeros(db.shape[0], d_out.dtype)
+    acc_ln = np.zeros((2, dln.shape[1]), d_out.dtype)
+    _backward_impl(
+        d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+        mask, keep, ln, layer_norm, H_real, ln_saved, dgh, b0, b1, d_h, d_hbar, d_rh, acc, acc_ln,
+    )  # fmt: skip
+    db[:] = acc
+    dln[:, :] = acc_ln
