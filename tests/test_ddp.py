@@ -51,7 +51,7 @@ def test_two_processes_step_in_sync_and_rank_0_saves_what_it_holds(tmp_path):
 
     # Only rank 0 wrote: one of each file, no leftovers of a second writer.
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.safetensors", "config.json", "metrics.json", "model.safetensors",
+        "checkpoint.safetensors", "config.json", "metrics.json", "model.safetensors", "report.html",
         "training_curves.png", "vocabulary.json",
     ]  # fmt: skip
     metrics = json.loads((out / checkpoint.METRICS_FILE).read_text())

@@ -302,3 +302,29 @@ def test_stream_computes_the_evaluation_variant(variant):
     steps = torch.stack([stream(x[t]).clone() for t in range(9)])
     assert_close(steps, expected)
     assert_close(stream.state, h_n)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_loop_of_variant_cells_equals_the_variant_layer(training, monkeypatch):
+    torch.manual_seed(10)
+    layer = gru.GRU(3, 4, layer_norm=True, zoneout=0.3, dtype=torch.float64).train(training)
+    randomize_layer_norm(layer)
+    cell = gru.GRUCell(3, 4, layer_norm=True, zoneout=0.3, dtype=torch.float64).train(training)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
+    recorded = recorded_inputs(layer, monkeypatch)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    output, _ = layer(x)
+    keep = recorded[0]["zoneout"]
+    draws = iter(keep if training else [])
+    monkeypatch.setattr(torch, "bernoulli", lambda p: next(draws))  # the layer's own draws
+    h = torch.zeros(2, 4, dtype=torch.float64)
+    steps = []
+    for t in range(6):
+        h = cell(x[t], h)
+        steps.append(h)
+    assert_close(torch.stack(steps), output)
+    assert repr(cell) == "GRUCell(3, 4, layer_norm=True, zoneout=0.3)"
+    with pytest.raises(
+        ValueError, match=r"GRUCell.to_torch: torch.nn.GRUCell has no layer_norm or zoneout"
+    ):
+        cell.to_torch()

@@ -1,8 +1,8 @@
 """gru: Gated Recurrent Units, exactly and fast."""
 
-from gru.nn import GRU, GRUCell
+from gru.nn import GRU, GRUCell, MinGRU
 
-__all__ = ["GRU", "GRUCell", "__version__"]
+__all__ = ["GRU", "GRUCell", "MinGRU", "__version__"]
 
 __version__ = "0.1.0"
 

@@ -597,9 +597,12 @@ Args:
     bias: if False, the cell has no b_ih and b_hh. Default True.
     device, dtype: where and as what the parameters are created.
     reset_after: which convention computes n (see above). Default True, as torch.nn.GRUCell.
+    layer_norm, zoneout: as in `GRU` (zoneout's d drawn at every call in training). Recurrent
+        dropout needs one mask for a whole sequence, which a cell cannot keep: use `GRU`.
 
 Parameters, gates packed in rows ``[r | z | n]``, initialized from U(−1/√H, 1/√H):
     weight_ih: (3H, I), weight_hh: (3H, H), bias_ih: (3H,), bias_hh: (3H,)
+With ``layer_norm``: ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias (3H,), 1 and 0.
 
 Inputs: ``input, hx=None`` with input (B, I) or (I,), hx (B, H) or (H,) (zeros when None).
 Output: h' of the same batch shape as hx, (B, H) or (H,).
@@ -615,12 +618,18 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
         dtype=None,
         *,
         reset_after: bool = True,
+        layer_norm: bool = False,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_size = _check_size("GRUCell", "input_size", input_size)
         self.hidden_size = _check_size("GRUCell", "hidden_size", hidden_size)
         self.bias = bool(bias)
         self.reset_after = bool(reset_after)
+        self.layer_norm = bool(layer_norm)
+        self.zoneout = _check_probability("GRUCell", "zoneout", zoneout)
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("GRUCell: layer_norm=True is defined for reset_after=True")
         factory = {"device": device, "dtype": dtype}
         H = self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(3 * H, self.input_size, **factory))
@@ -631,13 +640,21 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
+        self._ln_names = []
+        if self.layer_norm:
+            self._ln_names = ["ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias"]
+            for name in self._ln_names:
+                self.register_parameter(name, nn.Parameter(torch.empty(3 * H, **factory)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw every parameter from U(−1/√H, 1/√H), in torch.nn.GRUCell's order."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            if getattr(self, name) is not None:
+                nn.init.uniform_(getattr(self, name), -bound, bound)
+        for name in self._ln_names:  # gains 1, biases 0
+            nn.init.constant_(getattr(self, name), 1.0 if "_weight" in name else 0.0)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -645,6 +662,10 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
             s += ", bias=False"
         if not self.reset_after:
             s += ", reset_after=False"
+        if self.layer_norm:
+            s += ", layer_norm=True"
+        if self.zoneout:
+            s += f", zoneout={self.zoneout}"
         return s
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -676,6 +697,11 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
                     f"{tuple(input.shape)}, got {tuple(hx.shape)}"
                 )
             h = hx if batched else hx.unsqueeze(0)
+        zoneout = None
+        if self.zoneout and self.training:  # d ~ Bernoulli(p)
+            zoneout = torch.bernoulli(torch.full_like(h, self.zoneout))
+        elif self.zoneout:  # evaluation: its expectation p
+            zoneout = self.zoneout
         h_new = ops.gru_cell(
             x,
             h,
@@ -684,6 +710,8 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
             self.bias_ih,
             self.bias_hh,
             reset_after=self.reset_after,
+            layer_norm=tuple(getattr(self, n) for n in self._ln_names) or None,
+            zoneout=zoneout,
         )
         return h_new if batched else h_new.squeeze(0)
 

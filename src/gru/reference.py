@@ -508,3 +508,54 @@ def packed_to_seeds(w_ih, w_hh, b_ih=None, b_hh=None):
     )
     b_r, b_z, b_h = np.split(b_ih + b_hh, 3)
     return -W_z, W_r, W_h, -b_z, b_r, b_h
+
+
+# --- minGRU (Feng et al. 2024) -------------------------------------------------------------
+#
+# "Were RNNs All We Needed?" (arXiv 2410.01201) drops the GRU's dependence of its gates on
+# h_{t-1}, so that the recurrence becomes linear in h and a sequence can be computed by a
+# parallel scan. Weights act on x_t only:  w_z, w_h (H, I)   b_z, b_h (H,)
+#
+#     z_t = σ(W_z x_t + b_z)                      update gate
+#     h~_t = g(W_h x_t + b_h)                     candidate state
+#     h_t = (1 − z_t) ⊙ h_{t-1} + z_t ⊙ h~_t
+#     g(a) = a + 1/2 for a ≥ 0,  σ(a) for a < 0   (positive, so that log h~_t exists)
+#
+# As in the seeds' notation, z is the fraction of the candidate taken (the packed layout's
+# 1 − z). The oracle is the sequential loop; `gru.MinGRU` computes the same by a scan.
+
+__all__ += ["min_gru_forward", "min_gru_g", "min_gru_step"]
+
+
+def min_gru_g(a: np.ndarray) -> np.ndarray:
+    """g(a) = a + 1/2 for a ≥ 0 and σ(a) for a < 0: continuous, increasing, always positive."""
+    return np.where(a >= 0, a + 0.5, sigmoid(a))
+
+
+def min_gru_step(x_t, h_prev, w_z, b_z, w_h, b_h):
+    """One minGRU step: x_t (B, I), h_prev (B, H) -> h_t (B, H). Biases may be None."""
+    H = w_z.shape[0]
+    b_z = np.zeros(H) if b_z is None else b_z
+    b_h = np.zeros(H) if b_h is None else b_h
+    z = sigmoid(x_t @ w_z.T + b_z)  # (B, H)
+    h_tilde = min_gru_g(x_t @ w_h.T + b_h)  # (B, H)
+    return (1.0 - z) * h_prev + z * h_tilde  # (B, H)
+
+
+def min_gru_forward(x, h0, w_z, b_z, w_h, b_h):
+    """Run one minGRU layer over x (T, B, I) from state h0 (B, H), one step at a time.
+
+    Returns ``(output, h_n)``: output (T, B, H) holds h_t for every step and h_n (B, H) the
+    last state. Biases may be None (a layer built with ``bias=False``). Everything is float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    h = np.asarray(h0, dtype=np.float64)
+    w_z = np.asarray(w_z, dtype=np.float64)
+    w_h = np.asarray(w_h, dtype=np.float64)
+    b_z = None if b_z is None else np.asarray(b_z, dtype=np.float64)
+    b_h = None if b_h is None else np.asarray(b_h, dtype=np.float64)
+    output = np.zeros((x.shape[0], *h.shape))
+    for t in range(x.shape[0]):
+        h = min_gru_step(x[t], h, w_z, b_z, w_h, b_h)
+        output[t] = h
+    return output, h.copy()

@@ -87,4 +87,9 @@ def cell_to_torch(module: GRUCell) -> nn.GRUCell:
         raise TypeError(f"cell_to_torch: module must be a gru.GRUCell, got {type(module).__name__}")
     if not module.reset_after:
         raise ValueError(_NO_RESET_BEFORE.format(owner="GRUCell.to_torch", cls="GRUCell"))
+    if module.layer_norm or module.zoneout:
+        raise ValueError(
+            "GRUCell.to_torch: torch.nn.GRUCell has no layer_norm or zoneout; converting would "
+            "change what the cell computes, so it is refused"
+        )
     return _rebuild(module, nn.GRUCell, _cell_config(module))
