@@ -100,8 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_training_options(adding, {"epochs": 4, "batch_size": 64, "lr": 3e-3})
 
     _add_sentiment(tasks)
+    _add_train_forecast(tasks)
+    _add_train_textgen(tasks)
+    _add_train_anomaly(tasks)
     _add_predict(commands)
     _add_evaluate(commands)
+    _add_forecast(commands)
+    _add_generate(commands)
+    _add_detect(commands)
     _add_explain(commands)
     return parser
 
@@ -394,6 +400,489 @@ def _explain(args) -> int:
     return 0
 
 
+# --- forecasting, text generation, anomaly detection -------------------------------------------
+
+
+def _add_series_options(parser, *, ett: bool = True) -> None:
+    """How a CSV series is read: its time column, missing values, the split."""
+    parser.add_argument(
+        "--time-column",
+        metavar="COL",
+        help="the column of timestamps (default: one named date, time, timestamp, month, ...)",
+    )
+    parser.add_argument(
+        "--fillna",
+        choices=("ffill", "interpolate", "zero"),
+        help="fill missing values: the last value before the gap, a line across it, or 0 "
+        "(default: refuse data with missing values)",
+    )
+    if ett:
+        parser.add_argument(
+            "--split",
+            choices=("ratio", "ett"),
+            help="chronological train/validation/test: 70/10/20 of the rows (ratio, the "
+            "default) or the ETT benchmark's 12/4/4 months (ett)",
+        )
+
+
+def _task_config(args, task: str, config_cls, fresh, options: dict):
+    """(config, run folder, resume?, stored data) for ``gru train TASK``: a resumed run starts
+    from its own config.json; options given on the command line are laid over it."""
+    from gru import checkpoint
+
+    out, resume = _run_folder(args, task)
+    stored_data = {}
+    if resume:
+        stored = checkpoint.load_config(out)
+        if stored["task"] != task:
+            raise ValueError(f"--resume: {str(out)!r} is a {stored['task']!r} run, not {task}")
+        config = config_cls.from_dict(stored["config"], where=f"config.json of {out}")
+        stored_data = stored.get("data", {})
+    else:
+        config = fresh()
+    _overlay(config, config.train, args, options)
+    return config, out, resume, stored_data
+
+
+def _needs(value, option: str, stored: dict, key: str):
+    if value is not None:
+        return value
+    if stored.get(key) is not None:
+        return stored[key]
+    raise ValueError(f"{option} is required")
+
+
+def _add_train_forecast(tasks) -> None:
+    forecast = tasks.add_parser(
+        "forecast",
+        help="forecast the next H steps of a time series (CSV)",
+        description="Train a GRU forecaster on a CSV with a time column: sliding windows of "
+        "--lookback rows forecast the next --horizon rows, scaling fitted on the training rows "
+        "only, a chronological train/validation/test split. Reports test MSE and MAE (on the "
+        "standardized data, as papers do, and MAE in the target's units) beside three "
+        "baselines: the last value, the last season repeated, and a linear model of the window.",
+    )
+    forecast.add_argument("--csv", metavar="PATH", help="the series, one row per time step")
+    forecast.add_argument("--target", metavar="COL", help="the column to forecast")
+    forecast.add_argument(
+        "--features",
+        choices=("S", "M", "MS"),
+        help="S: the target alone; M: all numeric columns predict all; MS: all predict the "
+        "target (default M)",
+    )
+    forecast.add_argument("--lookback", type=_positive_int, help="rows read, W (default 96)")
+    forecast.add_argument("--horizon", type=_positive_int, help="rows forecast, F (default 96)")
+    forecast.add_argument(
+        "--model",
+        choices=("segrnn", "gru"),
+        help="segrnn: SegRNN (Lin et al. 2023), a GRU over segments of the window with parallel "
+        "decoding; gru: a plain GRU encoder with a linear head (default segrnn)",
+    )
+    forecast.add_argument(
+        "--season",
+        type=_positive_int,
+        help="the seasonal-naive baseline's period in rows (default: detected)",
+    )
+    _add_series_options(forecast)
+    model = forecast.add_argument_group("model (default: the model's own)")
+    model.add_argument(
+        "--hidden-size", type=_positive_int, help="SegRNN's width d (256) or the GRU's H (64)"
+    )
+    model.add_argument("--segment", type=_positive_int, help="SegRNN's segment length (24)")
+    model.add_argument("--layers", type=_positive_int, help="the plain GRU's layers (1)")
+    model.add_argument("--dropout", type=float, help="dropout before the output layer (0.5)")
+    model.add_argument("--loss", choices=("mse", "mae"), help="what training minimizes (mse)")
+    _add_training_options(forecast, {"epochs": 12, "batch_size": 256, "lr": 2e-3})
+
+
+_FORECAST_OPTIONS = {
+    **_TRAIN_OPTIONS,
+    "features": "features",
+    "lookback": "lookback",
+    "horizon": "horizon",
+    "model": "model",
+    "season": "season",
+    "time_column": "time_column",
+    "fillna": "fillna",
+    "split": "split",
+    "hidden_size": "hidden_size",
+    "segment": "segment",
+    "layers": "num_layers",
+    "dropout": "dropout",
+    "loss": "loss",
+}
+
+
+def _train_forecast(args) -> int:
+    from gru.tasks.forecast import ForecastConfig, Forecaster
+
+    def fresh():  # the chosen model's default width
+        return ForecastConfig(model=args.model or "segrnn")
+
+    config, out, resume, stored = _task_config(
+        args, "forecast", ForecastConfig, fresh, _FORECAST_OPTIONS
+    )
+    csv = _needs(args.csv, "--csv", stored, "source")
+    target = _needs(args.target, "--target", stored, "target")
+    forecaster = Forecaster(config=config, backend=args.backend)
+    report = forecaster.fit(
+        csv,
+        target,
+        out=out,
+        resume=resume,
+        checkpoint_every=args.checkpoint_every,
+        quiet=args.quiet,
+        device=args.device,
+    )
+    if not _is_main_process():
+        return 0
+    epochs = len(report.history)
+    print(f"run folder: {out}")
+    print(
+        f"time: {epochs} epochs in {report.training_seconds:.1f} s of training "
+        f"({report.training_seconds / max(epochs, 1):.1f} s per epoch), {report.seconds:.1f} s "
+        f"for the whole run; weights of epoch {report.best_epoch}"
+    )
+    print(
+        f"test ({report.windows['test']:,} windows, {config.features}, {config.lookback} -> "
+        f"{config.horizon}), standardized MSE / MAE, and MAE of {target} in its units:"
+    )
+    rows = [(config.model, report.test)] + [
+        (name if name != "seasonal_naive" else f"seasonal naive ({report.season})", scores)
+        for name, scores in report.baselines.items()
+    ]
+    for name, scores in rows:
+        if scores is None:
+            print(f"  {'seasonal naive':<22} -  (no season found; give --season)")
+        else:
+            print(
+                f"  {name:<22} {scores['mse']:.4f}  {scores['mae']:.4f}  "
+                f"{scores['mae_original']:.4f}"
+            )
+    return 0
+
+
+def _add_forecast(commands) -> None:
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast the next steps of a series with a trained forecast model",
+        description="Forecast the --horizon rows after the end of the CSV with the model of "
+        "RUN_DIR (it reads the last --lookback rows) and write them as CSV and a plot.",
+    )
+    forecast.add_argument("--run", required=True, metavar="RUN_DIR", help="a forecast run folder")
+    forecast.add_argument("--csv", required=True, metavar="PATH", help="the series to continue")
+    forecast.add_argument(
+        "--output",
+        metavar="FILE.csv",
+        help="where the forecast goes, its plot beside it as .png "
+        "(default: RUN_DIR/forecast-<name of the CSV>.csv)",
+    )
+    forecast.add_argument(
+        "--fillna",
+        choices=("ffill", "interpolate", "zero"),
+        help="fill missing values of the CSV (default: the run's setting)",
+    )
+
+
+def _output_paths(args, run_dir, prefix: str) -> tuple[Path, Path]:
+    output = (
+        Path(args.output)
+        if args.output is not None
+        else Path(run_dir) / f"{prefix}-{Path(args.csv).stem}.csv"
+    )
+    if output.suffix.lower() != ".csv":
+        raise ValueError(f"--output: {str(output)!r} must be a .csv file")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"--output: the folder of {str(output)!r} does not exist")
+    return output, output.with_suffix(".png")
+
+
+def _write_csv(frame, path: Path) -> None:
+    from gru._io import atomic_write
+
+    text = frame.to_csv()
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _forecast(args) -> int:
+    from gru.tasks.forecast import Forecaster, plot_future
+
+    forecaster = Forecaster.load(args.run)
+    if args.fillna is not None:
+        forecaster.config.fillna = args.fillna
+    output, picture = _output_paths(args, args.run, "forecast")
+    frame = forecaster.predict(args.csv)
+    series = forecaster._read(args.csv, columns=forecaster.columns)
+    target = forecaster.target
+    import pandas as pd
+
+    history_index = series.time if series.time is not None else pd.RangeIndex(len(series))
+    history = pd.Series(series.values[:, series.columns.index(target)], index=history_index)
+    _write_csv(frame, output)
+    tail = history.iloc[-3 * forecaster.config.lookback :]
+    plot_future(picture, tail, frame[target], f"{target}: the next {len(frame)} steps")
+    print(
+        f"forecast of {', '.join(frame.columns)} for the {len(frame)} steps after the end of "
+        f"{args.csv}: {frame.index[0]} to {frame.index[-1]}"
+    )
+    print(f"wrote {output} and {picture}")
+    return 0
+
+
+def _add_train_textgen(tasks) -> None:
+    textgen = tasks.add_parser(
+        "textgen",
+        help="a character-level language model of a text (e.g. Tiny Shakespeare)",
+        description="Train a character-level GRU language model on a UTF-8 text: the first 90%% "
+        "trains with truncated back-propagation through time (the hidden state carried across "
+        "chunks), the last 10%% validates. Reports the validation loss in nats per character "
+        "and a generated sample.",
+    )
+    textgen.add_argument("--text", metavar="PATH", help="the text (UTF-8)")
+    model = textgen.add_argument_group("model (defaults: 2 layers of 512, embedding 64)")
+    model.add_argument("--hidden-size", type=_positive_int, help="GRU units H")
+    model.add_argument("--layers", type=_positive_int, help="GRU layers")
+    model.add_argument("--embedding-dim", type=_positive_int, help="character embedding size")
+    model.add_argument("--dropout", type=float, help="dropout between layers and before the output")
+    model.add_argument("--seq-len", type=_positive_int, help="characters per chunk (128)")
+    model.add_argument(
+        "--limit", type=_positive_int, help="use only the first N characters (quick runs)"
+    )
+    _add_training_options(textgen, {"epochs": 8, "batch_size": 32, "lr": 3e-3})
+
+
+_TEXTGEN_OPTIONS = {
+    **_TRAIN_OPTIONS,
+    "hidden_size": "hidden_size",
+    "layers": "num_layers",
+    "embedding_dim": "embedding_dim",
+    "dropout": "dropout",
+    "seq_len": "seq_len",
+    "limit": "limit",
+}
+
+
+def _train_textgen(args) -> int:
+    from gru.tasks.textgen import TextGenConfig, TextGenerator
+
+    config, out, resume, stored = _task_config(
+        args, "textgen", TextGenConfig, TextGenConfig, _TEXTGEN_OPTIONS
+    )
+    text = _needs(args.text, "--text", stored, "source")
+    generator = TextGenerator(config=config, backend=args.backend)
+    report = generator.fit(
+        text,
+        out=out,
+        resume=resume,
+        checkpoint_every=args.checkpoint_every,
+        quiet=args.quiet,
+        device=args.device,
+    )
+    if not _is_main_process():
+        return 0
+    epochs = len(report.history)
+    print(f"run folder: {out}")
+    print(
+        f"time: {epochs} epochs in {report.training_seconds:.1f} s of training, "
+        f"{report.seconds:.1f} s for the whole run"
+    )
+    print(
+        f"validation loss: {report.val_loss:.4f} nats per character "
+        f"({report.val_loss / 0.6931471805599453:.3f} bits), epoch {report.best_epoch}"
+    )
+    print("sample (temperature 0.8, seed 0):")
+    print(report.sample)
+    return 0
+
+
+def _add_generate(commands) -> None:
+    generate = commands.add_parser(
+        "generate",
+        help="write text with a trained character model",
+        description="Continue --prompt with --length characters from the model of RUN_DIR, "
+        "one GRU step per character.",
+    )
+    generate.add_argument("--run", required=True, metavar="RUN_DIR", help="a textgen run folder")
+    generate.add_argument(
+        "--prompt", default="\n", help="the text to continue (default: a newline)"
+    )
+    generate.add_argument(
+        "--length", type=int, default=500, help="characters to write (default 500)"
+    )
+    generate.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="below 1 more conservative, above 1 more surprising, 0 always the likeliest "
+        "(default 0.8)",
+    )
+    generate.add_argument(
+        "--top-k", type=_positive_int, help="draw only among the K likeliest characters"
+    )
+    generate.add_argument("--seed", type=int, help="the same seed writes the same text")
+
+
+def _generate(args) -> int:
+    from gru.tasks.textgen import TextGenerator
+
+    generator = TextGenerator.load(args.run)
+    text = generator.generate(
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
+    print(args.prompt + text)
+    return 0
+
+
+def _add_train_anomaly(tasks) -> None:
+    anomaly = tasks.add_parser(
+        "anomaly",
+        help="learn a series' normal behaviour to flag anomalies (CSV)",
+        description="Train a GRU to forecast one column of a CSV one step ahead; choose the "
+        "threshold of its standardized forecast error on the validation rows; then plant "
+        "anomalies (spikes, level shifts, runs dropped to zero) in a copy of the test rows and "
+        "report precision, recall and F1 beside a rolling z-score detector.",
+    )
+    anomaly.add_argument("--csv", metavar="PATH", help="the series, one row per time step")
+    anomaly.add_argument("--column", metavar="COL", help="the column to watch")
+    anomaly.add_argument(
+        "--lookback", type=_positive_int, help="values read before each point (default 48)"
+    )
+    anomaly.add_argument("--hidden-size", type=_positive_int, help="GRU units H (default 32)")
+    anomaly.add_argument(
+        "--quantile",
+        type=float,
+        help="the threshold is this quantile of the validation scores (default 0.999)",
+    )
+    anomaly.add_argument(
+        "--no-impute",
+        dest="impute",
+        action="store_false",
+        default=None,
+        help="read flagged values as they are instead of replacing them by their forecast",
+    )
+    anomaly.add_argument(
+        "--anomalies", type=int, help="anomalies planted in the test rows (default 15)"
+    )
+    anomaly.add_argument(
+        "--magnitude",
+        type=_positive_float,
+        help="their size in robust standard deviations of one-step changes (default 6)",
+    )
+    _add_series_options(anomaly)
+    _add_training_options(anomaly, {"epochs": 8, "batch_size": 128, "lr": 3e-3})
+
+
+_ANOMALY_OPTIONS = {
+    **_TRAIN_OPTIONS,
+    "lookback": "lookback",
+    "hidden_size": "hidden_size",
+    "quantile": "quantile",
+    "impute": "impute",
+    "anomalies": "anomalies",
+    "magnitude": "magnitude",
+    "time_column": "time_column",
+    "fillna": "fillna",
+    "split": "split",
+}
+
+
+def _train_anomaly(args) -> int:
+    from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
+
+    config, out, resume, stored = _task_config(
+        args, "anomaly", AnomalyConfig, AnomalyConfig, _ANOMALY_OPTIONS
+    )
+    csv = _needs(args.csv, "--csv", stored, "source")
+    column = _needs(args.column, "--column", stored, "column")
+    detector = AnomalyDetector(config=config, backend=args.backend)
+    report = detector.fit(
+        csv,
+        column,
+        out=out,
+        resume=resume,
+        checkpoint_every=args.checkpoint_every,
+        quiet=args.quiet,
+        device=args.device,
+    )
+    if not _is_main_process():
+        return 0
+    print(f"run folder: {out}")
+    print(
+        f"time: {len(report.history)} epochs in {report.training_seconds:.1f} s of training, "
+        f"{report.seconds:.1f} s for the whole run"
+    )
+    kinds = sorted({e["kind"] for e in report.events})
+    points = sum(e["end"] - e["start"] for e in report.events)
+    print(
+        f"test rows with {len(report.events)} planted anomalies ({', '.join(kinds)}; "
+        f"{points} points):"
+    )
+    print(
+        f"  {'detector':<16} {'threshold':>9} {'precision':>9} {'recall':>7} {'F1':>6} "
+        f"{'events found':>12} {'alarms':>6}"
+    )
+    for name, scores, threshold in (
+        ("gru", report.test, report.threshold),
+        ("rolling z-score", report.baseline, report.baseline_threshold),
+    ):
+        print(
+            f"  {name:<16} {threshold:>9.2f} {scores['precision']:>9.3f} {scores['recall']:>7.3f} "
+            f"{scores['f1']:>6.3f} {scores['event_recall']:>12.3f} {scores['alarms']:>6}"
+        )
+    return 0
+
+
+def _add_detect(commands) -> None:
+    detect = commands.add_parser(
+        "detect",
+        help="flag anomalies in a series with a trained anomaly model",
+        description="Score every point of the run's column in the CSV by its standardized "
+        "forecast error and write the flagged points as CSV and the series as a plot.",
+    )
+    detect.add_argument("--run", required=True, metavar="RUN_DIR", help="an anomaly run folder")
+    detect.add_argument("--csv", required=True, metavar="PATH", help="the series to check")
+    detect.add_argument(
+        "--threshold",
+        type=_positive_float,
+        help="flag scores beyond this (default: the one chosen on validation data)",
+    )
+    detect.add_argument(
+        "--output",
+        metavar="FILE.csv",
+        help="where the flagged points go, the plot beside it as .png "
+        "(default: RUN_DIR/anomalies-<name of the CSV>.csv)",
+    )
+    detect.add_argument(
+        "--fillna",
+        choices=("ffill", "interpolate", "zero"),
+        help="fill missing values of the CSV (default: the run's setting)",
+    )
+
+
+def _detect(args) -> int:
+    from gru.tasks.anomaly import AnomalyDetector, plot_flags
+
+    detector = AnomalyDetector.load(args.run)
+    if args.fillna is not None:
+        detector.config.fillna = args.fillna
+    output, picture = _output_paths(args, args.run, "anomalies")
+    frame = detector.detect(args.csv, threshold=args.threshold)
+    flagged = frame[frame["anomaly"]].drop(columns="anomaly")
+    _write_csv(flagged, output)
+    plot_flags(picture, frame, detector.column)
+    threshold = args.threshold if args.threshold is not None else detector.threshold
+    print(
+        f"{len(flagged)} of {len(frame)} points of {detector.column!r} flagged "
+        f"(|score| > {threshold:.2f})"
+    )
+    print(f"wrote {output} and {picture}")
+    return 0
+
+
 def _add_convert(commands) -> None:
     convert = commands.add_parser(
         "convert",
@@ -425,6 +914,18 @@ def main(argv: list[str] | None = None) -> int:
             return _train_adding(args)
         if args.command == "train" and args.task == "sentiment":
             return _train_sentiment(args)
+        if args.command == "train":
+            return {
+                "forecast": _train_forecast,
+                "textgen": _train_textgen,
+                "anomaly": _train_anomaly,
+            }[args.task](args)
+        if args.command == "forecast":
+            return _forecast(args)
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "detect":
+            return _detect(args)
         if args.command == "predict":
             return _predict(args)
         if args.command == "evaluate":

@@ -1,7 +1,9 @@
 """Small models built from the recurrent layers.
 
 Shapes: B batch, T time steps, I input features, E embedding size, H hidden units,
-D directions (1 or 2), L layers.
+D directions (1 or 2), L layers (stacked GRU layers); for forecasters W lookback steps,
+F horizon steps, C input channels, K output channels, S segment length, N = W / S input
+segments, M = F / S output segments, d the SegRNN width; for the language model V characters.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gru.nn import GRU
 
-__all__ = ["SequenceRegressor", "TextClassifier"]
+__all__ = ["CharLM", "GRUForecaster", "SegRNN", "SequenceRegressor", "TextClassifier"]
 
 FEATURES = ("last", "pool")
 
@@ -162,3 +164,162 @@ class TextClassifier(nn.Module):
     def probabilities(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """P(positive) (B,) = σ(logit)."""
         return torch.sigmoid(self.forward(x, lengths))
+
+
+class GRUForecaster(nn.Module):
+    """A plain GRU encoder with a linear head that forecasts all F steps at once.
+
+    Input x (B, W, C): the lookback window of C channels. Each channel's last value is
+    subtracted from the window (so the GRU reads changes relative to "now", which keeps a
+    series that drifts away from its training range in range) and added back to the forecast.
+    The GRU reads the W steps; a linear layer maps its last state h_W (B, H) to F·K values,
+    the forecast (B, F, K) of the K channels ``targets`` (indices into the C inputs).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        horizon: int,
+        hidden_size: int,
+        *,
+        targets: list[int] | None = None,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.targets = list(range(channels)) if targets is None else list(targets)
+        self.horizon = horizon
+        self.rnn = GRU(
+            channels,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            backend=backend,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, horizon * len(self.targets))
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = x[:, -1:, :]  # (B, 1, C)
+        _, h_n = self.rnn(x - last)  # (L, B, H)
+        y = self.head(self.dropout(h_n[-1]))  # (B, F·K)
+        y = y.view(-1, self.horizon, len(self.targets))  # (B, F, K)
+        return y + last[:, :, self.targets]
+
+
+class SegRNN(nn.Module):
+    """SegRNN (Lin et al. 2023, arXiv 2308.11200): a GRU over segments of the lookback window,
+    one channel at a time, decoding every output segment in parallel.
+
+    Input x (B, W, C). Each channel is a separate series (channel independence: the C
+    channels are folded into the batch and share all weights):
+
+    1. subtract each series' last value ("now"), to be added back at the end;
+    2. cut the last N·S values of the window into N segments of S steps, embed each as
+       ReLU(Linear(S, d)) and run the GRU (d → d) over the N segments: its last state h_N
+       summarizes the window;
+    3. parallel multi-step forecasting (PMF): for each of the M output segments m and each
+       channel c, one GRU step from h_N reads the embedding [pos_m | chan_c] (d/2 values each,
+       learned) and a dropout + Linear(d, S) turns the new state into segment m's S values.
+       The same GRU encodes and decodes. All B·C·M steps run as one batch.
+
+    Output (B, F, K): the first F of the M·S forecast steps (M = ⌈F / S⌉) of the channels
+    ``targets``. W need not be a multiple of S: the first W mod S steps are not read.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        lookback: int,
+        horizon: int,
+        *,
+        segment: int = 24,
+        d_model: int = 512,
+        dropout: float = 0.5,
+        targets: list[int] | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not 1 <= segment <= lookback:
+            raise ValueError(
+                f"SegRNN: segment must be between 1 and lookback={lookback}, got {segment}"
+            )
+        if d_model < 2 or d_model % 2:
+            raise ValueError(f"SegRNN: d_model must be an even int ≥ 2, got {d_model}")
+        self.channels, self.lookback, self.horizon, self.segment = (
+            channels,
+            lookback,
+            horizon,
+            segment,
+        )
+        self.targets = list(range(channels)) if targets is None else list(targets)
+        self.n_in = lookback // segment  # N
+        self.n_out = -(-horizon // segment)  # M = ⌈F / S⌉
+        self.embed = nn.Sequential(nn.Linear(segment, d_model), nn.ReLU())
+        self.rnn = GRU(d_model, d_model, batch_first=True, backend=backend)
+        self.pos_emb = nn.Parameter(torch.randn(self.n_out, d_model // 2))
+        self.channel_emb = nn.Parameter(torch.randn(channels, d_model // 2))
+        self.predict = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, segment))
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, _, C = x.shape
+        S, N, M = self.segment, self.n_in, self.n_out
+        d = self.rnn.hidden_size
+        last = x[:, -1:, :].detach()  # (B, 1, C)
+        series = (x[:, x.shape[1] - N * S :, :] - last).transpose(1, 2)  # (B, C, N·S)
+        segments = series.reshape(B * C, N, S)  # (B·C, N, S)
+        _, h_n = self.rnn(self.embed(segments))  # (1, B·C, d)
+        queries = torch.cat(
+            [
+                self.pos_emb.unsqueeze(0).expand(C, M, d // 2),
+                self.channel_emb.unsqueeze(1).expand(C, M, d // 2),
+            ],
+            dim=-1,
+        )  # (C, M, d): one query per (channel, output segment)
+        queries = queries.unsqueeze(0).expand(B, C, M, d).reshape(B * C * M, 1, d)
+        h0 = h_n.reshape(B * C, 1, d).expand(B * C, M, d).reshape(1, B * C * M, d)
+        _, h_dec = self.rnn(queries, h0)  # (1, B·C·M, d): one step for every query
+        y = self.predict(h_dec[0]).view(B, C, M * S)[:, :, : self.horizon]  # (B, C, F)
+        y = y.transpose(1, 2) + last  # (B, F, C)
+        return y[:, :, self.targets]  # (B, F, K)
+
+
+class CharLM(nn.Module):
+    """A character-level language model: Embedding(V, E) -> GRU(E, H, L layers) -> Linear(H, V).
+
+    ``forward(x, h0=None)`` takes ids x (B, T) int64 and the state h0 (L, B, H) (zeros when
+    None) and returns ``(logits (B, T, V), h_n (L, B, H))``: the logits of the next character
+    after each position and the state to carry into the next chunk of the same text (truncated
+    back-propagation through time). ``dropout`` acts between layers and before the output
+    layer. For generation one character at a time, see `gru.tasks.textgen`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_size: int,
+        num_layers: int = 2,
+        *,
+        dropout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = GRU(
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            backend=backend,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        e = self.embedding(x)  # (B, T, E)
+        out, h_n = self.rnn(e, h0)  # (B, T, H), (L, B, H)
+        return self.head(self.dropout(out)), h_n  # (B, T, V), (L, B, H)

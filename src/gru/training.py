@@ -17,6 +17,14 @@ CPU, nccl on GPU), wraps the model in DistributedDataParallel and gives each pro
 shard of every epoch through the sampler; ``batch_size`` is per process. Only rank 0 writes
 files and prints.
 
+Truncated back-propagation through time (``carry=True``, for language models that read one
+long text): the model is called as ``model(*inputs, state)`` and returns ``(output, state)``;
+the returned state is detached and handed to the next batch, so gradients flow within a batch
+and the hidden state flows across batches. The batches then come in order, not shuffled: the
+N examples are S consecutive chunks of K = world · B parallel streams, example s·K + k holding
+chunk s of stream k, and process r reads streams r·B … r·B + B − 1. The state starts as None
+(zeros) at every epoch and is part of the checkpoint, so a resumed run carries it on exactly.
+
 For checking distributed and resumed runs, setting the environment variable GRU_TRACE_DIR
 makes every process append one JSON line per optimizer step to ``trace-rank<r>.jsonl`` there:
 the step, the batch loss and a SHA-256 of its parameters, and at the end their final digest.
@@ -147,14 +155,24 @@ def _leave_process_group() -> None:
 
 
 def _epoch_batches(
-    n: int, config: TrainConfig, epoch: int, rank: int, world: int, sort_key: Tensor | None
+    n: int,
+    config: TrainConfig,
+    epoch: int,
+    rank: int,
+    world: int,
+    sort_key: Tensor | None,
+    carry: bool = False,
 ) -> list[Tensor]:
     """The index batches of ``epoch`` for process ``rank``: a function of (seed, epoch) only.
 
     With ``sort_key`` (N,), e.g. lengths, batches are bucketed: the shuffled indices are cut
     into chunks of 64 batches, each sorted by key, so a batch holds similar lengths, and the
-    batches are shuffled again.
+    batches are shuffled again. With ``carry`` the batches are the consecutive chunks of this
+    process's streams, in order (see the module docstring); N is a multiple of world · B.
     """
+    if carry:
+        K, B = world * config.batch_size, config.batch_size
+        return [torch.arange(s * K + rank * B, s * K + rank * B + B) for s in range(n // K)]
     sampler = DistributedSampler(
         range(n), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=False
     )
@@ -212,6 +230,7 @@ def fit(
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     metrics: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None,
     sort_key: Tensor | None = None,
+    carry: bool = False,
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
@@ -221,12 +240,14 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``train`` for ``config.epochs`` epochs; return what happened.
 
-    ``train`` is a sequence of tensors with the same first dimension N: the model's inputs
-    and, last, the target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``.
+    ``train`` is a sequence of tensors with the same first dimension N (or objects that index
+    like them: ``len()`` and ``[LongTensor] -> Tensor``): the model's inputs and, last, the
+    target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``.
     ``metrics`` {name: fn(output, target) -> scalar} are averaged over each epoch's batches
     and shown live as ``train_<name>``. After every epoch ``evaluate(model)`` (in eval mode,
     without gradients) gives the validation metrics recorded beside them. ``sort_key`` (N,)
-    buckets batches by it (see `_epoch_batches`).
+    buckets batches by it (see `_epoch_batches`). ``carry=True`` trains with truncated
+    back-propagation through time, the state carried from batch to batch (module docstring).
 
     ``run_dir`` must hold the run's config.json (`gru.checkpoint.save_config`); `fit` then
     writes the run's files there (module docstring). ``resume=True`` continues from its
@@ -242,6 +263,13 @@ def fit(
             f"got {[len(t) for t in train]}"
         )
     rank, world = distributed(device)
+    if carry and n % (world * config.batch_size):
+        raise ValueError(
+            f"fit: with carry=True the {n} examples must be whole chunks of "
+            f"world size {world} x batch_size {config.batch_size} streams"
+        )
+    if carry and sort_key is not None:
+        raise ValueError("fit: carry=True reads batches in order, so sort_key cannot reorder them")
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     main = rank == 0
@@ -257,7 +285,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     Optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = Optimizer(params, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
-    steps_per_epoch = len(_epoch_batches(n, config, 1, rank, world, sort_key))
+    steps_per_epoch = len(_epoch_batches(n, config, 1, rank, world, sort_key, carry))
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -277,6 +305,7 @@ def fit(
         "stopped_early": False,
     }
     best_weights: dict[str, Tensor] | None = None
+    state: Tensor | None = None  # the carried hidden state (carry=True)
     resumed_at = None
     loaded = checkpoint.load_training_state(run_dir, run_config) if resume else None
     if resume and loaded is None:
@@ -285,6 +314,8 @@ def fit(
         tensors, saved = loaded
         _restore(model, optimizer, scheduler, tensors, saved, rank, world)
         s = saved["loop"]
+        if carry and f"carry/{rank}" in tensors:
+            state = tensors[f"carry/{rank}"].to(device)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
         best_weights = best or None
         resumed_at = s["global_step"]
@@ -304,10 +335,13 @@ def fit(
         opt_tensors, opt_info = checkpoint.optimizer_to_flat(optimizer)
         tensors.update(opt_tensors)
         torch_rng, rng_info = checkpoint.get_rng_state()
-        for r, state in enumerate(_gather(torch_rng, world)):
-            tensors[f"rng/torch/{r}"] = state
+        for r, rng in enumerate(_gather(torch_rng, world)):
+            tensors[f"rng/torch/{r}"] = rng
+        if carry and state is not None:
+            for r, carried in enumerate(_gather(state.contiguous(), world)):
+                tensors[f"carry/{r}"] = carried
         if main:
-            state = {
+            loop_state = {
                 "loop": s,
                 "optimizer": opt_info,
                 "scheduler": scheduler.state_dict(),
@@ -315,7 +349,7 @@ def fit(
                 "world_size": world,
                 "config": asdict(config),
             }
-            checkpoint.save_training_state(run_dir, tensors, state, run_config)
+            checkpoint.save_training_state(run_dir, tensors, loop_state, run_config)
 
     trace = _Trace(rank)
     start = time.perf_counter() - s["elapsed"]
@@ -323,7 +357,9 @@ def fit(
         epoch = s["epoch"]
         model.train()
         epoch_start = time.perf_counter() - s["epoch_elapsed"]
-        batches = _epoch_batches(n, config, epoch, rank, world, sort_key)
+        batches = _epoch_batches(n, config, epoch, rank, world, sort_key, carry)
+        if s["step_in_epoch"] == 0:
+            state = None
         bar = tqdm(
             total=len(batches),
             initial=s["step_in_epoch"],
@@ -336,7 +372,11 @@ def fit(
         sums = s["sums"]
         for index in batches[s["step_in_epoch"] :]:
             *inputs, target = (t[index].to(device) for t in train)
-            output = trained(*inputs)
+            if carry:
+                output, state = trained(*inputs, state)
+                state = state.detach()  # the next batch continues from it, without its graph
+            else:
+                output = trained(*inputs)
             loss = loss_fn(output, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,8 +6,10 @@ explicit for `gru.viz`, which records the gates (`gru.viz.record_gates`) and dra
     explain(run_dir, text="a review")        a sentiment run: the review token by token
     explain(run_dir, csv="series.csv")       a forecast run: the last input window of a CSV
     explain_text(classifier, text)           the same from Python, as a `TextExplanation`
+    explain_series(forecaster, "series.csv") and as a `ForecastExplanation`
 
-Shapes: T steps the model reads, K of them the text's tokens, E embedding size, H units.
+Shapes: T steps the model reads, K of them the text's tokens, E embedding size, H units;
+W lookback rows, F horizon rows, C channels read, S segment length, N = W // S segments.
 """
 
 from __future__ import annotations
@@ -16,16 +18,23 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from gru import checkpoint
 from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
-from gru.viz import TextExplanation, record_gates, write_text_explanation
+from gru.viz import (
+    ForecastExplanation,
+    TextExplanation,
+    record_gates,
+    write_forecast_explanation,
+    write_text_explanation,
+)
 
-__all__ = ["EXPLAINERS", "explain", "explain_text"]
+__all__ = ["EXPLAINERS", "explain", "explain_series", "explain_text"]
 
 EXPLAIN_FILE = "explain.html"
-EXPLAINERS = ("sentiment",)
+EXPLAINERS = ("sentiment", "forecast")
 START_TOKEN = "⟨start⟩"
 
 
@@ -159,6 +168,16 @@ def explain(
             f"{' and '.join(EXPLAINERS)} runs only"
         )
     out = Path(out) if out is not None else run_dir / EXPLAIN_FILE
+    if task == "forecast":
+        if text is not None:
+            raise ValueError("explain: a forecast run explains a series (--csv PATH), not a text")
+        if csv is None:
+            raise ValueError("explain: give the series to explain with --csv PATH")
+        from gru.tasks.forecast import Forecaster
+
+        explanation = explain_series(Forecaster.load(run_dir, backend=backend), csv)
+        explanation.model = {"run": str(run_dir), **explanation.model}
+        return write_forecast_explanation(explanation, out)
     if csv is not None:
         raise ValueError("explain: --csv is for forecast runs; give a sentiment run a text")
     if text is None:
@@ -168,3 +187,94 @@ def explain(
     explanation = explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
     explanation.model = {"run": str(run_dir), **explanation.model}
     return write_text_explanation(explanation, out)
+
+
+def explain_series(forecaster, data) -> ForecastExplanation:
+    """How the `Forecaster` ``forecaster`` read one window of ``data`` (a CSV path or a
+    DataFrame with the columns it was trained on).
+
+    The window is the last W rows that still leave F rows after them, so the forecast can be
+    set beside what happened; a series shorter than W + F gives the window that ends where the
+    series allows and as many actual values as follow (none when it has exactly W rows: then the
+    forecast is of the future). The gates are those of the GRU that reads the window: over its
+    W steps for the plain GRU forecaster; over its N segments of the target's channel for
+    SegRNN (which reads segments, one channel at a time).
+    """
+    if forecaster.model is None:
+        raise ValueError("explain: the forecaster has no model; fit or load one first")
+    c = forecaster.config
+    series = forecaster._read(data, columns=forecaster.columns)
+    n, W, F = len(series), c.lookback, c.horizon
+    if n < W:
+        raise ValueError(
+            f"explain: {series.source} has {n} rows, fewer than the model's lookback of {W}: "
+            f"it reads the last {W} rows before a forecast, so give at least {W}"
+        )
+    end = max(W, n - F)  # the window is rows [end − W, end)
+    inputs, outputs = forecaster._channels()
+    target = forecaster.columns.index(forecaster.target)
+    window = series.values[end - W : end]  # (W, all columns), the data's units
+    scaled = forecaster.scaler.transform(window)[:, inputs]  # (W, C)
+    x = torch.from_numpy(scaled).float().unsqueeze(0)  # (1, W, C)
+    y = forecaster._forecast(x)[0].double().numpy()  # (F, K)
+    forecast = forecaster.scaler.inverse(y, outputs)[:, outputs.index(target)]  # (F,)
+    actual = series.values[end : end + F, target]  # (≤ F,)
+    if series.time is None:
+        labels = [f"row {r}" for r in range(end - W, end + F)]
+    else:  # past the data's end, the steps go on at the median interval of the window
+        time = series.time[end - W : min(n, end + F)]
+        step = np.median(np.diff(time[:W].asi8)) if W > 1 else 0
+        future = [time[-1] + (k + 1) * pd.Timedelta(int(step)) for k in range(W + F - len(time))]
+        labels = [str(t) for t in time] + [str(t) for t in future]
+    labels, forecast_labels = labels[:W], labels[W:]
+
+    model = forecaster.model
+    notes = []
+    with torch.no_grad():
+        if hasattr(model, "n_in") and hasattr(model, "embed"):  # SegRNN: segments of a channel
+            S, N = model.segment, model.n_in
+            ci = inputs.index(target)
+            part = scaled[W - N * S :, ci] - scaled[-1, ci]  # (N·S,): relative to "now"
+            segments = torch.from_numpy(part).float().reshape(N, S)  # (N, S)
+            recording = record_gates(model.rnn, model.embed(segments))  # N steps
+            gate_labels = [labels[W - N * S + (i + 1) * S - 1] for i in range(N)]
+            notes.append(
+                f"SegRNN reads the window as {N} segments of {S} steps, one channel at a time: "
+                f"the gates are shown per segment (labeled by its last step) for "
+                f"{forecaster.target}'s channel, and the decoder's one step per output segment "
+                "is not shown."
+            )
+            if W > N * S:
+                notes.append(f"The first {W - N * S} steps of the window are not read by SegRNN.")
+        else:  # the plain GRU forecaster reads every step, relative to the last value
+            relative = torch.from_numpy(scaled - scaled[-1]).float()  # (W, C)
+            recording = record_gates(model.rnn, relative)
+            gate_labels = labels
+    if n < W + F:
+        notes.append(
+            f"The series has {n} rows, fewer than lookback {W} + horizon {F}: "
+            + (
+                f"only the first {len(actual)} forecast steps have actual values to compare."
+                if len(actual)
+                else "the window is its end, so this is a forecast of the future."
+            )
+        )
+    return ForecastExplanation(
+        window=window[:, inputs],
+        columns=[forecaster.columns[i] for i in inputs],
+        target=forecaster.target,
+        forecast=forecast,
+        actual=actual if len(actual) else None,
+        recording=recording,
+        labels=labels,
+        forecast_labels=forecast_labels,
+        gate_labels=gate_labels,
+        notes=notes,
+        model={
+            "model": c.model,
+            "hidden size": c.hidden_size,
+            "lookback, horizon": f"{W}, {F}",
+            "features": c.features,
+        },
+        source=f"{series.source}: rows {end - W}–{end - 1} read, {F} forecast",
+    )

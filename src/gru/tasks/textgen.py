@@ -1,0 +1,460 @@
+"""Text generation: a character-level GRU language model, trained on one long text and sampled
+one character at a time.
+
+The text's first 90% trains, the last 10% validates (as Tiny Shakespeare's standard split).
+Training is truncated back-propagation through time: the training text is cut into B
+contiguous streams read in parallel, chunk after chunk of ``seq_len`` characters, and the
+hidden state at the end of a chunk is carried into the next chunk of the same stream
+(`gru.training.fit` with ``carry=True``), so the model learns from context longer than a chunk
+while gradients stop at the chunk's start. The validation loss is the mean negative
+log-likelihood per character, in nats, of the validation text read the same way (a few long
+streams, the state carried throughout).
+
+Generation feeds the prompt and then each sampled character through `gru.GRU.stream`: one
+GRU step per character, no re-reading of the text so far.
+
+    lm = TextGenerator()                    # settings by name: TextGenerator(hidden_size=256)
+    report = lm.fit("tinyshakespeare.txt", out="runs/shakespeare")
+    lm.generate("ROMEO:", length=500, temperature=0.8, top_k=None, seed=0)
+
+Shapes: N characters, B streams, T = seq_len, V vocabulary size, E embedding size,
+H hidden units, L layers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gru import __version__, checkpoint, training
+from gru.models import CharLM
+from gru.tasks._runs import (
+    apply_settings,
+    check_out,
+    check_resume,
+    config_from_dict,
+    load_run,
+    load_weights,
+)
+from gru.training import TrainConfig
+
+__all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "read_text"]
+
+VALIDATION_STREAMS = 8  # the validation text is read as this many contiguous streams
+SAMPLE_PROMPT = "ROMEO:"
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The contents of a UTF-8 text file.
+
+    Raises FileNotFoundError if it does not exist and ValueError if it is empty or not UTF-8
+    (naming the offset of the first byte that is not).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text: {str(path)!r} does not exist")
+    raw = path.read_bytes()
+    if not raw:
+        raise ValueError(f"text: {str(path)!r} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"text: {str(path)!r} is not UTF-8 (byte {error.start} is {raw[error.start]:#04x}); "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark is not part of the text
+    if not text.strip():
+        raise ValueError(f"text: {str(path)!r} holds only white space")
+    return text
+
+
+@dataclass
+class TextGenConfig:
+    """Everything that decides a character model: its size, the chunks it learns from, and
+    how it trains. ``limit`` keeps only the first that many characters (quick runs)."""
+
+    embedding_dim: int = 64
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.1
+    seq_len: int = 128
+    validation_split: float = 0.1
+    limit: int | None = None
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=8,
+            batch_size=32,
+            lr=3e-3,
+            schedule="cosine",
+            warmup=0.02,
+            clip_grad_norm=1.0,
+            monitor="val_loss",
+            mode="min",
+            restore_best=True,
+        )
+    )
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        for name, minimum in (
+            ("embedding_dim", 1),
+            ("hidden_size", 1),
+            ("num_layers", 1),
+            ("seq_len", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"TextGenConfig: {name} must be an int ≥ {minimum}, got {value!r}")
+        if not 0.0 < self.validation_split < 1.0:
+            raise ValueError(
+                "TextGenConfig: validation_split must be a fraction in (0, 1), "
+                f"got {self.validation_split}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TextGenConfig: dropout must be in [0, 1), got {self.dropout}")
+        if self.limit is not None and self.limit < 2:
+            raise ValueError(f"TextGenConfig: limit must be at least 2, got {self.limit}")
+        self.train.check()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, where: str = "config") -> TextGenConfig:
+        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
+        return config_from_dict(cls, values, where)
+
+
+@dataclass
+class TextGenReport:
+    """The outcome of `TextGenerator.fit`: per-epoch ``history`` (train_loss, val_loss in nats
+    per character, ...), the best epoch's validation loss, a ``sample`` generated from the
+    kept weights, character counts and seconds."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    val_loss: float
+    sample: str
+    characters: dict[str, int]
+    seconds: float
+    training_seconds: float
+    run_dir: Path | None
+
+
+def _chunks(ids: Tensor, streams: int, seq_len: int) -> tuple[Tensor, Tensor]:
+    """Cut ids (N,) into ``streams`` contiguous streams read ``seq_len`` at a time.
+
+    Returns x, y (S·streams, T): row s·streams + k is chunk s of stream k (the layout of
+    `gru.training.fit`'s carry=True), y the same characters one position later.
+    """
+    per_stream = (len(ids) - 1) // streams
+    S = per_stream // seq_len
+    if S < 1:
+        raise ValueError(
+            f"text: {len(ids)} training characters are too few for {streams} streams of "
+            f"seq_len={seq_len}; it needs at least {streams * seq_len + 1}"
+        )
+    used = S * seq_len
+    starts = torch.arange(streams) * per_stream  # (B,)
+    rows = starts.unsqueeze(1) + torch.arange(used)  # (B, S·T)
+    x = ids[rows].view(streams, S, seq_len).transpose(0, 1).reshape(S * streams, seq_len)
+    y = ids[rows + 1].view(streams, S, seq_len).transpose(0, 1).reshape(S * streams, seq_len)
+    return x, y
+
+
+def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean negative log-likelihood per character: logits (B, T, V), target (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+class TextGenerator:
+    """A character-level GRU language model: fit on a text, generate text like it.
+
+    Settings by name (`TextGenConfig` and `TrainConfig` fields) or a whole ``config``;
+    ``backend`` is passed to `gru.GRU` (speed only).
+    """
+
+    def __init__(
+        self, *, config: TextGenConfig | None = None, backend: str = "auto", **settings
+    ) -> None:
+        if config is None:
+            config = TextGenConfig()
+            apply_settings(config, settings, "TextGenerator")
+        elif settings:
+            raise TypeError("TextGenerator: give either config or settings by name, not both")
+        config.check()
+        self.config = config
+        self.backend = backend
+        self.model: CharLM | None = None
+        self.vocabulary: list[str] | None = None
+        self._index: dict[str, int] = {}
+        self.report: TextGenReport | None = None
+
+    def _build_model(self) -> CharLM:
+        c = self.config
+        return CharLM(
+            len(self.vocabulary),
+            c.embedding_dim,
+            c.hidden_size,
+            c.num_layers,
+            dropout=c.dropout,
+            backend=self.backend,
+        )
+
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        self.vocabulary = vocabulary
+        self._index = {ch: i for i, ch in enumerate(vocabulary)}
+
+    def encode(self, text: str) -> Tensor:
+        """Character ids (N,) int64 of ``text``; ValueError naming any unknown character."""
+        unknown = sorted({ch for ch in text if ch not in self._index})
+        if unknown:
+            shown = ", ".join(repr(ch) for ch in unknown[:10])
+            raise ValueError(
+                f"the text has {len(unknown)} character{'s' if len(unknown) > 1 else ''} the "
+                f"model has never seen: {shown}{', ...' if len(unknown) > 10 else ''} (it knows "
+                f"{len(self.vocabulary)}: {''.join(self.vocabulary)!r})"
+            )
+        return torch.tensor([self._index[ch] for ch in text], dtype=torch.int64)
+
+    @torch.no_grad()
+    def loss(self, ids: Tensor, *, streams: int = VALIDATION_STREAMS, chunk: int = 512) -> float:
+        """Mean negative log-likelihood per character (nats) of ids (N,), predicting each
+        character from all before it in its stream: the ids are cut into ``streams``
+        contiguous streams read ``chunk`` steps at a time with the state carried."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        per_stream = (len(ids) - 1) // streams
+        rows = torch.arange(streams).unsqueeze(1) * per_stream + torch.arange(per_stream)
+        x, y = ids[rows], ids[rows + 1]  # (B, N / B)
+        total, state = 0.0, None
+        for start in range(0, per_stream, chunk):
+            logits, state = model(x[:, start : start + chunk], state)
+            target = y[:, start : start + chunk]
+            total += float(F.cross_entropy(logits.transpose(1, 2), target, reduction="sum"))
+        model.train(was_training)
+        return total / (streams * per_stream)
+
+    # --- fit ---------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        text: str | os.PathLike,
+        *,
+        out: str | os.PathLike | None = None,
+        resume: bool = False,
+        checkpoint_every: int | None = None,
+        quiet: bool = False,
+        device: str = "cpu",
+        log=print,
+    ) -> TextGenReport:
+        """Train on the text file ``text``; report the validation loss and a sample.
+
+        With ``out`` the run folder is written there (it must not exist yet or be empty,
+        unless ``resume`` continues it).
+        """
+        c = self.config
+        c.check()
+        start = time.perf_counter()
+        rank, world = training.distributed(device)
+        main = rank == 0
+        say = log if (main and not quiet) else (lambda message: None)
+        out = Path(out) if out is not None else None
+        source = os.path.abspath(str(text))
+        if resume and out is None:
+            raise ValueError("TextGenerator.fit: resume=True needs out, the run to resume")
+        if out is not None and main:
+            if resume:
+                check_resume(out, "textgen", c.to_dict(), {"source": source})
+            else:
+                check_out(out)
+        content = read_text(text)
+        if c.limit is not None:
+            content = content[: c.limit]
+        self._set_vocabulary(sorted(set(content)))
+        ids = self.encode(content)
+        n_train = int(len(ids) * (1 - c.validation_split))
+        train_ids, val_ids = ids[:n_train], ids[n_train:]
+        if len(val_ids) < VALIDATION_STREAMS + 1:
+            raise ValueError(
+                f"text: {str(text)!r} has {len(ids)} characters, too few to keep "
+                f"{c.validation_split:.0%} for validation; it needs at least "
+                f"{math.ceil((VALIDATION_STREAMS + 1) / c.validation_split)}"
+            )
+        x, y = _chunks(train_ids, c.train.batch_size * world, c.seq_len)
+        characters = {"train": len(train_ids), "validation": len(val_ids)}
+        say(
+            f"text: {source} ({characters['train']:,} training / {characters['validation']:,} "
+            f"validation characters, {len(self.vocabulary)} distinct); "
+            f"{len(x) // (c.train.batch_size * world)} chunks of {c.seq_len} per stream"
+        )
+
+        def evaluate(model) -> dict[str, float]:
+            val = self.loss(val_ids)
+            return {"val_loss": val, "val_bits_per_char": val / math.log(2)}
+
+        torch.manual_seed(c.train.seed)
+        self.model = self._build_model()
+        run_config = {
+            "task": "textgen",
+            "gru_version": __version__,
+            "config": c.to_dict(),
+            "data": {"source": source, "characters": characters},
+            "vocabulary": self.vocabulary,
+        }
+        if out is not None and main and not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            checkpoint.save_config(out, run_config)
+        result = training.fit(
+            self.model,
+            _cross_entropy,
+            (x, y),
+            c.train,
+            evaluate=evaluate,
+            carry=True,
+            run_dir=out,
+            resume=resume,
+            checkpoint_every=checkpoint_every,
+            quiet=quiet,
+            device=device,
+            log=log,
+        )
+        self.model.eval()
+        best = result.history[result.best_epoch - 1]
+        prompt = SAMPLE_PROMPT if all(ch in self._index for ch in SAMPLE_PROMPT) else content[0]
+        sample = self.generate(prompt, length=500, temperature=0.8, seed=0)
+        seconds = time.perf_counter() - start
+        self.report = TextGenReport(
+            history=result.history,
+            best_epoch=result.best_epoch,
+            val_loss=best["val_loss"],
+            sample=prompt + sample,
+            characters=characters,
+            seconds=seconds,
+            training_seconds=result.seconds,
+            run_dir=out,
+        )
+        if out is not None and main:
+            checkpoint.write_json(
+                out / checkpoint.METRICS_FILE,
+                {
+                    "task": "textgen",
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "val_loss": best["val_loss"],
+                    "val_bits_per_char": best["val_loss"] / math.log(2),
+                    "samples": [
+                        {
+                            "prompt": prompt,
+                            "temperature": 0.8,
+                            "seed": 0,
+                            "text": sample,
+                        }
+                    ],
+                    "characters": characters,
+                    "vocabulary_size": len(self.vocabulary),
+                    "parameters": sum(p.numel() for p in self.model.parameters()),
+                    "seconds": seconds,
+                    "training_seconds": result.seconds,
+                    "threads": torch.get_num_threads(),
+                    "data": {"source": source, **characters},
+                    "notes": [
+                        "Text generation has no test split: the result is the loss on the "
+                        "validation text (its last "
+                        f"{c.validation_split:.0%}), in nats per character."
+                    ],
+                },
+            )
+        return self.report
+
+    # --- load and generate -------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> TextGenerator:
+        """The language model a textgen run folder holds, every file checked."""
+        stored = load_run(run_dir, "textgen")
+        try:
+            config = TextGenConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
+            vocabulary = stored["vocabulary"]
+        except (KeyError, TypeError) as error:
+            raise ValueError(
+                f"run: config.json of {str(run_dir)!r} lacks {error} (was it altered?)"
+            ) from None
+        if not isinstance(vocabulary, list) or not all(
+            isinstance(ch, str) and len(ch) == 1 for ch in vocabulary
+        ):
+            raise ValueError(
+                f"run: the vocabulary in config.json of {str(run_dir)!r} is not a list of "
+                "characters (was it altered?)"
+            )
+        generator = cls(config=config, backend=backend)
+        generator._set_vocabulary(vocabulary)
+        generator.model = generator._build_model()
+        load_weights(generator.model, run_dir, stored)
+        return generator
+
+    def generate(
+        self,
+        prompt: str,
+        length: int = 500,
+        *,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """The ``length`` characters the model writes after ``prompt``.
+
+        The prompt's characters and then each sampled one go through the GRU's streaming step
+        (`gru.GRU.stream`), one step per character. Each next character is drawn from
+        softmax(logits / temperature), restricted to the ``top_k`` most likely when given;
+        temperature 0 takes the most likely one. The same ``seed`` gives the same text.
+        """
+        if self.model is None:
+            raise ValueError("TextGenerator.generate: fit or load a model first")
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError("TextGenerator.generate: prompt must be a non-empty string")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"TextGenerator.generate: length must be an int ≥ 0, got {length!r}")
+        if not temperature >= 0:
+            raise ValueError(f"TextGenerator.generate: temperature must be ≥ 0, got {temperature}")
+        V = len(self.vocabulary)
+        if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k):
+            raise ValueError(f"TextGenerator.generate: top_k must be a positive int, got {top_k!r}")
+        try:
+            ids = self.encode(prompt).tolist()
+        except ValueError as error:
+            raise ValueError(f"TextGenerator.generate: prompt: {error}") from None
+        model = self.model.eval()
+        embedding = model.embedding.weight.detach().float().numpy()  # (V, E)
+        head_w = model.head.weight.detach().float().numpy()  # (V, H)
+        head_b = model.head.bias.detach().float().numpy()  # (V,)
+        stream = model.rnn.stream(batch_size=1)
+        rng = np.random.default_rng(seed)
+        for i in ids[:-1]:
+            stream(embedding[i])
+        current, out = ids[-1], []
+        for _ in range(length):
+            h = stream(embedding[current])  # (H,), overwritten by the next step
+            logits = (head_w @ h + head_b).astype(np.float64)  # (V,)
+            if temperature == 0:
+                current = int(np.argmax(logits))
+            else:
+                logits = logits / temperature
+                if top_k is not None and top_k < V:
+                    cut = np.partition(logits, V - top_k)[V - top_k]
+                    logits = np.where(logits >= cut, logits, -np.inf)
+                p = np.exp(logits - logits.max())
+                current = int(rng.choice(V, p=p / p.sum()))
+            out.append(self.vocabulary[current])
+        return "".join(out)
