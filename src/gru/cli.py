@@ -765,7 +765,10 @@ def _add_train_anomaly(tasks) -> None:
         help="read flagged values as they are instead of replacing them by their forecast",
     )
     anomaly.add_argument(
-        "--anomalies", type=int, help="anomalies planted in the test rows (default 15)"
+        "--anomalies",
+        type=int,
+        help="anomalies planted in the test rows, each with max(lookback, 48) normal points "
+        "before and after it (default: as many as fit, at most 15)",
     )
     anomaly.add_argument(
         "--magnitude",

@@ -17,7 +17,10 @@ forecaster run on its own forecasts for k = 1 … W steps. After W flagged point
 new level is accepted and the real values are read again.
 
 Evaluation. `gru train anomaly` plants anomalies at known positions in a copy of the test part
-(`inject_anomalies`: spikes, level shifts, runs dropped to zero) and reports point-wise
+(`inject_anomalies`: spikes, level shifts, runs dropped to zero; by default as many as fit, at
+most 15, each with max(lookback, baseline_window) normal points before and after it; they are
+planted before training, so a test part too short for them stops the run before it trains)
+and reports point-wise
 precision, recall and F1 and the share of anomalies with at least one flagged point, beside a
 rolling z-score detector (`rolling_zscore`: each value against the mean and standard deviation
 of the ``baseline_window`` values before it) whose threshold is chosen by the same rule on the
@@ -71,12 +74,17 @@ PLOT_FILE = "anomalies_test.png"
 MAD_TO_STD = 1.4826  # the MAD of a normal sample times this is its standard deviation
 SUMMARY = ("precision", "recall", "f1", "event_recall", "event_precision", "event_f1")
 DETECTOR_STATE = ("center", "scale", "threshold")  # saved beside the weights after training
+DEFAULT_ANOMALIES = 15  # planted by default, or as many as fit in a shorter test part
 
 
 @dataclass
 class AnomalyConfig:
     """Everything that decides a detector: the forecaster, the threshold rule, the data split,
-    the baseline's window and the evaluation's planted anomalies."""
+    the baseline's window and the evaluation's planted anomalies.
+
+    ``anomalies``: how many anomalies to plant in the test part; None (the default) plants as
+    many as fit, at most `DEFAULT_ANOMALIES` (15); a number that does not fit is an error.
+    """
 
     lookback: int = 48
     hidden_size: int = 32
@@ -86,7 +94,7 @@ class AnomalyConfig:
     impute: bool = True
     baseline_window: int = 48
     split: str = "ratio"
-    anomalies: int = 15
+    anomalies: int | None = None
     magnitude: float = 6.0
     time_column: str | None = None
     fillna: str | None = None
@@ -112,6 +120,8 @@ class AnomalyConfig:
             ("anomalies", 0),
         ):
             value = getattr(self, name)
+            if value is None and name == "anomalies":
+                continue  # as many as fit
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"AnomalyConfig: {name} must be an int ≥ {minimum}, got {value!r}")
         if not 0.5 <= self.quantile < 1.0:
@@ -151,6 +161,7 @@ def inject_anomalies(
     magnitude: float = 6.0,
     kinds: tuple[str, ...] = KINDS,
     margin: int = 48,
+    allow_fewer: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Plant ``count`` anomalies in a copy of ``x`` (T,) at random, non-overlapping places.
 
@@ -158,42 +169,54 @@ def inject_anomalies(
     ``level_shift`` adds ±(1 to 1.5)·magnitude·σ to 12–48 consecutive points; a ``dropout``
     sets 6–24 consecutive points to 0 (a sensor that stops reporting), where their mean is at
     least magnitude·σ away from 0 (a drop to 0 where the series is near 0 is no anomaly).
-    σ is the robust
-    standard deviation (MAD × 1.4826) of the one-step changes x_t − x_{t−1}, the series' usual
-    step size. Each anomaly keeps ``margin`` normal points before it and after it, so one
-    anomaly's effect on a detector's window does not reach the next, and none starts in the
-    first ``margin`` points.
+    σ is the robust standard deviation (MAD × 1.4826) of the one-step changes x_t − x_{t−1},
+    the series' usual step size. Each anomaly keeps ``margin`` normal points before it and
+    after it, so one anomaly's effect on a detector's window does not reach the next, and none
+    starts in the first ``margin`` points. A kind with no room left gives its turn to the next
+    kind that has room.
 
-    Returns (the series with anomalies (T,), labels (T,) bool, one dict per anomaly with its
-    kind, start, end (exclusive) and size in σ).
+    When no kind has room for the next anomaly, ValueError, or with ``allow_fewer`` the
+    anomalies planted so far (the first n of the same seed's ``count``: the draws are the
+    same). Returns (the series with anomalies (T,), labels (T,) bool, one dict per anomaly with
+    its kind, start, end (exclusive) and size in σ).
     """
     x = np.asarray(x, dtype=np.float64)
     for kind in kinds:
         if kind not in KINDS:
             raise ValueError(f"inject_anomalies: kinds must be among {KINDS}, got {kind!r}")
+    T = len(x)
     steps = np.diff(x)
-    sigma = MAD_TO_STD * float(np.median(np.abs(steps - np.median(steps))))
+    sigma = MAD_TO_STD * float(np.median(np.abs(steps - np.median(steps)))) if T > 1 else 0.0
     if sigma == 0:
-        sigma = float(np.std(steps)) or 1.0
-    out, labels = x.copy(), np.zeros(len(x), dtype=bool)
-    taken = np.zeros(len(x), dtype=bool)
+        sigma = float(np.std(steps)) if T > 1 else 0.0
+        sigma = sigma or 1.0
+    out, labels = x.copy(), np.zeros(T, dtype=bool)
+    taken = np.zeros(T, dtype=bool)
     taken[:margin] = True
+    sums = np.concatenate([[0.0], np.cumsum(x)])  # (T + 1,): window means of x
     events = []
     for i in range(count):
-        kind = kinds[i % len(kinds)]
-        length = {"spike": 1, "level_shift": int(rng.integers(12, 49)), "dropout": 0}[kind]
-        if kind == "dropout":
-            length = int(rng.integers(6, 25))
-        free = [
-            s
-            for s in range(len(x) - length - margin)
-            if not taken[max(0, s - margin) : s + length + margin].any()
-            and (kind != "dropout" or abs(x[s : s + length].mean()) >= magnitude * sigma)
-        ]
-        if not free:
+        for turn in range(len(kinds)):
+            kind = kinds[(i + turn) % len(kinds)]
+            length = {"spike": 1, "level_shift": int(rng.integers(12, 49)), "dropout": 0}[kind]
+            if kind == "dropout":
+                length = int(rng.integers(6, 25))
+            s = np.arange(max(T - length - margin, 0))  # candidate starts
+            busy = np.concatenate([[0], np.cumsum(taken)])  # (T + 1,): taken points before t
+            lo, hi = np.maximum(s - margin, 0), np.minimum(s + length + margin, T)
+            fits = busy[hi] - busy[lo] == 0  # no taken point within margin
+            if kind == "dropout":
+                mean = (sums[s + length] - sums[s]) / length
+                fits &= np.abs(mean) >= magnitude * sigma
+            free = s[fits]
+            if len(free):
+                break
+        else:
+            if allow_fewer:
+                break
             raise ValueError(
                 f"inject_anomalies: no room for {count} anomalies {margin} points apart in "
-                f"{len(x)} points; plant fewer"
+                f"{T} points (only {i} fit); plant fewer"
             )
         s = int(rng.choice(free))
         size = float(rng.uniform(1.0, 1.5) * magnitude * rng.choice((-1.0, 1.0)))
@@ -492,6 +515,10 @@ class AnomalyDetector:
                     f"{timeseries.minimum_length(W, W)} rows"
                 )
         x = series.values[:, 0]
+        # The anomalies to find are planted now (seeded, from the data alone), so that a test
+        # part without room for them stops the run before it trains.
+        a, b = parts.test
+        planted, labels, events = self._plant(x[a:b], series.source)
         self.scaler = Scaler.fit(series.values[: parts.train[1]])
         z = torch.from_numpy(self.scaler.transform(series.values)).float()  # (T, 1)
         train_x, train_y = timeseries.windows(z, parts.train, W, 1, [0], [0])
@@ -551,12 +578,8 @@ class AnomalyDetector:
         baseline_val = rolling_zscore(x[max(a - c.baseline_window, 0) : b], c.baseline_window)
         baseline_threshold = _threshold(baseline_val[-(b - a) :], c.quantile)
 
-        # The evaluation: anomalies planted in the test part (seeded), both detectors.
+        # The evaluation: both detectors on the test part with the anomalies planted above.
         a, b = parts.test
-        rng = np.random.default_rng(c.train.seed)
-        planted, labels, events = inject_anomalies(
-            x[a:b], c.anomalies, rng=rng, magnitude=c.magnitude, margin=max(W, c.baseline_window)
-        )
         with_context = np.concatenate([x[max(a - W, 0) : a], planted])
         scored = self.score(with_context).iloc[-(b - a) :].reset_index(drop=True)
         flags = scored["anomaly"].to_numpy()
@@ -644,6 +667,38 @@ class AnomalyDetector:
                 },
             )
         return self.report
+
+    def _plant(self, test: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """`inject_anomalies` into the test part ``test`` (T,) with the config's count (None:
+        as many as fit, at most `DEFAULT_ANOMALIES`), seed and magnitude; ValueError naming
+        --anomalies when the count asked for does not fit."""
+        c = self.config
+        margin = max(c.lookback, c.baseline_window)
+        count = DEFAULT_ANOMALIES if c.anomalies is None else c.anomalies
+        planted, labels, events = inject_anomalies(
+            test,
+            count,
+            rng=np.random.default_rng(c.train.seed),
+            magnitude=c.magnitude,
+            margin=margin,
+            allow_fewer=True,
+        )
+        room = (
+            f"each keeps {margin} normal points before and after it (the larger of lookback "
+            f"{c.lookback} and baseline_window {c.baseline_window})"
+        )
+        if len(events) < count and c.anomalies is not None:
+            raise ValueError(
+                f"anomalies (--anomalies): {c.anomalies} anomalies do not fit in the {len(test)} "
+                f"test points of {source}: {room}, so {len(events)} fit; ask for at most "
+                f"{len(events)}, or leave --anomalies out to plant as many as fit"
+            )
+        if count and not events:
+            raise ValueError(
+                f"data: the test part of {source} ({len(test)} points) has no room for one "
+                f"planted anomaly: {room}; give a longer series or a shorter --lookback"
+            )
+        return planted, labels, events
 
     def _save_detector(self, out: Path, run_config: dict) -> None:
         """Save the weights again with the residual statistics and the threshold beside them
