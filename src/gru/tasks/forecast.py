@@ -45,6 +45,7 @@ from gru.tasks._runs import (
     load_weights,
 )
 from gru.training import TrainConfig
+from gru.viz.report import write_report
 
 __all__ = [
     "BASELINES",
@@ -522,7 +523,7 @@ class Forecaster:
                     "threads": torch.get_num_threads(),
                     "parameters": sum(p.numel() for p in self.model.parameters()),
                     "data": {
-                        "source": series.source,
+                        "source": _source_name(data) or "a DataFrame",
                         "rows": len(series),
                         "channels read": len(inputs),
                         "channels forecast": len(outputs),
@@ -541,6 +542,7 @@ class Forecaster:
                     "notes": notes,
                 },
             )
+            write_report(out)
         return self.report
 
     def _split(self, series: TimeSeries) -> timeseries.Split:

@@ -10,6 +10,9 @@ while gradients stop at the chunk's start. The validation loss is the mean negat
 log-likelihood per character, in nats, of the validation text read the same way (a few long
 streams, the state carried throughout).
 
+Baselines: the validation loss of character n-gram models fitted on the training text with
+add-one smoothing (`ngram_loss`): uniform (log V), unigram and bigram, on the same characters.
+
 Generation feeds the prompt and then each sampled character through `gru.GRU.stream`: one
 GRU step per character, no re-reading of the text so far.
 
@@ -45,8 +48,9 @@ from gru.tasks._runs import (
     load_weights,
 )
 from gru.training import TrainConfig
+from gru.viz.report import write_report
 
-__all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "read_text"]
+__all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "ngram_loss", "read_text"]
 
 VALIDATION_STREAMS = 8  # the validation text is read as this many contiguous streams
 SAMPLE_PROMPT = "ROMEO:"
@@ -172,6 +176,43 @@ def _chunks(ids: Tensor, streams: int, seq_len: int) -> tuple[Tensor, Tensor]:
     return x, y
 
 
+def _streams(ids: Tensor, streams: int) -> tuple[Tensor, Tensor]:
+    """Cut ids (N,) into ``streams`` contiguous streams: x, y (B, N // B − …) where y holds
+    each character of x's stream one position later, the characters a loss scores."""
+    per_stream = (len(ids) - 1) // streams
+    rows = torch.arange(streams).unsqueeze(1) * per_stream + torch.arange(per_stream)
+    return ids[rows], ids[rows + 1]  # (B, N / B) each
+
+
+def ngram_loss(train: Tensor, context: Tensor, target: Tensor, vocab_size: int, n: int) -> float:
+    """Mean negative log-likelihood (nats per character) of the characters ``target`` (M,),
+    each preceded by ``context`` (M,), under a character n-gram model of the ids ``train``
+    (N,) with add-one (Laplace) smoothing over the ``vocab_size`` characters:
+
+        n = 0  uniform   P(c) = 1 / V
+        n = 1  unigram   P(c) = (count(c) + 1) / (N + V)
+        n = 2  bigram    P(c | p) = (count(p c) + 1) / (count(p ·) + V)
+
+    where count(p ·) counts the bigrams of ``train`` that start with p.
+    """
+    V = vocab_size
+    train = np.asarray(train, dtype=np.int64)
+    context = np.asarray(context, dtype=np.int64).ravel()
+    target = np.asarray(target, dtype=np.int64).ravel()
+    if n == 0:
+        return math.log(V)
+    if n == 1:
+        counts = np.bincount(train, minlength=V).astype(np.float64)  # (V,)
+        p = (counts[target] + 1.0) / (len(train) + V)  # (M,)
+    elif n == 2:
+        pairs = np.bincount(train[:-1] * V + train[1:], minlength=V * V).reshape(V, V)
+        pairs = pairs.astype(np.float64)  # (V, V): count(p c)
+        p = (pairs[context, target] + 1.0) / (pairs.sum(axis=1)[context] + V)  # (M,)
+    else:
+        raise ValueError(f"ngram_loss: n must be 0, 1 or 2, got {n!r}")
+    return float(-np.mean(np.log(p)))
+
+
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Mean negative log-likelihood per character: logits (B, T, V), target (B, T)."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
@@ -235,9 +276,8 @@ class TextGenerator:
         model = self.model
         was_training = model.training
         model.eval()
-        per_stream = (len(ids) - 1) // streams
-        rows = torch.arange(streams).unsqueeze(1) * per_stream + torch.arange(per_stream)
-        x, y = ids[rows], ids[rows + 1]  # (B, N / B)
+        x, y = _streams(ids, streams)  # (B, N / B) each
+        per_stream = x.shape[1]
         total, state = 0.0, None
         for start in range(0, per_stream, chunk):
             logits, state = model(x[:, start : start + chunk], state)
@@ -280,6 +320,7 @@ class TextGenerator:
             else:
                 check_out(out)
         content = read_text(text)
+        whole = len(content)
         if c.limit is not None:
             content = content[: c.limit]
         self._set_vocabulary(sorted(set(content)))
@@ -346,14 +387,23 @@ class TextGenerator:
             run_dir=out,
         )
         if out is not None and main:
+            context, target = _streams(val_ids, VALIDATION_STREAMS)  # what the loss scores
+            baselines = {}
+            for name, n in (("uniform", 0), ("unigram", 1), ("bigram", 2)):
+                value = ngram_loss(train_ids, context, target, len(self.vocabulary), n)
+                baselines[name] = {"loss": value, "bits_per_char": value / math.log(2)}
             checkpoint.write_json(
                 out / checkpoint.METRICS_FILE,
                 {
                     "task": "textgen",
                     "history": result.history,
                     "best_epoch": result.best_epoch,
-                    "val_loss": best["val_loss"],
-                    "val_bits_per_char": best["val_loss"] / math.log(2),
+                    "test": None,
+                    "validation": {
+                        "loss": best["val_loss"],
+                        "bits_per_char": best["val_loss"] / math.log(2),
+                    },
+                    "baselines": baselines,
                     "samples": [
                         {
                             "prompt": prompt,
@@ -362,20 +412,37 @@ class TextGenerator:
                             "text": sample,
                         }
                     ],
-                    "characters": characters,
-                    "vocabulary_size": len(self.vocabulary),
                     "parameters": sum(p.numel() for p in self.model.parameters()),
                     "seconds": seconds,
                     "training_seconds": result.seconds,
                     "threads": torch.get_num_threads(),
-                    "data": {"source": source, **characters},
+                    "data": {
+                        "source": source,
+                        "characters read": len(content),
+                        "training characters": characters["train"],
+                        "validation characters": characters["validation"],
+                        "distinct characters (V)": len(self.vocabulary),
+                        "characters": repr("".join(self.vocabulary)),
+                        "streams × chunks × seq_len": f"{c.train.batch_size * world} × "
+                        f"{len(x) // (c.train.batch_size * world)} × {c.seq_len}",
+                    },
                     "notes": [
                         "Text generation has no test split: the result is the loss on the "
-                        "validation text (its last "
-                        f"{c.validation_split:.0%}), in nats per character."
-                    ],
+                        f"validation text (its last {c.validation_split:.0%}), in nats per "
+                        "character; the baselines are character n-gram models of the "
+                        "training text (add-one smoothing) scored on the same characters."
+                    ]
+                    + (
+                        [
+                            f"Only the first {len(content):,} of the text's {whole:,} characters "
+                            "were read (limit)."
+                        ]
+                        if len(content) < whole
+                        else []
+                    ),
                 },
             )
+            write_report(out)
         return self.report
 
     # --- load and generate -------------------------------------------------------------------

@@ -47,6 +47,8 @@ th, td { border: 1px solid var(--line); padding: .25rem .5rem; text-align: left;
   vertical-align: top; overflow-wrap: break-word; }
 th { background: var(--soft); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.lines { white-space: pre-wrap; font-family: ui-monospace, "DejaVu Sans Mono", monospace;
+  font-size: .85rem; min-width: 14rem; }
 .note { border-left: 4px solid #d97706; background: #fffbeb; padding: .5rem .75rem;
   margin: .75rem 0; }
 .note.error { border-color: #dc2626; background: #fef2f2; }
@@ -107,7 +109,11 @@ def fmt(value) -> str:
 
 def _cell(value) -> str:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    return f'<td class="num">{esc(fmt(value))}</td>' if numeric else f"<td>{esc(fmt(value))}</td>"
+    if numeric:
+        return f'<td class="num">{esc(fmt(value))}</td>'
+    if isinstance(value, str) and "\n" in value:  # text of several lines (a generated sample)
+        return f'<td class="lines">{esc(value)}</td>'
+    return f"<td>{esc(fmt(value))}</td>"
 
 
 def table(

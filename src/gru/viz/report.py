@@ -6,11 +6,13 @@ nothing about the model. The tasks put plain data into the folder's files:
     config.json     {"task", "gru_version", "config": {...}, "data": {...}, ...}: the settings
     metrics.json    "history"    [{"epoch", "train_loss", ..., "seconds"}]  (gru.training.fit)
                     "test"       {metric: value} on held-out data, or null
+                    "validation" {metric: value} on the validation data: shown beside the test
+                                 scores, or in their place when a task has no test data
                     "baselines"  {name: {metric: value}}: simple predictors to beat
                     "data"       {what: value}: a summary of the data the run read
                     "examples"   {"columns": [name], "rows": [[value]], "caption": text}:
                                  a few predictions, forecasts or samples (or [{column: value}],
-                                 also under "samples")
+                                 also under "samples"; or a list of such tables)
                     "figures"    {file.png: alt text}: the task's own pictures in the folder
                                  (or "plots" {label: file.png})
                     "notes"      [text]: anything the reader should know (data cut, resumed)
@@ -46,8 +48,8 @@ REPORT_FILE = "report.html"
 CURVES_FILE = "training_curves.png"
 # metrics.json keys that have a section of their own; every other one goes under "Run".
 SECTIONS = (
-    "history", "test", "baselines", "data", "examples", "samples", "figures", "plots", "notes",
-    "best_epoch",
+    "history", "test", "validation", "baselines", "data", "examples", "samples", "figures",
+    "plots", "notes", "best_epoch",
 )  # fmt: skip
 
 
@@ -72,8 +74,12 @@ def _explain_figures(run_dir: Path) -> set[str]:
 
 def _results(metrics: dict) -> str:
     test = metrics.get("test")
+    validation = metrics.get("validation")
     baselines = metrics.get("baselines") or {}
-    if not isinstance(test, dict) or not test:
+    test = test if isinstance(test, dict) and test else None
+    validation = validation if isinstance(validation, dict) and validation else None
+    scores, split = (test, "test") if test is not None else (validation, "validation")
+    if scores is None:
         return note(
             "No test score in this run's metrics."
             + (
@@ -83,13 +89,22 @@ def _results(metrics: dict) -> str:
             )
         )
     names = [n for n, v in baselines.items() if isinstance(v, dict)]
+    also = validation if split == "test" else None  # the model's validation scores beside
+    header = ["metric", "this model" if also is None else "this model, test"]
+    header += [] if also is None else ["this model, validation"]
     rows = []
-    for metric, value in test.items():
-        rows.append((metric, value, *(baselines[n].get(metric, "") for n in names)))
+    for metric, value in scores.items():
+        row = [metric, value] + ([] if also is None else [also.get(metric, "")])
+        rows.append(row + [baselines[n].get(metric, "") for n in names])
     parts = [
-        cards({f"test {k}": v for k, v in test.items() if isinstance(v, int | float)}),
-        table(("metric", "this model", *(f"baseline: {n}" for n in names)), rows),
+        cards({f"{split} {k}": v for k, v in scores.items() if isinstance(v, int | float)}),
+        table((*header, *(f"baseline: {n}" for n in names)), rows),
     ]
+    if split == "validation":
+        parts.append(
+            "<p>This task has no test data: the scores are on the validation data, the "
+            "baselines' too.</p>"
+        )
     if metrics.get("best_epoch"):
         parts.append(f"<p>The model kept the weights of epoch {esc(metrics['best_epoch'])}.</p>")
     return "".join(parts)
@@ -117,6 +132,9 @@ def _history(run_dir: Path, metrics: dict) -> str:
 
 def _examples(metrics: dict) -> str:
     examples = metrics.get("examples") or metrics.get("samples")
+    tables = isinstance(examples, list) and examples
+    if tables and all(isinstance(e, dict) and isinstance(e.get("rows"), list) for e in examples):
+        return "".join(_examples({"examples": e}) for e in examples)  # several tables
     if isinstance(examples, dict) and isinstance(examples.get("rows"), list):
         columns = [str(c) for c in examples.get("columns", [])]
         rows = [r for r in examples["rows"] if isinstance(r, list)]
