@@ -17,7 +17,9 @@ from gru import reference
 
 def weights_of(module: gru.MinGRU, layer: int) -> list:
     """(w_z, b_z, w_h, b_h) of one layer as float64 arrays, None for missing biases."""
-    return [None if p is None else p.detach().double().numpy() for p in module._layer_weights(layer)]
+    return [
+        None if p is None else p.detach().double().numpy() for p in module._layer_weights(layer)
+    ]
 
 
 def oracle_stack(module: gru.MinGRU, x, h0):
@@ -25,7 +27,9 @@ def oracle_stack(module: gru.MinGRU, x, h0):
     layer_input = np.asarray(x, np.float64)
     h_n = []
     for layer in range(module.num_layers):
-        layer_input, h = reference.min_gru_forward(layer_input, h0[layer], *weights_of(module, layer))
+        layer_input, h = reference.min_gru_forward(
+            layer_input, h0[layer], *weights_of(module, layer)
+        )
         h_n.append(h)
     return layer_input, np.stack(h_n)
 
@@ -56,7 +60,7 @@ def random_grads(outputs, inputs, seed=0):
     return torch.autograd.grad(loss, inputs)
 
 
-# T = 300 crosses the scan's chunk boundary (256 steps), so the state carried between chunks
+# T = 300 crosses the scan's chunk boundaries (32 steps), so the state carried between chunks
 # is part of every comparison.
 GRID = list(
     itertools.product(
@@ -75,7 +79,9 @@ def test_layer_matches_oracle(T, num_layers, batch_first, with_hx, dtype):
     out, h_n = layer(x.transpose(0, 1) if batch_first else x, h0 if with_hx else None)
     if batch_first:
         out = out.transpose(0, 1)
-    expected_out, expected_h = oracle_stack(layer, x.numpy(), h0.numpy() if with_hx else np.zeros((num_layers, B, H)))
+    expected_out, expected_h = oracle_stack(
+        layer, x.numpy(), h0.numpy() if with_hx else np.zeros((num_layers, B, H))
+    )
     assert_close(out, expected_out, what="output")
     assert_close(h_n, expected_h, what="h_n")
 
@@ -117,7 +123,13 @@ def test_gradients_match_the_oracle_equations(hx_kind, dtype, bias, monkeypatch)
     x64 = x.detach().double().requires_grad_()
     hx64 = torch.zeros(L, B, H, dtype=torch.float64) if hx is None else hx.detach().double()
     hx64.requires_grad_(hx is not None)
-    weights = [[None if p is None else p.detach().double().requires_grad_() for p in layer._layer_weights(k)] for k in range(L)]
+    weights = [
+        [
+            None if p is None else p.detach().double().requires_grad_()
+            for p in layer._layer_weights(k)
+        ]
+        for k in range(L)
+    ]
     flat = [p for w in weights for p in w if p is not None]
     outputs = composed(x64, hx64, weights)
     # The composition is the oracle's forward, so its autograd gradients are the oracle's.
@@ -159,8 +171,9 @@ def test_scan_equals_sequential_over_long_sequences(dtype):
     k64, a64, h064 = (t.detach().double().requires_grad_() for t in (k, a, h0))
     sequential = gru_nn._min_gru_sequential(k64, a64, h064)
     # float32: the log-space sum A_t + log Σ(…) loses ε·|A_t| of relative precision, |A_t| up
-    # to ~300 within a chunk of 256 steps (log(1 − z_t) ≈ −1.2 on average here), so 10× the
-    # usual float32 tolerance.
+    # to ~40 within a chunk of 32 steps (log(1 − z_t) ≈ −1.2 on average here), so 10× the
+    # usual float32 tolerance; the gradient of k inherits it through h̃_t − h_{t-1} (measured:
+    # 2.2× the usual tolerance at worst, a and h0 within it).
     scale = 10.0 if dtype == torch.float32 else 1.0
     assert_close(scan, sequential, dtype=dtype, scale=scale, what="h over 4096 steps")
     d_scan = random_grads([scan], [k, a, h0])
@@ -174,7 +187,10 @@ def test_scan_keeps_float32_precision_that_one_unchunked_scan_loses(monkeypatch)
     well past the tolerance the chunked one meets (the test above)."""
     torch.manual_seed(4)
     T, B, H = 4096, 2, 8
-    k, a = 2 * torch.randn(T, B, H, dtype=torch.float64), 2 * torch.randn(T, B, H, dtype=torch.float64)
+    k, a = (
+        2 * torch.randn(T, B, H, dtype=torch.float64),
+        2 * torch.randn(T, B, H, dtype=torch.float64),
+    )
     h0 = torch.randn(B, H, dtype=torch.float64)
     expected = gru_nn._min_gru_sequential(k, a, h0)
     chunked = gru_nn._min_gru_scan(k.float(), a.float(), h0.float())
@@ -243,7 +259,13 @@ def test_dropout_between_layers_in_training_only():
     singles = []
     for k in range(3):
         single = gru.MinGRU(3 if k == 0 else 4, 4, dtype=torch.float64)
-        single.load_state_dict({n.replace(f"_l{k}", "_l0"): p for n, p in layer.named_parameters() if n.endswith(f"_l{k}")})
+        single.load_state_dict(
+            {
+                n.replace(f"_l{k}", "_l0"): p
+                for n, p in layer.named_parameters()
+                if n.endswith(f"_l{k}")
+            }
+        )
         singles.append(single)
     torch.manual_seed(8)
     layer_input, states = x, []
@@ -289,7 +311,9 @@ def test_bad_construction_by_message():
         gru.MinGRU(0, 4)
     with pytest.raises(TypeError, match=r"MinGRU: num_layers must be an int, got str '2'"):
         gru.MinGRU(3, 4, "2")
-    with pytest.raises(ValueError, match=r"MinGRU: dropout must be a probability in \[0, 1\], got 1.5"):
+    with pytest.raises(
+        ValueError, match=r"MinGRU: dropout must be a probability in \[0, 1\], got 1.5"
+    ):
         gru.MinGRU(3, 4, 2, dropout=1.5)
     with pytest.raises(TypeError, match=r"MinGRU: dropout must be a float, got bool"):
         gru.MinGRU(3, 4, 2, dropout=True)
@@ -300,26 +324,49 @@ def test_bad_construction_by_message():
 def test_bad_input_by_message():
     layer = gru.MinGRU(3, 4, 2)
     x = torch.randn(5, 2, 3)
-    with pytest.raises(TypeError, match=r"MinGRU.forward: input must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError,
+        match=r"MinGRU.forward: input must be a floating-point tensor, got dtype torch.int64",
+    ):
         layer(torch.ones(5, 2, 3, dtype=torch.int64))
-    with pytest.raises(TypeError, match=r"MinGRU.forward: input has dtype torch.float64 but the weights are torch.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"MinGRU.forward: input has dtype torch.float64 but the weights are torch.float32",
+    ):
         layer(x.double())
-    with pytest.raises(ValueError, match=r"MinGRU.forward: input.shape\[-1\] must equal input_size=3, got 5 \(shape \(2, 3, 5\)\); the features must be the last dimension \(T, B, I\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MinGRU.forward: input.shape\[-1\] must equal input_size=3, got 5 \(shape \(2, 3, 5\)\); the features must be the last dimension \(T, B, I\)",
+    ):
         layer(torch.randn(2, 3, 5))
-    with pytest.raises(ValueError, match=r"MinGRU.forward: input must be 3-D \(T, B, I\) \(batch_first=False\) or 2-D \(T, I\) unbatched, got 4-D"):
+    with pytest.raises(
+        ValueError,
+        match=r"MinGRU.forward: input must be 3-D \(T, B, I\) \(batch_first=False\) or 2-D \(T, I\) unbatched, got 4-D",
+    ):
         layer(torch.randn(1, 5, 2, 3))
-    with pytest.raises(ValueError, match=r"MinGRU.forward: input has no time steps \(shape \(0, 2, 3\)\)"):
+    with pytest.raises(
+        ValueError, match=r"MinGRU.forward: input has no time steps \(shape \(0, 2, 3\)\)"
+    ):
         layer(torch.randn(0, 2, 3))
-    with pytest.raises(ValueError, match=r"MinGRU.forward: hx must have shape \(num_layers, batch, hidden_size\) = \(2, 2, 4\), got \(1, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MinGRU.forward: hx must have shape \(num_layers, batch, hidden_size\) = \(2, 2, 4\), got \(1, 2, 4\)",
+    ):
         layer(x, torch.zeros(1, 2, 4))
-    with pytest.raises(ValueError, match=r"hx must have shape \(num_layers, hidden_size\) for unbatched input = \(2, 4\), got \(2, 1, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"hx must have shape \(num_layers, hidden_size\) for unbatched input = \(2, 4\), got \(2, 1, 4\)",
+    ):
         layer(x[:, 0], torch.zeros(2, 1, 4))
     with pytest.raises(TypeError, match=r"MinGRU.forward: hx must be a torch.Tensor, got ndarray"):
         layer(x, np.zeros((2, 2, 4)))
     with pytest.raises(TypeError, match=r"MinGRU.forward: input must be a torch.Tensor, got list"):
         layer([[1.0, 2.0, 3.0]])
     packed = pack_padded_sequence(x, [5, 3])
-    with pytest.raises(TypeError, match=r"MinGRU.forward: PackedSequence input is not supported; pass the padded tensor"):
+    with pytest.raises(
+        TypeError,
+        match=r"MinGRU.forward: PackedSequence input is not supported; pass the padded tensor",
+    ):
         layer(packed)
 
 
@@ -332,9 +379,15 @@ def test_bad_stream_input_by_message():
         stream(torch.zeros(3))
     with pytest.raises(TypeError, match=r"MinGRUStream: x_t must have dtype float32, got float64"):
         stream(np.zeros((2, 3)))
-    with pytest.raises(TypeError, match=r"MinGRUStream: x_t must have dtype torch.float32, got torch.float64"):
+    with pytest.raises(
+        TypeError, match=r"MinGRUStream: x_t must have dtype torch.float32, got torch.float64"
+    ):
         stream(torch.zeros(2, 3, dtype=torch.float64))
-    with pytest.raises(TypeError, match=r"MinGRUStream: x_t must be a torch.Tensor or a NumPy array, got list"):
+    with pytest.raises(
+        TypeError, match=r"MinGRUStream: x_t must be a torch.Tensor or a NumPy array, got list"
+    ):
         stream([[0.0] * 3] * 2)
-    with pytest.raises(ValueError, match=r"MinGRUStream.state must have shape \(1, 2, 4\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"MinGRUStream.state must have shape \(1, 2, 4\), got \(2, 4\)"
+    ):
         stream.state = torch.zeros(2, 4)
