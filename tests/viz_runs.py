@@ -53,3 +53,51 @@ def assert_self_contained(page: str) -> None:
         assert alt and alt.group(1).strip(), tag[:120]
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert "default-src 'none'; img-src data:" in page
+
+
+def series_frame(n: int = 600, seed: int = 0):
+    """An hourly DataFrame of n rows: "load", a daily cycle with noise, and "temp", which
+    follows it with a lag; a stand-in for ETT-like data."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    load = 10 + 3 * np.sin(2 * np.pi * t / 24) + 0.3 * rng.normal(size=n)
+    temp = 20 + np.roll(load, 3) + 0.2 * rng.normal(size=n)
+    date = pd.date_range("2024-01-01", periods=n, freq="h")
+    return pd.DataFrame({"date": date.astype(str), "load": load, "temp": temp})
+
+
+def forecast_run(folder, **overrides):
+    """(forecaster, run folder) of a tiny SegRNN forecast run on `series_frame`."""
+    from gru.tasks import Forecaster
+
+    settings = {"features": "M", "segment": 6, "hidden_size": 8, "epochs": 1, "batch_size": 32}
+    forecaster = Forecaster(lookback=24, horizon=12, model="segrnn", **{**settings, **overrides})
+    forecaster.fit(series_frame(), target="temp", out=folder, quiet=True)
+    return forecaster, folder
+
+
+def textgen_run(folder, text_file, **overrides):
+    """(generator, run folder) of a tiny character model trained on ``text_file``, which is
+    written first with a few thousand characters of rhyme."""
+    from gru.tasks import TextGenerator
+
+    lines = ["ROMEO: the rose by any other name", "JULIET: would smell as sweet, my love"]
+    text_file.write_text("\n".join(lines[i % 2] for i in range(120)) + "\n", encoding="utf-8")
+    settings = {"embedding_dim": 8, "hidden_size": 16, "num_layers": 1, "seq_len": 16}
+    settings.update(batch_size=8, epochs=1, lr=1e-2)
+    generator = TextGenerator(**{**settings, **overrides})
+    generator.fit(text_file, out=folder, quiet=True)
+    return generator, folder
+
+
+def anomaly_run(folder, **overrides):
+    """(detector, run folder) of a tiny anomaly run on the "load" column of `series_frame`."""
+    from gru.tasks import AnomalyDetector
+
+    settings = {"lookback": 16, "baseline_window": 16, "hidden_size": 8, "epochs": 1}
+    detector = AnomalyDetector(**{**settings, **overrides})
+    detector.fit(series_frame(1200), column="load", out=folder, quiet=True)
+    return detector, folder

@@ -471,6 +471,37 @@ class TextGenerator:
         load_weights(generator.model, run_dir, stored)
         return generator
 
+    def _stream(self):
+        """A function ``step(id) -> logits (V,) float64`` that feeds one character through the
+        GRU's streaming step (`gru.GRU.stream`) and returns the logits of the next one."""
+        model = self.model.eval()
+        embedding = model.embedding.weight.detach().float().numpy()  # (V, E)
+        head_w = model.head.weight.detach().float().numpy()  # (V, H)
+        head_b = model.head.bias.detach().float().numpy()  # (V,)
+        stream = model.rnn.stream(batch_size=1)
+
+        def step(i: int) -> np.ndarray:
+            h = stream(embedding[i])  # (H,), overwritten by the next step
+            return (head_w @ h + head_b).astype(np.float64)  # (V,)
+
+        return step
+
+    def next_logits(self, prompt: str) -> np.ndarray:
+        """The logits (V,) of the character after ``prompt``, one streaming step per character
+        (what `generate` samples its first character from, before the temperature)."""
+        if self.model is None:
+            raise ValueError("TextGenerator.next_logits: fit or load a model first")
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError("TextGenerator.next_logits: prompt must be a non-empty string")
+        try:
+            ids = self.encode(prompt).tolist()
+        except ValueError as error:
+            raise ValueError(f"TextGenerator.next_logits: prompt: {error}") from None
+        step = self._stream()
+        for i in ids:
+            logits = step(i)
+        return logits
+
     def generate(
         self,
         prompt: str,
@@ -502,18 +533,13 @@ class TextGenerator:
             ids = self.encode(prompt).tolist()
         except ValueError as error:
             raise ValueError(f"TextGenerator.generate: prompt: {error}") from None
-        model = self.model.eval()
-        embedding = model.embedding.weight.detach().float().numpy()  # (V, E)
-        head_w = model.head.weight.detach().float().numpy()  # (V, H)
-        head_b = model.head.bias.detach().float().numpy()  # (V,)
-        stream = model.rnn.stream(batch_size=1)
+        step = self._stream()
         rng = np.random.default_rng(seed)
         for i in ids[:-1]:
-            stream(embedding[i])
+            step(i)
         current, out = ids[-1], []
         for _ in range(length):
-            h = stream(embedding[current])  # (H,), overwritten by the next step
-            logits = (head_w @ h + head_b).astype(np.float64)  # (V,)
+            logits = step(current)  # (V,)
             if temperature == 0:
                 current = int(np.argmax(logits))
             else:

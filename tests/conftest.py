@@ -1,0 +1,27 @@
+"""Tiny training runs of the forecast, textgen and anomaly tasks, made once per test session:
+their own tests and the report and browser tests read the same folders (and never write in
+them)."""
+
+import pytest
+
+from viz_runs import anomaly_run, forecast_run, textgen_run
+
+
+@pytest.fixture(scope="session")
+def forecast_trained(tmp_path_factory):
+    """(Forecaster, run folder) of `viz_runs.forecast_run`."""
+    return forecast_run(tmp_path_factory.mktemp("forecast") / "run")
+
+
+@pytest.fixture(scope="session")
+def textgen_trained(tmp_path_factory):
+    """(TextGenerator, run folder, text file) of `viz_runs.textgen_run`."""
+    folder = tmp_path_factory.mktemp("textgen")
+    generator, run = textgen_run(folder / "run", folder / "rhyme.txt")
+    return generator, run, folder / "rhyme.txt"
+
+
+@pytest.fixture(scope="session")
+def anomaly_trained(tmp_path_factory):
+    """(AnomalyDetector, run folder) of `viz_runs.anomaly_run`."""
+    return anomaly_run(tmp_path_factory.mktemp("anomaly") / "run")

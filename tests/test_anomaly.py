@@ -1,0 +1,216 @@
+"""gru.tasks.anomaly: planting anomalies, the rolling z-score, the scores on hand-made
+examples, a tiny run through Python and the CLI, `gru detect`, and bad input by its message
+(before any training)."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gru.cli import main
+from gru.tasks import AnomalyDetector
+from gru.tasks.anomaly import detection_scores, inject_anomalies, rolling_zscore
+from viz_runs import series_frame
+
+SUNSPOTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries" / "monthly-sunspots.csv"  # fmt: skip
+TINY = {"lookback": 16, "baseline_window": 16, "hidden_size": 4, "epochs": 1}
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of ``gru argv``."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- planted anomalies, the baseline and the scores --------------------------------------------
+
+
+def test_planted_anomalies_keep_their_margins_and_labels():
+    x = 100 + np.sin(np.arange(2000) / 5)
+    out, labels, events = inject_anomalies(x, 9, rng=np.random.default_rng(0), margin=30)
+    assert len(events) == 9
+    assert sorted(e["kind"] for e in events) == ["dropout"] * 3 + ["level_shift"] * 3 + ["spike"] * 3  # fmt: skip
+    expected = np.zeros(2000, bool)
+    for e in events:
+        expected[e["start"] : e["end"]] = True
+        assert e["start"] >= 30 and e["end"] + 30 <= 2000
+        if e["kind"] == "dropout":
+            assert (out[e["start"] : e["end"]] == 0).all()
+        elif e["kind"] == "spike":
+            assert e["end"] - e["start"] == 1
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(out[~labels], x[~labels])  # nothing else changed
+    gaps = [b["start"] - a["end"] for a, b in itertools.pairwise(events)]
+    assert min(gaps) >= 30
+
+
+def test_planting_as_many_as_fit_is_a_prefix_of_the_same_seed():
+    x = 50 + np.sin(np.arange(300) / 3)
+    with pytest.raises(
+        ValueError, match=r"no room for 20 anomalies 30 points apart in 300 points \(only \d+ fit\)"
+    ):
+        inject_anomalies(x, 20, rng=np.random.default_rng(1), margin=30)
+    _, _, some = inject_anomalies(x, 20, rng=np.random.default_rng(1), margin=30, allow_fewer=True)
+    assert 1 <= len(some) < 20
+    _, _, fewer = inject_anomalies(x, len(some), rng=np.random.default_rng(1), margin=30)
+    assert fewer == some
+
+
+def test_a_drop_to_zero_is_planted_only_where_the_series_is_far_from_zero():
+    x = np.concatenate([np.zeros(500), 1000 + np.sin(np.arange(500))])  # zero, then high
+    _, _, events = inject_anomalies(
+        x, 3, rng=np.random.default_rng(0), kinds=("dropout",), margin=20
+    )
+    assert all(e["start"] >= 500 for e in events)
+
+
+def test_rolling_zscore_on_a_hand_made_series():
+    x = np.array([1.0, 3.0, 1.0, 3.0, 10.0, 2.0])
+    z = rolling_zscore(x, 4)
+    assert np.isnan(z[:4]).all()
+    assert z[4] == pytest.approx((10 - 2) / 1)  # mean 2, std 1 of [1, 3, 1, 3]
+    window = np.array([3.0, 1.0, 3.0, 10.0])
+    assert z[5] == pytest.approx((2 - window.mean()) / window.std())
+    flat = rolling_zscore(np.array([5.0, 5.0, 5.0, 6.0, 5.0, 9.0]), 3)
+    assert np.isfinite(flat[3:]).all()  # a flat window borrows the smallest positive std
+
+
+def test_precision_recall_and_f1_on_a_hand_made_example():
+    labels = np.zeros(20, bool)
+    labels[[3, 4, 5, 12]] = True  # a run of 3 and a spike
+    events = [{"start": 3, "end": 6}, {"start": 12, "end": 13}]
+    flags = np.zeros(20, bool)
+    flags[[4, 5, 8, 9]] = True  # 2 right points, one false alarm of 2 points
+    scores = detection_scores(flags, labels, events)
+    assert (scores["true_positives"], scores["false_positives"], scores["false_negatives"]) == (2, 2, 2)  # fmt: skip
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5 and scores["f1"] == 0.5
+    assert scores["alarms"] == 2 and scores["event_recall"] == 0.5
+    assert scores["event_precision"] == 0.5 and scores["event_f1"] == 0.5
+    nothing = detection_scores(np.zeros(20, bool), labels, events)
+    assert nothing["precision"] == nothing["recall"] == nothing["f1"] == 0.0
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+
+def test_a_tiny_run_plants_what_fits_and_scores_both_detectors(anomaly_trained):
+    detector, run_dir = anomaly_trained
+    report = detector.report
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.json", "anomalies_test.png", "report.html"} <= names  # fmt: skip
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # 240 test points, 16 normal points around each anomaly: fewer than 15 fit, all planted.
+    assert detector.config.anomalies is None and 1 <= len(report.events) < 15
+    assert metrics["data"]["anomalies planted"] == len(report.events)
+    assert set(metrics["test"]) == set(metrics["baselines"]["rolling_zscore"])
+    assert metrics["test"]["f1"] == report.test["f1"]
+    alarms = metrics["examples"][1]
+    assert alarms["columns"] == ["starts at", "points", "largest |score|", "planted anomaly"]
+    assert len(alarms["rows"]) == min(report.test["alarms"], 12)
+    # A loaded run scores the same.
+    frame = series_frame(1200)
+    again = AnomalyDetector.load(run_dir).detect(frame)
+    np.testing.assert_array_equal(again["anomaly"], detector.detect(frame)["anomaly"])
+    assert list(again.columns) == ["value", "forecast", "residual", "score", "anomaly"]
+    assert again["score"].iloc[:16].isna().all() and again["score"].iloc[16:].notna().all()
+
+
+def test_train_and_detect_from_the_command_line(capsys, tmp_path):
+    frame = series_frame(1200)
+    frame.loc[1000, "load"] = 60.0  # far above the cycle between 7 and 13
+    csv = tmp_path / "series.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    options = ["--csv", csv, "--column", "load", "--lookback", 16, "--hidden-size", 4, "--epochs", 1, "--quiet"]  # fmt: skip
+    code, stdout, _ = run(capsys, "train", "anomaly", *options, "--out", out)
+    assert code == 0 and "rolling z-score" in stdout and (out / "report.html").is_file()
+    code, stdout, _ = run(capsys, "detect", "--run", out, "--csv", csv)
+    assert code == 0 and "points of 'load' flagged" in stdout
+    flagged = pd.read_csv(out / "anomalies-series.csv")
+    assert "2024-02-11 16:00:00" in flagged["date"].tolist()  # row 1000
+    assert (out / "anomalies-series.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sunspots_by_default_plant_as_many_anomalies_as_fit(tmp_path, capsys):
+    if not SUNSPOTS.is_file():
+        pytest.skip("the shared sunspots series is not here")
+    # 564 test points: 15 anomalies 48 points apart do not fit; asked for, refused up front.
+    options = ["--csv", SUNSPOTS, "--column", "Sunspots", "--hidden-size", 4, "--epochs", 1, "--quiet"]  # fmt: skip
+    code, _, err = run(capsys, "train", "anomaly", *options, "--anomalies", 15, "--out", tmp_path / "asked")  # fmt: skip
+    assert code == 2
+    assert "anomalies (--anomalies): 15 anomalies do not fit in the 564 test points" in err
+    assert "leave --anomalies out to plant as many as fit" in err
+    assert not (tmp_path / "asked").exists()  # refused before training: no half-run
+    detector = AnomalyDetector(hidden_size=4, epochs=1)
+    report = detector.fit(SUNSPOTS, column="Sunspots", quiet=True)
+    assert 1 <= len(report.events) < 15
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_input_is_named_before_training(tmp_path, capsys):
+    frame = series_frame(1200)
+    with pytest.raises(
+        ValueError, match=r"has no column 'lode' \(the target\); its columns are 'load', 'temp'"
+    ):
+        AnomalyDetector(**TINY).fit(frame, column="lode")
+    gappy = frame.copy()
+    gappy.loc[7, "load"] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"column 'load' of the DataFrame has 1 missing value \(row 7\); fill them with --fillna",
+    ):
+        AnomalyDetector(**TINY).fit(gappy, column="load")
+    with pytest.raises(
+        ValueError,
+        match=r"data: the DataFrame has 100 rows, too few for lookback 16: its validation part \(10 rows\) must hold at least 16 points",
+    ):
+        AnomalyDetector(**TINY).fit(frame.head(100), column="load")
+    for quantile in (0.2, 1.0, 1.5):
+        with pytest.raises(
+            ValueError, match=rf"AnomalyConfig: quantile must be in \[0.5, 1\), got {quantile}"
+        ):
+            AnomalyDetector(quantile=quantile)
+    with pytest.raises(ValueError, match=r"AnomalyConfig: anomalies must be an int ≥ 0, got -1"):
+        AnomalyDetector(anomalies=-1)
+    with pytest.raises(
+        ValueError,
+        match=r"anomalies \(--anomalies\): 40 anomalies do not fit in the 240 test points of the DataFrame: each keeps 16 normal points",
+    ):
+        AnomalyDetector(**TINY, anomalies=40).fit(frame, column="load", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    # From the command line: the message and exit code 2; a CSV shorter than the lookback.
+    csv = tmp_path / "short.csv"
+    frame.head(10).to_csv(csv, index=False)
+    code, _, err = run(capsys, "train", "anomaly", "--csv", csv, "--column", "load", "--lookback", 16, "--out", tmp_path / "short", "--quiet")  # fmt: skip
+    assert code == 2 and "has 10 rows, too few for lookback 16" in err
+    assert not (tmp_path / "short").exists()
+    code, _, err = run(capsys, "train", "anomaly", "--csv", csv, "--column", "load", "--quantile", 1.2, "--quiet")  # fmt: skip
+    assert code == 2 and "quantile must be in [0.5, 1), got 1.2" in err
+
+
+def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_path, capsys):
+    detector, run_dir = anomaly_trained
+    with pytest.raises(
+        ValueError,
+        match=r"data: the DataFrame has 16 rows; the detector reads the 16 values before each point, so it needs at least 17",
+    ):
+        detector.detect(series_frame(16))
+    with pytest.raises(
+        ValueError, match=r"AnomalyDetector.detect: threshold must be positive, got 0"
+    ):
+        detector.detect(series_frame(100), threshold=0)
+    csv = tmp_path / "short.csv"
+    series_frame(10).to_csv(csv, index=False)
+    before = sorted(p.name for p in run_dir.iterdir())
+    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", tmp_path / "flags.csv")  # fmt: skip
+    assert code == 2 and "has 10 rows; the detector reads the 16 values" in err
+    assert (
+        sorted(p.name for p in run_dir.iterdir()) == before
+        and not (tmp_path / "flags.csv").exists()
+    )

@@ -1,0 +1,295 @@
+"""gru.tasks.forecast and the forecasters of gru.models: baselines with known answers, model
+shapes and channel independence, train-only scaling, the ETT split on ETTh1, tiny runs through
+Python and the CLI, resume, `gru forecast`, and bad input by its message."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from checks import assert_close
+from gru.cli import main
+from gru.data import timeseries
+from gru.models import GRUForecaster, SegRNN
+from gru.tasks import Forecaster
+from gru.tasks.forecast import LinearBaseline, persistence, seasonal_naive
+from viz_runs import series_frame
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries"
+
+
+def shared(name: str) -> Path:
+    path = DATA / name
+    if not path.is_file():
+        pytest.skip(f"the shared data {name} is not here")
+    return path
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of ``gru argv``."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained(forecast_trained):
+    return forecast_trained
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+
+def test_persistence_and_seasonal_naive_on_a_hand_made_window():
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]).unsqueeze(-1)  # (1, W=6, 1)
+    assert persistence(x, 4)[0, :, 0].tolist() == [6.0, 6.0, 6.0, 6.0]
+    # The last season (3 steps: 4, 5, 6) repeated over 7 steps.
+    assert seasonal_naive(x, 7, 3)[0, :, 0].tolist() == [4.0, 5.0, 6.0, 4.0, 5.0, 6.0, 4.0]
+    assert seasonal_naive(x, 2, 6)[0, :, 0].tolist() == [1.0, 2.0]
+    two = torch.stack([x[..., 0], 10 * x[..., 0]], dim=-1)  # (1, 6, 2): each channel its own
+    assert seasonal_naive(two, 2, 2)[0].tolist() == [[5.0, 50.0], [6.0, 60.0]]
+    with pytest.raises(
+        ValueError, match=r"seasonal_naive: season must be between 1 and W=6, got 7"
+    ):
+        seasonal_naive(x, 3, 7)
+
+
+@pytest.mark.parametrize("shared_map", [True, False])
+def test_the_linear_baseline_recovers_an_exactly_linear_series(shared_map):
+    # Two channels, each a straight line: the next F values are a linear function of the window.
+    t = torch.arange(200, dtype=torch.float64)
+    values = torch.stack([0.05 * t - 3.0, -0.02 * t + 1.0], dim=1).float()  # (T, 2)
+    W, F = 8, 4
+    outputs = [0, 1] if shared_map else [1]
+    x, y = timeseries.windows(values, (0, 150), W, F, [0, 1], outputs)
+    linear = LinearBaseline(shared=shared_map).fit(x, y)
+    test_x, test_y = timeseries.windows(values, (150, 200), W, F, [0, 1], outputs)
+    pred = linear(test_x.all(), F, len(outputs))
+    # The ridge of 1e-6 of the mean diagonal leaves an error far below float32's resolution
+    # of these values (|x| ≤ 7); the forecast is cast to float32.
+    assert_close(pred, test_y.all(), scale=10, what="linear forecast")
+
+
+# --- the models --------------------------------------------------------------------------------
+
+
+def test_model_shapes():
+    x = torch.randn(5, 24, 3)  # (B, W, C)
+    assert GRUForecaster(3, 7, 6)(x).shape == (5, 7, 3)
+    assert GRUForecaster(3, 7, 6, targets=[2], num_layers=2)(x).shape == (5, 7, 1)
+    segrnn = SegRNN(3, 24, 10, segment=6, d_model=8)
+    assert (segrnn.n_in, segrnn.n_out) == (4, 2)  # 10 steps in ⌈10 / 6⌉ = 2 segments
+    assert segrnn(x).shape == (5, 10, 3)
+    assert SegRNN(3, 26, 12, segment=6, d_model=8, targets=[0, 2])(torch.randn(2, 26, 3)).shape == (
+        2,
+        12,
+        2,
+    )
+    with pytest.raises(ValueError, match=r"SegRNN: d_model must be an even int ≥ 2, got 7"):
+        SegRNN(3, 24, 10, segment=6, d_model=7)
+    with pytest.raises(
+        ValueError, match=r"SegRNN: segment must be between 1 and lookback=24, got 25"
+    ):
+        SegRNN(3, 24, 10, segment=25, d_model=8)
+
+
+def test_segrnn_treats_every_channel_alike_and_apart():
+    torch.manual_seed(0)
+    model = SegRNN(3, 24, 12, segment=6, d_model=8).eval()
+    x = torch.randn(4, 24, 3)
+    with torch.no_grad():
+        y = model(x)
+        # Independence: changing channel 2's input changes channel 2's forecast only.
+        changed = x.clone()
+        changed[:, :, 2] += torch.randn(4, 24)
+        z = model(changed)
+        assert torch.equal(z[:, :, :2], y[:, :, :2]) and not torch.equal(z[:, :, 2], y[:, :, 2])
+        # Shared weights: with the same channel embedding, channels are interchangeable.
+        model.channel_emb[1] = model.channel_emb[0]
+        y = model(x)
+        swapped = model(x[:, :, [1, 0, 2]])
+    assert_close(swapped, y[:, :, [1, 0, 2]], what="channels 0 and 1 swapped")
+
+
+def test_the_plain_gru_forecaster_reads_the_window_relative_to_its_last_value():
+    torch.manual_seed(0)
+    model = GRUForecaster(2, 5, 6).eval()
+    x = torch.randn(3, 10, 2)
+    with torch.no_grad():
+        shifted = model(x + torch.tensor([4.0, -2.0]))  # every value moved by a constant
+        assert_close(shifted, model(x) + torch.tensor([4.0, -2.0]), scale=10, what="shift")
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+
+def test_a_tiny_run_writes_the_whole_folder_and_predicts_the_next_steps(trained):
+    forecaster, run_dir = trained
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.json", "training_curves.png"} <= names
+    assert {"forecast_test.png", "report.html"} <= names
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = forecaster.report
+    assert metrics["test"]["mse"] == report.test["mse"]
+    assert set(metrics["baselines"]) == {"persistence", "seasonal_naive", "linear"}
+    assert report.season == 24  # the daily cycle of hourly data, detected
+    assert metrics["data"]["test windows"] == report.windows["test"] == 120 - 12 + 1
+    frame = forecaster.predict(series_frame())
+    assert list(frame.columns) == ["load", "temp"] and len(frame) == 12
+    assert frame.index[0] == pd.Timestamp("2024-01-26 00:00")  # the hour after the last row
+    assert np.isfinite(frame.to_numpy()).all()
+    # A loaded run forecasts the same.
+    again = Forecaster.load(run_dir).predict(series_frame())
+    assert_close(again.to_numpy(), frame.to_numpy(), what="loaded forecast")
+
+
+def test_the_baselines_of_a_run_are_scored_on_its_test_windows(trained):
+    forecaster, _ = trained
+    data = series_frame()
+    series = timeseries.prepare(data, target="temp", features="M")
+    parts = timeseries.split_rows(len(series))
+    values = torch.from_numpy(forecaster.scaler.transform(series.values)).float()
+    x, y = timeseries.windows(values, parts.test, 24, 12, [0, 1], [0, 1])
+    expected = float(((persistence(x.all(), 12) - y.all()).double() ** 2).mean())
+    assert forecaster.report.baselines["persistence"]["mse"] == pytest.approx(expected, rel=1e-6)
+    expected = float((seasonal_naive(x.all(), 12, 24) - y.all()).double().abs().mean())
+    assert forecaster.report.baselines["seasonal_naive"]["mae"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_scaling_is_fitted_on_the_training_rows_only(trained):
+    forecaster, _ = trained
+    values = series_frame()[["load", "temp"]].to_numpy()
+    train_end = timeseries.split_rows(len(values)).train[1]  # 420 of 600 rows
+    np.testing.assert_allclose(forecaster.scaler.mean, values[:train_end].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(forecaster.scaler.std, values[:train_end].std(axis=0), rtol=1e-12)
+    assert not np.allclose(forecaster.scaler.mean, values.mean(axis=0), rtol=1e-6)
+
+
+def test_the_ett_split_of_etth1_is_12_4_4_months(tmp_path):
+    forecaster = Forecaster(
+        lookback=24,
+        horizon=24,
+        model="gru",
+        features="S",
+        split="ett",
+        hidden_size=4,
+        epochs=1,
+        batch_size=1024,
+    )
+    report = forecaster.fit(shared("ETTh1.csv"), target="OT", out=tmp_path / "ett", quiet=True)
+    split = json.loads((tmp_path / "ett" / "config.json").read_text())["data"]["split"]
+    assert split == {"train": [0, 8640], "validation": [8640, 11520], "test": [11520, 14400]}
+    # Every forecast start row of a part: validation and test windows start at its first row.
+    assert report.windows == {
+        "train": 8640 - 24 - 24 + 1,
+        "validation": 2880 - 24 + 1,
+        "test": 2880 - 24 + 1,
+    }
+    assert set(report.baselines) == {"persistence", "seasonal_naive", "linear"}
+    assert report.season == 24
+
+
+def test_resume_after_an_interruption_ends_as_an_uninterrupted_run(tmp_path):
+    settings = dict(
+        lookback=24, horizon=12, model="gru", hidden_size=6, epochs=2, batch_size=64, dropout=0.0
+    )
+    whole = Forecaster(**settings)
+    whole.fit(series_frame(), target="temp", quiet=True)  # no folder: the weights are enough
+
+    def stop_after_epoch_1(message):
+        if message.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        Forecaster(**settings).fit(
+            series_frame(), target="temp", out=stopped, log=stop_after_epoch_1
+        )
+    assert "report.html" not in {p.name for p in stopped.iterdir()}
+    resumed = Forecaster(**settings)
+    report = resumed.fit(series_frame(), target="temp", out=stopped, resume=True, quiet=True)
+    assert [h["epoch"] for h in report.history] == [1, 2]
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    assert (stopped / "report.html").is_file()
+    with pytest.raises(
+        ValueError, match=r"trained with a different configuration: lookback was 24, now 12"
+    ):
+        Forecaster(**{**settings, "lookback": 12}).fit(
+            series_frame(), target="temp", out=stopped, resume=True
+        )
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_train_forecast_and_explain_from_the_command_line(capsys, tmp_path):
+    csv = shared("airline-passengers.csv")
+    out = tmp_path / "air"
+    code, stdout, _ = run(capsys, "train", "forecast", "--csv", csv, "--target", "Passengers", "--lookback", 24, "--horizon", 6, "--segment", 6, "--hidden-size", 8, "--epochs", 1, "--out", out, "--quiet")  # fmt: skip
+    assert code == 0 and "seasonal naive (12)" in stdout and "linear" in stdout
+    assert (out / "report.html").is_file()
+    # gru forecast: the 6 months after the end of the CSV (December 1960), as CSV and PNG.
+    code, stdout, _ = run(capsys, "forecast", "--run", out, "--csv", csv)
+    assert code == 0 and "1961-01-01" in stdout
+    written = out / "forecast-airline-passengers.csv"
+    frame = pd.read_csv(written)
+    assert list(frame.columns) == ["Month", "Passengers"]
+    assert frame["Month"].tolist() == [f"1961-0{m}-01" for m in range(1, 7)]
+    assert written.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # gru explain with a CSV shorter than the lookback: a clear error, nothing written.
+    short = tmp_path / "short.csv"
+    pd.read_csv(csv).head(20).to_csv(short, index=False)
+    before = sorted(p.name for p in out.iterdir())
+    code, _, err = run(capsys, "explain", "--run", out, "--csv", short)
+    assert code == 2
+    assert "explain: " in err and "has 20 rows, fewer than the model's lookback of 24" in err
+    assert "give at least 24" in err
+    assert sorted(p.name for p in out.iterdir()) == before
+    code, _, err = run(capsys, "forecast", "--run", out, "--csv", short)
+    assert code == 2 and "has 20 rows; the model reads the last lookback=24 rows" in err
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_input_is_named(tmp_path, capsys):
+    data = series_frame(200)
+    f = Forecaster(lookback=24, horizon=12, model="gru", hidden_size=4, epochs=1)
+    need = timeseries.minimum_length(24, 12)
+    with pytest.raises(
+        ValueError,
+        match=rf"data: the DataFrame has 60 rows, too few for lookback 24 \+ horizon 12 with a 70/10/20 split: .* the minimum length is {need} rows",
+    ):
+        f.fit(data.head(60), target="temp")
+    with pytest.raises(
+        ValueError,
+        match=r"has no column 'tmp' \(the target\); its columns are 'load', 'temp' \(and the time column 'date'\)",
+    ):
+        f.fit(data, target="tmp")
+    gappy = data.copy()
+    gappy.loc[5, "load"] = None
+    with pytest.raises(
+        ValueError,
+        match=r"column 'load' of the DataFrame has 1 missing value \(row 5\); fill them with --fillna",
+    ):
+        f.fit(gappy, target="temp")
+    with pytest.raises(ValueError, match=r"split='ett' needs 20 months of rows"):
+        Forecaster(lookback=24, horizon=12, split="ett").fit(data, target="temp")
+    with pytest.raises(
+        ValueError, match=r"ForecastConfig: season must be between 1 and lookback=24"
+    ):
+        Forecaster(lookback=24, horizon=12, season=25)
+    with pytest.raises(
+        ValueError, match=r"ForecastConfig: features must be one of \('S', 'M', 'MS'\), got 'X'"
+    ):
+        Forecaster(features="X")
+    # From the command line: exit code 2, the message, no run folder.
+    csv = tmp_path / "short.csv"
+    data.head(60).to_csv(csv, index=False)
+    code, _, err = run(capsys, "train", "forecast", "--csv", csv, "--target", "temp", "--lookback", 24, "--horizon", 12, "--out", tmp_path / "run", "--quiet")  # fmt: skip
+    assert code == 2 and f"the minimum length is {need} rows" in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,283 @@
+"""gru.tasks.textgen: truncated BPTT with the state carried across batches, streaming
+generation equal to reading the whole prefix, sampling rules, the n-gram baselines, tiny runs
+through Python and the CLI, resume mid-epoch, and bad input by its message."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from checks import assert_close
+from gru import training
+from gru.cli import main
+from gru.tasks import TextGenerator
+from gru.tasks import textgen as textgen_module
+from gru.tasks.textgen import _chunks, ngram_loss, read_text
+from gru.training import TrainConfig
+
+SHAKESPEARE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
+)
+TINY = {"embedding_dim": 8, "hidden_size": 16, "num_layers": 1, "seq_len": 16, "batch_size": 8, "epochs": 1, "lr": 1e-2}  # fmt: skip
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of ``gru argv``."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- truncated back-propagation through time ---------------------------------------------------
+
+
+def test_chunks_continue_their_stream_from_one_batch_to_the_next():
+    ids = torch.arange(103)
+    x, y = _chunks(ids, streams=4, seq_len=5)  # 25 characters per stream: 5 chunks of 5
+    assert x.shape == y.shape == (20, 5)
+    for s in range(5):
+        for k in range(4):
+            row = s * 4 + k  # chunk s of stream k
+            assert x[row].tolist() == list(range(k * 25 + s * 5, k * 25 + s * 5 + 5))
+            assert torch.equal(y[row], x[row] + 1)  # the next character of each
+    assert torch.equal(x[4:, 0], y[:-4, -1])  # batch s + 1 starts where batch s ended
+    with pytest.raises(
+        ValueError,
+        match=r"text: 10 training characters are too few for 4 streams of seq_len=5; it needs at least 21",
+    ):
+        _chunks(torch.arange(10), 4, 5)
+
+
+class Recorder(nn.Module):
+    """A CharLM-shaped model that records the state it is given and the one it returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = textgen_module.CharLM(10, 3, 4, 1)
+        self.given, self.returned = [], []
+
+    def forward(self, x, h0=None):
+        self.given.append(None if h0 is None else h0.clone())
+        logits, h_n = self.inner(x, h0)
+        self.returned.append(h_n.detach().clone())
+        return logits, h_n
+
+
+def test_the_hidden_state_is_carried_across_batches_and_reset_each_epoch():
+    torch.manual_seed(0)
+    x, y = _chunks(torch.randint(0, 10, (161,)), streams=4, seq_len=10)  # 4 batches of 4 streams
+    model = Recorder()
+    config = TrainConfig(epochs=2, batch_size=4, lr=1e-2)
+    loss = lambda logits, target: F.cross_entropy(logits.transpose(1, 2), target)
+    training.fit(model, loss, (x, y), config, carry=True, quiet=True)
+    assert len(model.given) == 8
+    for epoch in range(2):
+        assert model.given[4 * epoch] is None  # each epoch starts from zeros
+        for step in range(4 * epoch + 1, 4 * epoch + 4):
+            assert torch.equal(model.given[step], model.returned[step - 1]), step
+
+
+def test_the_validation_loss_reads_chunks_as_one_long_stream(textgen_trained):
+    generator, _, _ = textgen_trained
+    ids = generator.encode("ROMEO: the rose by any other name\nJULIET: would smell as sweet")
+    # Chunks of 5 with the state carried equal the whole streams read at once.
+    assert_close(np.float32(generator.loss(ids, streams=2, chunk=5)), np.float32(generator.loss(ids, streams=2, chunk=10_000)), what="loss")  # fmt: skip
+
+
+# --- generation --------------------------------------------------------------------------------
+
+
+def test_streaming_gives_the_logits_of_reading_the_whole_prefix(textgen_trained):
+    generator, _, _ = textgen_trained
+    prompt = "JULIET: would smell"
+    with torch.no_grad():
+        logits, _ = generator.model(generator.encode(prompt).unsqueeze(0))  # (1, T, V)
+    streamed = generator.next_logits(prompt)
+    assert_close(streamed.astype(np.float32), logits[0, -1], torch.float32, scale=10, what="next logits")  # fmt: skip
+    # Temperature 0 writes the most likely character each time: the argmax of the whole model
+    # run over the prompt and everything written so far.
+    text = generator.generate(prompt, length=12, temperature=0)
+    for k in range(12):
+        with torch.no_grad():
+            logits, _ = generator.model(generator.encode(prompt + text[:k]).unsqueeze(0))
+        assert generator.vocabulary[int(logits[0, -1].argmax())] == text[k], k
+
+
+def test_the_same_seed_writes_the_same_text_and_top_1_is_greedy(textgen_trained):
+    generator, _, _ = textgen_trained
+    first = generator.generate("RO", length=60, temperature=1.0, seed=3)
+    assert generator.generate("RO", length=60, temperature=1.0, seed=3) == first
+    assert generator.generate("RO", length=60, temperature=1.0, seed=4) != first
+    assert len(first) == 60 and set(first) <= set(generator.vocabulary)
+    greedy = generator.generate("RO", length=30, temperature=0)
+    assert generator.generate("RO", length=30, temperature=1.5, top_k=1, seed=9) == greedy
+    assert generator.generate("RO", length=0) == ""
+
+
+def test_bad_generation_arguments_are_named(textgen_trained):
+    generator, _, _ = textgen_trained
+    with pytest.raises(
+        ValueError, match=r"prompt: the text has 2 characters the model has never seen: 'Q', 'z'"
+    ):
+        generator.generate("zQ", 5)
+    with pytest.raises(
+        ValueError, match=r"TextGenerator.generate: prompt must be a non-empty string"
+    ):
+        generator.generate("", 5)
+    with pytest.raises(ValueError, match=r"temperature must be ≥ 0, got -1"):
+        generator.generate("R", 5, temperature=-1)
+    with pytest.raises(ValueError, match=r"top_k must be a positive int, got 0"):
+        generator.generate("R", 5, top_k=0)
+    with pytest.raises(ValueError, match=r"length must be an int ≥ 0, got -2"):
+        generator.generate("R", -2)
+
+
+# --- the baselines -----------------------------------------------------------------------------
+
+
+def test_the_ngram_baselines_on_a_hand_made_text():
+    train = torch.tensor([0, 1, 0, 1, 0, 2])  # "abab ac": a 3 times, b 2, c 1; ab 2, ba 2, ac 1
+    context, target = torch.tensor([0, 1, 0]), torch.tensor([1, 0, 2])  # a→b, b→a, a→c
+    assert ngram_loss(train, context, target, 4, 0) == pytest.approx(np.log(4))
+    unigram = -np.mean(np.log([(2 + 1) / 10, (3 + 1) / 10, (1 + 1) / 10]))  # (count + 1) / (6 + 4)
+    assert ngram_loss(train, context, target, 4, 1) == pytest.approx(unigram, rel=1e-12)
+    bigram = -np.mean(np.log([(2 + 1) / (3 + 4), (2 + 1) / (2 + 4), (1 + 1) / (3 + 4)]))
+    assert ngram_loss(train, context, target, 4, 2) == pytest.approx(bigram, rel=1e-12)
+    with pytest.raises(ValueError, match=r"ngram_loss: n must be 0, 1 or 2, got 3"):
+        ngram_loss(train, context, target, 4, 3)
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+
+def test_a_tiny_run_reports_its_loss_beside_the_ngram_baselines(textgen_trained):
+    generator, run_dir, _ = textgen_trained
+    assert {"config.json", "model.safetensors", "metrics.json", "report.html"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"] is None
+    assert metrics["validation"]["loss"] == generator.report.val_loss
+    baselines = metrics["baselines"]
+    V = len(generator.vocabulary)
+    assert baselines["uniform"]["loss"] == pytest.approx(np.log(V))
+    assert baselines["bigram"]["loss"] < baselines["unigram"]["loss"] < baselines["uniform"]["loss"]
+    assert metrics["validation"]["loss"] < baselines["uniform"]["loss"]  # it learned something
+    sample = metrics["samples"][0]
+    assert sample["prompt"] == "ROMEO:" and len(sample["text"]) == 500
+    # The same sample from the loaded run.
+    loaded = TextGenerator.load(run_dir)
+    assert loaded.generate("ROMEO:", 500, temperature=0.8, seed=0) == sample["text"]
+
+
+def test_train_resume_and_generate_from_the_command_line(
+    capsys, tmp_path, textgen_trained, monkeypatch
+):
+    _, _, text = textgen_trained
+    options = ["--text", text, "--hidden-size", 12, "--layers", 1, "--embedding-dim", 6, "--seq-len", 8, "--batch-size", 8, "--epochs", 1, "--quiet"]  # fmt: skip
+    code, stdout, _ = run(capsys, "train", "textgen", *options, "--out", tmp_path / "whole")
+    assert code == 0 and "validation loss:" in stdout and "nats per character" in stdout
+    # A crash mid-epoch, after the checkpoint of step 20; the resumed run carries the state
+    # of every stream from there and ends with the weights of the uninterrupted run.
+    calls = []
+    real = textgen_module._cross_entropy
+
+    def crash_at_step_23(logits, target):
+        calls.append(1)
+        if len(calls) == 23:
+            raise KeyboardInterrupt
+        return real(logits, target)
+
+    monkeypatch.setattr(textgen_module, "_cross_entropy", crash_at_step_23)
+    with pytest.raises(KeyboardInterrupt):
+        main(
+            [
+                str(a)
+                for a in [
+                    "train",
+                    "textgen",
+                    *options,
+                    "--out",
+                    tmp_path / "crashed",
+                    "--checkpoint-every",
+                    10,
+                ]
+            ]
+        )
+    monkeypatch.setattr(textgen_module, "_cross_entropy", real)
+    code, stdout, _ = run(capsys, "train", "textgen", "--resume", tmp_path / "crashed", "--quiet")
+    assert code == 0
+    whole = TextGenerator.load(tmp_path / "whole").model.state_dict()
+    resumed = TextGenerator.load(tmp_path / "crashed").model.state_dict()
+    for name, value in whole.items():
+        assert torch.equal(resumed[name], value), name
+    # gru generate: the same seed the same text; an unknown character in the prompt is named.
+    argv = [
+        "generate",
+        "--run",
+        tmp_path / "whole",
+        "--prompt",
+        "JULIET",
+        "--length",
+        40,
+        "--seed",
+        7,
+    ]
+    code, first, _ = run(capsys, *argv)
+    assert code == 0 and first.startswith("JULIET") and len(first) == len("JULIET") + 40 + 1
+    assert run(capsys, *argv)[1] == first
+    code, _, err = run(capsys, "generate", "--run", tmp_path / "whole", "--prompt", "Xavier")
+    assert code == 2 and "the model has never seen: 'X', 'i'" in err
+    code, _, err = run(
+        capsys, "generate", "--run", tmp_path / "whole", "--prompt", "R", "--length", -1
+    )
+    assert code == 2 and "length must be an int ≥ 0, got -1" in err
+
+
+def test_tiny_shakespeare_with_a_limit(tmp_path):
+    if not SHAKESPEARE.is_file():
+        pytest.skip("the shared Tiny Shakespeare text is not here")
+    generator = TextGenerator(**{**TINY, "limit": 6000})
+    report = generator.fit(SHAKESPEARE, quiet=True)
+    assert report.characters == {"train": 5400, "validation": 600}
+    assert report.sample.startswith("ROMEO:") and np.isfinite(report.val_loss)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_text_files_are_named(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"text: '.*empty.txt' is empty"):
+        read_text(empty)
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n\t\n")
+    with pytest.raises(ValueError, match=r"holds only white space"):
+        read_text(blank)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"is not UTF-8 \(byte 3 is 0xe9\); convert it"):
+        read_text(latin)
+    with pytest.raises(FileNotFoundError, match=r"text: '.*nowhere.txt' does not exist"):
+        read_text(tmp_path / "nowhere.txt")
+    short = tmp_path / "short.txt"
+    short.write_text("to be or not to be")
+    with pytest.raises(
+        ValueError, match=r"too few to keep 10% for validation; it needs at least 90"
+    ):
+        TextGenerator(**TINY).fit(short)
+    with pytest.raises(
+        ValueError, match=r"TextGenConfig: validation_split must be a fraction in \(0, 1\), got 1.5"
+    ):
+        TextGenerator(validation_split=1.5)
+    code, _, err = run(
+        capsys, "train", "textgen", "--text", empty, "--out", tmp_path / "run", "--quiet"
+    )
+    assert code == 2 and "is empty" in err and not (tmp_path / "run").exists()
+    code, _, err = run(capsys, "train", "textgen", "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "--text is required" in err
