@@ -123,3 +123,40 @@ def test_the_browser_check_catches_errors_and_requests(browser, tmp_path):
     assert any("Error: broken" in line for line in page.console)
     assert blank_fraction(page.screenshot()) > 0.99  # a blank page is told apart
     page.close()
+
+
+@pytest.fixture(scope="module")
+def task_reports(forecast_trained, textgen_trained, anomaly_trained):
+    """The report.html of a tiny forecast, textgen and anomaly run."""
+    return {
+        "forecast": forecast_trained[1] / "report.html",
+        "textgen": textgen_trained[1] / "report.html",
+        "anomaly": anomaly_trained[1] / "report.html",
+    }
+
+
+@pytest.mark.parametrize("task", ["forecast", "textgen", "anomaly"])
+def test_the_forecast_textgen_and_anomaly_reports_show_results_examples_and_figures(
+    browser, task_reports, task
+):
+    for screen in SCREENS:
+        page = browser.open(task_reports[task], **SCREENS[screen])
+        check_page(page, SCREENS[screen])
+        headings = [h["text"] for h in page.elements("h2") if h["visible"]]
+        assert headings[:3] == ["Results", "Training", "Examples"]
+        assert ("Figures" in headings) == (task != "textgen")  # textgen: the curves only
+        cards = page.elements(".card")
+        assert cards and all(c["visible"] for c in cards)
+        images = page.elements("img")
+        assert images[0]["alt"].startswith("Training curves")
+        assert len(images) == (1 if task == "textgen" else 2)
+        tables = [t for t in page.elements("table") if t["visible"]]
+        assert len(tables) >= 4  # results, history, examples, data, ...
+        if task == "textgen":  # the generated sample, its lines kept
+            sample = page.elements("td.lines")
+            assert len(sample) == 1 and sample[0]["visible"] and "\n" in sample[0]["text"]
+        if task == "anomaly":  # the planted anomalies and the alarms
+            captions = [p["text"] for p in page.elements("p") if p["visible"]]
+            assert any(c.startswith("The anomalies planted") for c in captions)
+            assert any(c.startswith("The GRU's alarms") for c in captions)
+        page.close()

@@ -1,5 +1,6 @@
 """gru.viz.report: every training run writes a self-contained report.html of what it did."""
 
+import html
 import json
 import re
 
@@ -8,6 +9,7 @@ import pytest
 from gru.checkpoint import save_config, write_json
 from gru.tasks.explain import explain
 from gru.viz import write_report
+from gru.viz.html import fmt
 from gru.viz.report import report_html
 from viz_runs import adding_run, assert_self_contained, sentiment_run
 
@@ -154,3 +156,74 @@ def test_samples_plots_and_long_series_of_other_tasks_read_well(tmp_path):
     assert 'alt="The sample lengths plot of this run (samples.png)."' in page
     assert "[0, 1, 2, …, 98, 99] (100 values)" in page
     assert page.count("<img ") == 2  # the training curves shown once, under Training
+
+
+# --- the forecast, textgen and anomaly reports -------------------------------------------------
+
+
+def results_row(page: str, metric: str) -> list[str]:
+    """The cells of the results table's row for ``metric`` as the page shows them."""
+    row = re.search(rf"<tr><td>{re.escape(metric)}</td>(.*?)</tr>", page).group(1)
+    return re.findall(r"<td[^>]*>([^<]*)</td>", row)
+
+
+def test_a_forecast_report_sets_the_model_beside_its_three_baselines(forecast_trained):
+    _, run = forecast_trained
+    page = (run / "report.html").read_text()
+    assert_self_contained(page)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "<h1>Forecast run: run</h1>" in page
+    header = re.findall(r'<th scope="col">([^<]*)</th>', page)[:6]
+    assert header == [
+        "metric",
+        "this model, test",
+        "this model, validation",
+        "baseline: linear",
+        "baseline: persistence",
+        "baseline: seasonal_naive",
+    ]
+    expected = [metrics["test"]["mse"], metrics["validation"]["mse"]]
+    expected += [
+        metrics["baselines"][n]["mse"] for n in ("linear", "persistence", "seasonal_naive")
+    ]
+    assert results_row(page, "mse") == [fmt(v) for v in expected]
+    # The forecast windows as a table and a figure, embedded and linked; the data and config.
+    assert "The target at a few horizons of 4 test windows" in page
+    assert len(metrics["examples"]["rows"]) == 4 * 4  # 4 windows at 4 horizons
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Forecasts of temp for 4 test windows', page)  # fmt: skip
+    assert '<a href="forecast_test.png">forecast_test.png</a>' in page
+    assert '<a href="training_curves.png">training_curves.png</a>' in page
+    assert '<td>season</td><td class="num">24</td>' in page
+    assert '<td>config.lookback</td><td class="num">24</td>' in page
+
+
+def test_a_textgen_report_scores_the_validation_text_beside_ngram_models(textgen_trained):
+    _, run, _ = textgen_trained
+    page = (run / "report.html").read_text()
+    assert_self_contained(page)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "validation loss" in page and "This task has no test data" in page
+    loss = [metrics["validation"]["loss"]]
+    loss += [metrics["baselines"][n]["loss"] for n in ("bigram", "uniform", "unigram")]
+    assert results_row(page, "loss") == [fmt(v) for v in loss]
+    # The sample after its prompt, its lines kept.
+    sample = metrics["samples"][0]
+    cell = re.search(r'<td class="lines">([^<]*)</td>', page).group(1)
+    assert html.unescape(cell) == sample["prompt"] + sample["text"]
+    assert "The model&#x27;s continuation of &#x27;ROMEO:&#x27; by 500 characters" in page
+    assert "<td>distinct characters (V)</td>" in page
+
+
+def test_an_anomaly_report_lists_the_planted_anomalies_and_the_alarms(anomaly_trained):
+    detector, run = anomaly_trained
+    page = (run / "report.html").read_text()
+    assert_self_contained(page)
+    metrics = json.loads((run / "metrics.json").read_text())
+    row = results_row(page, "f1")
+    assert row == [fmt(metrics["test"]["f1"]), fmt(metrics["baselines"]["rolling_zscore"]["f1"])]
+    assert '<th scope="col">baseline: rolling_zscore</th>' in page
+    assert "The anomalies planted in the test part" in page and "The GRU&#x27;s alarms" in page
+    for event in detector.report.events:
+        assert f"<td>{event['kind']}</td>" in page
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="The test part of load', page)
+    assert '<a href="anomalies_test.png">anomalies_test.png</a>' in page

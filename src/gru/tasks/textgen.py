@@ -412,6 +412,12 @@ class TextGenerator:
                             "text": sample,
                         }
                     ],
+                    "examples": {
+                        "columns": ["prompt and generated text"],
+                        "rows": [[prompt + sample]],
+                        "caption": f"The model's continuation of {prompt!r} by 500 characters "
+                        "(temperature 0.8, seed 0), from the kept weights.",
+                    },
                     "parameters": sum(p.numel() for p in self.model.parameters()),
                     "seconds": seconds,
                     "training_seconds": result.seconds,

@@ -47,8 +47,9 @@ th, td { border: 1px solid var(--line); padding: .25rem .5rem; text-align: left;
   vertical-align: top; overflow-wrap: break-word; }
 th { background: var(--soft); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.long { overflow-wrap: anywhere; min-width: 8rem; }
 td.lines { white-space: pre-wrap; font-family: ui-monospace, "DejaVu Sans Mono", monospace;
-  font-size: .85rem; min-width: 14rem; }
+  font-size: .85rem; min-width: 14rem; overflow-wrap: anywhere; }
 .note { border-left: 4px solid #d97706; background: #fffbeb; padding: .5rem .75rem;
   margin: .75rem 0; }
 .note.error { border-color: #dc2626; background: #fef2f2; }
@@ -75,6 +76,7 @@ footer { color: var(--muted); font-size: .85rem; margin: 2rem 0 1rem; }
 """
 
 LIST_ITEMS = 8  # longer lists are shown by their ends and length
+LONG_TEXT = 40  # cells with more characters wrap anywhere, not only between words
 
 # Nothing but the page itself and its data: URIs may load; no script may run.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -113,7 +115,10 @@ def _cell(value) -> str:
         return f'<td class="num">{esc(fmt(value))}</td>'
     if isinstance(value, str) and "\n" in value:  # text of several lines (a generated sample)
         return f'<td class="lines">{esc(value)}</td>'
-    return f"<td>{esc(fmt(value))}</td>"
+    text = fmt(value)
+    if len(text) > LONG_TEXT:  # a path or a list: may wrap anywhere, so the table fits a phone
+        return f'<td class="long">{esc(text)}</td>'
+    return f"<td>{esc(text)}</td>"
 
 
 def table(
