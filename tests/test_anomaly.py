@@ -214,3 +214,9 @@ def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_
         sorted(p.name for p in run_dir.iterdir()) == before
         and not (tmp_path / "flags.csv").exists()
     )
+    code, _, err = run(capsys, "explain", "--run", run_dir, "--csv", csv)
+    assert (
+        code == 2 and "is a 'anomaly' run, and gru explain explains sentiment and forecast" in err
+    )
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv)
+    assert code == 2 and "is a 'anomaly' run, not a forecast run" in err

@@ -249,6 +249,17 @@ def test_train_forecast_and_explain_from_the_command_line(capsys, tmp_path):
     assert "explain: " in err and "has 20 rows, fewer than the model's lookback of 24" in err
     assert "give at least 24" in err
     assert sorted(p.name for p in out.iterdir()) == before
+    # Between the lookback and lookback + horizon rows: the page says what it could compare.
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(csv).head(28).to_csv(partial, index=False)
+    code, _, _ = run(
+        capsys, "explain", "--run", out, "--csv", partial, "--out", tmp_path / "e.html"
+    )
+    assert code == 0
+    assert "only the first 4 forecast steps have actual values" in (tmp_path / "e.html").read_text()
+    # Another task's command refuses a forecast run.
+    code, _, err = run(capsys, "generate", "--run", out, "--prompt", "x")
+    assert code == 2 and "is a 'forecast' run, not a textgen run" in err
     code, _, err = run(capsys, "forecast", "--run", out, "--csv", short)
     assert code == 2 and "has 20 rows; the model reads the last lookback=24 rows" in err
 
