@@ -298,6 +298,8 @@ def test_bad_input_is_named(tmp_path, capsys):
         ValueError, match=r"ForecastConfig: features must be one of \('S', 'M', 'MS'\), got 'X'"
     ):
         Forecaster(features="X")
+    with pytest.raises(ValueError, match=r"ForecastConfig: dropout must be in \[0, 1\), got 1.0"):
+        Forecaster(dropout=1.0)
     # From the command line: exit code 2, the message, no run folder.
     csv = tmp_path / "short.csv"
     data.head(60).to_csv(csv, index=False)

@@ -275,6 +275,8 @@ def test_bad_text_files_are_named(tmp_path, capsys):
         ValueError, match=r"TextGenConfig: validation_split must be a fraction in \(0, 1\), got 1.5"
     ):
         TextGenerator(validation_split=1.5)
+    with pytest.raises(ValueError, match=r"TextGenConfig: dropout must be in \[0, 1\), got -0.1"):
+        TextGenerator(dropout=-0.1)
     code, _, err = run(
         capsys, "train", "textgen", "--text", empty, "--out", tmp_path / "run", "--quiet"
     )
