@@ -37,9 +37,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layer.py
 
-# The seed preset on the full IMDB data (../shared/data), on gru.GRU and on torch.nn.GRU.
+# Every task on its full real data (../shared/data); ARGS="--task forecast" picks one.
 bench-tasks: $(STAMP)
-	$(BIN)/python benchmarks/bench_tasks.py
+	$(BIN)/python benchmarks/bench_tasks.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
