@@ -7,6 +7,7 @@ import torch
 
 import gru
 from checks import assert_close, layer_weights, reference_stack, reference_stack_backward
+from gru import ops
 from gru import reference as R
 
 VARIANTS = {
@@ -200,6 +201,31 @@ BAD = [
         r"recurrent_dropout must be a probability in \[0, 1\), got 1.5",
     ),
     (
+        lambda: gru.GRU(3, 4, recurrent_dropout=1.0),
+        ValueError,
+        r"GRU: recurrent_dropout must be a probability in \[0, 1\), got 1.0",
+    ),
+    (
+        lambda: gru.GRU(3, 4, recurrent_dropout=-0.25),
+        ValueError,
+        r"GRU: recurrent_dropout must be a probability in \[0, 1\), got -0.25",
+    ),
+    (
+        lambda: gru.GRU(3, 4, zoneout=float("nan")),
+        ValueError,
+        r"GRU: zoneout must be a probability in \[0, 1\), got nan",
+    ),
+    (
+        lambda: gru.GRUCell(3, 4, zoneout=1.0),
+        ValueError,
+        r"GRUCell: zoneout must be a probability in \[0, 1\), got 1.0",
+    ),
+    (
+        lambda: gru.GRUCell(3, 4, zoneout=True),
+        TypeError,
+        r"GRUCell: zoneout must be a float, got bool",
+    ),
+    (
         lambda: gru.GRU(3, 4, recurrent_dropout="0.1"),
         TypeError,
         r"GRU: recurrent_dropout must be a float, got str",
@@ -328,3 +354,34 @@ def test_a_loop_of_variant_cells_equals_the_variant_layer(training, monkeypatch)
         ValueError, match=r"GRUCell.to_torch: torch.nn.GRUCell has no layer_norm or zoneout"
     ):
         cell.to_torch()
+
+
+@pytest.mark.parametrize("variant", ["plain", *VARIANTS])
+def test_on_cuda_only_the_plain_layer_takes_the_native_stack(variant):
+    """cuDNN computes neither layer norm nor zoneout nor recurrent dropout: on CUDA a layer
+    with any of them runs on composed torch operations, which compute them on any device (the
+    routing is decided from the device alone, so it is checked here without a GPU)."""
+    model = gru.GRU(3, 4, 2, **VARIANTS.get(variant, {}))
+    cuda = torch.device("cuda")
+    assert model._native_stack(cuda) == (variant == "plain")
+    assert not model._native_stack(torch.device("cpu"))
+    meta = torch.empty(5, 2, 3, device="meta")  # any tensor off the CPU, as a CUDA one
+    assert ops.resolve_backend("auto", meta, 4) == "torch"
+    with pytest.raises(ValueError, match=r"backend='fused' runs on CPU tensors .* on meta"):
+        ops.resolve_backend("fused", meta, 4)
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS])
+def test_evaluation_without_autograd_equals_evaluation_with_it(variant):
+    """Without autograd the engine saves nothing for backward and runs its own copy of the
+    loop; it must compute the same (a layer norm once read past its row there)."""
+    torch.manual_seed(10)
+    model = gru.GRU(3, 6, 2, bidirectional=True, **VARIANTS[variant]).eval()
+    randomize_layer_norm(model)
+    x = torch.randn(12, 5, 3)
+    with_grad, h_with = model(x)
+    with torch.no_grad():
+        without, h_without = model(x)
+    assert torch.isfinite(without).all()
+    assert_close(without, with_grad, what="output")
+    assert_close(h_without, h_with, what="h_n")

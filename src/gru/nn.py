@@ -357,12 +357,7 @@ Outputs: ``(output, h_n)``
 
     def _run(self, x: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Every layer and direction over x (T, B, I) -> (output (T, B, D·H), h_n (D·L, B, H))."""
-        if (
-            x.device.type == "cuda"
-            and self.reset_after
-            and self.backend == "auto"
-            and not self.has_variants
-        ):
+        if self._native_stack(x.device):
             return ops.cudnn_stack(
                 x, h0, [getattr(self, n) for n in self._flat_weights_names],
                 num_layers=self.num_layers, bias=self.bias, dropout=self.dropout,
@@ -392,6 +387,21 @@ Outputs: ``(output, h_n)``
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, torch.stack(h_n)
+
+    def _native_stack(self, device: torch.device) -> bool:
+        """Whether torch's native GRU (cuDNN) computes the whole stack on ``device``.
+
+        Only on CUDA, for the convention it computes (reset after) and without variants:
+        cuDNN has no layer norm, zoneout or recurrent dropout, so a layer with any of them
+        runs layer by layer on composed torch operations there (`ops.gru_sequence`), which
+        compute the variants on any device.
+        """
+        return (
+            device.type == "cuda"
+            and self.reset_after
+            and self.backend == "auto"
+            and not self.has_variants
+        )
 
     def _variant_inputs(self, index: int, T: int, B: int, x: Tensor) -> dict:
         """The variants' inputs to `ops.gru_sequence` for one layer and direction: the layer

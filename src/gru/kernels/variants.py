@@ -42,7 +42,7 @@ __all__ = ["backward_rows", "forward_rows"]
 @njit(**_INLINE)
 def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
     """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
-    n = gh.shape[1] if ln_saved.shape[2] == 0 else ln_saved.shape[2] - 1
+    n = ln.shape[1]  # 3·Hp: gh is a scratch row of the largest size, longer than that
     count = 3 * H_real
     total = 0.0
     for j in range(n):
