@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_generate(commands)
     _add_detect(commands)
     _add_explain(commands)
+    _add_compare(commands)
     return parser
 
 
@@ -907,12 +908,91 @@ def _convert(args) -> int:
     return 0
 
 
+def _add_compare(commands) -> None:
+    from gru.tasks.compare import MODELS, TASKS
+
+    compare = commands.add_parser(
+        "compare",
+        help="train RNN, LSTM and GRU layers on the same tasks and budget, side by side",
+        description="Train a plain RNN, an LSTM, torch.nn.GRU, gru.GRU, gru.GRU with layer "
+        "norm and gru.MinGRU on the same data with the same budget; print and save a Markdown "
+        "table (parameters, training seconds per epoch, inference latency per sequence and per "
+        "streaming step, test metric, steps to reach a target) and a PNG of the learning curves.",
+    )
+    compare.add_argument(
+        "--tasks",
+        help="comma-separated, of: " + ", ".join(TASKS) + " (default: the adding problems, "
+        "and imdb and etth1 when their data is given)",
+    )
+    compare.add_argument(
+        "--models", help="comma-separated, of: " + ", ".join(MODELS) + " (default: all)"
+    )
+    compare.add_argument("--imdb", metavar="PATH", help="IMDB data for the imdb task")
+    compare.add_argument("--csv", metavar="PATH", help="ETTh1.csv for the etth1 task")
+    compare.add_argument("--out", type=Path, help="folder for the table, numbers and curves")
+    compare.add_argument("--quick", action="store_true", help="a small run of under 2 minutes")
+    compare.add_argument("--epochs", type=_positive_int, help="epochs for every task")
+    compare.add_argument("--hidden-size", type=_positive_int, help="H for every layer")
+    compare.add_argument(
+        "--adding-train", type=_positive_int, help="adding problem training sequences (5000)"
+    )
+    compare.add_argument(
+        "--imdb-limit", type=_positive_int, help="reviews of each IMDB split (10000)"
+    )
+    compare.add_argument(
+        "--etth1-stride", type=_positive_int, help="train on every n-th ETTh1 window (1)"
+    )
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument(
+        "--threads", type=_positive_int, help="torch threads (default: torch's choice)"
+    )
+    compare.add_argument("--quiet", action="store_true", help="print only the table")
+
+
+def _compare(args) -> int:
+    import torch
+
+    from gru.tasks import compare
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def names(text: str | None) -> list[str] | None:
+        return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+    tasks = names(args.tasks)
+    if tasks is None:
+        tasks = ["adding-100", "adding-400"]
+        tasks += ["imdb"] if args.imdb else []
+        tasks += ["etth1"] if args.csv else []
+    config = compare.CompareConfig(
+        tasks=tasks,
+        models=names(args.models) or list(compare.MODELS),
+        imdb=args.imdb,
+        csv=args.csv,
+        quick=args.quick,
+        epochs=args.epochs,
+        hidden_size=args.hidden_size,
+        seed=args.seed,
+    )
+    for option in ("adding_train", "imdb_limit", "etth1_stride"):
+        if getattr(args, option) is not None:
+            setattr(config, option, getattr(args, option))
+    out = args.out if args.out is not None else _default_out("compare")
+    result = compare.run(config, out=out, quiet=args.quiet)
+    if args.quiet:
+        print(result.table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``gru`` command line with ``argv`` (default: sys.argv[1:]); return the exit code."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "convert":
             return _convert(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "train" and args.task == "adding":
             return _train_adding(args)
         if args.command == "train" and args.task == "sentiment":
