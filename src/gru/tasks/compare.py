@@ -12,8 +12,8 @@ torch.nn.GRU, gru.GRU, gru.GRU(layer_norm=True) and gru.MinGRU. The tasks (`TASK
   Metric: test accuracy. Needs the data (any source `gru.data.imdb.load` reads).
 - ``etth1``: ETTh1, all 7 channels, 96 hours -> the next 96 (the ETT split, standardized on
   the training months): the layer reads the window less its last value, a linear layer maps
-  its last state to the 96 × 7 forecast. Metric: test MSE (standardized); the target is 20%
-  below the validation MSE of repeating the last value. Needs the CSV.
+  its last state to the 96 × 7 forecast. Metric: test MSE (standardized); the target is
+  half the validation MSE of repeating the last value. Needs the CSV.
 
 Every model of a task gets the same data, seed, optimizer, epochs and batches. Per model
 the table gives: parameters; training seconds per epoch (the validation pass not counted);
@@ -217,7 +217,7 @@ def _imdb(config: CompareConfig) -> _Problem:
         example=x_test[:1],
         input_size=E,
         metric="accuracy",
-        target=0.75,
+        target=0.70,  # well past chance (50%)
         description=(
             f"IMDB, the seeds' model (10,000 words, last 100, E=32, H={H}), {len(x):,} training "
             f"/ {len(x_test):,} test reviews"
@@ -269,7 +269,7 @@ def _etth1(config: CompareConfig) -> _Problem:
         example=x_test[:1],
         input_size=C,
         metric="mse",
-        target=0.8 * persistence,  # 20% below repeating the last value
+        target=0.5 * persistence,  # half the error of repeating the last value
         description=(
             f"ETTh1, {C} channels, {lookback} -> {horizon} hours, ETT split, {len(x):,} training "
             f"windows, H={H}"
