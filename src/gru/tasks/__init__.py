@@ -1,6 +1,6 @@
 """Applications of the GRU, each a config dataclass and a Python API the CLI calls."""
 
-from gru.tasks import adding, anomaly, forecast, sentiment, textgen
+from gru.tasks import adding, anomaly, compare, forecast, sentiment, textgen
 from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
 from gru.tasks.forecast import ForecastConfig, Forecaster
 from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
@@ -17,6 +17,7 @@ __all__ = [
     "TextGenerator",
     "adding",
     "anomaly",
+    "compare",
     "forecast",
     "sentiment",
     "textgen",
