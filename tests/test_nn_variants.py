@@ -7,7 +7,7 @@ import torch
 
 import gru
 from checks import assert_close, layer_weights, reference_stack, reference_stack_backward
-from gru import ops
+from gru import kernels, ops
 from gru import reference as R
 
 VARIANTS = {
@@ -76,16 +76,24 @@ def test_layer_equals_the_variant_oracle(
     variant, reset_after, num_layers, bidirectional, lengths, training, backend, monkeypatch
 ):
     torch.manual_seed(1)
-    T, B, I, H = 6, 3, 4, 5
-    D = 2 if bidirectional else 1
     model = gru.GRU(
-        I, H, num_layers, bidirectional=bidirectional, reset_after=reset_after, backend=backend,
+        4, 5, num_layers, bidirectional=bidirectional, reset_after=reset_after, backend=backend,
         dtype=torch.float64, **VARIANTS[variant],
     ).train(training)  # fmt: skip
+    assert_layer_matches_the_oracle(model, 6, 3, lengths, monkeypatch)
+
+
+def assert_layer_matches_the_oracle(model, T, B, lengths, monkeypatch, *, scale=1.0):
+    """Run ``model`` on random input and compare output, h_n and every gradient with the
+    variant oracle on the masks the layer drew (float64 oracle, tolerance of model's dtype)."""
+    dtype = model.weight_hh_l0.dtype
+    I, H, num_layers = model.input_size, model.hidden_size, model.num_layers
+    D = 2 if model.bidirectional else 1
+    reset_after, bidirectional = model.reset_after, model.bidirectional
     randomize_layer_norm(model)
     recorded = recorded_inputs(model, monkeypatch)
-    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    hx = torch.randn(num_layers * D, B, H, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
+    hx = torch.randn(num_layers * D, B, H, dtype=dtype, requires_grad=True)
     output, h_n = model(x, hx, lengths=lengths)
 
     assert len(recorded) == num_layers * D
@@ -93,31 +101,82 @@ def test_layer_equals_the_variant_oracle(
     variants = [oracle_kwargs(inputs, T, B, H) for inputs in recorded]
     kw = {"num_layers": num_layers, "bidirectional": bidirectional, "lengths": lengths}
     ref_out, ref_h, caches = reference_stack(
-        x.detach().numpy(), hx.detach().numpy(), weights, reset_after=reset_after,
-        variants=variants, **kw,
+        x.detach().double().numpy(), hx.detach().double().numpy(), weights,
+        reset_after=reset_after, variants=variants, **kw,
     )  # fmt: skip
-    assert_close(output, ref_out, what="output")
-    assert_close(h_n, ref_h, what="h_n")
+    assert_close(output, ref_out, scale=scale, what="output")
+    assert_close(h_n, ref_h, scale=scale, what="h_n")
 
     g = torch.Generator().manual_seed(0)
-    d_out = torch.randn(output.shape, generator=g, dtype=torch.float64)
-    d_h = torch.randn(h_n.shape, generator=g, dtype=torch.float64)
+    d_out = torch.randn(output.shape, generator=g, dtype=dtype)
+    d_h = torch.randn(h_n.shape, generator=g, dtype=dtype)
     params = dict(model.named_parameters())
     grads = torch.autograd.grad(
         (output * d_out).sum() + (h_n * d_h).sum(), [x, hx, *params.values()]
     )
     dx, dhx, by_name = grads[0], grads[1], dict(zip(params, grads[2:], strict=True))
-    ref_dx, ref_dh, ref_grads = reference_stack_backward(d_out.numpy(), d_h.numpy(), caches, **kw)
-    assert_close(dx, ref_dx, what="dx")
-    assert_close(dhx, ref_dh, what="dhx")
+    ref_dx, ref_dh, ref_grads = reference_stack_backward(
+        d_out.double().numpy(), d_h.double().numpy(), caches, **kw
+    )
+    assert_close(dx, ref_dx, scale=scale, what="dx")
+    assert_close(dhx, ref_dh, scale=scale, what="dhx")
     for i, names in enumerate(model._all_weights):
         ref = ref_grads[i]
         for name, value in zip(names, (ref.w_ih, ref.w_hh, ref.b_ih, ref.b_hh), strict=False):
-            assert_close(by_name[name], value, what=name)
+            assert_close(by_name[name], value, scale=scale, what=name)
         if model.layer_norm:
             ln = (ref.ln_gain_ih, ref.ln_bias_ih, ref.ln_gain_hh, ref.ln_bias_hh)
             for name, value in zip(model._ln_names[i], ln, strict=True):
-                assert_close(by_name[name], value, what=name)
+                assert_close(by_name[name], value, scale=scale, what=name)
+
+
+BLAS_CASES = [
+    # variant, reset_after, bidirectional, lengths, training
+    ("layer_norm", True, True, [5, 2, 4], True),
+    ("zoneout", False, True, [5, 3, 1], True),
+    ("recurrent_dropout", False, False, None, True),
+    ("recurrent_dropout", True, True, [3, 5, 2], True),
+    ("all", True, True, [5, 1, 4], True),
+    ("all", True, False, None, False),  # evaluation: d_t = p, no mask
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    ("variant", "reset_after", "bidirectional", "lengths", "training"), BLAS_CASES
+)
+def test_blas_path_equals_the_variant_oracle(
+    variant, reset_after, bidirectional, lengths, training, dtype, monkeypatch
+):
+    """From kernels.BLAS_MIN_HIDDEN on the variants run one GEMM per step over the batch
+    (`gru.kernels.blas`); H = 197 pads to 200, so the layer norm's statistics skip 3 units."""
+    H = 197
+    assert kernels.BLAS_MIN_HIDDEN <= kernels.padded_size(H) != H
+    calls = []
+
+    def spy(name):
+        original = getattr(kernels.blas, name)
+
+        def call(*args):
+            calls.append(name)
+            return original(*args)
+
+        return call
+
+    for name in ("forward_variants", "backward_variants"):
+        monkeypatch.setattr(kernels.blas, name, spy(name))
+    torch.manual_seed(11)
+    model = gru.GRU(
+        4, H, bidirectional=bidirectional, reset_after=reset_after, dtype=dtype,
+        **VARIANTS[variant],
+    ).train(training)  # fmt: skip
+    # float32: dW_ih sums T·B products through torch's own input layer norm over 3H = 591
+    # values, in float32 (seen: 6.4× the tolerance here, 16× on the row kernels at this H);
+    # everything else stays within 1.2×.
+    scale = 10.0 if dtype == torch.float32 else 1.0
+    assert_layer_matches_the_oracle(model, 5, 3, lengths, monkeypatch, scale=scale)
+    D = 2 if bidirectional else 1
+    assert calls == ["forward_variants"] * D + ["backward_variants"] * D
 
 
 @pytest.mark.parametrize("variant", ["layer_norm", "zoneout", "recurrent_dropout"])

@@ -654,8 +654,7 @@ def gru_sequence(
     fused = resolve_backend(backend, x, w_hh.shape[1]) == "fused"
     if fused and not variants:
         return _fused_sequence(*args)
-    H = w_hh.shape[1]
-    if fused and kernels.padded_size(H) <= kernels.rows.STACK_HIDDEN:
+    if fused:  # beyond rows.STACK_HIDDEN, "fused" means a BLAS is bound: the variants run too
         if not torch.compiler.is_compiling():  # traced graphs take the composed operations
             return _fused_variant_sequence(*args, layer_norm, zoneout, recurrent_mask)
     return _composed_sequence(*args, layer_norm, zoneout, recurrent_mask)

@@ -21,8 +21,13 @@ from numba import njit, types
 
 from gru.kernels.activations import FASTMATH
 from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
+from gru.kernels.variants import gate_grads as gate_grads_v
+from gru.kernels.variants import gates_after as gates_after_v
+from gru.kernels.variants import gates_before_n as gates_before_n_v
+from gru.kernels.variants import gates_before_rz as gates_before_rz_v
+from gru.kernels.variants import layer_norm_backward_row, layer_norm_row
 
-__all__ = ["available", "backward", "bind", "forward"]
+__all__ = ["available", "backward", "backward_variants", "bind", "forward", "forward_variants"]
 
 _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a pointer
 _sgemm = types.ExternalFunction("gru_kernels_sgemm", _SIGNATURE)
@@ -186,4 +191,131 @@ def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, d
                 dgs[b, k] = da_r
                 d_h[b, k] += d_rh[b, k] * r
         _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
+    dh0[:] = d_h
+
+
+# --- the variants ---------------------------------------------------------------------------
+# The same loops around the per-row helpers of `gru.kernels.variants`, whose docstring defines
+# mask, keep, ln, layer_norm, H_real and ln_saved: h̄ = m ⊙ h for the whole batch, then one GEMM.
+
+
+@njit(**_JIT)
+def forward_variants(
+    gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved,
+):  # fmt: skip
+    """`forward` with the variants: fills what `gru.kernels.variants.forward_rows` fills."""
+    T, B = gx.shape[0], gx.shape[1]
+    H = h0.shape[1]
+    args = np.empty(8, np.int32)
+    scalars = np.empty(2, gx.dtype)
+    h = h0.copy()  # (B, H)
+    hbar = np.empty((B, H), gx.dtype)  # m ⊙ h
+    gh = np.empty((B, 3 * H), gx.dtype)
+    rh = np.zeros((B, H), gx.dtype)
+    zbuf = np.empty((B, H), gx.dtype)
+    for s in range(T):
+        for b in range(B):
+            for k in range(H):
+                hbar[b, k] = h[b, k] * mask[b, k]
+        if reset_after:
+            _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, hbar, H, 0.0, gh, 0, 3 * H)
+        else:
+            _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, hbar, H, 0.0, gh, 0, 3 * H)
+        for b in range(B):
+            L = lengths[b]
+            if s >= L:
+                for k in range(H):
+                    out[s, b, k] = 0.0
+                    rh[b, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            if reset_after:
+                if layer_norm:
+                    layer_norm_row(gh, b, ln, H_real, ln_saved, t, b, save)
+                gates_after_v(gx, t, b, gh, b_hn, h, b, out, saved, save, keep)
+            else:
+                gates_before_rz_v(gx, t, b, gh, hbar, b, rh, zbuf, saved, save)
+        if not reset_after:  # n from W_hn (r ⊙ h̄)    (B, H) @ (H, H)
+            _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
+            for b in range(B):
+                L = lengths[b]
+                if s < L:
+                    t = L - 1 - s if reverse else s
+                    gates_before_n_v(gx, t, b, gh, h, b, zbuf, out, saved, save, keep)
+    h_n[:] = h
+
+
+@njit(**_JIT)
+def backward_variants(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
+    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln,
+):  # fmt: skip
+    """`backward` for `forward_variants`: fills what `gru.kernels.variants.backward_rows`
+    fills, db (4H,) and dln (2, 3H) with the sums over all rows."""
+    T, B = d_out.shape[0], d_out.shape[1]
+    H = h0.shape[1]
+    args = np.empty(8, np.int32)
+    scalars = np.empty(2, d_out.dtype)
+    d_h = d_hn.copy()  # (B, H): ∂L/∂h at the current step
+    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
+    d_rh = np.empty((B, H), d_out.dtype)
+    d_hbar = np.empty((B, H), d_out.dtype)  # ∂L/∂h̄
+    db[:] = 0.0
+    dln[:, :] = 0.0
+    for s in range(T - 1, -1, -1):
+        for b in range(B):
+            L = lengths[b]
+            if s >= L:  # padding: nothing flows
+                for k in range(3 * H):
+                    dgs[b, k] = 0.0
+                for k in range(4 * H):
+                    dg[s, b, k] = 0.0
+                for k in range(H):
+                    h_prev[s, b, k] = 0.0
+                if layer_norm:
+                    for k in range(3 * H):
+                        dgh[s, b, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            tp = t + 1 if reverse else t - 1
+            for k in range(H):
+                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+                d_h[b, k] += d_out[t, b, k]
+            gate_grads_v(d_h, b, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
+            if reset_after and layer_norm:  # ∂L/∂(W_hh h̄) through the layer norm
+                layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
+                for k in range(3 * H):
+                    dgs[b, k] = dgh[t, b, k]
+                continue
+            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
+            for k in range(2 * H):
+                dgs[b, k] = dg[t, b, H + k]
+            for k in range(H):
+                dgs[b, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        if reset_after:
+            # ∂L/∂h̄ = dgs @ W_hh     (B, 3H) @ (3H, H)
+            _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 0.0, d_hbar, 0, H)
+        else:
+            # d(r ⊙ h̄) = da_n @ W_hn, then da_r, then ∂L/∂h̄ = d(r ⊙ h̄) ⊙ r + [da_r | da_z] @ W
+            da_n = dgs[:, 2 * H :]
+            _gemm(args, scalars, False, H, B, H, w_hh, 2 * H * H, H, da_n, 3 * H, 0.0, d_rh, 0, H)
+            for b in range(B):
+                L = lengths[b]
+                if s >= L:
+                    for k in range(H):
+                        d_hbar[b, k] = 0.0
+                    continue
+                t = L - 1 - s if reverse else s
+                for k in range(H):
+                    r = saved[t, b, k]
+                    da_r = d_rh[b, k] * h_prev[t, b, k] * mask[b, k] * r * (1.0 - r)
+                    dg[t, b, H + k] = da_r
+                    db[H + k] += da_r
+                    dgs[b, k] = da_r
+                    d_hbar[b, k] = d_rh[b, k] * r
+            _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_hbar, 0, H)
+        for b in range(B):  # rows past their end have d_hbar = 0
+            for k in range(H):
+                d_h[b, k] += d_hbar[b, k] * mask[b, k]
     dh0[:] = d_h

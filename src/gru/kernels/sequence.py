@@ -312,18 +312,14 @@ def forward_variants(
     ``real_hidden`` the layer's own H when H is padded (the norm's statistics use only it).
 
     Returns ``(output, h_n, saved, ln_saved)``, ln_saved (T, B, 3H + 1) or None.
-    Needs H <= `gru.kernels.rows.STACK_HIDDEN`.
+    Runs on BLAS where `forward` does (and needs it beyond `gru.kernels.rows.STACK_HIDDEN`).
     """
     T, B, H3 = gx.shape
     H = H3 // 3
-    if H > rows.STACK_HIDDEN:
-        raise ValueError(
-            f"gru.kernels: the variants run for hidden sizes up to {rows.STACK_HIDDEN}, got {H}"
-        )
     dtype = gx.dtype
     gx = np.ascontiguousarray(gx)
     h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    w_hh_t = np.ascontiguousarray(np.asarray(w_hh, dtype).T)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
     lengths_given = lengths
     lengths = _lengths(lengths, T, B)
@@ -334,15 +330,19 @@ def forward_variants(
     empty = np.empty if lengths_given is None else np.zeros
     saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
     ln_saved = empty((T, B, 3 * H + 1 if (save and layer_norm) else 0), dtype)
-    args = (
-        gx, h0, w_hh_t, b_hn, lengths, bool(reverse), bool(reset_after), bool(save), out, h_n,
-        saved, m, keep, ln, layer_norm, real_hidden or H, ln_saved,
+    flags = (
+        lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved,
+        m, keep, ln, layer_norm, real_hidden or H, ln_saved,
     )  # fmt: skip
-    shards = _shards(B, T, H, threads)
-    if shards > 1:
-        _forward_variants_sharded(*args, shards)
+    if _use_blas(H):
+        blas.forward_variants(gx, h0, w_hh, b_hn, *flags)
     else:
-        variants.forward_rows(*args, 0, B)
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
+        shards = _shards(B, T, H, threads)
+        if shards > 1:
+            _forward_variants_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
+        else:
+            variants.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
     return out, h_n, (saved if save else None), (ln_saved if save and layer_norm else None)
 
 
@@ -368,14 +368,19 @@ def backward_variants(
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
     dgh = np.empty((T, B, 3 * H if layer_norm else 0), dtype)
-    shards = _shards(B, T, H, threads)
-    db = np.empty((shards, 4 * H), dtype)
-    dln = np.empty((shards, 2, 3 * H), dtype)
     args = (
         d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after), dg,
         h_prev, dh0,
     )  # fmt: skip
     flags = (m, keep, ln, layer_norm, real_hidden or H, ln_saved, dgh)
+    if _use_blas(H):
+        db = np.empty(4 * H, dtype)
+        dln = np.empty((2, 3 * H), dtype)
+        blas.backward_variants(*args, db, *flags, dln)
+        return dg, h_prev, dh0, db, (dgh if layer_norm else None), (dln if layer_norm else None)
+    shards = _shards(B, T, H, threads)
+    db = np.empty((shards, 4 * H), dtype)
+    dln = np.empty((shards, 2, 3 * H), dtype)
     if shards > 1:
         _backward_variants_sharded(*args, db, *flags, dln, shards)
     else:

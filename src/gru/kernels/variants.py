@@ -3,7 +3,8 @@ dropout), compiled like `gru.kernels.rows` and sharded the same way.
 
 These are separate entry points, compiled only when a variant is used, so the plain GRU pays
 nothing for them. Each row is processed alone (no row pairs), which keeps the code close to the
-equations; the products and the gate math vectorize as in `rows`.
+equations; the products and the gate math vectorize as in `rows`. For large H,
+`gru.kernels.blas` runs the same per-row helpers around one GEMM per step.
 
 Shapes as in `gru.kernels.rows` (H here is the engine's padded width Hp; ``H_real`` the
 layer's own H), plus:
@@ -36,11 +37,20 @@ from gru.kernels.rows import (
     _vecmat_add,
 )
 
-__all__ = ["backward_rows", "forward_rows"]
+__all__ = [
+    "backward_rows",
+    "forward_rows",
+    "gate_grads",
+    "gates_after",
+    "gates_before_n",
+    "gates_before_rz",
+    "layer_norm_backward_row",
+    "layer_norm_row",
+]
 
 
 @njit(**_INLINE)
-def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
+def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
     """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
     n = ln.shape[1]  # 3·Hp: gh is a scratch row of the largest size, longer than that
     count = 3 * H_real
@@ -65,49 +75,83 @@ def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
 
 
 @njit(**_INLINE)
-def _gates_after(gx, t, b, gh, b_hn, h, out, saved, save, keep):
+def _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
     H = gx.shape[2] // 3
     for k in range(H):
-        r = sigmoid(gx[t, b, k] + gh[0, k])
-        z = sigmoid(gx[t, b, H + k] + gh[0, H + k])
-        hn = gh[0, 2 * H + k] + b_hn[k]
+        r = sigmoid(gx[t, b, k] + gh[i, k])
+        z = sigmoid(gx[t, b, H + k] + gh[i, H + k])
+        hn = gh[i, 2 * H + k] + b_hn[k]
         n = tanh(gx[t, b, 2 * H + k] + r * hn)
-        h_new = n + z * (h[0, k] - n)
-        h_new = h_new + keep[t, b, k] * (h[0, k] - h_new)  # zoneout (d_t = 0 when off)
+        h_new = n + z * (h[i, k] - n)
+        h_new = h_new + keep[t, b, k] * (h[i, k] - h_new)  # zoneout (d_t = 0 when off)
         if save:
             saved[t, b, k] = r
             saved[t, b, H + k] = z
             saved[t, b, 2 * H + k] = n
             saved[t, b, 3 * H + k] = hn
         out[t, b, k] = h_new
-        h[0, k] = h_new
+        h[i, k] = h_new
 
 
 @njit(**_INLINE)
-def _gates_before_rz(gx, t, b, gh, hbar, rh, z_, saved, save):
+def _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
     H = gx.shape[2] // 3
     for k in range(H):
-        r = sigmoid(gx[t, b, k] + gh[0, k])
-        z = sigmoid(gx[t, b, H + k] + gh[0, H + k])
-        rh[0, k] = r * hbar[0, k]
-        z_[0, k] = z
+        r = sigmoid(gx[t, b, k] + gh[i, k])
+        z = sigmoid(gx[t, b, H + k] + gh[i, H + k])
+        rh[i, k] = r * hbar[i, k]
+        z_[i, k] = z
         if save:
             saved[t, b, k] = r
             saved[t, b, H + k] = z
 
 
 @njit(**_INLINE)
-def _gates_before_n(gx, t, b, gh, h, z_, out, saved, save, keep):
+def _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
     H = gx.shape[2] // 3
     for k in range(H):
-        n = tanh(gx[t, b, 2 * H + k] + gh[0, k])
-        z = z_[0, k]
-        h_new = n + z * (h[0, k] - n)
-        h_new = h_new + keep[t, b, k] * (h[0, k] - h_new)  # zoneout (d_t = 0 when off)
+        n = tanh(gx[t, b, 2 * H + k] + gh[i, k])
+        z = z_[i, k]
+        h_new = n + z * (h[i, k] - n)
+        h_new = h_new + keep[t, b, k] * (h[i, k] - h_new)  # zoneout (d_t = 0 when off)
         if save:
             saved[t, b, 2 * H + k] = n
         out[t, b, k] = h_new
-        h[0, k] = h_new
+        h[i, k] = h_new
+
+
+# The per-row helpers read and write the scratch rows h[i], gh[i], … (the row kernels use row 0;
+# `gru.kernels.blas` row b of its (B, ·) buffers). The public ones test ``save`` once and
+# inline the loop with it as a constant, as `gru.kernels.rows` does.
+
+
+@njit(**_INLINE)
+def gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
+    """Reset after: gates of row b at t from gh[i] (3H: W_hh h̄, layer-normed if on), with
+    zoneout; h[i] and out[t, b] get h_t."""
+    if save:
+        _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, True, keep)
+    else:
+        _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, False, keep)
+
+
+@njit(**_INLINE)
+def gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
+    """Reset before, first half: r, z from gh[i] = W_h{r,z} h̄ (2H); rh[i] = r ⊙ h̄[i]."""
+    if save:
+        _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, True)
+    else:
+        _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, False)
+
+
+@njit(**_INLINE)
+def gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
+    """Reset before, second half: n from gh[i] = W_hn (r ⊙ h̄) (H), then zoneout; h[i] and
+    out[t, b] get h_t."""
+    if save:
+        _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, True, keep)
+    else:
+        _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, False, keep)
 
 
 @njit(**_INLINE)
@@ -128,13 +172,13 @@ def _forward_impl(
             if reset_after:
                 _matvec_t(hbar, 0, 0, w_hh_t, 0, 3 * H, gh, False)
                 if layer_norm:
-                    _layer_norm_row(gh, 0, ln, H_real, ln_saved, t, b, save)
-                _gates_after(gx, t, b, gh, b_hn, h, out, saved, save, keep)
+                    layer_norm_row(gh, 0, ln, H_real, ln_saved, t, b, save)
+                _gates_after(gx, t, b, gh, b_hn, h, 0, out, saved, save, keep)
             else:
                 _matvec_t(hbar, 0, 0, w_hh_t, 0, 2 * H, gh, False)
-                _gates_before_rz(gx, t, b, gh, hbar, rh, z_, saved, save)
+                _gates_before_rz(gx, t, b, gh, hbar, 0, rh, z_, saved, save)
                 _matvec_t(rh, 0, 0, w_hh_t, 2 * H, H, gh, False)
-                _gates_before_n(gx, t, b, gh, h, z_, out, saved, save, keep)
+                _gates_before_n(gx, t, b, gh, h, 0, z_, out, saved, save, keep)
         for s in range(L, T):
             for k in range(H):
                 out[s, b, k] = 0.0
@@ -182,7 +226,7 @@ def forward_rows(
 
 
 @njit(**_INLINE)
-def _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
+def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
     """As `gru.kernels.rows.gate_grads`, with zoneout's split of ∂L/∂h_t and, reset before,
     c = r ⊙ h̄."""
     H = h_prev.shape[2]
@@ -192,15 +236,15 @@ def _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
         n = saved[t, b, 2 * H + k]
         hp = h_prev[t, b, k]
         d = keep[t, b, k]  # zoneout's d_t (0 when off): h_t = h̃ + d (h_{t-1} − h̃)
-        direct = d_h[0, k] * d
-        dh = d_h[0, k] * (1.0 - d)  # what reaches h̃
+        direct = d_h[i, k] * d
+        dh = d_h[i, k] * (1.0 - d)  # what reaches h̃
         da_n = dh * (1.0 - z) * (1.0 - n * n)
         da_z = dh * (hp - n) * z * (1.0 - z)
         dg[t, b, 2 * H + k] = da_z
         dg[t, b, 3 * H + k] = da_n
         db[2 * H + k] += da_z
         db[3 * H + k] += da_n
-        d_h[0, k] = direct + dh * z
+        d_h[i, k] = direct + dh * z
         if reset_after:
             hn = saved[t, b, 3 * H + k]
             da_r = da_n * hn * r * (1.0 - r)
@@ -214,7 +258,16 @@ def _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
 
 
 @njit(**_INLINE)
-def _layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
+def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
+    """`_gate_grads` with ``reset_after`` a constant in its loop."""
+    if reset_after:
+        _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, True, keep, mask)
+    else:
+        _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, False, keep, mask)
+
+
+@njit(**_INLINE)
+def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
     """dgh[t, b] = ∂L/∂(W_hh h̄) from dy = [da_r | da_z | c] through the layer norm; dln += the
     gain's and bias's gradients."""
     H = dg.shape[2] // 4
@@ -261,12 +314,12 @@ def _backward_impl(
             for k in range(H):
                 h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
                 d_h[0, k] += d_out[t, b, k]
-            _gate_grads(d_h, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
+            _gate_grads(d_h, 0, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
             for k in range(H):
                 d_hbar[0, k] = 0.0
             if reset_after:
                 if layer_norm:
-                    _layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
+                    layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
                     _vecmat_add(dgh, t, b, t, b, 0, w_hh, 0, 3 * H, d_hbar, 0, 0, False)
                 else:  # [da_r | da_z | c] @ W_hh
                     _vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
