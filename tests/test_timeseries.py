@@ -52,7 +52,11 @@ def test_future_times_continue_the_frequency():
 
 @pytest.mark.parametrize(
     ("method", "expected"),
-    [("ffill", [1.0, 1.0, 1.0, 4.0, 4.0]), ("interpolate", [1.0, 2.0, 3.0, 4.0, 4.0]), ("zero", [1.0, 0.0, 0.0, 4.0, 0.0])],
+    [
+        ("ffill", [1.0, 1.0, 1.0, 4.0, 4.0]),
+        ("interpolate", [1.0, 2.0, 3.0, 4.0, 4.0]),
+        ("zero", [1.0, 0.0, 0.0, 4.0, 0.0]),
+    ],
 )
 def test_fillna_fills_gaps_as_asked(method, expected):
     data = frame(5, x=[1.0, None, np.nan, 4.0, None])
@@ -61,20 +65,38 @@ def test_fillna_fills_gaps_as_asked(method, expected):
 
 
 def test_bad_data_is_named_with_its_line(tmp_path):
-    with pytest.raises(ValueError, match=r"data: the DataFrame has no column 'z' \(the target\); its columns are 'x', 'y' \(and the time column 'date'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"data: the DataFrame has no column 'z' \(the target\); its columns are 'x', 'y' \(and the time column 'date'\)",
+    ):
         prepare(frame(), target="z")
-    with pytest.raises(ValueError, match=r"column 'x' of 'f.csv' holds a value that is not a number: 'oops' on line 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"column 'x' of 'f.csv' holds a value that is not a number: 'oops' on line 4",
+    ):
         prepare(frame(5, x=["1", "2", "oops", "4", "5"]), target="x", source="f.csv")
-    with pytest.raises(ValueError, match=r"column 'x' of the DataFrame has 2 missing values \(row 1, row 3\); fill them with --fillna ffill\|interpolate\|zero"):
+    with pytest.raises(
+        ValueError,
+        match=r"column 'x' of the DataFrame has 2 missing values \(row 1, row 3\); fill them with --fillna ffill\|interpolate\|zero",
+    ):
         prepare(frame(5, x=[1.0, None, 3.0, None, 5.0]), target="x")
     bad_dates = frame(4, x=np.arange(4.0))
     bad_dates.loc[2, "date"] = "not a date"
-    with pytest.raises(ValueError, match=r"cannot read the time column 'date' of 'f.csv' as dates: 'not a date' on line 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot read the time column 'date' of 'f.csv' as dates: 'not a date' on line 4",
+    ):
         prepare(bad_dates, target="x", source="f.csv", time_column="date")
     backwards = frame(4, x=np.arange(4.0)).iloc[[0, 2, 1, 3]]
-    with pytest.raises(ValueError, match=r"must increase row by row: row 2 \(2024-01-01 01:00:00\) does not come after row 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"must increase row by row: row 2 \(2024-01-01 01:00:00\) does not come after row 1",
+    ):
         prepare(backwards, target="x")
-    with pytest.raises(ValueError, match=r"with --features M every column is read \(--features S reads only the target\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"with --features M every column is read \(--features S reads only the target\)",
+    ):
         prepare(frame(3, x=[1.0, 2.0, 3.0], kind=["a", "b", "c"]), target="x")
     assert prepare(frame(3, x=[1.0, 2.0, 3.0], kind=["a", "b", "c"]), target="x", features="S")
 
@@ -104,11 +126,17 @@ def test_split_arithmetic():
     ett = split_rows(17_420, "ett", per_day=24)  # ETTh1: 12/4/4 months of 30 days
     assert (ett.train, ett.validation, ett.test) == ((0, 8640), (8640, 11520), (11520, 14400))
     assert split_rows(69_680, "ett", per_day=96).test == (46_080, 57_600)  # ETTm1
-    with pytest.raises(ValueError, match=r"split='ett' needs 20 months of rows \(14400 rows at 24 rows a day\), got 1000"):
+    with pytest.raises(
+        ValueError,
+        match=r"split='ett' needs 20 months of rows \(14400 rows at 24 rows a day\), got 1000",
+    ):
         split_rows(1000, "ett", per_day=24)
     with pytest.raises(ValueError, match=r"needs a time column"):
         split_rows(1000, "ett")
-    assert timeseries.rows_per_day(pd.DatetimeIndex(pd.date_range("2024", periods=5, freq="15min"))) == 96
+    assert (
+        timeseries.rows_per_day(pd.DatetimeIndex(pd.date_range("2024", periods=5, freq="15min")))
+        == 96
+    )
 
 
 def test_minimum_length_is_the_shortest_series_that_splits():
@@ -116,7 +144,10 @@ def test_minimum_length_is_the_shortest_series_that_splits():
         n = timeseries.minimum_length(lookback, horizon)
         for length, ok in ((n, True), (n - 1, False)):
             parts = split_rows(length)
-            counts = [p[1] - max(p[0], lookback) - horizon + 1 for p in (parts.train, parts.validation, parts.test)]
+            counts = [
+                p[1] - max(p[0], lookback) - horizon + 1
+                for p in (parts.train, parts.validation, parts.test)
+            ]
             assert (min(counts) >= 1) == ok, (lookback, horizon, length)
 
 
@@ -151,6 +182,8 @@ def test_scaling_statistics_come_from_the_training_rows_only():
 def test_season_detection():
     t = np.arange(2000)
     rng = np.random.default_rng(0)
-    assert detect_season(np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * rng.normal(size=2000), 48) == 12
+    assert (
+        detect_season(np.sin(2 * np.pi * t / 12) + 0.01 * t + 0.1 * rng.normal(size=2000), 48) == 12
+    )
     assert detect_season(rng.normal(size=2000), 48) is None
     assert detect_season(np.sin(2 * np.pi * t / 24), 12) is None  # beyond max_lag
