@@ -108,7 +108,8 @@ def test_read_csv_refuses_empty_and_non_utf8_files(tmp_path):
     with pytest.raises(ValueError, match=r"data: '.*empty.csv' is empty"):
         timeseries.read_csv(tmp_path / "empty.csv")
     (tmp_path / "latin.csv").write_bytes("date,x\n2024-01-01,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"is not UTF-8 text \(byte 20\); save it as UTF-8 CSV"):
+    # "date,x\n" is 7 bytes and "2024-01-01,caf" 14 more: the é is byte 21, counted from 0.
+    with pytest.raises(ValueError, match=r"is not UTF-8 text \(byte 21\); save it as UTF-8 CSV"):
         timeseries.read_csv(tmp_path / "latin.csv")
     (tmp_path / "header.csv").write_text("date,x\n")
     with pytest.raises(ValueError, match=r"has a header but no rows"):

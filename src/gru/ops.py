@@ -477,10 +477,10 @@ def _pad_gates(t: Tensor | None, H: int, Hp: int) -> np.ndarray | None:
 class _FusedVariantGRU(torch.autograd.Function):
     """The engine's autograd node for a layer with variants (eager mode).
 
-    The input layer norm, outside the time loop, normalizes a = x W_ihᵀ over its 3H values;
-    training keeps â = (a − mean) · rstd (T·B, 3H) and rstd (T·B, 1) for its hand-written
-    backward (3·T·B·H + T·B values beyond the recurrence's), so backward needs no second
-    product with W_ih. The recurrence, with the recurrent layer norm, zoneout and recurrent
+    The input layer norm, outside the time loop, normalizes a = x W_ihᵀ over its 3H values
+    with torch's own kernels; training keeps a (T·B, 3H) and its mean and 1/σ (T·B, 1 each)
+    for their backward (3·T·B·H + 2·T·B values beyond the recurrence's), so backward needs no
+    second product with W_ih. The recurrence, with the recurrent layer norm, zoneout and recurrent
     dropout, is `kernels.forward_variants` / `kernels.backward_variants`.
     """
 
@@ -493,12 +493,12 @@ class _FusedVariantGRU(torch.autograd.Function):
         H = w_hh.shape[1]
         Hp = kernels.padded_size(H)
         a = torch.mm(x.detach().reshape(T * B, I), w_ih.detach().T)  # (T·B, 3H)
-        a_hat = rstd = None
-        if g_ih is not None:
-            var, mean = torch.var_mean(a, dim=1, correction=0, keepdim=True)  # (T·B, 1)
-            rstd = torch.rsqrt(var + LN_EPS)
-            a_hat = (a - mean).mul_(rstd)  # (T·B, 3H)
-            a = torch.addcmul(c_ih.detach(), a_hat, g_ih.detach())
+        a_pre = mean = rstd = None
+        if g_ih is not None:  # torch's kernel, which also gives the statistics backward needs
+            a_pre = a
+            a, mean, rstd = torch.native_layer_norm(
+                a, (3 * H,), g_ih.detach(), c_ih.detach(), LN_EPS
+            )  # (T·B, 3H), (T·B, 1), (T·B, 1)
         folded, b_hn = _folded_bias_np(b_ih, b_hh, reset_after)
         gx = a.numpy() if folded is None else a.numpy() + folded
         gx = kernels.pad_hidden(gx, H, Hp, blocks=3).reshape(T, B, 3 * Hp)
@@ -525,15 +525,15 @@ class _FusedVariantGRU(torch.autograd.Function):
             ctx.save_for_backward(
                 x, h0, w_ih, w_hh, g_ih, c_ih, g_hh, c_hh, keep, mask, lengths, output,
                 torch.from_numpy(saved), None if ln_saved is None else torch.from_numpy(ln_saved),
-                a_hat, rstd,
+                a_pre, mean, rstd,
             )  # fmt: skip
         ctx.flags = (reset_after, reverse, b_ih is not None, recurrent_ln)
         return output, torch.from_numpy(kernels.unpad_hidden(h_n, H, Hp))
 
     @staticmethod
     def backward(ctx, d_output, d_h_n):
-        (x, h0, w_ih, w_hh, g_ih, _c_ih, _g_hh, _c_hh, keep, mask, lengths, output, saved,
-         ln_saved, a_hat, rstd) = ctx.saved_tensors  # fmt: skip
+        (x, h0, w_ih, w_hh, g_ih, c_ih, _g_hh, _c_hh, keep, mask, lengths, output, saved,
+         ln_saved, a_pre, mean, rstd) = ctx.saved_tensors  # fmt: skip
         reset_after, reverse, has_bias, recurrent_ln = ctx.flags
         T, B, I = x.shape
         H = w_hh.shape[1]
@@ -571,14 +571,10 @@ class _FusedVariantGRU(torch.autograd.Function):
         dGX = dGX.view(T * B, 3 * H)  # ∂L/∂gx: the input side, after its layer norm
         X = x.detach().reshape(T * B, I)
         dx = dw_ih = dg_ih = dc_ih = None
-        if g_ih is not None:  # back through the input layer norm y = g ⊙ â + c
-            dg_ih = (dGX * a_hat).sum(dim=0)  # (3H,)
-            dc_ih = dGX.sum(dim=0)
-            d_hat = dGX * g_ih.detach()  # ∂L/∂â (T·B, 3H)
-            # ∂L/∂a = rstd · (∂â − mean(∂â) − â · mean(∂â ⊙ â)), means over the 3H values
-            mean_d = d_hat.mean(dim=1, keepdim=True)
-            mean_da = (d_hat * a_hat).mean(dim=1, keepdim=True)
-            dGX = (d_hat - mean_d).sub_(a_hat * mean_da).mul_(rstd)  # ∂L/∂(x W_ihᵀ)
+        if g_ih is not None:  # back through the input layer norm, by torch's kernel
+            dGX, dg_ih, dc_ih = torch.ops.aten.native_layer_norm_backward(
+                dGX, a_pre, (3 * H,), mean, rstd, g_ih.detach(), c_ih.detach(), [True] * 3
+            )  # ∂L/∂(x W_ihᵀ) (T·B, 3H), then the gain's and the bias's gradients
         dw_ih = dGX.T @ X
         dx = (dGX @ w_ih.detach()).view(T, B, I) if need[0] else None
         Hbar = torch.from_numpy(h_prev if mask_p is None else h_prev * mask_p)  # h̄_{t-1}
