@@ -263,11 +263,7 @@ def _train_sentiment(args) -> int:
     classifier = SentimentClassifier(config, backend=args.backend)
     report = classifier.fit(
         data,
-        out=out,
-        resume=resume,
-        checkpoint_every=args.checkpoint_every,
-        quiet=args.quiet,
-        device=args.device,
+        **_run_options(args, out, resume),
         word_index=word_index,
         text_column=args.text_column,
         label_column=args.label_column,
@@ -445,6 +441,17 @@ def _task_config(args, task: str, config_cls, fresh, options: dict):
     return config, out, resume, stored_data
 
 
+def _run_options(args, out, resume: bool) -> dict:
+    """What every task's ``fit`` takes from the options `gru train` commands share."""
+    return {
+        "out": out,
+        "resume": resume,
+        "checkpoint_every": args.checkpoint_every,
+        "quiet": args.quiet,
+        "device": args.device,
+    }
+
+
 def _needs(value, option: str, stored: dict, key: str):
     if value is not None:
         return value
@@ -529,11 +536,7 @@ def _train_forecast(args) -> int:
     report = forecaster.fit(
         csv,
         target,
-        out=out,
-        resume=resume,
-        checkpoint_every=args.checkpoint_every,
-        quiet=args.quiet,
-        device=args.device,
+        **_run_options(args, out, resume),
     )
     if not _is_main_process():
         return 0
@@ -673,11 +676,7 @@ def _train_textgen(args) -> int:
     generator = TextGenerator(config=config, backend=args.backend)
     report = generator.fit(
         text,
-        out=out,
-        resume=resume,
-        checkpoint_every=args.checkpoint_every,
-        quiet=args.quiet,
-        device=args.device,
+        **_run_options(args, out, resume),
     )
     if not _is_main_process():
         return 0
@@ -806,11 +805,7 @@ def _train_anomaly(args) -> int:
     report = detector.fit(
         csv,
         column,
-        out=out,
-        resume=resume,
-        checkpoint_every=args.checkpoint_every,
-        quiet=args.quiet,
-        device=args.device,
+        **_run_options(args, out, resume),
     )
     if not _is_main_process():
         return 0
