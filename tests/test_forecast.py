@@ -15,7 +15,7 @@ from gru.cli import main
 from gru.data import timeseries
 from gru.models import GRUForecaster, SegRNN
 from gru.tasks import Forecaster
-from gru.tasks.forecast import LinearBaseline, persistence, seasonal_naive
+from gru.tasks.forecast import LOSS_FUNCTIONS, LOSSES, LinearBaseline, persistence, seasonal_naive
 from viz_runs import series_frame
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries"
@@ -74,6 +74,18 @@ def test_the_linear_baseline_recovers_an_exactly_linear_series(shared_map):
 
 
 # --- the models --------------------------------------------------------------------------------
+
+
+def test_each_training_loss_is_the_formula_it_names():
+    torch.manual_seed(0)
+    pred, true = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    e = pred - true
+    mse, mae = (e**2).mean(), e.abs().mean()
+    huber = torch.where(e.abs() <= 1, 0.5 * e**2, e.abs() - 0.5).mean()
+    expected = {"mse": mse, "mae": mae, "mse+mae": mse + mae, "huber": huber}
+    assert set(LOSS_FUNCTIONS) == set(LOSSES) == set(expected)
+    for name, value in expected.items():
+        assert_close(LOSS_FUNCTIONS[name](pred, true), value, what=name)
 
 
 def test_model_shapes():

@@ -499,7 +499,12 @@ def _add_train_forecast(tasks) -> None:
     model.add_argument("--segment", type=_positive_int, help="SegRNN's segment length (24)")
     model.add_argument("--layers", type=_positive_int, help="the plain GRU's layers (1)")
     model.add_argument("--dropout", type=float, help="dropout before the output layer (0.5)")
-    model.add_argument("--loss", choices=("mse", "mae"), help="what training minimizes (mse)")
+    model.add_argument(
+        "--loss",
+        choices=("mse", "mae", "mse+mae", "huber"),
+        help="what training minimizes: mse, mae, their sum, or huber (Huber's loss, δ = 1 on "
+        "the standardized data) (default mse+mae)",
+    )
     _add_training_options(forecast, {"epochs": 12, "batch_size": 256, "lr": 2e-3})
 
 

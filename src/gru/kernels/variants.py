@@ -50,11 +50,10 @@ __all__ = [
 
 
 @njit(**_INLINE)
-def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
-    """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
+def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
     n = ln.shape[1]  # 3·Hp: gh is a scratch row of the largest size, longer than that
     count = 3 * H_real
-    total = 0.0
+    total = 0.0  # the statistics in float64, the elementwise pass in the array's dtype
     for j in range(n):
         total += gh[i, j]
     mean = total / count
@@ -64,14 +63,26 @@ def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
         sq += e * e
     var = (sq - (n - count) * mean * mean) / count  # the padded zeros are not values of a
     s = np.sqrt(var + 1e-5)
-    inv = 1.0 / s
-    for j in range(n):
-        a_hat = (gh[i, j] - mean) * inv
-        if save:
-            ln_saved[t, b, j] = a_hat
-        gh[i, j] = ln[0, j] * a_hat + ln[1, j]
+    m = gh.dtype.type(mean)
+    inv = gh.dtype.type(1.0 / s)
     if save:
+        for j in range(n):
+            a_hat = (gh[i, j] - m) * inv
+            ln_saved[t, b, j] = a_hat
+            gh[i, j] = ln[0, j] * a_hat + ln[1, j]
         ln_saved[t, b, n] = s
+    else:
+        for j in range(n):
+            gh[i, j] = ln[0, j] * ((gh[i, j] - m) * inv) + ln[1, j]
+
+
+@njit(**_INLINE)
+def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
+    """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
+    if save:  # ``save`` a constant in each copy of the loops, so that they vectorize
+        _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, True)
+    else:
+        _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, False)
 
 
 @njit(**_INLINE)
@@ -276,8 +287,8 @@ def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
     count = 3 * H_real
     sum_u = 0.0
     sum_ua = 0.0
-    for j in range(n):
-        dy = dg[t, b, H + j] if j < 2 * H else dg[t, b, j - 2 * H]  # r, z blocks then c
+    for j in range(2 * H):  # the r and z blocks: dy = da_r, da_z = dg[H:3H]
+        dy = dg[t, b, H + j]
         a_hat = ln_saved[t, b, j]
         u = dy * ln[0, j]
         sum_u += u
@@ -285,11 +296,22 @@ def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
         dln[0, j] += dy * a_hat
         dln[1, j] += dy
         dgh[t, b, j] = u
-    mean_u = sum_u / count
-    mean_ua = sum_ua / count
+    for k in range(H):  # the n block: dy = c = dg[:H]
+        j = 2 * H + k
+        dy = dg[t, b, k]
+        a_hat = ln_saved[t, b, j]
+        u = dy * ln[0, j]
+        sum_u += u
+        sum_ua += u * a_hat
+        dln[0, j] += dy * a_hat
+        dln[1, j] += dy
+        dgh[t, b, j] = u
     inv = 1.0 / s
+    mean_u = dg.dtype.type(sum_u / count * inv)
+    mean_ua = dg.dtype.type(sum_ua / count * inv)
+    inv = dg.dtype.type(inv)
     for j in range(n):
-        dgh[t, b, j] = (dgh[t, b, j] - mean_u - ln_saved[t, b, j] * mean_ua) * inv
+        dgh[t, b, j] = dgh[t, b, j] * inv - mean_u - ln_saved[t, b, j] * mean_ua
 
 
 @njit(**_INLINE)
