@@ -224,7 +224,7 @@ def _add_sentiment(tasks) -> None:
     _add_training_options(
         sentiment,
         {
-            "epochs": "5 (seed), 4 (strong)",
+            "epochs": "5 (seed), 3 (strong)",
             "batch_size": "32 (seed), 64 (strong)",
             "lr": "1e-3 (seed), 3e-3 (strong)",
         },
