@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint format bench bench-tasks clean browser
 
+# The package and what it needs to run (all the demo needs), then the tools of the tests, lint
+# and benchmarks (pytest, hypothesis, ruff, onnx, onnxruntime, keras) into the same .venv.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(DEV_STAMP)
 
 # The seeds' IMDB model (Keras's Embedding -> GRU(32) -> Dense) on the sample in the package.
 demo: $(STAMP)
@@ -17,7 +24,7 @@ demo: $(STAMP)
 
 # The HTML reports are tested in a real browser: Debian's chromium, installed here when missing
 # (as root, or through sudo). GRU_REQUIRE_BROWSER makes those tests fail instead of skipping.
-test: $(STAMP) lint browser
+test: $(DEV_STAMP) lint browser
 	GRU_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 browser:
@@ -26,19 +33,19 @@ browser:
 		$$SUDO apt-get update -q && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests benchmarks scripts
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_layer.py
 
 # Every task on its full real data (../shared/data); ARGS="--task forecast" picks one.
-bench-tasks: $(STAMP)
+bench-tasks: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_tasks.py $(ARGS)
 
 clean:
