@@ -17,10 +17,13 @@ TOLERANCE = {
 }
 
 
-def assert_close(actual, expected, dtype=None, *, scale: float = 1.0, what: str = "") -> None:
+def assert_close(
+    actual, expected, dtype=None, *, scale: float = 1.0, atol_scale: float = 1.0, what: str = ""
+) -> None:
     """Assert ``actual`` ≈ ``expected`` within the tolerance of ``dtype`` (default: actual's).
 
-    ``scale`` multiplies both rtol and atol; a caller that passes scale > 1 says why.
+    ``scale`` multiplies both rtol and atol, ``atol_scale`` atol alone; a caller that passes
+    either > 1 says why.
     """
     a = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
     e = (
@@ -38,7 +41,7 @@ def assert_close(actual, expected, dtype=None, *, scale: float = 1.0, what: str 
         a.astype(np.float64),
         e.astype(np.float64),
         rtol=rtol * scale,
-        atol=atol * scale,
+        atol=atol * scale * atol_scale,
         err_msg=what,
     )
 

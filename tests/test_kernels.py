@@ -194,7 +194,14 @@ def compare(engine, oracle, dtype, what):
     for name in r_g:
         # float32 gradients sum T·B products: scale the tolerance by the number of terms' root.
         scale = 1.0 if dtype == np.float64 else 4.0
-        assert_close(g[name], r_g[name], dtype, scale=scale, what=f"{what} d{name}")
+        # A sum's rounding error follows the size of its terms, not of the sum: an element that
+        # cancels to near zero carries the error of large terms (with exploding gradients, an
+        # element of 0.16 beside others of 1,800 was 2e-8 off in float64). So atol grows with
+        # the gradient's largest element.
+        magnitude = max(1.0, float(np.abs(np.asarray(r_g[name])).max(initial=0.0)))
+        assert_close(
+            g[name], r_g[name], dtype, scale=scale, atol_scale=magnitude, what=f"{what} d{name}"
+        )
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
