@@ -278,6 +278,25 @@ def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
 
 
 @njit(**_INLINE)
+def _layer_norm_backward_block(dg, t, b, src, j0, n, ln, ln_saved, dgh, dln):
+    """dgh[t, b, j0 + k] = u = dy · g for dy = dg[t, b, src + k], k < n; dln += dy · â and dy.
+    Returns Σu and Σu·â over the block."""
+    sum_u = 0.0
+    sum_ua = 0.0
+    for k in range(n):
+        j = j0 + k
+        dy = dg[t, b, src + k]
+        a_hat = ln_saved[t, b, j]
+        u = dy * ln[0, j]
+        sum_u += u
+        sum_ua += u * a_hat
+        dln[0, j] += dy * a_hat
+        dln[1, j] += dy
+        dgh[t, b, j] = u
+    return sum_u, sum_ua
+
+
+@njit(**_INLINE)
 def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
     """dgh[t, b] = ∂L/∂(W_hh h̄) from dy = [da_r | da_z | c] through the layer norm; dln += the
     gain's and bias's gradients."""
@@ -285,30 +304,13 @@ def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
     n = 3 * H
     s = ln_saved[t, b, n]
     count = 3 * H_real
-    sum_u = 0.0
-    sum_ua = 0.0
-    for j in range(2 * H):  # the r and z blocks: dy = da_r, da_z = dg[H:3H]
-        dy = dg[t, b, H + j]
-        a_hat = ln_saved[t, b, j]
-        u = dy * ln[0, j]
-        sum_u += u
-        sum_ua += u * a_hat
-        dln[0, j] += dy * a_hat
-        dln[1, j] += dy
-        dgh[t, b, j] = u
-    for k in range(H):  # the n block: dy = c = dg[:H]
-        j = 2 * H + k
-        dy = dg[t, b, k]
-        a_hat = ln_saved[t, b, j]
-        u = dy * ln[0, j]
-        sum_u += u
-        sum_ua += u * a_hat
-        dln[0, j] += dy * a_hat
-        dln[1, j] += dy
-        dgh[t, b, j] = u
+    # dy comes in two pieces of dg: the r and z blocks from dg[H:3H] (da_r, da_z), the n block
+    # from dg[:H] (c); one branch-free loop over each, so that both vectorize
+    u_rz, ua_rz = _layer_norm_backward_block(dg, t, b, H, 0, 2 * H, ln, ln_saved, dgh, dln)
+    u_n, ua_n = _layer_norm_backward_block(dg, t, b, 0, 2 * H, H, ln, ln_saved, dgh, dln)
     inv = 1.0 / s
-    mean_u = dg.dtype.type(sum_u / count * inv)
-    mean_ua = dg.dtype.type(sum_ua / count * inv)
+    mean_u = dg.dtype.type((u_rz + u_n) / count * inv)
+    mean_ua = dg.dtype.type((ua_rz + ua_n) / count * inv)
     inv = dg.dtype.type(inv)
     for j in range(n):
         dgh[t, b, j] = dgh[t, b, j] * inv - mean_u - ln_saved[t, b, j] * mean_ua

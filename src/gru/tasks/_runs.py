@@ -1,4 +1,4 @@
-"""What the forecast, textgen and anomaly tasks share about configs and run folders."""
+"""What the tasks share about configs and run folders."""
 
 from __future__ import annotations
 
@@ -26,6 +26,30 @@ def config_from_dict(cls, values: dict, where: str):
     if set(train) != {f.name for f in dataclasses.fields(TrainConfig)}:
         raise ValueError(f"{where}: its training settings are not a TrainConfig; was it altered?")
     return cls(**values, train=TrainConfig(**train))
+
+
+def check_ints(owner: str, config, minimums: dict[str, int], *, optional=()) -> None:
+    """ValueError naming the first setting of ``config`` in ``minimums`` that is not an int of
+    at least its minimum; the names in ``optional`` may also be None."""
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        if value is None and name in optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            what = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+            raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+
+def settled_config(config, default, settings: dict, owner: str):
+    """A task's checked config: ``config`` as given, or ``default()`` with ``settings`` (by
+    name) applied; TypeError when both come."""
+    if config is None:
+        config = default()
+        apply_settings(config, settings, owner)
+    elif settings:
+        raise TypeError(f"{owner}: give either config or settings by name, not both")
+    config.check()
+    return config
 
 
 def apply_settings(config, settings: dict, owner: str) -> None:

@@ -51,11 +51,12 @@ from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries
 from gru.models import GRUForecaster
 from gru.tasks._runs import (
-    apply_settings,
+    check_ints,
     check_out,
     check_resume,
     config_from_dict,
     load_run,
+    settled_config,
 )
 from gru.training import TrainConfig
 from gru.viz.report import write_report
@@ -113,18 +114,9 @@ class AnomalyConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
-        for name, minimum in (
-            ("lookback", 2),
-            ("hidden_size", 1),
-            ("num_layers", 1),
-            ("baseline_window", 2),
-            ("anomalies", 0),
-        ):
-            value = getattr(self, name)
-            if value is None and name == "anomalies":
-                continue  # as many as fit
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"AnomalyConfig: {name} must be an int ≥ {minimum}, got {value!r}")
+        minimums = {"lookback": 2, "hidden_size": 1, "num_layers": 1, "baseline_window": 2}
+        # anomalies None: as many as fit
+        check_ints("AnomalyConfig", self, {**minimums, "anomalies": 0}, optional=("anomalies",))
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"AnomalyConfig: quantile must be in [0.5, 1), got {self.quantile}")
         if not self.magnitude > 0:
@@ -334,13 +326,7 @@ class AnomalyDetector:
     def __init__(
         self, *, config: AnomalyConfig | None = None, backend: str = "auto", **settings
     ) -> None:
-        if config is None:
-            config = AnomalyConfig()
-            apply_settings(config, settings, "AnomalyDetector")
-        elif settings:
-            raise TypeError("AnomalyDetector: give either config or settings by name, not both")
-        config.check()
-        self.config = config
+        self.config = settled_config(config, AnomalyConfig, settings, "AnomalyDetector")
         self.backend = backend
         self.model: GRUForecaster | None = None
         self.column: str | None = None

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from gru import checkpoint
 from gru.nn import GRU, MinGRU
+from gru.tasks._runs import check_ints
 from gru.training import TrainConfig, fit
 
 __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
@@ -324,12 +325,8 @@ class CompareConfig:
                     raise ValueError(
                         f"compare: unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}"
                     )
-        for name in ("epochs", "hidden_size", "adding_train", "imdb_limit", "etth1_stride"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"compare: {name} must be a positive int, got {value!r}")
+        names = ("epochs", "hidden_size", "adding_train", "imdb_limit", "etth1_stride")
+        check_ints("compare", self, dict.fromkeys(names, 1), optional=names)
 
 
 @dataclass

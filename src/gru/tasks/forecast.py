@@ -37,12 +37,13 @@ from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries, Windows
 from gru.models import GRUForecaster, SegRNN
 from gru.tasks._runs import (
-    apply_settings,
+    check_ints,
     check_out,
     check_resume,
     config_from_dict,
     load_run,
     load_weights,
+    settled_config,
 )
 from gru.training import TrainConfig
 from gru.viz.report import write_report
@@ -124,10 +125,8 @@ class ForecastConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
-        for name in ("lookback", "horizon", "hidden_size", "segment", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ForecastConfig: {name} must be a positive int, got {value!r}")
+        names = ("lookback", "horizon", "hidden_size", "segment", "num_layers")
+        check_ints("ForecastConfig", self, dict.fromkeys(names, 1))
         for name, allowed in (
             ("features", timeseries.FEATURES),
             ("model", MODELS),
@@ -303,13 +302,12 @@ class Forecaster:
         backend: str = "auto",
         **settings,
     ) -> None:
-        if config is None:
-            config = ForecastConfig(lookback=lookback, horizon=horizon, model=model)
-            apply_settings(config, settings, "Forecaster")
-        elif settings:
-            raise TypeError("Forecaster: give either config or settings by name, not both")
-        config.check()
-        self.config = config
+        self.config = settled_config(
+            config,
+            lambda: ForecastConfig(lookback=lookback, horizon=horizon, model=model),
+            settings,
+            "Forecaster",
+        )
         self.backend = backend
         self.model: nn.Module | None = None
         self.columns: list[str] | None = None

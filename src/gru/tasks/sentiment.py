@@ -37,6 +37,7 @@ from gru import __version__, checkpoint, training
 from gru.data import imdb
 from gru.data.text import Sequences, encode, limit_vocabulary, pad_sequences
 from gru.models import TextClassifier
+from gru.tasks._runs import apply_settings, check_ints, config_from_dict, differences
 from gru.training import TrainConfig
 from gru.viz.report import write_report
 
@@ -76,18 +77,8 @@ class SentimentConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
-        for name, minimum in (
-            ("num_words", 4),
-            ("maxlen", 1),
-            ("embedding_dim", 1),
-            ("hidden_size", 1),
-            ("num_layers", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(
-                    f"SentimentConfig: {name} must be an int ≥ {minimum}, got {value!r}"
-                )
+        minimums = {"num_words": 4, "maxlen": 1, "embedding_dim": 1, "hidden_size": 1}
+        check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
         for name in ("padding", "truncating"):
             if getattr(self, name) not in ("pre", "post"):
                 raise ValueError(
@@ -115,23 +106,7 @@ class SentimentConfig:
     @classmethod
     def from_dict(cls, values: dict, *, where: str = "config") -> SentimentConfig:
         """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
-        values = dict(values)
-        train = values.pop("train", None)
-        _check_keys(cls, values, where)
-        if not isinstance(train, dict):
-            raise ValueError(f"{where}: 'train' must be an object of training settings")
-        _check_keys(TrainConfig, train, f"{where} (train)")
-        return cls(**values, train=TrainConfig(**train))
-
-
-def _check_keys(cls, values: dict, where: str) -> None:
-    names = {f.name for f in dataclasses.fields(cls)} - {"train"}
-    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-    if unknown or missing:
-        raise ValueError(
-            f"{where}: does not describe a {cls.__name__} (unknown settings {unknown}, "
-            f"missing {missing}); was it altered?"
-        )
+        return config_from_dict(cls, values, where)
 
 
 # Seed: the Keras model, including Keras's Adam epsilon and initializers, and no clipping
@@ -241,15 +216,7 @@ class SentimentClassifier:
                 f"SentimentClassifier: preset must be one of {sorted(PRESETS)}, got {name!r}"
             )
         config = dataclasses.replace(PRESETS[name], train=dataclasses.replace(PRESETS[name].train))
-        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        own_fields = {f.name for f in dataclasses.fields(SentimentConfig)} - {"train"}
-        for key, value in overrides.items():
-            if key in own_fields:
-                setattr(config, key, value)
-            elif key in train_fields:
-                setattr(config.train, key, value)
-            else:
-                raise TypeError(f"SentimentClassifier.from_preset: unknown setting {key!r}")
+        apply_settings(config, overrides, "SentimentClassifier.from_preset")
         return cls(config, backend=backend)
 
     @classmethod
@@ -581,7 +548,7 @@ class SentimentClassifier:
             source = stored["data"]["source"]
         except (KeyError, TypeError) as error:
             raise ValueError(f"--resume: config.json of {str(out)!r} lacks {error}") from None
-        changed = _differences(before.to_dict(), self.config.to_dict())
+        changed = differences(before.to_dict(), self.config.to_dict())
         if changed:
             raise ValueError(
                 f"--resume: {str(out)!r} was trained with a different configuration: "
@@ -647,14 +614,3 @@ class SentimentClassifier:
         part = loaded.test if loaded.test is not None else loaded.train
         scores = self._score(*self._tensors(part))
         return {**scores, "reviews": len(part)}
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append((f"{prefix}{key}", x, y))
-    return out

@@ -40,12 +40,13 @@ from torch import Tensor
 from gru import __version__, checkpoint, training
 from gru.models import CharLM
 from gru.tasks._runs import (
-    apply_settings,
+    check_ints,
     check_out,
     check_resume,
     config_from_dict,
     load_run,
     load_weights,
+    settled_config,
 )
 from gru.training import TrainConfig
 from gru.viz.report import write_report
@@ -110,15 +111,8 @@ class TextGenConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
-        for name, minimum in (
-            ("embedding_dim", 1),
-            ("hidden_size", 1),
-            ("num_layers", 1),
-            ("seq_len", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"TextGenConfig: {name} must be an int ≥ {minimum}, got {value!r}")
+        names = ("embedding_dim", "hidden_size", "num_layers", "seq_len")
+        check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
         if not 0.0 < self.validation_split < 1.0:
             raise ValueError(
                 "TextGenConfig: validation_split must be a fraction in (0, 1), "
@@ -228,13 +222,7 @@ class TextGenerator:
     def __init__(
         self, *, config: TextGenConfig | None = None, backend: str = "auto", **settings
     ) -> None:
-        if config is None:
-            config = TextGenConfig()
-            apply_settings(config, settings, "TextGenerator")
-        elif settings:
-            raise TypeError("TextGenerator: give either config or settings by name, not both")
-        config.check()
-        self.config = config
+        self.config = settled_config(config, TextGenConfig, settings, "TextGenerator")
         self.backend = backend
         self.model: CharLM | None = None
         self.vocabulary: list[str] | None = None
