@@ -28,6 +28,19 @@ def config_from_dict(cls, values: dict, where: str):
     return cls(**values, train=TrainConfig(**train))
 
 
+class TaskConfig:
+    """What every task config dataclass (with a ``train`` TrainConfig) has: to and from a dict
+    of plain values, as config.json stores it."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, where: str = "config"):
+        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
+        return config_from_dict(cls, values, where)
+
+
 def check_ints(owner: str, config, minimums: dict[str, int], *, optional=()) -> None:
     """ValueError naming the first setting of ``config`` in ``minimums`` that is not an int of
     at least its minimum; the names in ``optional`` may also be None."""

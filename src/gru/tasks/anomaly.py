@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +51,10 @@ from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries
 from gru.models import GRUForecaster
 from gru.tasks._runs import (
+    TaskConfig,
     check_ints,
     check_out,
     check_resume,
-    config_from_dict,
     load_run,
     settled_config,
 )
@@ -80,7 +80,7 @@ DEFAULT_ANOMALIES = 15  # planted by default, or as many as fit in a shorter tes
 
 
 @dataclass
-class AnomalyConfig:
+class AnomalyConfig(TaskConfig):
     """Everything that decides a detector: the forecaster, the threshold rule, the data split,
     the baseline's window and the evaluation's planted anomalies.
 
@@ -133,14 +133,6 @@ class AnomalyConfig:
                 f"got {self.fillna!r}"
             )
         self.train.check()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, *, where: str = "config") -> AnomalyConfig:
-        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
-        return config_from_dict(cls, values, where)
 
 
 # --- planted anomalies, the baseline and the scores --------------------------------------------

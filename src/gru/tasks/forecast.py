@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +37,10 @@ from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries, Windows
 from gru.models import GRUForecaster, SegRNN
 from gru.tasks._runs import (
+    TaskConfig,
     check_ints,
     check_out,
     check_resume,
-    config_from_dict,
     load_run,
     load_weights,
     settled_config,
@@ -84,7 +84,7 @@ DEFAULT_HIDDEN = {"segrnn": 256, "gru": 64}
 
 
 @dataclass
-class ForecastConfig:
+class ForecastConfig(TaskConfig):
     """Everything that decides a forecaster: the data's reading, the model, the training.
 
     ``features``: "S" the target alone, "M" every numeric column predicts every one, "MS"
@@ -158,14 +158,6 @@ class ForecastConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ForecastConfig: dropout must be in [0, 1), got {self.dropout}")
         self.train.check()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, *, where: str = "config") -> ForecastConfig:
-        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
-        return config_from_dict(cls, values, where)
 
 
 # --- baselines ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from gru import __version__, checkpoint, training
 from gru.data import imdb
 from gru.data.text import Sequences, encode, limit_vocabulary, pad_sequences
 from gru.models import TextClassifier
-from gru.tasks._runs import apply_settings, check_ints, config_from_dict, differences
+from gru.tasks._runs import TaskConfig, apply_settings, check_ints, differences
 from gru.training import TrainConfig
 from gru.viz.report import write_report
 
@@ -47,7 +47,7 @@ VOCABULARY_FILE = "vocabulary.json"
 
 
 @dataclass
-class SentimentConfig:
+class SentimentConfig(TaskConfig):
     """Everything that decides a sentiment model: preprocessing, architecture, training.
 
     ``padding="pre"`` (Keras) puts the zeros first and the GRU reads them; ``"post"`` puts
@@ -99,14 +99,6 @@ class SentimentConfig:
         if self.limit is not None and self.limit < 2:
             raise ValueError(f"SentimentConfig: limit must be at least 2, got {self.limit}")
         self.train.check()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, *, where: str = "config") -> SentimentConfig:
-        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
-        return config_from_dict(cls, values, where)
 
 
 # Seed: the Keras model, including Keras's Adam epsilon and initializers, and no clipping

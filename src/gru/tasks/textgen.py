@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,10 @@ from torch import Tensor
 from gru import __version__, checkpoint, training
 from gru.models import CharLM
 from gru.tasks._runs import (
+    TaskConfig,
     check_ints,
     check_out,
     check_resume,
-    config_from_dict,
     load_run,
     load_weights,
     settled_config,
@@ -84,7 +84,7 @@ def read_text(path: str | os.PathLike) -> str:
 
 
 @dataclass
-class TextGenConfig:
+class TextGenConfig(TaskConfig):
     """Everything that decides a character model: its size, the chunks it learns from, and
     how it trains. ``limit`` keeps only the first that many characters (quick runs)."""
 
@@ -123,14 +123,6 @@ class TextGenConfig:
         if self.limit is not None and self.limit < 2:
             raise ValueError(f"TextGenConfig: limit must be at least 2, got {self.limit}")
         self.train.check()
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, *, where: str = "config") -> TextGenConfig:
-        """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
-        return config_from_dict(cls, values, where)
 
 
 @dataclass
