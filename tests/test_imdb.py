@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gru.data import imdb
-from gru.data.text import OOV, START, encode, tokenize
+from gru.data.text import OOV, START, Sequences, encode, limit_vocabulary, tokenize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
 ARCHIVE = SHARED / "aclImdb_v1_labeled.tar.xz"
@@ -49,10 +49,11 @@ def object_array(items) -> np.ndarray:
 
 
 def save_keras_npz(path: Path, **overrides) -> dict:
+    """A file in the layout of Keras's download: each review as its words' frequency ranks."""
     arrays = {
-        "x_train": object_array([[1, 14, 22, 16], [1, 194, 1153], [1, 5]]),
+        "x_train": object_array([[11, 19, 13], [191, 1150], [2]]),
         "y_train": np.array([1, 0, 1]),
-        "x_test": object_array([[1, 591, 202, 14, 31], [1, 14]]),
+        "x_test": object_array([[588, 199, 11, 28], [11]]),
         "y_test": np.array([0, 1]),
     }
     arrays.update(overrides)
@@ -170,7 +171,8 @@ def test_keras_npz_round_trip_and_default_location(tmp_path):
     splits = imdb.read_keras_npz()  # ~/.keras/datasets/imdb.npz, here under KERAS_HOME
     for split in ("train", "test"):
         got = splits[split]
-        assert [got.sequences[i].tolist() for i in range(len(got))] == list(arrays[f"x_{split}"])
+        loaded = [[START] + [rank + 3 for rank in x] for x in arrays[f"x_{split}"]]
+        assert [got.sequences[i].tolist() for i in range(len(got))] == loaded
         assert got.labels.tolist() == arrays[f"y_{split}"].tolist()
     data = imdb.load("keras")
     assert not data.raw and data.word_index is None and data.vocabulary_origin == "unknown"
@@ -182,10 +184,27 @@ def test_keras_npz_with_numpy_integers_and_arrays_inside(tmp_path):
     path = tmp_path / "imdb.npz"
     save_keras_npz(
         path,
-        x_train=object_array([[np.int64(1), np.int32(7)], np.array([1, 9], np.int16), [1]]),
+        x_train=object_array([[np.int64(1), np.int32(7)], np.array([1, 9], np.int16), []]),
     )
     got = imdb.read_keras_npz(path)["train"].sequences
-    assert [got[i].tolist() for i in range(3)] == [[1, 7], [1, 9], [1]]
+    assert [got[i].tolist() for i in range(3)] == [[START, 4, 10], [START, 4, 12], [START]]
+
+
+def test_keras_npz_reads_as_the_real_keras_loader_returns_it(tmp_path, monkeypatch):
+    """keras.datasets.imdb.load_data on the same file (its download replaced by the file)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras on torch: no TensorFlow needed
+    keras_imdb = pytest.importorskip("keras.src.datasets.imdb")
+    path = tmp_path / "imdb.npz"
+    save_keras_npz(path)
+    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
+    (x_train, y_train), (x_test, y_test) = keras_imdb.load_data(num_words=1000)
+    ours = imdb.read_keras_npz(path)
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        got = ours[split]
+        ids = Sequences(limit_vocabulary(got.sequences.tokens, 1000), got.sequences.offsets)
+        theirs = sorted(zip([list(map(int, r)) for r in x], y.tolist(), strict=True))
+        mine = [(ids[i].tolist(), int(got.labels[i])) for i in range(len(got))]
+        assert sorted(mine) == theirs  # Keras shuffles (seed 113); the content is the same
 
 
 class Exploit:

@@ -6,8 +6,9 @@ Sources, all read into `SentimentData` (token ids, the encoding of `gru.data.tex
   or its ``.tar.gz`` / ``.tar.xz`` archive, ``{train,test}/{pos,neg}/<id>_<rating>.txt``;
   raw text is encoded with the Keras word index found beside the data (or in
   ``~/.keras/datasets``), else with a word index built from the training reviews;
-- Keras's ``imdb.npz`` (``x_train, y_train, x_test, y_test``; object arrays of id lists),
-  read without executing pickled code; by default ``~/.keras/datasets/imdb.npz``;
+- Keras's ``imdb.npz`` (``x_train, y_train, x_test, y_test``; object arrays of word-rank
+  lists), read without executing pickled code and encoded as ``keras.datasets.imdb.load_data``
+  encodes it (a start id, then rank + 3); by default ``~/.keras/datasets/imdb.npz``;
 - your own labeled texts: a CSV with text and label columns (optionally a ``split`` column of
   train/test), or a folder of ``pos/`` and ``neg/`` text files (optionally under ``train/`` and
   ``test/``);
@@ -40,7 +41,14 @@ from pathlib import Path
 import numpy as np
 
 from gru._io import atomic_write
-from gru.data.text import Sequences, build_word_index, encode, load_word_index
+from gru.data.text import (
+    INDEX_FROM,
+    START,
+    Sequences,
+    build_word_index,
+    encode,
+    load_word_index,
+)
 
 __all__ = [
     "CITATION",
@@ -392,8 +400,8 @@ def _as_sequences(array: np.ndarray, where: str) -> Sequences:
             raise ValueError(
                 f"data: {where} must be {expected}; item {i} is a {type(item).__name__}"
             )
-        if row.size and (row.min() < 0 or row.max() > np.iinfo(np.int32).max):
-            raise ValueError(f"data: {where}[{i}] has token ids outside [0, 2**31)")
+        if row.size and (row.min() < 0 or row.max() > np.iinfo(np.int32).max - INDEX_FROM):
+            raise ValueError(f"data: {where}[{i}] has word ranks outside [0, 2**31 - 4]")
         rows.append(row)
     return Sequences.from_lists(rows)
 
@@ -425,8 +433,9 @@ def read_keras_npz(path: str | os.PathLike | None = None) -> dict[str, LabeledSe
 
     ``path`` defaults to ``~/.keras/datasets/imdb.npz``. The object arrays are pickles; they
     are read by an unpickler that builds only numpy arrays, dtypes and integer scalars and
-    refuses every other global, so no code in the file runs. The ids are kept as stored
-    (Keras's encoding, before any ``num_words`` cut-off).
+    refuses every other global, so no code in the file runs. The file stores each word's
+    frequency rank; the reviews come back as ``keras.datasets.imdb.load_data`` returns them
+    (its defaults, before any ``num_words`` cut-off): START, then each rank + INDEX_FROM.
 
     Raises FileNotFoundError for a missing file and ValueError for a file that is not a zip of
     .npy arrays, lacks one of x_train, y_train, x_test, y_test, or holds anything but lists of
@@ -457,8 +466,19 @@ def read_keras_npz(path: str | os.PathLike | None = None) -> dict[str, LabeledSe
     for split in ("train", "test"):
         x = _as_sequences(arrays[f"x_{split}"], f"x_{split} of {str(path)!r}")
         y = _as_labels(arrays[f"y_{split}"], len(x), f"y_{split} of {str(path)!r}")
-        splits[split] = LabeledSequences(x, y)
+        splits[split] = LabeledSequences(_as_loaded(x), y)
     return splits
+
+
+def _as_loaded(ranks: Sequences) -> Sequences:
+    """What ``load_data`` makes of the stored ranks: ``[START] + [r + INDEX_FROM for r in x]``."""
+    offsets = ranks.offsets + np.arange(len(ranks) + 1)  # one more id per review
+    tokens = np.empty(offsets[-1], np.int64)
+    words = np.ones(offsets[-1], bool)
+    words[offsets[:-1]] = False
+    tokens[offsets[:-1]] = START
+    tokens[words] = ranks.tokens.astype(np.int64) + INDEX_FROM
+    return Sequences(tokens, offsets)
 
 
 # --- the packaged sample ---------------------------------------------------------------------
