@@ -12,6 +12,11 @@ from gru import __version__
 __all__ = ["main"]
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -273,7 +278,7 @@ def _train_sentiment(args) -> int:
     epochs = len(report.history)
     print(f"run folder: {out}")
     print(
-        f"time: {epochs} epochs, {report.seconds_per_epoch:.1f} s per epoch, "
+        f"time: {_count(epochs, 'epoch')}, {report.seconds_per_epoch:.1f} s per epoch, "
         f"{report.seconds:.1f} s for the whole run, with {report.layer}"
     )
     best = report.history[report.best_epoch - 1] if report.history else {}
@@ -548,7 +553,7 @@ def _train_forecast(args) -> int:
     epochs = len(report.history)
     print(f"run folder: {out}")
     print(
-        f"time: {epochs} epochs in {report.training_seconds:.1f} s of training "
+        f"time: {_count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training "
         f"({report.training_seconds / max(epochs, 1):.1f} s per epoch), {report.seconds:.1f} s "
         f"for the whole run; weights of epoch {report.best_epoch}"
     )
@@ -642,9 +647,9 @@ def _add_train_textgen(tasks) -> None:
     textgen = tasks.add_parser(
         "textgen",
         help="a character-level language model of a text (e.g. Tiny Shakespeare)",
-        description="Train a character-level GRU language model on a UTF-8 text: the first 90%% "
+        description="Train a character-level GRU language model on a UTF-8 text: the first 90% "
         "trains with truncated back-propagation through time (the hidden state carried across "
-        "chunks), the last 10%% validates. Reports the validation loss in nats per character "
+        "chunks), the last 10% validates. Reports the validation loss in nats per character "
         "and a generated sample.",
     )
     textgen.add_argument("--text", metavar="PATH", help="the text (UTF-8)")
@@ -688,7 +693,7 @@ def _train_textgen(args) -> int:
     epochs = len(report.history)
     print(f"run folder: {out}")
     print(
-        f"time: {epochs} epochs in {report.training_seconds:.1f} s of training, "
+        f"time: {_count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training, "
         f"{report.seconds:.1f} s for the whole run"
     )
     print(
@@ -815,8 +820,9 @@ def _train_anomaly(args) -> int:
     if not _is_main_process():
         return 0
     print(f"run folder: {out}")
+    epochs = len(report.history)
     print(
-        f"time: {len(report.history)} epochs in {report.training_seconds:.1f} s of training, "
+        f"time: {_count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training, "
         f"{report.seconds:.1f} s for the whole run"
     )
     kinds = sorted({e["kind"] for e in report.events})
