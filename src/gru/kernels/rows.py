@@ -525,8 +525,9 @@ def step_stack(x, weights, work, layout, reset_after):
     ``weights`` holds each layer's W_ihᵀ, W_hhᵀ, b_x (b_ih plus the recurrent biases outside r)
     and b_hn; ``work`` holds the state h (L, B, H), the outputs (L, B, H) and the scratch.
     ``layout`` is [L, B, H, then per layer: offsets of W_ihᵀ, W_hhᵀ, b_x, b_hn and its input
-    size]; the offsets of the state and outputs are 0 and L·B·H. Returns the top layer's output
-    as a view of ``work``.
+    size]; the offsets of the state and outputs are 0 and L·B·H. Returns nothing: the top
+    layer's output is ``work[(2L − 1)·B·H : 2L·B·H]`` (B, H), a view the caller keeps (handing
+    a new array object back to Python would cost as much as a third of the step).
     """
     L, B, H = layout[0], layout[1], layout[2]
     LBH = L * B * H
@@ -563,4 +564,3 @@ def step_stack(x, weights, work, layout, reset_after):
                 _matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
                 gates_before_n(gx3, 0, b, gh, h, b, z_, out3, gx3, False)
         v = out
-    return v
