@@ -100,6 +100,36 @@ def test_fused_and_composed_backends_agree(dtype, reset_after):
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_small_inference_takes_one_call_and_equals_the_other_paths(dtype, reset_after, monkeypatch):
+    """Without gradients, small layers run in one compiled call (`kernels.forward_small`); the
+    result equals the engine's usual path (a GEMM, then the recurrence) and composed torch."""
+    torch.manual_seed(1)
+    kw = {"bidirectional": True, "reset_after": reset_after, "dtype": dtype, "batch_first": True}
+    fused = gru.GRU(5, 9, 2, **kw)
+    composed = gru.GRU(5, 9, 2, backend="torch", **kw)
+    composed.load_state_dict(fused.state_dict())
+    x = torch.randn(4, 12, 5, dtype=dtype)  # batch first: a non-contiguous (T, B, I) inside
+    h0 = torch.randn(4, 4, 9, dtype=dtype)
+    lengths = torch.tensor([12, 3, 7, 1])
+    calls = []
+    small = gru.kernels.forward_small
+    monkeypatch.setattr(
+        gru.kernels, "forward_small", lambda *a, **k: calls.append(1) or small(*a, **k)
+    )
+    with torch.no_grad():
+        got = fused(x, h0, lengths=lengths)
+        assert len(calls) == 4  # 2 layers × 2 directions
+        monkeypatch.setattr(gru.kernels.sequence, "SMALL_PROJECTION", 0)
+        usual = fused(x, h0, lengths=lengths)
+        assert len(calls) == 4
+        reference = composed(x, h0, lengths=lengths)
+    for expected in (usual, reference):
+        assert_close(got[0], expected[0])
+        assert_close(got[1], expected[1])
+
+
 def test_inference_keeps_nothing_for_backward():
     model = gru.GRU(3, 4)
     x = torch.randn(5, 2, 3)

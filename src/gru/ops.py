@@ -461,6 +461,15 @@ def _fused_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths
         return output, h_n
     if needs_grad:
         return _FusedGRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse)
+    T, B, I = x.shape
+    if kernels.is_small(T, B, I, w_hh.shape[1], torch.get_num_threads()):
+        output, h_n = kernels.forward_small(
+            _np(x), _np(w_ih), _np(w_hh),
+            None if b_ih is None else _np(b_ih), None if b_hh is None else _np(b_hh),
+            None if h0 is None else _np(h0), None if lengths is None else lengths.numpy(),
+            reset_after=reset_after, reverse=reverse,
+        )  # fmt: skip
+        return torch.from_numpy(output), torch.from_numpy(h_n)
     output, h_n, _ = _forward_impl(
         x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, False
     )

@@ -33,7 +33,9 @@ __all__ = [
     "backward",
     "backward_variants",
     "forward",
+    "forward_small",
     "forward_variants",
+    "is_small",
     "pad_hidden",
     "padded_size",
     "saved_width",
@@ -389,6 +391,82 @@ def backward_variants(
         dg, h_prev, dh0, db.sum(axis=0),
         dgh if layer_norm else None, dln.sum(axis=0) if layer_norm else None,
     )  # fmt: skip
+
+
+# --- small calls, whole layer in one compiled call ----------------------------------------
+
+SMALL_PROJECTION = 300_000
+"""Multiply-adds of the input projection up to which `forward_small` computes it in its own
+loop: below this, the separate GEMM and the NumPy and torch calls around it cost more than
+the projection itself (S1, 5 × 32 × 10 → 60: 96,000)."""
+
+
+def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool:
+    """Whether `forward_small` is the faster way to run this layer without saving: a
+    projection under `SMALL_PROJECTION`, a recurrence one thread runs anyway, no BLAS."""
+    return (
+        T * B * I * 3 * H <= SMALL_PROJECTION
+        and H <= rows.STACK_HIDDEN
+        and not (blas.available() and H >= BLAS_MIN_HIDDEN)
+        and _shards(B, T, H, threads) == 1
+    )
+
+
+@njit(**rows._ENTRY)
+def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after):
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    w_ih_t = np.ascontiguousarray(w_ih.T)  # (I, 3H): the projection's inner loop runs over 3H
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    bias = b_ih.copy()  # b_ih with the recurrent biases that sit outside r (see `forward`)
+    b_hn = np.zeros(H, x.dtype)
+    n_outside = 2 * H if reset_after else 3 * H
+    for j in range(n_outside):
+        bias[j] += b_hh[j]
+    if reset_after:
+        for k in range(H):
+            b_hn[k] = b_hh[2 * H + k]
+    gx = np.empty((T, B, 3 * H), x.dtype)
+    for t in range(T):
+        for b in range(B):
+            for j in range(3 * H):
+                gx[t, b, j] = bias[j]
+            for i in range(I):
+                xi = x[t, b, i]
+                for j in range(3 * H):
+                    gx[t, b, j] += xi * w_ih_t[i, j]
+    out = np.empty((T, B, H), x.dtype)
+    h_n = np.empty((B, H), x.dtype)
+    unused = np.empty((1, 1, 1), x.dtype)
+    rows.forward_rows(
+        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, False, out, h_n, unused, 0, B
+    )
+    return out, h_n
+
+
+def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False):
+    """A whole layer without saving for backward, in one compiled call: for `is_small` sizes.
+
+    x (T, B, I); the layer's weights as stored, w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,)
+    or None; h0 (B, H) or None for zeros; lengths as in `forward`. Returns (output (T, B, H),
+    h_n (B, H)), equal to `forward` after the input projection. H is not padded (at these sizes
+    copying padded weights costs more than the scalar remainder of the loops).
+    """
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dtype = x.dtype
+    zeros = np.zeros(3 * H, dtype)
+    return _forward_small(
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(w_ih, dtype=dtype),
+        np.ascontiguousarray(w_hh, dtype=dtype),
+        zeros if b_ih is None else np.ascontiguousarray(b_ih, dtype=dtype),
+        zeros if b_hh is None else np.ascontiguousarray(b_hh, dtype=dtype),
+        np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
+        _lengths(lengths, T, B),
+        bool(reverse),
+        bool(reset_after),
+    )
 
 
 step = rows.step_stack
