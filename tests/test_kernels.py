@@ -215,18 +215,22 @@ def test_every_path_equals_the_oracle(path, reset_after, reverse, with_lengths):
     compare(engine_layer(*arrays.values(), **kw, dtype=np.float32), oracle, np.float32, path)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    T=st.integers(1, 64),
-    B=st.integers(1, 9),
-    I=st.integers(1, 40),
-    H=st.integers(1, 70),
-    reset_after=st.booleans(),
-    reverse=st.booleans(),
-    with_lengths=st.booleans(),
-    threads=st.sampled_from([1, 2]),
-    seed=st.integers(0, 2**16),
-)
+# The shapes the issue asks for (T 1–64, B 1–9, I 1–40, H 1–70), both conventions, with lengths.
+PROBLEMS = {
+    "T": st.integers(1, 64),
+    "B": st.integers(1, 9),
+    "I": st.integers(1, 40),
+    "H": st.integers(1, 70),
+    "reset_after": st.booleans(),
+    "reverse": st.booleans(),
+    "with_lengths": st.booleans(),
+    "seed": st.integers(0, 2**16),
+}
+HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@HYPOTHESIS
+@given(**PROBLEMS, threads=st.sampled_from([1, 2]))
 def test_random_shapes_equal_the_oracle(
     T, B, I, H, reset_after, reverse, with_lengths, threads, seed
 ):
@@ -248,17 +252,8 @@ def small_forward(arrays, lengths, *, reset_after, reverse, dtype, bias=True, h0
     return out.astype(np.float64), h_n.astype(np.float64)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    T=st.integers(1, 64),
-    B=st.integers(1, 9),
-    I=st.integers(1, 40),
-    H=st.integers(1, 70),
-    reset_after=st.booleans(),
-    reverse=st.booleans(),
-    with_lengths=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
+@HYPOTHESIS
+@given(**PROBLEMS)
 def test_the_small_call_path_equals_the_oracle(
     T, B, I, H, reset_after, reverse, with_lengths, seed
 ):
