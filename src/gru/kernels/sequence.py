@@ -407,7 +407,7 @@ def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool
     return (
         T * B * I * 3 * H <= SMALL_PROJECTION
         and H <= rows.STACK_HIDDEN
-        and not (blas.available() and H >= BLAS_MIN_HIDDEN)
+        and not _use_blas(H)
         and _shards(B, T, H, threads) == 1
     )
 

@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 MODELS = ("segrnn", "gru")
-LOSSES = ("mse", "mae", "mse+mae", "huber")
 
 
 def _mse_plus_mae(pred: Tensor, true: Tensor) -> Tensor:
@@ -74,6 +73,7 @@ LOSS_FUNCTIONS = {
     "mse+mae": _mse_plus_mae,
     "huber": F.huber_loss,
 }
+LOSSES = tuple(LOSS_FUNCTIONS)
 BASELINES = ("persistence", "seasonal_naive", "linear")
 PLOT_FILE = "forecast_test.png"
 EXAMPLES = 4  # test windows drawn and kept in metrics.json
