@@ -17,9 +17,7 @@ from gru import reference
 
 def weights_of(module: gru.MinGRU, layer: int) -> list:
     """(w_z, b_z, w_h, b_h) of one layer as float64 arrays, None for missing biases."""
-    return [
-        None if p is None else p.detach().double().numpy() for p in module._layer_weights(layer)
-    ]
+    return [None if p is None else p.detach().double().numpy() for p in module.layer_weights(layer)]
 
 
 def oracle_stack(module: gru.MinGRU, x, h0):
@@ -126,7 +124,7 @@ def test_gradients_match_the_oracle_equations(hx_kind, dtype, bias, monkeypatch)
     weights = [
         [
             None if p is None else p.detach().double().requires_grad_()
-            for p in layer._layer_weights(k)
+            for p in layer.layer_weights(k)
         ]
         for k in range(L)
     ]

@@ -276,7 +276,15 @@ Outputs: ``(output, h_n)``
         """Whether a layer norm, zoneout or recurrent dropout changes this layer's math."""
         return self.layer_norm or self.zoneout > 0 or self.recurrent_dropout > 0
 
-    def _layer_weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def layer_weight_names(self, index: int) -> list[str]:
+        """The parameter names of layer/direction ``index`` (= layer · D + direction):
+        ``weight_ih_l{k}``, ``weight_hh_l{k}`` and, with bias, ``bias_ih_l{k}``, ``bias_hh_l{k}``
+        (``_reverse`` appended for the reverse direction), as torch.nn.GRU names them."""
+        return list(self._all_weights[index])
+
+    def layer_weights(self, index: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """(w_ih, w_hh, b_ih, b_hh) of layer/direction ``index`` (= layer · D + direction);
+        the biases are None without bias."""
         names = self._all_weights[index]
         w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
         if not self.bias:
@@ -374,7 +382,7 @@ Outputs: ``(output, h_n)``
                 out, h = ops.gru_sequence(
                     layer_input,
                     None if h0 is None else h0[index],
-                    *self._layer_weights(index),
+                    *self.layer_weights(index),
                     reset_after=self.reset_after,
                     reverse=direction == 1,
                     lengths=lengths,
@@ -531,7 +539,7 @@ class GRUStream:
         weight = module.weight_ih_l0
         with torch.no_grad():
             state = weight.new_zeros(module.num_layers, batch_size, module.hidden_size)
-        layers = [module._layer_weights(i) for i in range(module.num_layers)]
+        layers = [module.layer_weights(i) for i in range(module.num_layers)]
         layer_norms = [
             tuple(getattr(module, n) for n in names) for names in module._ln_names
         ]  # evaluation semantics: zoneout keeps p of the state, no recurrent dropout
@@ -1014,7 +1022,7 @@ Outputs: ``(output, h_n)``
             s += f", dropout={self.dropout}"
         return s
 
-    def _layer_weights(self, layer: int) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    def layer_weights(self, layer: int) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
         """(w_z, b_z, w_h, b_h) of a layer; the biases are None without bias."""
         w_z, w_h = getattr(self, f"weight_z_l{layer}"), getattr(self, f"weight_h_l{layer}")
         if not self.bias:
@@ -1056,7 +1064,7 @@ Outputs: ``(output, h_n)``
         h_n = []
         layer_input = x
         for layer in range(self.num_layers):
-            w_z, b_z, w_h, b_h = self._layer_weights(layer)
+            w_z, b_z, w_h, b_h = self.layer_weights(layer)
             k = F.linear(layer_input, w_z, b_z)  # (T, B, H)
             a = F.linear(layer_input, w_h, b_h)  # (T, B, H)
             out = _min_gru_scan(k, a, None if h0 is None else h0[layer])  # (T, B, H)
@@ -1129,7 +1137,7 @@ class MinGRUStream:
             # Per layer, both projections in one matrix: rows [z | h], (2H, I_k), and (2H,).
             self._layers = []
             for layer in range(module.num_layers):
-                w_z, b_z, w_h, b_h = module._layer_weights(layer)
+                w_z, b_z, w_h, b_h = module.layer_weights(layer)
                 w = torch.cat([w_z, w_h]).detach().clone()  # (2H, I_k)
                 b = weight.new_zeros(2 * H) if b_z is None else torch.cat([b_z, b_h]).detach()
                 self._layers.append((w, b.clone()))

@@ -79,13 +79,14 @@ def gru_from_packed(
             reset_after=reset_after,
             dtype=dtype,
         )
-    if len(weights) != len(module._all_weights):
+    names_per_layer = [module.layer_weight_names(i) for i in range(len(module.all_weights))]
+    if len(weights) != len(names_per_layer):
         raise ValueError(
-            f"gru_from_packed: expected {len(module._all_weights)} (layer, direction) weight "
+            f"gru_from_packed: expected {len(names_per_layer)} (layer, direction) weight "
             f"tuples, got {len(weights)}"
         )
     state = {}
-    for names, arrays in zip(module._all_weights, weights, strict=True):
+    for names, arrays in zip(names_per_layer, weights, strict=True):
         for name, array in zip(names, arrays, strict=False):
             expected = tuple(getattr(module, name).shape)
             if np.shape(array) != expected:

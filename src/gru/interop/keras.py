@@ -720,7 +720,7 @@ def _keras_arrays(gru: GRU) -> list[list[np.ndarray]]:
         for d in range(D):
             weights = [
                 None if w is None else w.detach().cpu().numpy()
-                for w in gru._layer_weights(layer * D + d)
+                for w in gru.layer_weights(layer * D + d)
             ]
             arrays += packed_to_keras(*weights, reset_after=gru.reset_after)
         out.append(arrays)

@@ -82,7 +82,7 @@ def _gru_nodes(
         for d in range(D):
             w_ih, w_hh, b_ih, b_hh = (
                 None if w is None else w.detach().cpu().numpy()
-                for w in gru._layer_weights(layer * D + d)
+                for w in gru.layer_weights(layer * D + d)
             )
             W.append(reorder(w_ih, "gru", "onnx"))  # (3H, I)
             R.append(reorder(w_hh, "gru", "onnx"))  # (3H, H)

@@ -81,8 +81,7 @@ class GateRecording:
 
 def _module_weights(rnn: nn.Module, index: int) -> list[np.ndarray | None]:
     """(w_ih, w_hh, b_ih, b_hh) of layer/direction ``index`` as float64 arrays."""
-    names = rnn._all_weights[index]  # parameter names, as torch.nn.GRU keeps them
-    weights = [getattr(rnn, name).detach().cpu().double().numpy() for name in names]
+    weights = [w.detach().cpu().double().numpy() for w in rnn.all_weights[index]]
     return weights if len(weights) == 4 else [*weights, None, None]
 
 
@@ -133,7 +132,7 @@ def record_gates(rnn: nn.Module, x, h0=None, *, lengths=None) -> GateRecording:
     output agrees with the recording to float32 precision. The returned arrays are time-major
     (see `GateRecording`).
     """
-    if not hasattr(rnn, "_all_weights") or not isinstance(rnn, nn.Module):
+    if not hasattr(rnn, "all_weights") or not isinstance(rnn, nn.Module):
         raise TypeError(
             f"record_gates: rnn must be a gru.GRU or torch.nn.GRU, got {type(rnn).__name__}"
         )
