@@ -24,12 +24,12 @@ LAYERS = {
     "gru.data": 4,
     "gru.interop": 4,
     "gru.models": 4,
-    "gru.training": 5,
     "gru.viz": 5,
-    "gru.estimators": 6,
-    "gru.tasks": 7,
-    "gru.cli": 8,
-    "gru.__main__": 9,
+    "gru.training": 6,
+    "gru.estimators": 7,
+    "gru.tasks": 8,
+    "gru.cli": 9,
+    "gru.__main__": 10,
 }
 NO_TORCH = ("gru.reference", "gru.kernels")
 MAX_MODULE_LINES = 500
