@@ -58,8 +58,7 @@ def reverse_padded(a: np.ndarray, lengths) -> np.ndarray:
 
 def layer_weights(module, index: int) -> list:
     """The (w_ih, w_hh, b_ih, b_hh) of a layer/direction of a GRU module, as float64 arrays."""
-    names = module._all_weights[index]
-    w = [getattr(module, n).detach().double().numpy() for n in names]
+    w = [p.detach().double().numpy() for p in module.all_weights[index]]
     return w if len(w) == 4 else [*w, None, None]
 
 

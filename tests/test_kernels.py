@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from numba import njit
 
 import gru
-import gru.kernels.sequence as sequence
+import gru.kernels.recurrence as recurrence
 from checks import assert_close, reverse_padded
-from gru import kernels
+from gru import kernels, ops
 from gru import reference as R
+from gru.kernels import small
 from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
 
 # --- activations ------------------------------------------------------------------------------
@@ -91,17 +92,19 @@ PATHS = ["rows", "sharded", "blas"]
 def path(request, monkeypatch):
     """Route kernels.forward/backward through one implementation."""
     if request.param == "sharded":
-        monkeypatch.setattr(sequence, "_MIN_WORK_PER_THREAD", 1)
+        monkeypatch.setattr(recurrence, "_MIN_WORK_PER_THREAD", 1)
     if request.param == "blas":
-        assert kernels.blas.available()  # gru.ops binds torch's BLAS on import
-        monkeypatch.setattr(sequence, "BLAS_MIN_HIDDEN", 1)
+        ops.start_engine()  # binds torch's BLAS
+        assert kernels.blas.available()
+        monkeypatch.setattr(recurrence, "BLAS_MIN_HIDDEN", 1)
     return request.param
 
 
 def engine_layer(
     x, h0, w_ih, w_hh, b_ih, b_hh, d_out, d_hn, *, reset_after, reverse, lengths, dtype, threads=2
 ):
-    """A whole layer on the engine, with the caller's GEMMs done here in NumPy float64.
+    """A whole layer on the engine's time loop (`gru.kernels.recurrence`), with the GEMMs
+    around it done here in NumPy float64.
 
     Returns (output, h_n, grads dict) as float64 arrays.
     """
@@ -110,7 +113,7 @@ def engine_layer(
     folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
     gx = (x @ w_ih.T + folded).astype(dtype)
     b_hn = b_hh[2 * H :].astype(dtype) if reset_after else None
-    out, h_n, saved = kernels.forward(
+    out, h_n, saved = recurrence.forward(
         gx,
         h0.astype(dtype),
         w_hh.astype(dtype),
@@ -120,7 +123,7 @@ def engine_layer(
         lengths=lengths,
         threads=threads,
     )
-    dg, h_prev, dh0, db = kernels.backward(
+    dg, h_prev, dh0, db = recurrence.backward(
         d_out.astype(dtype), d_hn.astype(dtype), out, h0.astype(dtype), saved, w_hh.astype(dtype),
         reset_after=reset_after, reverse=reverse, lengths=lengths, threads=threads,
     )  # fmt: skip
@@ -240,10 +243,64 @@ def test_random_shapes_equal_the_oracle(
     compare(engine, oracle_layer(*arrays.values(), **kw), np.float64, "hypothesis")
 
 
+# --- the layer as stored: padding, bias folding and the GEMMs inside the engine ---------------
+
+
+def layer_api(arrays, *, lengths, reset_after, reverse, dtype, bias=True, threads=2):
+    """kernels.forward / kernels.backward on the weights as stored, with NumPy's GEMMs (the
+    default: the engine needs no torch); float64 out, as `engine_layer`."""
+    a = {k: v.astype(dtype) for k, v in arrays.items()}
+    biases = (a["b_ih"], a["b_hh"]) if bias else (None, None)
+    kw = {"lengths": lengths, "reset_after": reset_after, "reverse": reverse, "threads": threads}
+    out, h_n, saved = kernels.forward(a["x"], a["w_ih"], a["w_hh"], *biases, a["h0"], **kw)
+    assert saved.shape == kernels.saved_shape(*a["x"].shape[:2], a["w_hh"].shape[1], reset_after)
+    grads = kernels.backward(
+        a["d_out"], a["d_hn"], a["x"], a["h0"], a["w_ih"], a["w_hh"], out, saved,
+        has_bias=bias, **kw,
+    )  # fmt: skip
+    names = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")
+    grads = {n: g.astype(np.float64) for n, g in zip(names, grads, strict=True) if g is not None}
+    return out.astype(np.float64), h_n.astype(np.float64), grads
+
+
+@HYPOTHESIS
+@given(**PROBLEMS, threads=st.sampled_from([1, 2]))
+def test_the_layer_as_stored_equals_the_oracle(
+    T, B, I, H, reset_after, reverse, with_lengths, threads, seed
+):
+    """H up to 70 crosses the engine's padding to multiples of 8; the caller never sees it."""
+    arrays, lengths = random_problem(seed, T, B, I, H, with_lengths)
+    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    layer = layer_api(arrays, **kw, dtype=np.float64, threads=threads)
+    compare(layer, oracle_layer(*arrays.values(), **kw), np.float64, "layer")
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_layer_as_stored_on_every_path(path, reset_after, dtype):
+    arrays, lengths = random_problem(5, 9, 5, 4, 13, True)  # H 13: padded to 16
+    kw = {"reset_after": reset_after, "reverse": True, "lengths": lengths}
+    oracle = oracle_layer(*arrays.values(), **kw)
+    compare(layer_api(arrays, **kw, dtype=dtype), oracle, dtype, f"layer on {path}")
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_the_layer_without_bias(reset_after):
+    arrays, lengths = random_problem(6, 7, 3, 5, 10, True)
+    arrays["b_ih"][:] = 0.0
+    arrays["b_hh"][:] = 0.0
+    kw = {"reset_after": reset_after, "reverse": False, "lengths": lengths}
+    out, h_n, grads = layer_api(arrays, **kw, dtype=np.float64, bias=False)
+    r_out, r_h, r_grads = oracle_layer(*arrays.values(), **kw)
+    del r_grads["b_ih"], r_grads["b_hh"]
+    assert set(grads) == set(r_grads)
+    compare((out, h_n, grads), (r_out, r_h, r_grads), np.float64, "no bias")
+
+
 def small_forward(arrays, lengths, *, reset_after, reverse, dtype, bias=True, h0=True):
-    """kernels.forward_small on the problem's weights as stored, in ``dtype``; float64 out."""
+    """small.forward_small on the problem's weights as stored, in ``dtype``; float64 out."""
     cast = {k: v.astype(dtype) for k, v in arrays.items()}
-    out, h_n = kernels.forward_small(
+    out, h_n = small.forward_small(
         cast["x"], cast["w_ih"], cast["w_hh"],
         cast["b_ih"] if bias else None, cast["b_hh"] if bias else None,
         cast["h0"] if h0 else None, lengths, reset_after=reset_after, reverse=reverse,
@@ -293,18 +350,19 @@ def test_the_small_call_path_without_bias_or_initial_state(reset_after):
 
 
 def test_small_means_a_cheap_projection_and_one_thread():
-    assert kernels.is_small(5, 32, 10, 20, threads=2)  # S1
-    assert not kernels.is_small(100, 32, 32, 32, threads=2)  # S2: the GEMM and two threads win
-    assert not kernels.is_small(1, 1, 64, 1024, threads=1)  # BLAS sizes
-    assert not kernels.is_small(5, 64, 4, 64, threads=2)  # recurrence worth two threads
-    assert kernels.is_small(5, 64, 4, 64, threads=1)
+    ops.start_engine()  # binds torch's BLAS, which takes the large sizes
+    assert small.is_small(5, 32, 10, 20, threads=2)  # S1
+    assert not small.is_small(100, 32, 32, 32, threads=2)  # S2: the GEMM and two threads win
+    assert not small.is_small(1, 1, 64, 1024, threads=1)  # BLAS sizes
+    assert not small.is_small(5, 64, 4, 64, threads=2)  # recurrence worth two threads
+    assert small.is_small(5, 64, 4, 64, threads=1)
 
 
 def test_save_false_keeps_nothing_and_gives_the_same_output():
     arrays, _ = random_problem(2, 6, 3, 2, 4, False)
     gx = np.ascontiguousarray(arrays["x"] @ arrays["w_ih"].T)
-    a = kernels.forward(gx, arrays["h0"], arrays["w_hh"], save=True)
-    b = kernels.forward(gx, arrays["h0"], arrays["w_hh"], save=False)
+    a = recurrence.forward(gx, arrays["h0"], arrays["w_hh"], save=True)
+    b = recurrence.forward(gx, arrays["h0"], arrays["w_hh"], save=False)
     assert b[2] is None and a[2].shape == (6, 3, 4 * 4)
     assert_close(b[0], a[0], np.float64)  # separately compiled loops: equal up to rounding
     assert_close(b[1], a[1], np.float64)
@@ -313,7 +371,7 @@ def test_save_false_keeps_nothing_and_gives_the_same_output():
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
-    """kernels.step on two stacked layers, packed as its docstring says, equals gru_step twice."""
+    """kernels.step on two stacked layers, packed by kernels.pack, equals gru_step twice."""
     rng = np.random.default_rng(3)
     B, I, H = 3, 5, 7
     layers = [
@@ -321,24 +379,15 @@ def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
         for n_in in (I, H)
     ]
     x, h = rng.normal(size=(B, I)), rng.normal(size=(2, B, H))
-    blocks, layout = [], [2, B, H]
-    offset = 0
-    for w_ih, w_hh, b_ih, b_hh in layers:
-        folded = b_ih + (np.concatenate([b_hh[: 2 * H], np.zeros(H)]) if reset_after else b_hh)
-        for part in (w_ih.T, w_hh.T, folded, b_hh[2 * H :]):
-            layout.append(offset)
-            blocks.append(np.ascontiguousarray(part, dtype=dtype).ravel())
-            offset += part.size
-        layout.append(w_ih.shape[1])
-    work = np.zeros(2 * 2 * B * H + 8 * B * H, dtype)
-    work[: 2 * B * H] = h.ravel()
-    kernels.step(x.astype(dtype), np.concatenate(blocks), work, np.array(layout), reset_after)
-    out = work[3 * B * H : 4 * B * H].reshape(B, H)  # the top output: (2L − 1)·B·H on, L = 2
+    stack = kernels.pack(layers, B, reset_after=reset_after, dtype=dtype)
+    stack.state[...] = h
+    kernels.step(x.astype(dtype), stack.weights, stack.work, stack.layout, reset_after)
+    out = stack.output
 
     h1, _ = R.gru_step(x, h[0], *layers[0], reset_after=reset_after)
     h2, _ = R.gru_step(h1, h[1], *layers[1], reset_after=reset_after)
     assert_close(out, h2, dtype)
-    assert_close(work[: 2 * B * H].reshape(2, B, H), np.stack([h1, h2]), dtype)  # the state
+    assert_close(stack.state, np.stack([h1, h2]), dtype)  # the state
 
 
 # --- the configurations of the benchmark, and long sequences ----------------------------------

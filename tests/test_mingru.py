@@ -11,8 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gru
 from checks import assert_close
-from gru import nn as gru_nn
 from gru import reference
+from gru.ops import scan
 
 
 def weights_of(module: gru.MinGRU, layer: int) -> list:
@@ -104,7 +104,7 @@ def test_no_bias_and_unbatched_match_oracle(bias):
 def test_gradients_match_the_oracle_equations(hx_kind, dtype, bias, monkeypatch):
     # Chunks of 4 steps over T = 11: the gradient flows through the states carried between
     # three chunks.
-    monkeypatch.setattr(gru_nn, "_SCAN_CHUNK", 4)
+    monkeypatch.setattr(scan, "SCAN_CHUNK", 4)
     torch.manual_seed(2)
     T, B, I, H, L = 11, 3, 4, 5, 2
     layer = gru.MinGRU(I, H, L, bias=bias, dtype=dtype)
@@ -143,7 +143,7 @@ def test_gradients_match_the_oracle_equations(hx_kind, dtype, bias, monkeypatch)
 
 
 def test_gradcheck(monkeypatch):
-    monkeypatch.setattr(gru_nn, "_SCAN_CHUNK", 3)  # T = 7: three chunks
+    monkeypatch.setattr(scan, "SCAN_CHUNK", 3)  # T = 7: three chunks
     torch.manual_seed(3)
     layer = gru.MinGRU(3, 2, 2, dtype=torch.float64)
     names = [n for n, _ in layer.named_parameters()]
@@ -164,17 +164,17 @@ def test_scan_equals_sequential_over_long_sequences(dtype):
     k = (2 * torch.randn(T, B, H, dtype=torch.float64)).to(dtype).requires_grad_()
     a = (2 * torch.randn(T, B, H, dtype=torch.float64)).to(dtype).requires_grad_()
     h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
-    scan = gru_nn._min_gru_scan(k, a, h0)
+    scanned = scan.min_gru_scan(k, a, h0)
     # The sequential path in float64 is the reference for both dtypes.
     k64, a64, h064 = (t.detach().double().requires_grad_() for t in (k, a, h0))
-    sequential = gru_nn._min_gru_sequential(k64, a64, h064)
+    sequential = scan.min_gru_sequential(k64, a64, h064)
     # float32: the log-space sum A_t + log Σ(…) loses ε·|A_t| of relative precision, |A_t| up
     # to ~40 within a chunk of 32 steps (log(1 − z_t) ≈ −1.2 on average here), so 10× the
     # usual float32 tolerance; the gradient of k inherits it through h̃_t − h_{t-1} (measured:
     # 2.2× the usual tolerance at worst, a and h0 within it).
     scale = 10.0 if dtype == torch.float32 else 1.0
-    assert_close(scan, sequential, dtype=dtype, scale=scale, what="h over 4096 steps")
-    d_scan = random_grads([scan], [k, a, h0])
+    assert_close(scanned, sequential, dtype=dtype, scale=scale, what="h over 4096 steps")
+    d_scan = random_grads([scanned], [k, a, h0])
     d_sequential = random_grads([sequential], [k64, a64, h064])
     for actual, expected, name in zip(d_scan, d_sequential, ("k", "a", "h0"), strict=True):
         assert_close(actual, expected, dtype=dtype, scale=scale, what=f"gradient of {name}")
@@ -190,10 +190,10 @@ def test_scan_keeps_float32_precision_that_one_unchunked_scan_loses(monkeypatch)
         2 * torch.randn(T, B, H, dtype=torch.float64),
     )
     h0 = torch.randn(B, H, dtype=torch.float64)
-    expected = gru_nn._min_gru_sequential(k, a, h0)
-    chunked = gru_nn._min_gru_scan(k.float(), a.float(), h0.float())
-    monkeypatch.setattr(gru_nn, "_SCAN_CHUNK", T)
-    whole = gru_nn._min_gru_scan(k.float(), a.float(), h0.float())
+    expected = scan.min_gru_sequential(k, a, h0)
+    chunked = scan.min_gru_scan(k.float(), a.float(), h0.float())
+    monkeypatch.setattr(scan, "SCAN_CHUNK", T)
+    whole = scan.min_gru_scan(k.float(), a.float(), h0.float())
     error = lambda h: ((h.double() - expected).abs() / expected.abs()).max().item()
     assert error(chunked) < 1e-4 < error(whole)
 
@@ -211,8 +211,8 @@ def test_stream_equals_layer(dtype, batch_size, kind, path):
     with torch.no_grad():
         expected, expected_h = layer(x, hx)
     stream = layer.stream(batch_size)
-    assert stream._numpy  # float32/float64 on the CPU run in NumPy ...
-    stream._numpy = path == "numpy"  # ... and the torch path is what other devices run
+    assert stream._stepper.numpy  # float32/float64 on the CPU run in NumPy ...
+    stream._stepper.numpy = path == "numpy"  # ... and the torch path is what other devices run
     stream.state = hx
     outputs = []
     for t in range(T):

@@ -9,6 +9,8 @@ import gru
 from checks import assert_close, layer_weights, reference_stack, reference_stack_backward
 from gru import kernels, ops
 from gru import reference as R
+from gru.kernels import recurrence
+from gru.kernels.padding import padded_size
 
 VARIANTS = {
     "layer_norm": {"layer_norm": True},
@@ -151,7 +153,7 @@ def test_blas_path_equals_the_variant_oracle(
     """From kernels.BLAS_MIN_HIDDEN on the variants run one GEMM per step over the batch
     (`gru.kernels.blas`); H = 197 pads to 200, so the layer norm's statistics skip 3 units."""
     H = 197
-    assert kernels.BLAS_MIN_HIDDEN <= kernels.padded_size(H) != H
+    assert recurrence.BLAS_MIN_HIDDEN <= padded_size(H) != H
     calls = []
 
     def spy(name):
@@ -422,8 +424,9 @@ def test_on_cuda_only_the_plain_layer_takes_the_native_stack(variant):
     routing is decided from the device alone, so it is checked here without a GPU)."""
     model = gru.GRU(3, 4, 2, **VARIANTS.get(variant, {}))
     cuda = torch.device("cuda")
-    assert model._native_stack(cuda) == (variant == "plain")
-    assert not model._native_stack(torch.device("cpu"))
+    native = (model.backend, model.reset_after, model.has_variants)
+    assert ops.uses_cudnn(cuda, *native) == (variant == "plain")
+    assert not ops.uses_cudnn(torch.device("cpu"), *native)
     meta = torch.empty(5, 2, 3, device="meta")  # any tensor off the CPU, as a CUDA one
     assert ops.resolve_backend("auto", meta, 4) == "torch"
     with pytest.raises(ValueError, match=r"backend='fused' runs on CPU tensors .* on meta"):

@@ -103,7 +103,7 @@ def test_fused_and_composed_backends_agree(dtype, reset_after):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_small_inference_takes_one_call_and_equals_the_other_paths(dtype, reset_after, monkeypatch):
-    """Without gradients, small layers run in one compiled call (`kernels.forward_small`); the
+    """Without gradients, small layers run in one compiled call (`kernels.small`); the
     result equals the engine's usual path (a GEMM, then the recurrence) and composed torch."""
     torch.manual_seed(1)
     kw = {"bidirectional": True, "reset_after": reset_after, "dtype": dtype, "batch_first": True}
@@ -114,14 +114,14 @@ def test_small_inference_takes_one_call_and_equals_the_other_paths(dtype, reset_
     h0 = torch.randn(4, 4, 9, dtype=dtype)
     lengths = torch.tensor([12, 3, 7, 1])
     calls = []
-    small = gru.kernels.forward_small
+    small = gru.kernels.layer.forward_small
     monkeypatch.setattr(
-        gru.kernels, "forward_small", lambda *a, **k: calls.append(1) or small(*a, **k)
+        gru.kernels.layer, "forward_small", lambda *a, **k: calls.append(1) or small(*a, **k)
     )
     with torch.no_grad():
         got = fused(x, h0, lengths=lengths)
         assert len(calls) == 4  # 2 layers × 2 directions
-        monkeypatch.setattr(gru.kernels.sequence, "SMALL_PROJECTION", 0)
+        monkeypatch.setattr(gru.kernels.small, "SMALL_PROJECTION", 0)
         usual = fused(x, h0, lengths=lengths)
         assert len(calls) == 4
         reference = composed(x, h0, lengths=lengths)
@@ -226,7 +226,7 @@ def test_native_stack_for_cuda_has_the_layer_semantics(with_lengths):
     x = torch.randn(6, 3, 3, dtype=torch.float64)
     hx = torch.randn(4, 3, 4, dtype=torch.float64)
     lengths = torch.tensor([6, 2, 4]) if with_lengths else None
-    weights = [getattr(model, n) for n in model._flat_weights_names]
+    weights = [p for layer in model.all_weights for p in layer]
     out, h_n = ops.cudnn_stack(
         x, hx, weights, num_layers=2, bias=True, dropout=0.0, training=False,
         bidirectional=True, lengths=lengths,

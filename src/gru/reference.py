@@ -45,11 +45,15 @@ __all__ = [
     "GRUGradients",
     "VariantCache",
     "VariantGradients",
+    "active_mask",
     "gru_backward",
     "gru_forward",
     "gru_step",
     "layer_norm_backward",
     "layer_norm_forward",
+    "min_gru_forward",
+    "min_gru_g",
+    "min_gru_step",
     "packed_to_seeds",
     "seeds_forward",
     "seeds_step",
@@ -134,7 +138,9 @@ class GRUGradients:
     b_hh: np.ndarray | None  # (3H,)
 
 
-def _active_mask(lengths, T: int, B: int) -> np.ndarray:
+def active_mask(lengths, T: int, B: int) -> np.ndarray:
+    """(T, B, 1): 1.0 where step t is within sequence b's length (all ones for None), 0.0 past
+    its end, where the state is kept and the output is zero."""
     if lengths is None:
         return np.ones((T, B, 1))
     lengths = np.asarray(lengths)
@@ -157,7 +163,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, reset_after: bool = 
     b_hh = None if b_hh is None else np.asarray(b_hh, dtype=np.float64)
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    active = _active_mask(lengths, T, B)
+    active = active_mask(lengths, T, B)
 
     h = np.zeros((T + 1, B, H))
     r, z, n, hn = (np.zeros((T, B, H)) for _ in range(4))
@@ -337,7 +343,7 @@ def variant_forward(
     b_ih, b_hh = _biases(f64(b_ih), f64(b_hh), H)
     ln = None if layer_norm is None else tuple(f64(p) for p in layer_norm)
     d, m = f64(zoneout), f64(recurrent_mask)
-    active = _active_mask(lengths, T, B)
+    active = active_mask(lengths, T, B)
     W_hr, W_hz, W_hn = _split(w_hh.T)  # each (H, H)
 
     h = np.zeros((T + 1, B, H))
@@ -523,8 +529,6 @@ def packed_to_seeds(w_ih, w_hh, b_ih=None, b_hh=None):
 #
 # As in the seeds' notation, z is the fraction of the candidate taken (the packed layout's
 # 1 − z). The oracle is the sequential loop; `gru.MinGRU` computes the same by a scan.
-
-__all__ += ["min_gru_forward", "min_gru_g", "min_gru_step"]
 
 
 def min_gru_g(a: np.ndarray) -> np.ndarray:

@@ -1,8 +1,18 @@
-"""The fused CPU engine: a GRU's recurrence compiled with Numba, on NumPy arrays (no torch).
+"""The fused CPU engine: a GRU layer's recurrence compiled with Numba, on NumPy arrays (no torch).
 
-`forward` and `backward` run one layer in one direction over a sequence; `step` advances one
-time step for streaming. See `gru.kernels.sequence` for shapes and what the caller computes
-around them, and `gru.kernels.activations` for the float32 σ and tanh and their accuracy.
+The entry points take and return a layer's arrays as the layer stores them (gates in rows
+[r | z | n]); the engine's padded width and the folding of the biases stay inside.
+
+    forward / backward                     one layer, one direction (`gru.kernels.layer`)
+    forward_variants / backward_variants   with layer norm, zoneout, recurrent dropout
+    pack / step                            one step of a stack of layers (`gru.kernels.stream`)
+    min_gru_step                           one step of a minGRU stack (`gru.kernels.mingru`)
+    blas.bind(library)                     give the engine a BLAS for large hidden sizes
+
+Inside: `layer` (the GEMMs around the loop), `padding` (the width and the bias convention),
+`recurrence` (the time loop: rows or BLAS, sharded over threads), `small` (small layers in
+one call), `rows` / `variants` / `blas` (the compiled loops), `products` (their vector–matrix
+products and scratch), `activations` (σ and tanh in float32, with their accuracy).
 """
 
 import hashlib
@@ -35,38 +45,35 @@ def _drop_stale_cache() -> None:
 
 _drop_stale_cache()
 
-from gru.kernels import blas, rows, variants  # noqa: E402
-from gru.kernels.sequence import (  # noqa: E402
-    BLAS_MIN_HIDDEN,
-    LANES,
+from gru.kernels import blas  # noqa: E402
+from gru.kernels.layer import (  # noqa: E402
+    Matmul,
+    VariantState,
     backward,
     backward_variants,
     forward,
-    forward_small,
     forward_variants,
-    is_small,
-    pad_hidden,
-    padded_size,
-    saved_width,
-    step,
-    unpad_hidden,
+    numpy_matmul,
+    saved_shape,
 )
+from gru.kernels.mingru import MinGRUBuffers, min_gru_step  # noqa: E402
+from gru.kernels.recurrence import supports  # noqa: E402
+from gru.kernels.stream import PackedStack, pack, step  # noqa: E402
 
 __all__ = [
-    "BLAS_MIN_HIDDEN",
-    "LANES",
+    "Matmul",
+    "MinGRUBuffers",
+    "PackedStack",
+    "VariantState",
     "backward",
     "backward_variants",
     "blas",
     "forward",
-    "forward_small",
     "forward_variants",
-    "is_small",
-    "pad_hidden",
-    "padded_size",
-    "rows",
-    "saved_width",
+    "min_gru_step",
+    "numpy_matmul",
+    "pack",
+    "saved_shape",
     "step",
-    "unpad_hidden",
-    "variants",
+    "supports",
 ]

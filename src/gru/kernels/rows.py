@@ -9,7 +9,7 @@ memory and are unrolled four deep, so LLVM vectorizes them and the gate math aft
 Three rules keep the loops fast, and the code is written around them:
 - no array views inside the time loop (each view costs two atomic reference-count updates):
   helpers take whole arrays and indices;
-- scratch lives on the stack (`_stack`), where LLVM can see that it aliases nothing;
+- scratch lives on the stack (`scratch`), where LLVM can see that it aliases nothing;
 - a flag tested inside a loop stops LLVM from vectorizing it, so loop bodies are inlined with
   their flags as constants.
 
@@ -27,126 +27,28 @@ Step s of row b reads position t = s, or t = lengths[b] − 1 − s when ``rever
 
 from __future__ import annotations
 
-from numba import carray, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import carray, njit
 
-from gru.kernels.activations import FASTMATH, sigmoid, tanh
-
-_ENTRY = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
-_INLINE = {"inline": "always", "fastmath": FASTMATH, "error_model": "numpy"}
-
-STACK_HIDDEN = 512
-"""Largest H the row kernels take (their scratch is on the stack); beyond it, BLAS does."""
-_TWO_ROWS = 2 * STACK_HIDDEN  # stack sizes must be literals where `_stack` is called
-_TWO_ROWS_3H = 6 * STACK_HIDDEN
-_FOUR_ROWS = 4 * STACK_HIDDEN
-
-
-@intrinsic
-def _stack(typingctx, size, dtype):
-    """A pointer to ``size`` (a literal) uninitialized values on the caller's stack."""
-    if not isinstance(size, types.IntegerLiteral) or not isinstance(dtype, types.DType):
-        return None
-    count = size.literal_value
-
-    def codegen(context, builder, signature, args):
-        return cgutils.alloca_once(builder, context.get_value_type(dtype.dtype), size=count)
-
-    return types.CPointer(dtype.dtype)(size, dtype), codegen
-
-
-@njit(**_INLINE)
-def _position(s, L, reverse):
-    return L - 1 - s if reverse else s
-
-
-# --- vector–matrix products -------------------------------------------------------------------
-# v and acc are rows of 2-D scratch: v[va, :] (and v[vb, :] when ``pair``).
-
-
-@njit(**_INLINE)
-def _matvec_t(v, va, vb, w_t, j0, n, acc, pair):
-    """acc[i, j] = Σ_k v[i, k] w_t[k, j0 + j] for j < n, rows i = va (and vb when ``pair``)."""
-    H = w_t.shape[0]
-    for j in range(n):
-        acc[va, j] = 0.0
-        acc[vb, j] = 0.0
-    k = 0
-    while k + 4 <= H:
-        a0, a1, a2, a3 = v[va, k], v[va, k + 1], v[va, k + 2], v[va, k + 3]
-        if pair:
-            b0, b1, b2, b3 = v[vb, k], v[vb, k + 1], v[vb, k + 2], v[vb, k + 3]
-            for j in range(n):
-                c0, c1 = w_t[k, j0 + j], w_t[k + 1, j0 + j]
-                c2, c3 = w_t[k + 2, j0 + j], w_t[k + 3, j0 + j]
-                acc[va, j] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
-                acc[vb, j] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
-        else:
-            for j in range(n):
-                acc[va, j] += (
-                    a0 * w_t[k, j0 + j]
-                    + a1 * w_t[k + 1, j0 + j]
-                    + a2 * w_t[k + 2, j0 + j]
-                    + a3 * w_t[k + 3, j0 + j]
-                )
-        k += 4
-    while k < H:
-        a0, b0 = v[va, k], v[vb, k]
-        for j in range(n):
-            acc[va, j] += a0 * w_t[k, j0 + j]
-        if pair:
-            for j in range(n):
-                acc[vb, j] += b0 * w_t[k, j0 + j]
-        k += 1
-
-
-@njit(**_INLINE)
-def _vecmat_add(v, va_t, va_b, vb_t, vb_b, v0, w, j0, n, acc, ia, ib, pair):
-    """acc[i, k] += Σ_j v[t, b, v0 + j] w[j0 + j, k] for j < n, (t, b) = (va_t, va_b) → i = ia,
-    and (vb_t, vb_b) → i = ib when ``pair``. v is a (T, B, ·) array of gradients."""
-    H = w.shape[1]
-    j = 0
-    while j + 4 <= n:
-        p = v0 + j
-        a0, a1, a2, a3 = (
-            v[va_t, va_b, p],
-            v[va_t, va_b, p + 1],
-            v[va_t, va_b, p + 2],
-            v[va_t, va_b, p + 3],
-        )
-        q = j0 + j
-        if pair:
-            b0, b1, b2, b3 = (
-                v[vb_t, vb_b, p],
-                v[vb_t, vb_b, p + 1],
-                v[vb_t, vb_b, p + 2],
-                v[vb_t, vb_b, p + 3],
-            )
-            for k in range(H):
-                c0, c1, c2, c3 = w[q, k], w[q + 1, k], w[q + 2, k], w[q + 3, k]
-                acc[ia, k] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
-                acc[ib, k] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
-        else:
-            for k in range(H):
-                acc[ia, k] += a0 * w[q, k] + a1 * w[q + 1, k] + a2 * w[q + 2, k] + a3 * w[q + 3, k]
-        j += 4
-    while j < n:
-        a0, b0 = v[va_t, va_b, v0 + j], v[vb_t, vb_b, v0 + j]
-        for k in range(H):
-            acc[ia, k] += a0 * w[j0 + j, k]
-        if pair:
-            for k in range(H):
-                acc[ib, k] += b0 * w[j0 + j, k]
-        j += 1
-
+from gru.kernels.activations import sigmoid, tanh
+from gru.kernels.products import (
+    ENTRY,
+    FOUR_ROWS,
+    INLINE,
+    STACK_HIDDEN,
+    TWO_ROWS,
+    TWO_ROWS_3H,
+    matvec_t,
+    position,
+    scratch,
+    vecmat_add,
+)
 
 # --- the gate math of one row ---------------------------------------------------------------
 # gx, out, saved are (T, B, ·) arrays read at (t, b); h, gh, rh, z are 2-D scratch read at row i.
 # Each public helper tests its flag once and inlines a loop body with the flag as a constant.
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save):
     H = gx.shape[2] // 3  # scratch rows are wider than H
     for k in range(H):
@@ -164,7 +66,7 @@ def _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save):
         h[i, k] = h_new
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save):
     """Reset after: gates of row b at t from gh[i] = W_hh h (3H); h[i] and out[t, b] get h_t."""
     if save:
@@ -173,7 +75,7 @@ def gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save):
         _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_before_rz(gx, t, b, gh, h, i, rh, z_, saved, save):
     H = gx.shape[2] // 3
     for k in range(H):
@@ -186,7 +88,7 @@ def _gates_before_rz(gx, t, b, gh, h, i, rh, z_, saved, save):
             saved[t, b, H + k] = z
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_before_rz(gx, t, b, gh, h, i, rh, z_, saved, save):
     """Reset before, first half: r, z from gh[i] = W_h{r,z} h (2H); rh[i] = r ⊙ h, z_[i] = z."""
     if save:
@@ -195,7 +97,7 @@ def gates_before_rz(gx, t, b, gh, h, i, rh, z_, saved, save):
         _gates_before_rz(gx, t, b, gh, h, i, rh, z_, saved, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, save):
     H = gx.shape[2] // 3
     for k in range(H):
@@ -208,7 +110,7 @@ def _gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, save):
         h[i, k] = h_new
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, save):
     """Reset before, second half: n from ghn[i] = W_hn (r ⊙ h) (H); h[i], out[t, b] get h_t."""
     if save:
@@ -217,7 +119,7 @@ def gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, save):
         _gates_before_n(gx, t, b, ghn, h, i, z_, out, saved, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
     H = h_prev.shape[2]
     for k in range(H):
@@ -245,7 +147,7 @@ def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
             dg[t, b, k] = r * hp  # what W_hn multiplies
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
     """Back through the gates of row b at t, from d_h[i] = ∂L/∂h_t (H).
 
@@ -261,7 +163,7 @@ def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after):
         _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def reset_before_dr(d_rh, i, saved, h_prev, dg, t, b, d_h, db):
     """Reset before: from d_rh[i] = da_n W_hn, finish da_r and add d_rh ⊙ r to d_h[i]."""
     H = h_prev.shape[2]
@@ -276,29 +178,29 @@ def reset_before_dr(d_rh, i, saved, h_prev, dg, t, b, d_h, db):
 # --- forward ------------------------------------------------------------------------------
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _forward_step(
     gx, w_hh_t, b_hn, reset_after, save, out, saved, ba, ta, ia, bb, tb, ib, pair, h, gh, rh, z_
 ):
     """Advance row ba (at position ta, scratch row ia), and bb (tb, ib) when ``pair``."""
     H = w_hh_t.shape[0]
     if reset_after:
-        _matvec_t(h, ia, ib, w_hh_t, 0, 3 * H, gh, pair)
+        matvec_t(h, ia, ib, w_hh_t, 0, 3 * H, gh, pair)
         gates_after(gx, ta, ba, gh, b_hn, h, ia, out, saved, save)
         if pair:
             gates_after(gx, tb, bb, gh, b_hn, h, ib, out, saved, save)
     else:
-        _matvec_t(h, ia, ib, w_hh_t, 0, 2 * H, gh, pair)
+        matvec_t(h, ia, ib, w_hh_t, 0, 2 * H, gh, pair)
         gates_before_rz(gx, ta, ba, gh, h, ia, rh, z_, saved, save)
         if pair:
             gates_before_rz(gx, tb, bb, gh, h, ib, rh, z_, saved, save)
-        _matvec_t(rh, ia, ib, w_hh_t, 2 * H, H, gh, pair)
+        matvec_t(rh, ia, ib, w_hh_t, 2 * H, H, gh, pair)
         gates_before_n(gx, ta, ba, gh, h, ia, z_, out, saved, save)
         if pair:
             gates_before_n(gx, tb, bb, gh, h, ib, z_, out, saved, save)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _forward_impl(
     gx,
     h0,
@@ -332,8 +234,8 @@ def _forward_impl(
             # Both rows advance together while both run; then the longer one alone.
             a_runs = s < La
             first, i_first = (ba, 0) if a_runs else (bb, 1)
-            t_first = _position(s, La if a_runs else Lb, reverse)
-            tb = _position(s, Lb, reverse)
+            t_first = position(s, La if a_runs else Lb, reverse)
+            tb = position(s, Lb, reverse)
             _forward_step(
                 gx,
                 w_hh_t,
@@ -367,7 +269,7 @@ def _forward_impl(
                 h_n[bb, k] = h[1, k]
 
 
-@njit(**_ENTRY)
+@njit(**ENTRY)
 def forward_rows(
     gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, b0, b1
 ):
@@ -376,10 +278,10 @@ def forward_rows(
     Needs H <= STACK_HIDDEN (its scratch is on the stack).
     """
     M = STACK_HIDDEN
-    h = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
-    gh = carray(_stack(_TWO_ROWS_3H, gx.dtype), (2, 3 * M))
-    rh = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
-    z_ = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    h = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
+    gh = carray(scratch(TWO_ROWS_3H, gx.dtype), (2, 3 * M))
+    rh = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
+    z_ = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
     _forward_impl(
         gx,
         h0,
@@ -404,7 +306,7 @@ def forward_rows(
 # --- backward -----------------------------------------------------------------------------
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _start_backward_step(
     d_out, out, h0, saved, reverse, reset_after, dg, h_prev, b, t, s, d_h, i, db
 ):
@@ -422,7 +324,7 @@ def _start_backward_step(
     gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _backward_step(
     d_out, out, h0, saved, w_hh, reverse, reset_after, dg, h_prev, s,
     ba, ta, ia, bb, tb, ib, pair, d_h, d_rh, db,
@@ -438,20 +340,20 @@ def _backward_step(
         )
     if reset_after:
         # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh
-        _vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)
-        _vecmat_add(dg, ta, ba, tb, bb, 0, w_hh, 2 * H, H, d_h, ia, ib, pair)
+        vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)
+        vecmat_add(dg, ta, ba, tb, bb, 0, w_hh, 2 * H, H, d_h, ia, ib, pair)
         return
     for k in range(H):
         d_rh[ia, k] = 0.0
         d_rh[ib, k] = 0.0
-    _vecmat_add(dg, ta, ba, tb, bb, 3 * H, w_hh, 2 * H, H, d_rh, ia, ib, pair)  # da_n W_hn
+    vecmat_add(dg, ta, ba, tb, bb, 3 * H, w_hh, 2 * H, H, d_rh, ia, ib, pair)  # da_n W_hn
     reset_before_dr(d_rh, ia, saved, h_prev, dg, ta, ba, d_h, db)
     if pair:
         reset_before_dr(d_rh, ib, saved, h_prev, dg, tb, bb, d_h, db)
-    _vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)  # [da_r | da_z] W
+    vecmat_add(dg, ta, ba, tb, bb, H, w_hh, 0, 2 * H, d_h, ia, ib, pair)  # [da_r | da_z] W
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _backward_impl(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db_out,
     b0, b1, d_h, d_rh, db,
@@ -478,8 +380,8 @@ def _backward_impl(
             # The longer row alone back to where the shorter one ends, then both together.
             a_runs = s < La
             first, i_first = (ba, 0) if a_runs else (bb, 1)
-            t_first = _position(s, La if a_runs else Lb, reverse)
-            tb = _position(s, Lb, reverse)
+            t_first = position(s, La if a_runs else Lb, reverse)
+            tb = position(s, Lb, reverse)
             _backward_step(
                 d_out, out, h0, saved, w_hh, reverse, reset_after, dg, h_prev, s,
                 first, t_first, i_first, bb, tb, 1, a_runs and s < Lb, d_h, d_rh, db,
@@ -493,7 +395,7 @@ def _backward_impl(
         db_out[k] = db[k]
 
 
-@njit(**_ENTRY)
+@njit(**ENTRY)
 def backward_rows(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, b0, b1
 ):
@@ -504,9 +406,9 @@ def backward_rows(
     dg over these rows' steps. Needs H <= STACK_HIDDEN.
     """
     M = STACK_HIDDEN
-    d_h = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
-    d_rh = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
-    acc = carray(_stack(_FOUR_ROWS, d_out.dtype), (_FOUR_ROWS,))
+    d_h = carray(scratch(TWO_ROWS, d_out.dtype), (2, M))
+    d_rh = carray(scratch(TWO_ROWS, d_out.dtype), (2, M))
+    acc = carray(scratch(FOUR_ROWS, d_out.dtype), (FOUR_ROWS,))
     _backward_impl(
         d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
         b0, b1, d_h, d_rh, acc,
@@ -516,7 +418,7 @@ def backward_rows(
 # --- one step -----------------------------------------------------------------------------
 
 
-@njit(**_ENTRY)
+@njit(**ENTRY)
 def step_stack(x, weights, work, layout, reset_after):
     """One step of a stack of layers for every row of x (B, I), without allocating.
 
@@ -552,15 +454,15 @@ def step_stack(x, weights, work, layout, reset_after):
         gx3 = gx.reshape((1, B, 3 * H))
         out3 = out.reshape((1, B, H))
         for b in range(B):
-            _matvec_t(v, b, b, w_ih_t, 0, 3 * H, gx, False)
+            matvec_t(v, b, b, w_ih_t, 0, 3 * H, gx, False)
             for j in range(3 * H):
                 gx[b, j] += b_x[j]
             if reset_after:
-                _matvec_t(h, b, b, w_hh_t, 0, 3 * H, gh, False)
+                matvec_t(h, b, b, w_hh_t, 0, 3 * H, gh, False)
                 gates_after(gx3, 0, b, gh, b_hn, h, b, out3, gx3, False)
             else:
-                _matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
+                matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
                 gates_before_rz(gx3, 0, b, gh, h, b, rh, z_, gx3, False)
-                _matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
+                matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
                 gates_before_n(gx3, 0, b, gh, h, b, z_, out3, gx3, False)
         v = out

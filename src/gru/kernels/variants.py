@@ -26,15 +26,16 @@ import numpy as np
 from numba import carray, njit
 
 from gru.kernels.activations import sigmoid, tanh
-from gru.kernels.rows import (
-    _ENTRY,
-    _INLINE,
-    _TWO_ROWS,
-    _TWO_ROWS_3H,
-    _matvec_t,
-    _position,
-    _stack,
-    _vecmat_add,
+from gru.kernels.products import (
+    ENTRY,
+    INLINE,
+    STACK_HIDDEN,
+    TWO_ROWS,
+    TWO_ROWS_3H,
+    matvec_t,
+    position,
+    scratch,
+    vecmat_add,
 )
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
     n = ln.shape[1]  # 3·Hp: gh is a scratch row of the largest size, longer than that
     count = 3 * H_real
@@ -76,7 +77,7 @@ def _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
             gh[i, j] = ln[0, j] * ((gh[i, j] - m) * inv) + ln[1, j]
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
     """gh[i] (3H) ← g ⊙ â + c with â = (gh − mean) / s over the layer's 3·H_real values."""
     if save:  # ``save`` a constant in each copy of the loops, so that they vectorize
@@ -85,7 +86,7 @@ def layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save):
         _layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
     H = gx.shape[2] // 3
     for k in range(H):
@@ -104,7 +105,7 @@ def _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
         h[i, k] = h_new
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
     H = gx.shape[2] // 3
     for k in range(H):
@@ -117,7 +118,7 @@ def _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
             saved[t, b, H + k] = z
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
     H = gx.shape[2] // 3
     for k in range(H):
@@ -136,7 +137,7 @@ def _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
 # inline the loop with it as a constant, as `gru.kernels.rows` does.
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
     """Reset after: gates of row b at t from gh[i] (3H: W_hh h̄, layer-normed if on), with
     zoneout; h[i] and out[t, b] get h_t."""
@@ -146,7 +147,7 @@ def gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save, keep):
         _gates_after(gx, t, b, gh, b_hn, h, i, out, saved, False, keep)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
     """Reset before, first half: r, z from gh[i] = W_h{r,z} h̄ (2H); rh[i] = r ⊙ h̄[i]."""
     if save:
@@ -155,7 +156,7 @@ def gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, save):
         _gates_before_rz(gx, t, b, gh, hbar, i, rh, z_, saved, False)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
     """Reset before, second half: n from gh[i] = W_hn (r ⊙ h̄) (H), then zoneout; h[i] and
     out[t, b] get h_t."""
@@ -165,7 +166,7 @@ def gates_before_n(gx, t, b, gh, h, i, z_, out, saved, save, keep):
         _gates_before_n(gx, t, b, gh, h, i, z_, out, saved, False, keep)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _forward_impl(
     gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
     mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
@@ -177,18 +178,18 @@ def _forward_impl(
         for k in range(H):
             h[0, k] = h0[b, k]
         for s in range(L):
-            t = _position(s, L, reverse)
+            t = position(s, L, reverse)
             for k in range(H):
                 hbar[0, k] = h[0, k] * mask[b, k]
             if reset_after:
-                _matvec_t(hbar, 0, 0, w_hh_t, 0, 3 * H, gh, False)
+                matvec_t(hbar, 0, 0, w_hh_t, 0, 3 * H, gh, False)
                 if layer_norm:
                     layer_norm_row(gh, 0, ln, H_real, ln_saved, t, b, save)
                 _gates_after(gx, t, b, gh, b_hn, h, 0, out, saved, save, keep)
             else:
-                _matvec_t(hbar, 0, 0, w_hh_t, 0, 2 * H, gh, False)
+                matvec_t(hbar, 0, 0, w_hh_t, 0, 2 * H, gh, False)
                 _gates_before_rz(gx, t, b, gh, hbar, 0, rh, z_, saved, save)
-                _matvec_t(rh, 0, 0, w_hh_t, 2 * H, H, gh, False)
+                matvec_t(rh, 0, 0, w_hh_t, 2 * H, H, gh, False)
                 _gates_before_n(gx, t, b, gh, h, 0, z_, out, saved, save, keep)
         for s in range(L, T):
             for k in range(H):
@@ -197,7 +198,7 @@ def _forward_impl(
             h_n[b, k] = h[0, k]
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _forward_flags(
     gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
     mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
@@ -215,18 +216,18 @@ def _forward_flags(
         )  # fmt: skip
 
 
-@njit(**_ENTRY)
+@njit(**ENTRY)
 def forward_rows(
     gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
     mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1,
 ):  # fmt: skip
     """`gru.kernels.rows.forward_rows` with the variants (see the module docstring)."""
-    M = 512  # = rows.STACK_HIDDEN
-    h = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
-    hbar = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
-    gh = carray(_stack(_TWO_ROWS_3H, gx.dtype), (2, 3 * M))
-    rh = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
-    z_ = carray(_stack(_TWO_ROWS, gx.dtype), (2, M))
+    M = STACK_HIDDEN
+    h = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
+    hbar = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
+    gh = carray(scratch(TWO_ROWS_3H, gx.dtype), (2, 3 * M))
+    rh = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
+    z_ = carray(scratch(TWO_ROWS, gx.dtype), (2, M))
     _forward_flags(
         gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
         mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, h, hbar, gh, rh, z_,
@@ -236,7 +237,7 @@ def forward_rows(
 # --- backward -----------------------------------------------------------------------------
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
     """As `gru.kernels.rows.gate_grads`, with zoneout's split of ∂L/∂h_t and, reset before,
     c = r ⊙ h̄."""
@@ -268,7 +269,7 @@ def _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
             dg[t, b, k] = r * hp * mask[b, k]  # r ⊙ h̄, what W_hn multiplies
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
     """`_gate_grads` with ``reset_after`` a constant in its loop."""
     if reset_after:
@@ -277,7 +278,7 @@ def gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask):
         _gate_grads(d_h, i, saved, h_prev, dg, t, b, db, False, keep, mask)
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _layer_norm_backward_block(dg, t, b, src, j0, n, ln, ln_saved, dgh, dln):
     """dgh[t, b, j0 + k] = u = dy · g for dy = dg[t, b, src + k], k < n; dln += dy · â and dy.
     Returns Σu and Σu·â over the block."""
@@ -296,7 +297,7 @@ def _layer_norm_backward_block(dg, t, b, src, j0, n, ln, ln_saved, dgh, dln):
     return sum_u, sum_ua
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
     """dgh[t, b] = ∂L/∂(W_hh h̄) from dy = [da_r | da_z | c] through the layer norm; dln += the
     gain's and bias's gradients."""
@@ -316,7 +317,7 @@ def layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln):
         dgh[t, b, j] = dgh[t, b, j] * inv - mean_u - ln_saved[t, b, j] * mean_ua
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def _backward_impl(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
     mask, keep, ln, layer_norm, H_real, ln_saved, dgh, b0, b1, d_h, d_hbar, d_rh, db, dln,
@@ -333,7 +334,7 @@ def _backward_impl(
         for k in range(H):
             d_h[0, k] = d_hn[b, k]
         for s in range(L - 1, -1, -1):
-            t = _position(s, L, reverse)
+            t = position(s, L, reverse)
             tp = t + 1 if reverse else t - 1
             for k in range(H):
                 h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
@@ -344,28 +345,28 @@ def _backward_impl(
             if reset_after:
                 if layer_norm:
                     layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
-                    _vecmat_add(dgh, t, b, t, b, 0, w_hh, 0, 3 * H, d_hbar, 0, 0, False)
+                    vecmat_add(dgh, t, b, t, b, 0, w_hh, 0, 3 * H, d_hbar, 0, 0, False)
                 else:  # [da_r | da_z | c] @ W_hh
-                    _vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
-                    _vecmat_add(dg, t, b, t, b, 0, w_hh, 2 * H, H, d_hbar, 0, 0, False)
+                    vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
+                    vecmat_add(dg, t, b, t, b, 0, w_hh, 2 * H, H, d_hbar, 0, 0, False)
             else:
                 for k in range(H):
                     d_rh[0, k] = 0.0
-                _vecmat_add(dg, t, b, t, b, 3 * H, w_hh, 2 * H, H, d_rh, 0, 0, False)
+                vecmat_add(dg, t, b, t, b, 3 * H, w_hh, 2 * H, H, d_rh, 0, 0, False)
                 for k in range(H):
                     r = saved[t, b, k]
                     da_r = d_rh[0, k] * h_prev[t, b, k] * mask[b, k] * r * (1.0 - r)
                     dg[t, b, H + k] = da_r
                     db[H + k] += da_r
                     d_hbar[0, k] = d_rh[0, k] * r
-                _vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
+                vecmat_add(dg, t, b, t, b, H, w_hh, 0, 2 * H, d_hbar, 0, 0, False)
             for k in range(H):
                 d_h[0, k] += d_hbar[0, k] * mask[b, k]
         for k in range(H):
             dh0[b, k] = d_h[0, k]
 
 
-@njit(**_ENTRY)
+@njit(**ENTRY)
 def backward_rows(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
     mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln, b0, b1,
@@ -373,10 +374,10 @@ def backward_rows(
     """`gru.kernels.rows.backward_rows` with the variants. Also fills, with ``layer_norm``,
     dgh (T, B, 3H) = ∂L/∂(W_hh h̄) (for dW_hh = dghᵀ h̄) and dln (2, 3H), the gradients of the
     recurrent layer norm's gain and bias over these rows. h_prev holds h_{t-1}, not h̄."""
-    M = 512
-    d_h = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
-    d_hbar = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
-    d_rh = carray(_stack(_TWO_ROWS, d_out.dtype), (2, M))
+    M = STACK_HIDDEN
+    d_h = carray(scratch(TWO_ROWS, d_out.dtype), (2, M))
+    d_hbar = carray(scratch(TWO_ROWS, d_out.dtype), (2, M))
+    d_rh = carray(scratch(TWO_ROWS, d_out.dtype), (2, M))
     acc = np.zeros(db.shape[0], d_out.dtype)
     acc_ln = np.zeros((2, dln.shape[1]), d_out.dtype)
     _backward_impl(

@@ -1,10 +1,10 @@
-"""The engine's entry points: a GRU layer's recurrence forward and backward, and one step.
+"""The time loop of one layer in one direction, forward and backward, at the engine's width.
 
-NumPy arrays in, NumPy arrays out; nothing here knows of torch. The work that is not
-sequential (the input projection, and dX, dW_ih, dW_hh and the bias gradients after the
-backward) is left to the caller as large GEMMs; these functions run only the time loop.
+The compiled recurrence alone, on arrays already padded and with the biases already folded
+(`gru.kernels.padding`); `gru.kernels.layer` does that and the GEMMs around it. NumPy arrays
+in, NumPy arrays out.
 
-Shapes: T time steps, B batch, I input features, H hidden units.
+Shapes: T time steps, B batch, H hidden units (here the padded width Hp).
 
 Two ways to run the loop, chosen by size:
 - rows (`gru.kernels.rows`): each thread takes a shard of the batch and runs its sequences
@@ -26,21 +26,19 @@ import numpy as np
 from numba import njit, prange
 
 from gru.kernels import blas, rows, variants
+from gru.kernels.products import STACK_HIDDEN
 
 __all__ = [
     "BLAS_MIN_HIDDEN",
-    "LANES",
     "backward",
     "backward_variants",
     "forward",
-    "forward_small",
     "forward_variants",
-    "is_small",
-    "pad_hidden",
-    "padded_size",
+    "lengths_array",
     "saved_width",
-    "step",
-    "unpad_hidden",
+    "shard_count",
+    "supports",
+    "uses_blas",
 ]
 
 BLAS_MIN_HIDDEN = 192
@@ -82,47 +80,6 @@ def _backward_sharded(
         )  # fmt: skip
 
 
-LANES = 8
-"""The engine runs H rounded up to a multiple of this (a float32 AVX2 vector): the loops of
-the row kernels then have no scalar remainder, which at H = 50 cost as much as H = 64."""
-
-
-def padded_size(hidden_size: int) -> int:
-    """H rounded up to a multiple of `LANES`."""
-    return -(-hidden_size // LANES) * LANES
-
-
-def pad_hidden(a: np.ndarray, H: int, Hp: int, *, axis: int = -1, blocks: int = 1) -> np.ndarray:
-    """Widen each of ``blocks`` consecutive blocks of size H along ``axis`` (0 or -1) to Hp,
-    with zeros.
-
-    Zero weights, biases and initial states in the added units keep those units at exactly 0
-    forward and backward (r = z = 1/2 and n = 0 there), so they change no result.
-    """
-    if Hp == H:
-        return a
-    if axis == 0:
-        out = np.zeros((blocks * Hp, *a.shape[1:]), a.dtype)
-        for g in range(blocks):
-            out[g * Hp : g * Hp + H] = a[g * H : (g + 1) * H]
-    else:
-        out = np.zeros((*a.shape[:-1], blocks * Hp), a.dtype)
-        for g in range(blocks):
-            out[..., g * Hp : g * Hp + H] = a[..., g * H : (g + 1) * H]
-    return out
-
-
-def unpad_hidden(a: np.ndarray, H: int, Hp: int, *, axis: int = -1, blocks: int = 1) -> np.ndarray:
-    """The inverse of `pad_hidden`: the first H of each block of Hp (a new contiguous array)."""
-    if Hp == H:
-        return a
-    if axis == 0:
-        return np.concatenate([a[g * Hp : g * Hp + H] for g in range(blocks)])
-    if blocks == 1:
-        return np.ascontiguousarray(a[..., :H])
-    return np.concatenate([a[..., g * Hp : g * Hp + H] for g in range(blocks)], axis=-1)
-
-
 @njit(**_PARALLEL)
 def _forward_variants_sharded(
     gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
@@ -156,7 +113,8 @@ def saved_width(hidden_size: int, reset_after: bool) -> int:
     return (4 if reset_after else 3) * hidden_size
 
 
-def _lengths(lengths, T: int, B: int) -> np.ndarray:
+def lengths_array(lengths, T: int, B: int) -> np.ndarray:
+    """``lengths`` as the loops read it: (B,) int64, all T when None."""
     if lengths is None:
         return np.full(B, T, dtype=np.int64)
     return np.ascontiguousarray(lengths, dtype=np.int64)
@@ -169,19 +127,29 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _shards(B: int, T: int, H: int, threads: int | None) -> int:
+def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
+    """How many threads share the batch: one per CPU (or ``threads``), but never fewer than
+    `_MIN_WORK_PER_THREAD` multiply-adds each."""
     threads = _cpu_count() if threads is None else threads
     work = T * B * 6 * H * H  # multiply-adds of the recurrent products
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
 
-def _use_blas(H: int) -> bool:
-    if H > rows.STACK_HIDDEN and not blas.available():
+def supports(H: int) -> bool:
+    """Whether the engine can run a layer of H units: the row kernels take H up to
+    `STACK_HIDDEN`, beyond it only a bound BLAS can."""
+    return H <= STACK_HIDDEN or blas.available()
+
+
+def uses_blas(H: int) -> bool:
+    """Whether the loop at (padded) width H runs on the bound BLAS (ValueError if it must and
+    none is bound)."""
+    if H > STACK_HIDDEN and not blas.available():
         raise ValueError(
             f"gru.kernels: hidden size {H} needs a BLAS (the row kernels take H <= "
-            f"{rows.STACK_HIDDEN}); call gru.kernels.blas.bind(library) first"
+            f"{STACK_HIDDEN}); call gru.kernels.blas.bind(library) first"
         )
-    return blas.available() and H >= min(BLAS_MIN_HIDDEN, rows.STACK_HIDDEN + 1)
+    return blas.available() and H >= min(BLAS_MIN_HIDDEN, STACK_HIDDEN + 1)
 
 
 def forward(
@@ -218,19 +186,19 @@ def forward(
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
     lengths_given = lengths
-    lengths = _lengths(lengths, T, B)
+    lengths = lengths_array(lengths, T, B)
     out = np.empty((T, B, H), dtype)
     h_n = np.empty((B, H), dtype)
     width = saved_width(H, reset_after) if save else 0
     # Steps past a sequence's end keep nothing; zeros there make the result deterministic.
     saved = (np.empty if lengths_given is None else np.zeros)((T, B, width), dtype)
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
-    if _use_blas(H):
+    if uses_blas(H):
         blas.forward(gx, h0, w_hh, b_hn, *flags)
     else:
         if w_hh_t is None:
             w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
-        shards = _shards(B, T, H, threads)
+        shards = shard_count(B, T, H, threads)
         if shards > 1:
             _forward_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
         else:
@@ -276,16 +244,16 @@ def backward(
     d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
     h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    lengths = _lengths(lengths, T, B)
+    lengths = lengths_array(lengths, T, B)
     dg = np.empty((T, B, 4 * H), dtype)
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
-    if _use_blas(H):
+    if uses_blas(H):
         db = np.empty(4 * H, dtype)
         blas.backward(*common, dg, h_prev, dh0, db)
         return dg, h_prev, dh0, db
-    shards = _shards(B, T, H, threads)
+    shards = shard_count(B, T, H, threads)
     parts = np.empty((shards, 4 * H), dtype)
     if shards > 1:
         _backward_sharded(*common, dg, h_prev, dh0, parts, shards)
@@ -314,7 +282,7 @@ def forward_variants(
     ``real_hidden`` the layer's own H when H is padded (the norm's statistics use only it).
 
     Returns ``(output, h_n, saved, ln_saved)``, ln_saved (T, B, 3H + 1) or None.
-    Runs on BLAS where `forward` does (and needs it beyond `gru.kernels.rows.STACK_HIDDEN`).
+    Runs on BLAS where `forward` does (and needs it beyond `gru.kernels.STACK_HIDDEN`).
     """
     T, B, H3 = gx.shape
     H = H3 // 3
@@ -324,7 +292,7 @@ def forward_variants(
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
     b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
     lengths_given = lengths
-    lengths = _lengths(lengths, T, B)
+    lengths = lengths_array(lengths, T, B)
     layer_norm = recurrent_ln is not None
     m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
     out = np.empty((T, B, H), dtype)
@@ -336,11 +304,11 @@ def forward_variants(
         lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved,
         m, keep, ln, layer_norm, real_hidden or H, ln_saved,
     )  # fmt: skip
-    if _use_blas(H):
+    if uses_blas(H):
         blas.forward_variants(gx, h0, w_hh, b_hn, *flags)
     else:
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
-        shards = _shards(B, T, H, threads)
+        shards = shard_count(B, T, H, threads)
         if shards > 1:
             _forward_variants_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
         else:
@@ -362,7 +330,7 @@ def backward_variants(
     d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
     h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    lengths = _lengths(lengths, T, B)
+    lengths = lengths_array(lengths, T, B)
     layer_norm = recurrent_ln is not None
     m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
     ln_saved = np.zeros((T, B, 0), dtype) if ln_saved is None else ln_saved
@@ -375,12 +343,12 @@ def backward_variants(
         h_prev, dh0,
     )  # fmt: skip
     flags = (m, keep, ln, layer_norm, real_hidden or H, ln_saved, dgh)
-    if _use_blas(H):
+    if uses_blas(H):
         db = np.empty(4 * H, dtype)
         dln = np.empty((2, 3 * H), dtype)
         blas.backward_variants(*args, db, *flags, dln)
         return dg, h_prev, dh0, db, (dgh if layer_norm else None), (dln if layer_norm else None)
-    shards = _shards(B, T, H, threads)
+    shards = shard_count(B, T, H, threads)
     db = np.empty((shards, 4 * H), dtype)
     dln = np.empty((shards, 2, 3 * H), dtype)
     if shards > 1:
@@ -391,84 +359,3 @@ def backward_variants(
         dg, h_prev, dh0, db.sum(axis=0),
         dgh if layer_norm else None, dln.sum(axis=0) if layer_norm else None,
     )  # fmt: skip
-
-
-# --- small calls, whole layer in one compiled call ----------------------------------------
-
-SMALL_PROJECTION = 300_000
-"""Multiply-adds of the input projection up to which `forward_small` computes it in its own
-loop: below this, the separate GEMM and the NumPy and torch calls around it cost more than
-the projection itself (S1, 5 × 32 × 10 → 60: 96,000)."""
-
-
-def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool:
-    """Whether `forward_small` is the faster way to run this layer without saving: a
-    projection under `SMALL_PROJECTION`, a recurrence one thread runs anyway, no BLAS."""
-    return (
-        T * B * I * 3 * H <= SMALL_PROJECTION
-        and H <= rows.STACK_HIDDEN
-        and not _use_blas(H)
-        and _shards(B, T, H, threads) == 1
-    )
-
-
-@njit(**rows._ENTRY)
-def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after):
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    w_ih_t = np.ascontiguousarray(w_ih.T)  # (I, 3H): the projection's inner loop runs over 3H
-    w_hh_t = np.ascontiguousarray(w_hh.T)
-    bias = b_ih.copy()  # b_ih with the recurrent biases that sit outside r (see `forward`)
-    b_hn = np.zeros(H, x.dtype)
-    n_outside = 2 * H if reset_after else 3 * H
-    for j in range(n_outside):
-        bias[j] += b_hh[j]
-    if reset_after:
-        for k in range(H):
-            b_hn[k] = b_hh[2 * H + k]
-    gx = np.empty((T, B, 3 * H), x.dtype)
-    for t in range(T):
-        for b in range(B):
-            for j in range(3 * H):
-                gx[t, b, j] = bias[j]
-            for i in range(I):
-                xi = x[t, b, i]
-                for j in range(3 * H):
-                    gx[t, b, j] += xi * w_ih_t[i, j]
-    out = np.empty((T, B, H), x.dtype)
-    h_n = np.empty((B, H), x.dtype)
-    unused = np.empty((1, 1, 1), x.dtype)
-    rows.forward_rows(
-        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, False, out, h_n, unused, 0, B
-    )
-    return out, h_n
-
-
-def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False):
-    """A whole layer without saving for backward, in one compiled call: for `is_small` sizes.
-
-    x (T, B, I); the layer's weights as stored, w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,)
-    or None; h0 (B, H) or None for zeros; lengths as in `forward`. Returns (output (T, B, H),
-    h_n (B, H)), equal to `forward` after the input projection. H is not padded (at these sizes
-    copying padded weights costs more than the scalar remainder of the loops).
-    """
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dtype = x.dtype
-    zeros = np.zeros(3 * H, dtype)
-    return _forward_small(
-        np.ascontiguousarray(x),
-        np.ascontiguousarray(w_ih, dtype=dtype),
-        np.ascontiguousarray(w_hh, dtype=dtype),
-        zeros if b_ih is None else np.ascontiguousarray(b_ih, dtype=dtype),
-        zeros if b_hh is None else np.ascontiguousarray(b_hh, dtype=dtype),
-        np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
-        _lengths(lengths, T, B),
-        bool(reverse),
-        bool(reset_after),
-    )
-
-
-step = rows.step_stack
-"""``step(x, weights, work, layout, reset_after)``: one step of a stack of layers for every
-row, in place and without allocating (see `gru.kernels.rows.step_stack`)."""

@@ -1,0 +1,16 @@
+"""The PyTorch layers: drop-in replacements for `torch.nn.GRU` and `torch.nn.GRUCell`, and minGRU.
+
+These modules own the PyTorch contract: argument validation, parameters and their
+initialization, batch_first, unbatched input, PackedSequence, layers, directions and dropout.
+The math of one layer in one direction is delegated to `gru.ops`.
+
+    gru.py       GRU, GRUStream         cell.py      GRUCell
+    mingru.py    MinGRU, MinGRUStream   _base.py     what the layers share (checks, layouts)
+    packing.py   lengths and PackedSequence          convert.py   torch.nn.GRU ↔ gru.GRU
+"""
+
+from gru.nn.cell import GRUCell
+from gru.nn.gru import GRU, GRUStream
+from gru.nn.mingru import MinGRU, MinGRUStream
+
+__all__ = ["GRU", "GRUCell", "GRUStream", "MinGRU", "MinGRUStream"]

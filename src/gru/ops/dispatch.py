@@ -1,0 +1,155 @@
+"""Which implementation computes a layer: the one backend decision of the package.
+
+    "fused"   the compiled CPU engine (`gru.ops.fused`): CPU tensors of float32 or float64
+    "torch"   composed torch operations (`gru.ops.composed`): any device, any dtype
+    "auto"    "fused" where it applies, else "torch"; on CUDA, whole reset-after stacks
+              without variants go to cuDNN (`gru.ops.cudnn`)
+
+The engine is started on its first use (`start_engine`), not on import: that binds the BLAS
+torch carries for the engine's large layers and tunes the C allocator (see there).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import torch
+from torch import Tensor
+
+from gru import kernels
+from gru.ops import composed, fused
+
+__all__ = [
+    "BACKENDS",
+    "gru_sequence",
+    "resolve_backend",
+    "start_engine",
+    "stream_backend",
+    "uses_cudnn",
+]
+
+BACKENDS = ("auto", "fused", "torch")
+_FUSED_DTYPES = (torch.float32, torch.float64)
+_started: list[bool] = []
+
+
+def _bind_torch_blas() -> bool:
+    """Give the engine the BLAS that torch carries (MKL on x86-64 Linux), if it exports one."""
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
+        path = os.path.join(lib, name)
+        if os.path.exists(path) and kernels.blas.bind(path):
+            return True
+    return False
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep large freed blocks for reuse instead of returning them to the OS.
+
+    By default glibc serves every block above a few hundred KB with a fresh mmap and unmaps it
+    on free, so each training step touches its sequence-sized arrays anew: one page fault per
+    4 KB (about 1,000 per step of a 32-unit layer over 100 steps, and a fault costs
+    microseconds in a virtual machine). This slowed torch.nn.GRU as much as the engine.
+    Set GRU_MALLOC_DEFAULTS=1 to leave the allocator as it is.
+    """
+    if os.environ.get("GRU_MALLOC_DEFAULTS") == "1" or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 << 20)  # M_MMAP_THRESHOLD: blocks up to 128 MB from the heap
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of freed heap
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+def start_engine() -> None:
+    """Prepare the process for the engine, once: bind torch's BLAS to it and keep freed
+    memory (`_keep_freed_memory`, process-wide: it is the one setting the engine changes,
+    and only when the engine is first used)."""
+    if _started:
+        return
+    _bind_torch_blas()
+    _keep_freed_memory()
+    _started.append(True)
+
+
+def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
+    """The backend that computes a layer on ``x``: "fused" or "torch" (ValueError if unable)."""
+    fused_ok = x.device.type == "cpu" and x.dtype in _FUSED_DTYPES
+    if backend == "fused" and not fused_ok:
+        raise ValueError(
+            "backend='fused' runs on CPU tensors of float32 or float64, got a "
+            f"{x.dtype} tensor on {x.device}; use backend='auto' (or 'torch') for it"
+        )
+    if backend == "torch" or not fused_ok:
+        return "torch"
+    start_engine()
+    if not kernels.supports(hidden_size):
+        if backend == "fused":
+            raise ValueError(
+                f"backend='fused' needs a BLAS for hidden_size={hidden_size} and found none in "
+                "torch; use backend='auto'"
+            )
+        return "torch"
+    return "fused"
+
+
+def uses_cudnn(device: torch.device, backend: str, reset_after: bool, variants: bool) -> bool:
+    """Whether torch's native GRU (cuDNN) computes a whole stack on ``device``.
+
+    Only on CUDA, with backend "auto", for the convention it computes (reset after) and
+    without variants: cuDNN has no layer norm, zoneout or recurrent dropout, so a layer with
+    any of them runs layer by layer on composed torch operations there.
+    """
+    return device.type == "cuda" and backend == "auto" and reset_after and not variants
+
+
+def stream_backend(backend: str, state: Tensor, variants: bool) -> str:
+    """The backend of a stream of ``state`` (L, B, H): "fused" (the engine's step) or "torch".
+
+    A stream runs on any device, so "fused" means "auto" here; the variants step on composed
+    operations (in evaluation they are a layer norm and zoneout's expectation).
+    """
+    if variants:
+        return "torch"
+    return resolve_backend("auto" if backend == "fused" else backend, state, 0)
+
+
+def gru_sequence(
+    x: Tensor,
+    h0: Tensor | None,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    *,
+    reset_after: bool = True,
+    reverse: bool = False,
+    lengths: Tensor | None = None,
+    backend: str = "auto",
+    layer_norm: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    zoneout: Tensor | float | None = None,
+    recurrent_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run one GRU layer in one direction over x (T, B, I) from h0 (B, H) (None: zeros).
+
+    ``lengths`` (B,) int64 on the CPU, each in [1, T], or None for all T: sequence b is
+    updated for t < lengths[b] only, its outputs past that are zero and its final state is the
+    one at its last step. ``reverse`` reads each sequence backwards within its length.
+    The variants (see `gru.reference`): ``layer_norm`` = (g_ih, c_ih, g_hh, c_hh), each (3H,);
+    ``zoneout`` = d_t (T, B, H) by position (training) or p (evaluation); ``recurrent_mask`` =
+    m (B, H). Returns ``(output (T, B, H), h_n (B, H))``. Arguments are trusted (validated by
+    `gru.nn`).
+    """
+    if lengths is not None and bool((lengths == x.shape[0]).all()):
+        lengths = None  # nothing to mask
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths)
+    variants = layer_norm is not None or zoneout is not None or recurrent_mask is not None
+    if resolve_backend(backend, x, w_hh.shape[1]) == "fused":
+        if not variants:
+            return fused.sequence(*args)
+        if not torch.compiler.is_compiling():  # traced graphs take the composed operations
+            return fused.variant_sequence(*args, layer_norm, zoneout, recurrent_mask)
+    return composed.sequence(*args, layer_norm, zoneout, recurrent_mask)
