@@ -7,7 +7,7 @@ Keras files are read with zipfile and h5py: a ``.keras`` archive (``config.json`
 ``get_weights()``.
 
 Shapes: B batch, T time, I input features, H hidden units, D directions (2 if bidirectional).
-Keras packs the gates ``z, r, h`` along the last axis of its weights; `gru.interop.gates` holds
+Keras packs the gates ``z, r, h`` along the last axis of its weights; `gru.interop.layout` holds
 the table:
 
     kernel (I, 3H)   recurrent_kernel (H, 3H)   bias (3H,), or (2, 3H) when reset_after
@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, refuse_variants, reorder
+from gru.interop.layout import gru_from_packed, refuse_variants, reorder
 from gru.nn import GRU
 
 __all__ = [

@@ -6,7 +6,7 @@ pytorch/pytorch#189225). Here the attribute is the layer's convention: 1 for res
 reset before.
 
 Shapes: T time, B batch, I input features, H hidden units, L layers, D directions. ONNX packs
-the gates ``z, r, h`` (`gru.interop.gates`):
+the gates ``z, r, h`` (`gru.interop.layout`):
 
     W (D, 3H, I)   R (D, 3H, H)   B (D, 6H) = [Wb | Rb]   Y (T, D, B, H)   Y_h (D, B, H)
 
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, refuse_variants, reorder
+from gru.interop.layout import gru_from_packed, refuse_variants, reorder
 from gru.interop.keras import GoBackwards, KerasModel, Recurrent
 from gru.nn import GRU
 

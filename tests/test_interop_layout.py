@@ -1,4 +1,4 @@
-"""gru.interop.gates: the gate-order table and the one function that applies it."""
+"""gru.interop.layout: the gate-order table and the one function that applies it."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gru import reference
-from gru.interop.gates import ORDER, gru_from_packed, reorder
+from gru.interop.layout import ORDER, gru_from_packed, reorder
 
 
 def blocks(order, H=2, extra=3):
