@@ -1,4 +1,5 @@
-"""gru.interop.layout: the gate-order table and the one function that applies it."""
+"""gru.interop.layout: the gate-order table, the one function that applies it, and each
+framework's packing converted to and from ours."""
 
 import itertools
 
@@ -7,7 +8,16 @@ import pytest
 import torch
 
 from gru import reference
-from gru.interop.layout import ORDER, gru_from_packed, reorder
+from gru.interop.layout import (
+    ORDER,
+    gru_from_packed,
+    keras_to_packed,
+    onnx_to_packed,
+    packed_to_keras,
+    packed_to_onnx,
+    packed_weights,
+    reorder,
+)
 
 
 def blocks(order, H=2, extra=3):
@@ -49,20 +59,6 @@ def test_gru_from_packed_builds_the_layer_and_checks_every_shape():
     rng = np.random.default_rng(0)
     H, I = 2, 3
     weights = [(rng.normal(size=(3 * H, I)), rng.normal(size=(3 * H, H)), None, None)]
-    layer = gru_from_packed(
-        weights,
-        input_size=I,
-        hidden_size=H,
-        num_layers=1,
-        bias=False,
-        batch_first=True,
-        bidirectional=False,
-        reset_after=False,
-        dtype=torch.float64,
-    )
-    assert layer.extra_repr() == "3, 2, bias=False, batch_first=True, reset_after=False"
-    np.testing.assert_array_equal(layer.weight_hh_l0.detach().numpy(), weights[0][1])
-    assert layer.weight_ih_l0.requires_grad and layer.weight_ih_l0.device.type == "cpu"
     config = dict(
         input_size=I,
         hidden_size=H,
@@ -73,6 +69,12 @@ def test_gru_from_packed_builds_the_layer_and_checks_every_shape():
         reset_after=True,
         dtype=torch.float32,
     )
+    layer = gru_from_packed(
+        weights, **{**config, "batch_first": True, "reset_after": False, "dtype": torch.float64}
+    )
+    assert layer.extra_repr() == "3, 2, bias=False, batch_first=True, reset_after=False"
+    np.testing.assert_array_equal(layer.weight_hh_l0.detach().numpy(), weights[0][1])
+    assert layer.weight_ih_l0.requires_grad and layer.weight_ih_l0.device.type == "cpu"
     with pytest.raises(
         ValueError, match=r"gru_from_packed: weight_hh_l0 must have shape \(6, 2\), got \(6, 3\)"
     ):
@@ -81,3 +83,89 @@ def test_gru_from_packed_builds_the_layer_and_checks_every_shape():
         ValueError, match=r"gru_from_packed: expected 2 \(layer, direction\) weight tuples, got 1"
     ):
         gru_from_packed(weights, **{**config, "bidirectional": True})
+
+
+def packed_tuples(D, *, bias, H=2, I=3, seed=0):
+    """D random packed (w_ih (3H, I), w_hh (3H, H), b_ih, b_hh) tuples, biases None without."""
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            rng.normal(size=(3 * H, I)),
+            rng.normal(size=(3 * H, H)),
+            rng.normal(size=3 * H) if bias else None,
+            rng.normal(size=3 * H) if bias else None,
+        )
+        for _ in range(D)
+    ]
+
+
+def assert_same_tuples(got, expected):
+    """The same packed tuples, array for array (None where there is no bias)."""
+    assert len(got) == len(expected)
+    for got_tuple, expected_tuple in zip(got, expected, strict=True):
+        for a, b in zip(got_tuple, expected_tuple, strict=True):
+            assert (a is None and b is None) or np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("D", [1, 2])
+def test_onnx_packing_round_trips_and_puts_each_gate_in_its_place(D, bias):
+    directions = packed_tuples(D, bias=bias)
+    W, R, B = packed_to_onnx(directions)
+    assert W.shape == (D, 6, 3) and R.shape == (D, 6, 2)
+    assert (B.shape == (D, 12)) if bias else (B is None)
+    for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(directions):
+        np.testing.assert_array_equal(W[d], reorder(w_ih, "gru", "onnx"))
+        np.testing.assert_array_equal(R[d], reorder(w_hh, "gru", "onnx"))
+        if bias:  # B = [Wb | Rb]
+            np.testing.assert_array_equal(B[d, :6], reorder(b_ih, "gru", "onnx"))
+            np.testing.assert_array_equal(B[d, 6:], reorder(b_hh, "gru", "onnx"))
+    assert_same_tuples(onnx_to_packed(W, R, B), directions)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_weights_reads_back_what_gru_from_packed_built(bias):
+    weights = packed_tuples(4, bias=bias, H=2, I=3)  # 2 layers, 2 directions
+    weights[2:] = packed_tuples(2, bias=bias, H=2, I=4, seed=1)  # layer 1 reads D·H = 4
+    layer = gru_from_packed(
+        weights,
+        input_size=3,
+        hidden_size=2,
+        num_layers=2,
+        bias=bias,
+        batch_first=False,
+        bidirectional=True,
+        reset_after=True,
+        dtype=torch.float64,
+    )
+    assert_same_tuples(packed_weights(layer), weights)
+
+
+def test_packed_to_keras_inverts_keras_to_packed():
+    I, H = 4, 5
+    rng = np.random.default_rng(0)
+    kernel, recurrent, bias = (
+        rng.normal(size=(I, 3 * H)),
+        rng.normal(size=(H, 3 * H)),
+        rng.normal(size=(2, 3 * H)),
+    )
+    back = packed_to_keras(
+        *keras_to_packed(kernel, recurrent, bias, reset_after=True), reset_after=True
+    )
+    for a, b in zip(back, (kernel, recurrent, bias), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(
+        ValueError,
+        match=r"keras_to_packed: kernel must have shape \(I, 3H\) = \(I, 15\) to fit recurrent_kernel \(5, 15\), got \(4, 12\)",
+    ):
+        keras_to_packed(kernel[:, :12], recurrent, bias, reset_after=True)
+    with pytest.raises(
+        ValueError,
+        match=r"keras_to_packed: recurrent_kernel must have shape \(H, 3H\), got \(5, 20\); is this a GRU's weights\?",
+    ):
+        keras_to_packed(kernel, rng.normal(size=(H, 4 * H)), None, reset_after=True)
+    with pytest.raises(
+        ValueError,
+        match=r"packed_to_keras: w_ih must have shape \(3H, I\) = \(15, I\), got \(4, 15\)",
+    ):
+        packed_to_keras(kernel, recurrent.T, reset_after=True)
