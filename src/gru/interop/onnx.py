@@ -153,6 +153,27 @@ def _export_gru(g: _Graph, gru: GRU, lengths: bool, initial_state: bool):
     return inputs, outputs
 
 
+def _recurrent_step(g: _Graph, step: Recurrent, x: str, dims: list) -> tuple[str, list]:
+    """GRU nodes for a `Recurrent` step over x (B, T, I): returns (B, T, D·H) with
+    return_sequences, else the last state (B, D·H), and the output's dims."""
+    gru = step.gru
+    _check_gru("export_onnx", gru)
+    x = g.one("Transpose", [x], perm=[1, 0, 2])  # (T, B, I)
+    if isinstance(step.layer, GoBackwards):  # Keras go_backwards: last step to first
+        big = np.iinfo(np.int64).max
+        start, end = g.constant("start", [-1]), g.constant("end", [-big])
+        axis, stride = g.constant("axis", [0]), g.constant("step", [-1])
+        x = g.one("Slice", [x, start, end, axis, stride])  # (T, B, I) reversed in time
+    y, y_h = _gru_nodes(g, gru, x, lengths=None, h0=None)
+    D = 2 if gru.bidirectional else 1
+    if step.return_sequences:
+        y = g.one("Transpose", [y], perm=[1, 0, 2])  # (B, T, D·H)
+        return y, [*dims[:2], D * gru.hidden_size]
+    last = g.one("Transpose", [y_h[-1]], perm=[1, 0, 2])  # (B, D, H)
+    x = g.one("Reshape", [last, g.constant("shape", np.array([0, -1], np.int64))])
+    return x, [dims[0], D * gru.hidden_size]  # (B, D·H)
+
+
 def _export_keras_model(g: _Graph, model: KerasModel):
     """A `KerasModel` chain: Gather for Embedding, GRU nodes, MatMul + Add for Linear."""
     from onnx import TensorProto
@@ -182,32 +203,7 @@ def _export_keras_model(g: _Graph, model: KerasModel):
             x = g.one("Gather", [g.constant("embedding", step.weight.detach().numpy()), x], axis=0)
             dims = [*dims, step.embedding_dim]  # (B, T, E)
         elif isinstance(step, Recurrent):
-            gru = step.gru
-            _check_gru("export_onnx", gru)
-            x = g.one("Transpose", [x], perm=[1, 0, 2])  # (T, B, I)
-            if isinstance(
-                step.layer, GoBackwards
-            ):  # Keras go_backwards: read from the last step to the first
-                big = np.iinfo(np.int64).max
-                x = g.one(
-                    "Slice",
-                    [
-                        x,
-                        g.constant("start", [-1]),
-                        g.constant("end", [-big]),
-                        g.constant("axis", [0]),
-                        g.constant("step", [-1]),
-                    ],
-                )
-            y, y_h = _gru_nodes(g, gru, x, lengths=None, h0=None)
-            D = 2 if gru.bidirectional else 1
-            if step.return_sequences:
-                x = g.one("Transpose", [y], perm=[1, 0, 2])  # (B, T, D·H)
-                dims = [*dims[:2], D * gru.hidden_size]
-            else:
-                last = g.one("Transpose", [y_h[-1]], perm=[1, 0, 2])  # (B, D, H)
-                x = g.one("Reshape", [last, g.constant("shape", np.array([0, -1], np.int64))])
-                dims = [dims[0], D * gru.hidden_size]  # (B, D·H)
+            x, dims = _recurrent_step(g, step, x, dims)
         elif isinstance(step, nn.Linear):
             x = g.one("MatMul", [x, g.constant("kernel", step.weight.detach().numpy().T)])
             if step.bias is not None:
