@@ -15,7 +15,7 @@ from gru.viz.explain import (
     write_forecast_explanation,
     write_text_explanation,
 )
-from gru.viz.gates import GateRecording, LayerGates, record_gates
+from gru.viz.recording import GateRecording, LayerGates, record_gates
 from gru.viz.report import write_report
 
 __all__ = [

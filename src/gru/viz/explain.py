@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from gru._io import atomic_write
-from gru.viz.gates import GateRecording
 from gru.viz.html import cards, details, esc, fmt, image, key_value_table, note, page, table
+from gru.viz.recording import GateRecording
 
 __all__ = [
     "ForecastExplanation",

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gru.viz.gates import GateRecording
+from gru.viz.recording import GateRecording
 
 __all__ = ["forecast_figure", "gate_heatmaps", "png", "probability_curve"]
 
