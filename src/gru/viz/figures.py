@@ -10,16 +10,27 @@ Shapes: T time steps, H hidden units, F features, P forecast steps.
 from __future__ import annotations
 
 import io
+import math
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gru._io import atomic_write
 from gru.viz.recording import GateRecording
 
-__all__ = ["forecast_figure", "gate_heatmaps", "png", "probability_curve"]
+__all__ = [
+    "forecast_figure",
+    "gate_heatmaps",
+    "png",
+    "probability_curve",
+    "save_png",
+    "training_curves",
+]
 
 MAX_TICKS = 40  # label at most this many steps along a time axis; thin out the rest
 DIRECTIONS = ("forward", "reverse")
@@ -34,6 +45,12 @@ def png(figure: Figure, dpi: int = 100) -> bytes:
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def save_png(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``figure`` to ``path`` as a PNG, atomically (`gru._io`); return the path."""
+    data = png(figure, dpi)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _plain(text: str) -> str:
@@ -56,6 +73,25 @@ def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, rotate: bool = True
         rotation=90 if rotate else 0,
         fontsize=8 if T > 20 else 9,
     )
+
+
+def training_curves(history: Sequence[dict[str, float]]) -> Figure:
+    """The curves of a training ``history`` (one dict per epoch, `gru.training.fit`'s): the
+    losses left, the other metrics right, each over the epochs."""
+    epochs = [h["epoch"] for h in history]
+    keys = [k for k in history[-1] if k not in ("epoch", "seconds", "lr")]
+    losses = [k for k in keys if k.endswith("loss")]
+    others = [k for k in keys if k not in losses]
+    figure = Figure(figsize=(10, 4) if others else (5, 4), layout="constrained")
+    axes = figure.subplots(1, 2 if others else 1, squeeze=False)[0]
+    for ax, names, label in ((axes[0], losses, "loss"), (axes[-1], others, "metric")):
+        for name in names:
+            ax.plot(epochs, [h.get(name, math.nan) for h in history], marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return figure
 
 
 def gate_heatmaps(
