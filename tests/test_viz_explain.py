@@ -10,7 +10,7 @@ import torch
 import gru
 from gru.cli import main
 from gru.data.text import tokenize
-from gru.tasks.explain import START_TOKEN, explain, explain_text
+from gru.tasks.explanations import START_TOKEN, explain, explain_text
 from gru.viz import record_gates
 from viz_runs import LONG_REVIEW, adding_run, sentiment_run
 

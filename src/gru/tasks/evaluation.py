@@ -1,0 +1,184 @@
+"""How the tasks evaluate a model, and its baselines the same way: the scores, and the
+anomalies planted in a series to score a detector against.
+
+    forecast_scores     MSE and MAE of forecasts, and MAE in the data's units per column
+    binary_scores       accuracy and cross-entropy of a positive-class logit
+    inject_anomalies    spikes, level shifts and drops to zero planted at known places
+    detection_scores    precision, recall and F1 of anomaly flags, by point and by event
+    true_runs           the [start, end) runs of a mask (alarms, planted anomalies)
+
+Shapes: N windows or cases, F horizon, K channels forecast, T points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "KINDS",
+    "binary_scores",
+    "detection_scores",
+    "forecast_scores",
+    "headline",
+    "inject_anomalies",
+    "true_runs",
+]
+
+KINDS = ("spike", "level_shift", "dropout")  # dropout: a run of values dropped to zero
+MAD_TO_STD = 1.4826  # the MAD of a normal sample times this is its standard deviation
+
+
+def forecast_scores(
+    pred: Tensor, true: Tensor, std: np.ndarray, names: list[str], target: str
+) -> dict:
+    """MSE and MAE of standardized forecasts (N, F, K) against the truth (N, F, K), and MAE
+    in original units per column ``names`` (std (K,) scales each column's standardized error
+    back to its units) and of the column ``target``."""
+    error = pred.double() - true.double()
+    per_column = error.abs().mean(dim=(0, 1)).numpy()  # (K,)
+    by_column = {n: float(v * s) for n, v, s in zip(names, per_column, std, strict=True)}
+    return {
+        "mse": float((error**2).mean()),
+        "mae": float(error.abs().mean()),
+        "mae_original": by_column[target],
+        "mae_original_by_column": by_column,
+    }
+
+
+def headline(scores: dict | None) -> dict | None:
+    """The scalar scores of `forecast_scores` (or any scores), for metrics.json's tables."""
+    return None if scores is None else {k: v for k, v in scores.items() if not isinstance(v, dict)}
+
+
+def binary_scores(logits: Tensor, y: Tensor) -> dict[str, float]:
+    """The binary cross-entropy and the accuracy (a positive logit says 1) of ``logits`` (N,)
+    against the labels ``y`` (N,) 0/1."""
+    return {
+        "loss": F.binary_cross_entropy_with_logits(logits, y).item(),
+        "accuracy": ((logits > 0).float() == y).float().mean().item(),
+    }
+
+
+def inject_anomalies(
+    x: np.ndarray,
+    count: int,
+    *,
+    rng: np.random.Generator,
+    magnitude: float = 6.0,
+    kinds: tuple[str, ...] = KINDS,
+    margin: int = 48,
+    allow_fewer: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Plant ``count`` anomalies in a copy of ``x`` (T,) at random, non-overlapping places.
+
+    The kinds take turns: a ``spike`` adds ±(1 to 1.5)·magnitude·σ to one point; a
+    ``level_shift`` adds ±(1 to 1.5)·magnitude·σ to 12–48 consecutive points; a ``dropout``
+    sets 6–24 consecutive points to 0 (a sensor that stops reporting), where their mean is at
+    least magnitude·σ away from 0 (a drop to 0 where the series is near 0 is no anomaly).
+    σ is the robust standard deviation (MAD × 1.4826) of the one-step changes x_t − x_{t−1},
+    the series' usual step size. Each anomaly keeps ``margin`` normal points before it and
+    after it, so one anomaly's effect on a detector's window does not reach the next, and none
+    starts in the first ``margin`` points. A kind with no room left gives its turn to the next
+    kind that has room.
+
+    When no kind has room for the next anomaly, ValueError, or with ``allow_fewer`` the
+    anomalies planted so far (the first n of the same seed's ``count``: the draws are the
+    same). Returns (the series with anomalies (T,), labels (T,) bool, one dict per anomaly with
+    its kind, start, end (exclusive) and size in σ).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"inject_anomalies: kinds must be among {KINDS}, got {kind!r}")
+    T = len(x)
+    steps = np.diff(x)
+    sigma = MAD_TO_STD * float(np.median(np.abs(steps - np.median(steps)))) if T > 1 else 0.0
+    if sigma == 0:
+        sigma = float(np.std(steps)) if T > 1 else 0.0
+        sigma = sigma or 1.0
+    out, labels = x.copy(), np.zeros(T, dtype=bool)
+    taken = np.zeros(T, dtype=bool)
+    taken[:margin] = True
+    sums = np.concatenate([[0.0], np.cumsum(x)])  # (T + 1,): window means of x
+    events = []
+    for i in range(count):
+        for turn in range(len(kinds)):
+            kind = kinds[(i + turn) % len(kinds)]
+            length = {"spike": 1, "level_shift": int(rng.integers(12, 49)), "dropout": 0}[kind]
+            if kind == "dropout":
+                length = int(rng.integers(6, 25))
+            s = np.arange(max(T - length - margin, 0))  # candidate starts
+            busy = np.concatenate([[0], np.cumsum(taken)])  # (T + 1,): taken points before t
+            lo, hi = np.maximum(s - margin, 0), np.minimum(s + length + margin, T)
+            fits = busy[hi] - busy[lo] == 0  # no taken point within margin
+            if kind == "dropout":
+                mean = (sums[s + length] - sums[s]) / length
+                fits &= np.abs(mean) >= magnitude * sigma
+            free = s[fits]
+            if len(free):
+                break
+        else:
+            if allow_fewer:
+                break
+            raise ValueError(
+                f"inject_anomalies: no room for {count} anomalies {margin} points apart in "
+                f"{T} points (only {i} fit); plant fewer"
+            )
+        s = int(rng.choice(free))
+        size = float(rng.uniform(1.0, 1.5) * magnitude * rng.choice((-1.0, 1.0)))
+        if kind == "dropout":
+            out[s : s + length] = 0.0
+            size = float(-np.mean(x[s : s + length]) / sigma)
+        else:
+            out[s : s + length] += size * sigma
+        labels[s : s + length] = True
+        taken[s : s + length] = True
+        events.append({"kind": kind, "start": s, "end": s + length, "size_sigma": size})
+    events.sort(key=lambda e: e["start"])
+    return out, labels, events
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive True values of ``mask`` (T,)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def detection_scores(flags: np.ndarray, labels: np.ndarray, events: list[dict]) -> dict:
+    """How well ``flags`` find the anomalies ``labels`` (T,) bool, planted as ``events``
+    (dicts with their "start" and "end").
+
+    Point-wise: precision, recall and F1 over points. By event: "event_recall", the share of
+    events with at least one flagged point; "event_precision", the share of alarms (runs of
+    consecutive flagged points) that touch an anomalous point; "event_f1" of the two.
+    """
+    flags, labels = np.asarray(flags, bool), np.asarray(labels, bool)
+    tp = int(np.sum(flags & labels))
+    fp = int(np.sum(flags & ~labels))
+    fn = int(np.sum(~flags & labels))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    found = [bool(flags[e["start"] : e["end"]].any()) for e in events]
+    alarms = true_runs(flags)
+    event_recall = float(np.mean(found)) if found else 0.0
+    event_precision = float(np.mean([labels[s:e].any() for s, e in alarms])) if alarms else 0.0
+    event_f1 = (
+        2 * event_precision * event_recall / (event_precision + event_recall)
+        if event_precision + event_recall
+        else 0.0
+    )
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "event_recall": event_recall,
+        "event_precision": event_precision,
+        "event_f1": event_f1,
+        "alarms": len(alarms),
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": fn,
+    }
