@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from gru.nn import GRU
 
 __all__ = [
+    "FORECASTERS",
     "CharLM",
     "GRUForecaster",
     "LayerFactory",
@@ -33,6 +34,7 @@ __all__ = [
     "TextClassifier",
     "batched_predict",
     "final_state",
+    "forecaster",
     "gru_layer",
 ]
 
@@ -366,3 +368,46 @@ class CharLM(nn.Module):
         e = self.embedding(x)  # (B, T, E)
         out, h_n = self.rnn(e, h0)  # (B, T, H), (L, B, H)
         return self.head(self.dropout(out)), h_n  # (B, T, V), (L, B, H)
+
+
+FORECASTERS = ("segrnn", "gru")
+
+
+def forecaster(
+    name: str,
+    channels: int,
+    lookback: int,
+    horizon: int,
+    hidden_size: int,
+    *,
+    segment: int = 24,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    targets: list[int] | None = None,
+    backend: str = "auto",
+) -> nn.Module:
+    """The forecasting model ``name`` (one of `FORECASTERS`) of ``channels`` inputs: "segrnn",
+    `SegRNN` of width d = ``hidden_size`` over segments of ``segment`` steps (one layer), or
+    "gru", `GRUForecaster` of ``num_layers`` layers of ``hidden_size`` units."""
+    if name == "segrnn":
+        return SegRNN(
+            channels,
+            lookback,
+            horizon,
+            segment=segment,
+            d_model=hidden_size,
+            dropout=dropout,
+            targets=targets,
+            backend=backend,
+        )
+    if name == "gru":
+        return GRUForecaster(
+            channels,
+            horizon,
+            hidden_size,
+            targets=targets,
+            num_layers=num_layers,
+            dropout=dropout,
+            backend=backend,
+        )
+    raise ValueError(f"forecaster: name must be one of {FORECASTERS}, got {name!r}")

@@ -22,16 +22,8 @@ from torch import Tensor
 
 from gru.data.synthetic import adding_problem
 from gru.models import SequenceRegressor
+from gru.tasks import runs
 from gru.tasks.baselines import training_mean
-from gru.tasks.runs import (
-    RunFolder,
-    TaskConfig,
-    check_ints,
-    load_run,
-    load_weights,
-    reading,
-    settled_config,
-)
 from gru.training import TrainConfig
 
 __all__ = ["Adder", "AddingConfig", "AddingResult", "load", "run"]
@@ -40,7 +32,7 @@ EXAMPLES = 6  # test sequences shown in the report
 
 
 @dataclass
-class AddingConfig(TaskConfig):
+class AddingConfig(runs.TaskConfig):
     """The adding problem's size, the model's width and how to train it."""
 
     seq_len: int = 50
@@ -54,7 +46,7 @@ class AddingConfig(TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         minimums = {"seq_len": 2, "hidden_size": 1, "n_train": 1, "n_test": 1}
-        check_ints("AddingConfig", self, minimums)
+        runs.check_ints("AddingConfig", self, minimums)
         self.train.check()
 
 
@@ -79,7 +71,7 @@ class Adder:
     def __init__(
         self, config: AddingConfig | None = None, *, backend: str = "auto", **settings
     ) -> None:
-        self.config = settled_config(config, AddingConfig, settings, "Adder")
+        self.config = runs.settled_config(config, AddingConfig, settings, "Adder")
         self.backend = backend
         self.model: SequenceRegressor | None = None
 
@@ -110,15 +102,8 @@ class Adder:
         """
         c = self.config
         c.check()
-        run = RunFolder(
-            out,
-            self.task,
-            "Adder.fit",
-            resume=resume,
-            device=device,
-            checkpoint_every=checkpoint_every,
-            quiet=quiet,
-            log=log,
+        run = runs.RunFolder(
+            self.task, "Adder.fit", out, resume, checkpoint_every, device, quiet, log
         )
         run.check(c.to_dict())
         run.start(c.to_dict())
@@ -135,6 +120,7 @@ class Adder:
         test_mse = result.history[-1]["test_mse"]
         if run.writes:
             run.finish(
+                None,
                 {
                     "history": result.history,
                     "test": {"mse": test_mse},
@@ -146,7 +132,7 @@ class Adder:
                     },
                     "examples": self._examples(x_test[:EXAMPLES], y_test[:EXAMPLES]),
                     "training_seconds": result.seconds,
-                }
+                },
             )
         return AddingResult(baseline, test_mse, result.history, self.model, result.seconds)
 
@@ -176,11 +162,11 @@ class Adder:
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> Adder:
         """The model an adding run folder holds, every file checked."""
-        stored = load_run(run_dir, cls.task)
-        with reading(run_dir):
+        stored = runs.load_run(run_dir, cls.task)
+        with runs.reading(run_dir):
             adder = cls(AddingConfig.from_dict(stored["config"]), backend=backend)
         adder.model = adder._build_model()
-        load_weights(adder.model, run_dir, stored)
+        runs.load_weights(adder.model, run_dir, stored)
         return adder
 
 

@@ -16,15 +16,12 @@ is standardized by median_k and scale_k, measured on the validation part by lett
 forecaster run on its own forecasts for k = 1 … W steps. After W flagged points in a row the
 new level is accepted and the real values are read again.
 
-Evaluation. `gru train anomaly` plants anomalies at known positions in a copy of the test part
-(`inject_anomalies`: spikes, level shifts, runs dropped to zero; by default as many as fit, at
-most 15, each with max(lookback, baseline_window) normal points before and after it; they are
-planted before training, so a test part too short for them stops the run before it trains)
-and reports point-wise
-precision, recall and F1 and the share of anomalies with at least one flagged point, beside a
-rolling z-score detector (`rolling_zscore`: each value against the mean and standard deviation
-of the ``baseline_window`` values before it) whose threshold is chosen by the same rule on the
-same validation part.
+Evaluation (`gru.tasks.evaluation`). Before training, `gru train anomaly` plants anomalies
+(spikes, level shifts, runs dropped to zero) at known positions in a copy of the test part, and
+after it reports point-wise precision, recall and F1 and the share of anomalies found, beside a
+rolling z-score detector (`gru.tasks.baselines.rolling_zscore`: each value against the mean
+and standard deviation of the ``baseline_window`` values before it) whose threshold is chosen
+by the same rule on the same validation part.
 
     detector = AnomalyDetector(lookback=48)
     report = detector.fit(df, column="OT")              # or a CSV path
@@ -35,9 +32,7 @@ Shapes: T points, W lookback, N windows.
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,44 +45,37 @@ from gru import checkpoint
 from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries
 from gru.models import GRUForecaster, batched_predict
-from gru.tasks.baselines import rolling_zscore
-from gru.tasks.evaluation import KINDS, MAD_TO_STD, detection_scores, inject_anomalies, true_runs
-from gru.tasks.runs import (
-    RunFolder,
-    TaskConfig,
-    check_ints,
-    load_run,
-    load_weights,
-    reading,
-    settled_config,
-    source_name,
-)
+from gru.tasks import evaluation, runs
+from gru.tasks.baselines import rolling_zscore, rolling_zscore_part
+from gru.tasks.evaluation import KINDS, detection_scores, inject_anomalies  # importable here
 from gru.tasks.series import check_reading, read_series, scaled, short_part, split_series
 from gru.training import TrainConfig
 from gru.viz import figures
 
-__all__ = [
+__all__ = [  # with the evaluation and baseline of other modules, importable here as before
     "KINDS",
     "AnomalyConfig",
     "AnomalyDetector",
     "AnomalyReport",
+    "detection_scores",
     "inject_anomalies",
     "plot_flags",
+    "rolling_zscore",
 ]
 
 PLOT_FILE = "anomalies_test.png"
 SUMMARY = ("precision", "recall", "f1", "event_recall", "event_precision", "event_f1")
 DETECTOR_STATE = ("center", "scale", "threshold")  # saved beside the weights after training
-DEFAULT_ANOMALIES = 15  # planted by default, or as many as fit in a shorter test part
 
 
 @dataclass
-class AnomalyConfig(TaskConfig):
+class AnomalyConfig(runs.TaskConfig):
     """Everything that decides a detector: the forecaster, the threshold rule, the data split,
     the baseline's window and the evaluation's planted anomalies.
 
     ``anomalies``: how many anomalies to plant in the test part; None (the default) plants as
-    many as fit, at most `DEFAULT_ANOMALIES` (15); a number that does not fit is an error.
+    many as fit, at most 15 (`gru.tasks.evaluation.plant_anomalies`); a number that does not
+    fit is an error.
     """
 
     lookback: int = 48
@@ -103,22 +91,14 @@ class AnomalyConfig(TaskConfig):
     time_column: str | None = None
     fillna: str | None = None
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=8,
-            batch_size=128,
-            lr=3e-3,
-            schedule="cosine",
-            monitor="val_loss",
-            mode="min",
-            restore_best=True,
-        )
+        default_factory=runs.least_val_loss(epochs=8, batch_size=128, lr=3e-3)
     )
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         minimums = {"lookback": 2, "hidden_size": 1, "num_layers": 1, "baseline_window": 2}
-        # anomalies None: as many as fit
-        check_ints("AnomalyConfig", self, {**minimums, "anomalies": 0}, optional=("anomalies",))
+        minimums["anomalies"] = 0  # or None: as many as fit
+        runs.check_ints("AnomalyConfig", self, minimums, optional=("anomalies",))
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"AnomalyConfig: quantile must be in [0.5, 1), got {self.quantile}")
         if not self.magnitude > 0:
@@ -127,37 +107,21 @@ class AnomalyConfig(TaskConfig):
         self.train.check()
 
 
-# --- the threshold --------------------------------------------
-
-
-def _threshold(scores: np.ndarray, quantile: float) -> float:
-    finite = np.abs(scores[np.isfinite(scores)])
-    return float(np.quantile(finite, quantile)) if len(finite) else math.inf
-
-
 # --- the report --------------------------------------------------------------------------------
 
 
 @dataclass
-class AnomalyReport:
+class AnomalyReport(runs.RunReport):
     """The outcome of `AnomalyDetector.fit`: the forecaster's training ``history``, the
     threshold, and the evaluation on the test part with planted anomalies: ``test`` (the GRU
     detector) and ``baseline`` (rolling z-score) hold precision, recall, F1 and event recall;
     ``events`` the anomalies planted."""
 
-    history: list[dict[str, float]]
-    best_epoch: int
     threshold: float
     baseline_threshold: float
     test: dict
     baseline: dict
     events: list[dict]
-    seconds: float
-    training_seconds: float
-    run_dir: Path | None
-
-
-# --- the Python API ----------------------------------------------------------------------------
 
 
 class AnomalyDetector:
@@ -172,7 +136,7 @@ class AnomalyDetector:
     def __init__(
         self, config: AnomalyConfig | None = None, *, backend: str = "auto", **settings
     ) -> None:
-        self.config = settled_config(config, AnomalyConfig, settings, "AnomalyDetector")
+        self.config = runs.settled_config(config, AnomalyConfig, settings, "AnomalyDetector")
         self.backend = backend
         self.model: GRUForecaster | None = None
         self.column: str | None = None
@@ -190,12 +154,8 @@ class AnomalyDetector:
 
     def read(self, data) -> TimeSeries:
         """The detector's column of ``data`` (a CSV path or a DataFrame), as it reads it."""
-        c = self.config
-        return read_series(
-            data, target=self.column, features="S", time_column=c.time_column, fillna=c.fillna
-        )
-
-    # --- scoring -----------------------------------------------------------------------------
+        reading = {"time_column": self.config.time_column, "fillna": self.config.fillna}
+        return read_series(data, target=self.column, features="S", **reading)
 
     def _forecasts(self, z: np.ndarray, batch: int = 2048) -> np.ndarray:
         """One-step forecasts (T,) of the standardized series z (T,); NaN for t < W."""
@@ -280,8 +240,6 @@ class AnomalyDetector:
                     again = self.model(torch.from_numpy(windows).float().unsqueeze(-1))
                 pred[redo] = again[:, 0, 0].double().numpy()
 
-    # --- fit ---------------------------------------------------------------------------------
-
     def fit(
         self,
         data: pd.DataFrame | str | os.PathLike,
@@ -300,20 +258,12 @@ class AnomalyDetector:
         unless ``resume`` continues it)."""
         c = self.config
         c.check()
-        start = time.perf_counter()
         if not isinstance(column, str):
             raise TypeError(f"AnomalyDetector.fit: column must be a column name, got {column!r}")
-        run = RunFolder(
-            out,
-            self.task,
-            "AnomalyDetector.fit",
-            resume=resume,
-            checkpoint_every=checkpoint_every,
-            device=device,
-            quiet=quiet,
-            log=log,
+        run = runs.RunFolder(
+            self.task, "AnomalyDetector.fit", out, resume, checkpoint_every, device, quiet, log
         )
-        source = source_name(data)
+        source = runs.source_name(data)
         run.check(c.to_dict(), {"source": source, "column": column})
         series, parts, planted = self._prepare(data, column)
         self.scaler, z = scaled(series, parts)  # (T, 1)
@@ -339,29 +289,26 @@ class AnomalyDetector:
         result = run.train(self.model, F.mse_loss, (train_x, train_y), c.train, evaluate=evaluate)
         self.model.eval()
         baseline_threshold = self._calibrate(series.values[:, 0], parts.validation)
-        evaluation = self._evaluate(series, parts, planted, baseline_threshold)
+        tested = self._evaluate(series, parts, planted, baseline_threshold)
         self.report = AnomalyReport(
-            history=result.history,
-            best_epoch=result.best_epoch,
+            **run.outcome(result),
             threshold=self.threshold,
             baseline_threshold=baseline_threshold,
-            test=evaluation["test"],
-            baseline=evaluation["baseline"],
+            **{k: tested[k] for k in ("test", "baseline")},
             events=planted[2],
-            seconds=time.perf_counter() - start,
-            training_seconds=result.seconds,
-            run_dir=run.path,
         )
         if run.writes:
-            times, flags, base_flags = evaluation["times"], evaluation["flags"], evaluation["base"]
-            figure = figures.anomaly_detection(
-                times, planted[0], flags, evaluation["scored"]["score"].to_numpy(),
-                column=column, title="test part", shaded=true_runs(planted[1]),
-                baseline_flags=base_flags,
-            )  # fmt: skip
-            figures.save_png(figure, run.path / PLOT_FILE, dpi=90)
+            plot_flags(
+                run.path / PLOT_FILE,
+                tested["scored"],
+                column,
+                times=tested["times"],
+                title="test part",
+                shaded=evaluation.true_runs(planted[1]),
+                baseline_flags=tested["base"],
+            )
             self._save_detector(run.path)
-            run.finish(self._metrics(source, series, parts, planted, evaluation))
+            run.finish(self.report, self._metrics(source, series, parts, planted, tested))
         return self.report
 
     def _prepare(self, data, column: str) -> tuple[TimeSeries, timeseries.Split, tuple]:
@@ -380,8 +327,17 @@ class AnomalyDetector:
                 f"{name} part ({b - a} rows) must hold at least {W} points after their "
                 f"lookback; the minimum length is {timeseries.minimum_length(W, W)} rows"
             )
-        a, b = parts.test
-        return series, parts, self._plant(series.values[a:b, 0], series.source)
+        a, b, c = *parts.test, self.config
+        planted = evaluation.plant_anomalies(
+            series.values[a:b, 0],
+            c.anomalies,
+            seed=c.train.seed,
+            magnitude=c.magnitude,
+            lookback=c.lookback,
+            baseline_window=c.baseline_window,
+            source=series.source,
+        )
+        return series, parts, planted
 
     def _calibrate(self, x: np.ndarray, validation: tuple[int, int]) -> float:
         """Set the residual statistics and the threshold from the ``validation`` part of
@@ -394,10 +350,11 @@ class AnomalyDetector:
         errors = self._rollout_errors(z_val, W)[a - context - W :]  # (N, W): k = 1 … W
         self.center = np.nanmedian(errors, axis=0)  # (W,)
         spread = np.nanmedian(np.abs(errors - self.center), axis=0)  # (W,)
-        self.scale = np.where(spread > 0, MAD_TO_STD * spread, 1.0)
-        self.threshold = _threshold((errors[:, 0] - self.center[0]) / self.scale[0], c.quantile)
-        baseline_val = rolling_zscore(x[max(a - c.baseline_window, 0) : b], c.baseline_window)
-        return _threshold(baseline_val[-(b - a) :], c.quantile)
+        self.scale = np.where(spread > 0, evaluation.MAD_TO_STD * spread, 1.0)
+        first = (errors[:, 0] - self.center[0]) / self.scale[0]  # one step ahead
+        self.threshold = evaluation.quantile_threshold(first, c.quantile)
+        baseline_val = rolling_zscore_part(x, validation, c.baseline_window)
+        return evaluation.quantile_threshold(baseline_val, c.quantile)
 
     def _evaluate(self, series, parts, planted, baseline_threshold: float) -> dict:
         """Both detectors on the test part with the anomalies planted in it: the GRU's
@@ -408,8 +365,7 @@ class AnomalyDetector:
         with_context = np.concatenate([x[max(a - c.lookback, 0) : a], values])
         scored = self.score(with_context).iloc[-(b - a) :].reset_index(drop=True)
         flags = scored["anomaly"].to_numpy()
-        base_context = np.concatenate([x[max(a - c.baseline_window, 0) : a], values])
-        base_z = rolling_zscore(base_context, c.baseline_window)[-(b - a) :]
+        base_z = rolling_zscore_part(x, parts.test, c.baseline_window, values)
         base_flags = np.abs(np.nan_to_num(base_z)) > baseline_threshold
         times = series.time[a:b] if series.time is not None else np.arange(a, b)
         return {
@@ -421,38 +377,6 @@ class AnomalyDetector:
             "baseline": detection_scores(base_flags, labels, events),
         }
 
-    def _plant(self, test: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """`inject_anomalies` into the test part ``test`` (T,) with the config's count (None:
-        as many as fit, at most `DEFAULT_ANOMALIES`), seed and magnitude; ValueError naming
-        --anomalies when the count asked for does not fit."""
-        c = self.config
-        margin = max(c.lookback, c.baseline_window)
-        count = DEFAULT_ANOMALIES if c.anomalies is None else c.anomalies
-        planted, labels, events = inject_anomalies(
-            test,
-            count,
-            rng=np.random.default_rng(c.train.seed),
-            magnitude=c.magnitude,
-            margin=margin,
-            allow_fewer=True,
-        )
-        room = (
-            f"each keeps {margin} normal points before and after it (the larger of lookback "
-            f"{c.lookback} and baseline_window {c.baseline_window})"
-        )
-        if len(events) < count and c.anomalies is not None:
-            raise ValueError(
-                f"anomalies (--anomalies): {c.anomalies} anomalies do not fit in the {len(test)} "
-                f"test points of {source}: {room}, so {len(events)} fit; ask for at most "
-                f"{len(events)}, or leave --anomalies out to plant as many as fit"
-            )
-        if count and not events:
-            raise ValueError(
-                f"data: the test part of {source} ({len(test)} points) has no room for one "
-                f"planted anomaly: {room}; give a longer series or a shorter --lookback"
-            )
-        return planted, labels, events
-
     def _save_detector(self, out: Path) -> None:
         """Save the weights again with the residual statistics and the threshold beside them
         (chosen after training) as tensors ``detector.*``, under the same checksums."""
@@ -461,32 +385,19 @@ class AnomalyDetector:
             state[f"detector.{name}"] = torch.as_tensor(getattr(self, name), dtype=torch.float64)
         checkpoint.save_model(out, state, checkpoint.load_config(out))
 
-    def _metrics(self, source, series, parts, planted, evaluation: dict) -> dict:
+    def _metrics(self, source, series, parts, planted, tested: dict) -> dict:
         """metrics.json of a finished run."""
         report, column = self.report, self.column
         _, labels, events = planted
-        flags, base_flags, times = evaluation["flags"], evaluation["base"], evaluation["times"]
-        by_kind = {}
-        for kind in KINDS:
-            these = [e for e in events if e["kind"] == kind]
-            if these:
-                by_kind[kind] = {
-                    "gru": detection_scores(flags, labels, these)["event_recall"],
-                    "rolling_zscore": detection_scores(base_flags, labels, these)["event_recall"],
-                }
-        planted_rows = [
-            [e["kind"], str(times[e["start"]]), e["end"] - e["start"], round(e["size_sigma"], 2)]
-            + [int(f[e["start"] : e["end"]].sum()) for f in (flags, base_flags)]
-            for e in events
-        ]
+        flags, base_flags, times = tested["flags"], tested["base"], tested["times"]
+        scores = tested["scored"]["score"].to_numpy()
+        flagged = {"gru": flags, "rolling_zscore": base_flags}
         return {
             "task": self.task,
-            "history": report.history,
-            "best_epoch": report.best_epoch,
             "test": {k: report.test[k] for k in SUMMARY},
             "baselines": {"rolling_zscore": {k: report.baseline[k] for k in SUMMARY}},
             "counts": {"gru": report.test, "rolling_zscore": report.baseline},
-            "event_recall_by_kind": by_kind,
+            "event_recall_by_kind": evaluation.recall_by_kind(events, labels, flagged),
             "threshold": self.threshold,
             "baseline_threshold": report.baseline_threshold,
             "residual_scale_by_steps_ahead": self.scale.tolist(),
@@ -499,31 +410,21 @@ class AnomalyDetector:
                 "anomalous points": int(labels.sum()),
             },
             "examples": [
-                {
-                    "columns": ["kind", "starts at", "points", "size (σ)", "gru", "z-score"],
-                    "rows": planted_rows,
-                    "caption": "The anomalies planted in the test part and how many of their "
-                    "points each detector flagged.",
-                },
-                _alarm_table(evaluation["scored"], events, times),
+                evaluation.planted_table(events, times, flagged),
+                evaluation.alarm_table(flags, scores, events, times),
             ],
             "events": events,
             "figures": {
                 PLOT_FILE: f"The test part of {column} with the planted anomalies shaded, the "
                 "points each detector flagged, and the GRU's score.",
             },
-            "seconds": report.seconds,
-            "training_seconds": report.training_seconds,
-            "threads": torch.get_num_threads(),
         }
-
-    # --- load and detect ---------------------------------------------------------------------
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> AnomalyDetector:
         """The detector an anomaly run folder holds, every file checked."""
-        stored = load_run(run_dir, cls.task)
-        with reading(run_dir):
+        stored = runs.load_run(run_dir, cls.task)
+        with runs.reading(run_dir):
             config = AnomalyConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
             detector = cls(config, backend=backend)
             detector.column = stored["data"]["column"]
@@ -539,7 +440,7 @@ class AnomalyDetector:
         detector.scale = state.pop("detector.scale").numpy()
         detector.threshold = float(state.pop("detector.threshold"))
         detector.model = detector._build_model()
-        load_weights(detector.model, run_dir, stored, state)
+        runs.load_weights(detector.model, run_dir, stored, state)
         return detector
 
     def detect(
@@ -576,46 +477,22 @@ class AnomalyDetector:
             raise ValueError(
                 f"AnomalyDetector.evaluate: labels has {len(labels)} points, data {len(flags)}"
             )
-        events = [{"start": s, "end": e} for s, e in true_runs(labels)]
+        events = [{"start": s, "end": e} for s, e in evaluation.true_runs(labels)]
         return detection_scores(flags, labels, events)
 
 
-def _alarm_table(scored: pd.DataFrame, events, times, most: int = 12) -> dict:
-    """The GRU's alarms (runs of flagged points) in the test part, strongest first, each with
-    the planted anomaly it touches or "none (false alarm)", for report.html."""
-    flags, score = scored["anomaly"].to_numpy(), np.abs(scored["score"].to_numpy())
-    rows = []
-    for s, e in true_runs(flags):
-        touched = [v["kind"] for v in events if v["start"] < e and s < v["end"]]
-        rows.append(
-            [
-                str(times[s]),
-                e - s,
-                float(np.nanmax(score[s:e])),
-                ", ".join(touched) if touched else "none (false alarm)",
-            ]
-        )
-    rows.sort(key=lambda row: -row[2])
-    shown = rows[:most]
-    if not rows:
-        return {"columns": [], "rows": [], "caption": "The GRU raised no alarm in the test part."}
-    return {
-        "columns": ["starts at", "points", "largest |score|", "planted anomaly"],
-        "rows": shown,
-        "caption": "The GRU's alarms (runs of flagged points) in the test part, strongest first"
-        + (f"; {len(shown)} of {len(rows)}." if len(rows) > len(shown) else ".")
-        + " An alarm that touches no planted anomaly is a false alarm.",
-    }
-
-
-def plot_flags(path: str | os.PathLike, frame: pd.DataFrame, column: str) -> Path:
-    """Draw the scored series of `AnomalyDetector.detect` with its flagged points as a PNG."""
+def plot_flags(
+    path: str | os.PathLike, frame: pd.DataFrame, column: str, *, times=None, **drawing
+) -> Path:
+    """Draw a scored series (`AnomalyDetector.detect`'s frame, over ``times``: its index by
+    default) with its flagged points as a PNG; ``drawing``: the title, the known anomalies
+    shaded and a baseline's flags (`gru.viz.figures.anomaly_detection`)."""
     figure = figures.anomaly_detection(
-        frame.index.to_numpy(),
+        frame.index.to_numpy() if times is None else times,
         frame["value"].to_numpy(),
         frame["anomaly"].to_numpy(),
         frame["score"].to_numpy(),
         column=column,
-        title="detect",
+        **{"title": "detect", **drawing},
     )
     return figures.save_png(figure, path, dpi=90)

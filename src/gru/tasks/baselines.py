@@ -1,8 +1,9 @@
 """The baselines every task's model is measured against: what a simple rule scores on the same
 data, so that a result says how much the GRU adds.
 
-    persistence, seasonal_naive, LinearBaseline   forecasting (`gru.tasks.forecast`)
-    rolling_zscore                                anomaly detection (`gru.tasks.anomaly`)
+    persistence, seasonal_naive, LinearBaseline   forecasting (`gru.tasks.forecast`), all
+                                                  three at once: forecast_baselines
+    rolling_zscore, rolling_zscore_part           anomaly detection (`gru.tasks.anomaly`)
     majority_class                                classification (`gru.tasks.sentiment`)
     ngram_loss                                    language modelling (`gru.tasks.textgen`)
     training_mean                                 regression (`gru.tasks.adding`)
@@ -23,10 +24,12 @@ from gru.data.timeseries import Windows
 
 __all__ = [
     "LinearBaseline",
+    "forecast_baselines",
     "majority_class",
     "ngram_loss",
     "persistence",
     "rolling_zscore",
+    "rolling_zscore_part",
     "seasonal_naive",
     "training_mean",
 ]
@@ -97,6 +100,28 @@ class LinearBaseline:
         return out.view(len(x), horizon, channels)
 
 
+def forecast_baselines(
+    train: tuple[Windows, Windows],
+    x: Tensor,
+    own: list[int],
+    horizon: int,
+    season: int | None,
+    *,
+    shared: bool,
+) -> dict[str, Tensor | None]:
+    """The forecasts (N, F, K) of every forecasting baseline for the windows x (N, W, C):
+    persistence and seasonal naive (None without a ``season``) from each forecast channel's
+    own past (``own``: their indices among the C), and the `LinearBaseline` (``shared`` map)
+    fitted on the ``train`` windows (x (N, W, C), y (N, F, K))."""
+    past = x[:, :, own]  # (N, W, K): the forecast channels
+    linear = LinearBaseline(shared=shared).fit(*train)
+    return {
+        "persistence": persistence(past, horizon),
+        "seasonal_naive": None if season is None else seasonal_naive(past, horizon, season),
+        "linear": linear(x, horizon, len(own)),
+    }
+
+
 # --- anomaly detection ---------------------------------------------------------------------------
 
 
@@ -116,6 +141,17 @@ def rolling_zscore(x: np.ndarray, window: int) -> np.ndarray:
     std = np.where(std > 0, std, positive.min() if len(positive) else 1.0)
     z[window:] = (x[window:] - mean) / std
     return z
+
+
+def rolling_zscore_part(
+    x: np.ndarray, part: tuple[int, int], window: int, values: np.ndarray | None = None
+) -> np.ndarray:
+    """`rolling_zscore` of the points [a, b) of ``x`` (T,) (b − a,), the ``window`` values
+    before a read as their past; ``values`` (b − a,) in place of x[a:b] when given (a copy
+    with anomalies planted)."""
+    a, b = part
+    inside = x[a:b] if values is None else values
+    return rolling_zscore(np.concatenate([x[max(a - window, 0) : a], inside]), window)[-(b - a) :]
 
 
 # --- classification and regression ---------------------------------------------------------------

@@ -2,9 +2,14 @@
 anomalies planted in a series to score a detector against.
 
     forecast_scores     MSE and MAE of forecasts, and MAE in the data's units per column
-    binary_scores       accuracy and cross-entropy of a positive-class logit
+    forecast_examples   some test windows in the data's units, beside the baselines
+    forecast_table      a few steps of each, as a table
+    binary_scores       accuracy and cross-entropy of a positive-class logit (`accuracy`)
     inject_anomalies    spikes, level shifts and drops to zero planted at known places
+    plant_anomalies     as many as asked for, or as fit, with a message when they do not
     detection_scores    precision, recall and F1 of anomaly flags, by point and by event
+    quantile_threshold  a detector's threshold: a quantile of its |scores| on normal data
+    recall_by_kind, planted_table, alarm_table    the evaluation as report.html shows it
     true_runs           the [start, end) runs of a mask (alarms, planted anomalies)
 
 Shapes: N windows or cases, F horizon, K channels forecast, T points.
@@ -12,22 +17,35 @@ Shapes: N windows or cases, F horizon, K channels forecast, T points.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
+from gru.data.timeseries import TimeSeries
+
 __all__ = [
     "KINDS",
+    "accuracy",
+    "alarm_table",
     "binary_scores",
     "detection_scores",
+    "forecast_examples",
     "forecast_scores",
+    "forecast_table",
     "headline",
     "inject_anomalies",
+    "plant_anomalies",
+    "planted_table",
+    "quantile_threshold",
+    "recall_by_kind",
     "true_runs",
 ]
 
 KINDS = ("spike", "level_shift", "dropout")  # dropout: a run of values dropped to zero
 MAD_TO_STD = 1.4826  # the MAD of a normal sample times this is its standard deviation
+DEFAULT_ANOMALIES = 15  # planted by default, or as many as fit in a shorter test part
 
 
 def forecast_scores(
@@ -47,17 +65,73 @@ def forecast_scores(
     }
 
 
+def forecast_examples(
+    series: TimeSeries,
+    column: int,
+    first: int,
+    lookback: int,
+    forecasts: dict[str, Tensor],
+    units: tuple[float, float],
+    count: int,
+) -> list[dict]:
+    """``count`` windows evenly spread over the N of ``forecasts`` {name: (N, F)
+    standardized}, the truth ("actual") among them, of the ``column`` of ``series``, window i
+    forecasting rows first + i …: each with its "start_row", the "times" of its W + F rows,
+    its "history" (W,) and every forecast (F,), in the column's units (``units``: its mean
+    and standard deviation)."""
+    mean, std = units
+    n, horizon = next(iter(forecasts.values())).shape
+    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    examples = []
+    for i in picks:
+        t = first + i
+        rows = np.arange(t - lookback, t + horizon)
+        times = [str(s) for s in series.time[rows]] if series.time is not None else rows.tolist()
+        history = series.values[t - lookback : t, column].tolist()
+        example = {"start_row": int(t), "times": times, "history": history}
+        example.update(
+            {name: (f[i].double().numpy() * std + mean).tolist() for name, f in forecasts.items()}
+        )
+        examples.append(example)
+    return examples
+
+
+def forecast_table(examples: list[dict], lookback: int, horizon: int, model: str) -> dict:
+    """A few steps ahead of each of the ``examples`` (test windows of the target in its units:
+    their "times", "actual", the ``model``'s "forecast" and the baselines') as a table, for
+    report.html (a figure shows them whole)."""
+    steps = sorted({1, max(1, horizon // 4), max(1, horizon // 2), horizon})
+    names = [n for n in ("linear", "seasonal_naive", "persistence") if n in examples[0]]
+    rows = []
+    for example in examples:
+        for h in steps:
+            row = [example["times"][lookback + h - 1], h, example["actual"][h - 1]]
+            row += [example["forecast"][h - 1], *(example[n][h - 1] for n in names)]
+            rows.append(row)
+    return {
+        "columns": ["time", "steps ahead", "actual", model, *names],
+        "rows": rows,
+        "caption": f"The target at a few horizons of {len(examples)} test windows, in its units.",
+    }
+
+
 def headline(scores: dict | None) -> dict | None:
     """The scalar scores of `forecast_scores` (or any scores), for metrics.json's tables."""
     return None if scores is None else {k: v for k, v in scores.items() if not isinstance(v, dict)}
 
 
+def accuracy(logits: Tensor, y: Tensor) -> Tensor:
+    """The share of ``logits`` (N,) on the side of 0 of the labels ``y`` (N,) 0/1: a positive
+    logit says 1. A tensor, as `gru.training.fit`'s metrics are."""
+    return ((logits > 0).float() == y).float().mean()
+
+
 def binary_scores(logits: Tensor, y: Tensor) -> dict[str, float]:
-    """The binary cross-entropy and the accuracy (a positive logit says 1) of ``logits`` (N,)
-    against the labels ``y`` (N,) 0/1."""
+    """The binary cross-entropy and the `accuracy` of ``logits`` (N,) against the labels
+    ``y`` (N,) 0/1."""
     return {
         "loss": F.binary_cross_entropy_with_logits(logits, y).item(),
-        "accuracy": ((logits > 0).float() == y).float().mean().item(),
+        "accuracy": accuracy(logits, y).item(),
     }
 
 
@@ -140,6 +214,49 @@ def inject_anomalies(
     return out, labels, events
 
 
+def plant_anomalies(
+    test: np.ndarray,
+    count: int | None,
+    *,
+    seed: int,
+    magnitude: float,
+    lookback: int,
+    baseline_window: int,
+    source: str,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """`inject_anomalies` into the test part ``test`` (T,) of a series (named ``source`` in
+    messages): ``count`` of them (None: as many as fit, at most `DEFAULT_ANOMALIES`), each with
+    as many normal points before and after it as the larger of the detector's ``lookback`` and
+    the baseline's window read. ValueError naming ``anomalies`` (--anomalies) when the count
+    asked for does not fit, or the data when none does."""
+    margin = max(lookback, baseline_window)
+    asked = DEFAULT_ANOMALIES if count is None else count
+    planted, labels, events = inject_anomalies(
+        test,
+        asked,
+        rng=np.random.default_rng(seed),
+        magnitude=magnitude,
+        margin=margin,
+        allow_fewer=True,
+    )
+    room = (
+        f"each keeps {margin} normal points before and after it (the larger of lookback "
+        f"{lookback} and baseline_window {baseline_window})"
+    )
+    if len(events) < asked and count is not None:
+        raise ValueError(
+            f"anomalies (--anomalies): {count} anomalies do not fit in the {len(test)} test "
+            f"points of {source}: {room}, so {len(events)} fit; ask for at most {len(events)}, "
+            "or leave --anomalies out to plant as many as fit"
+        )
+    if asked and not events:
+        raise ValueError(
+            f"data: the test part of {source} ({len(test)} points) has no room for one "
+            f"planted anomaly: {room}; give a longer series or a shorter --lookback"
+        )
+    return planted, labels, events
+
+
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of consecutive True values of ``mask`` (T,)."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
@@ -181,4 +298,63 @@ def detection_scores(flags: np.ndarray, labels: np.ndarray, events: list[dict]) 
         "true_positives": tp,
         "false_positives": fp,
         "false_negatives": fn,
+    }
+
+
+def quantile_threshold(scores: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of the finite |scores| (T,): flagging beyond it flags that share of
+    the points where it was chosen (inf when there are none)."""
+    finite = np.abs(scores[np.isfinite(scores)])
+    return float(np.quantile(finite, quantile)) if len(finite) else math.inf
+
+
+def recall_by_kind(events: list[dict], labels: np.ndarray, flagged: dict[str, np.ndarray]) -> dict:
+    """{kind: {detector: the share of the planted ``events`` of that kind it found}}, for each
+    kind planted and each detector's flags (T,) in ``flagged``."""
+    by_kind = {}
+    for kind in KINDS:
+        these = [e for e in events if e["kind"] == kind]
+        if these:
+            by_kind[kind] = {
+                name: detection_scores(flags, labels, these)["event_recall"]
+                for name, flags in flagged.items()
+            }
+    return by_kind
+
+
+def planted_table(events: list[dict], times, flagged: dict[str, np.ndarray]) -> dict:
+    """The planted ``events`` as a table: kind, start time, length, size and how many of their
+    points each of the two detectors ``flagged`` (the GRU's, then the rolling z-score's)."""
+    rows = [
+        [e["kind"], str(times[e["start"]]), e["end"] - e["start"], round(e["size_sigma"], 2)]
+        + [int(flags[e["start"] : e["end"]].sum()) for flags in flagged.values()]
+        for e in events
+    ]
+    return {
+        "columns": ["kind", "starts at", "points", "size (σ)", "gru", "z-score"],
+        "rows": rows,
+        "caption": "The anomalies planted in the test part and how many of their points each "
+        "detector flagged.",
+    }
+
+
+def alarm_table(flags: np.ndarray, scores: np.ndarray, events, times, most: int = 12) -> dict:
+    """The GRU's alarms (runs of ``flags``) in the test part, strongest |score| first, each
+    with the planted anomaly it touches or "none (false alarm)", at most ``most`` of them."""
+    score = np.abs(scores)
+    rows = []
+    for s, e in true_runs(flags):
+        touched = [v["kind"] for v in events if v["start"] < e and s < v["end"]]
+        planted = ", ".join(touched) if touched else "none (false alarm)"
+        rows.append([str(times[s]), e - s, float(np.nanmax(score[s:e])), planted])
+    rows.sort(key=lambda row: -row[2])
+    shown = rows[:most]
+    if not rows:
+        return {"columns": [], "rows": [], "caption": "The GRU raised no alarm in the test part."}
+    return {
+        "columns": ["starts at", "points", "largest |score|", "planted anomaly"],
+        "rows": shown,
+        "caption": "The GRU's alarms (runs of flagged points) in the test part, strongest first"
+        + (f"; {len(shown)} of {len(rows)}." if len(rows) > len(shown) else ".")
+        + " An alarm that touches no planted anomaly is a false alarm.",
     }

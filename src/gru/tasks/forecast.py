@@ -22,11 +22,8 @@ Shapes: N windows, W lookback, F horizon, C channels read, K channels forecast.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -34,26 +31,26 @@ from torch import Tensor, nn
 
 from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries, Windows
-from gru.models import GRUForecaster, SegRNN, batched_predict
-from gru.tasks.baselines import LinearBaseline, persistence, seasonal_naive
-from gru.tasks.evaluation import forecast_scores, headline
-from gru.tasks.runs import (
-    RunFolder,
-    TaskConfig,
-    check_ints,
-    load_run,
-    load_weights,
-    reading,
-    settled_config,
-    source_name,
-)
+from gru.models import FORECASTERS, batched_predict, forecaster
+from gru.tasks import runs
+from gru.tasks.baselines import LinearBaseline, forecast_baselines, persistence, seasonal_naive
+from gru.tasks.evaluation import forecast_examples, forecast_scores, forecast_table, headline
 from gru.tasks.series import check_reading, read_series, scaled, short_part, split_series
 from gru.training import TrainConfig
 from gru.viz import figures
 
-__all__ = ["BASELINES", "ForecastConfig", "ForecastReport", "Forecaster", "plot_future"]
+__all__ = [  # with the baselines of `gru.tasks.baselines`, importable from here as before
+    "BASELINES",
+    "ForecastConfig",
+    "ForecastReport",
+    "Forecaster",
+    "LinearBaseline",
+    "persistence",
+    "plot_future",
+    "seasonal_naive",
+]
 
-MODELS = ("segrnn", "gru")
+MODELS = FORECASTERS
 
 
 def _mse_plus_mae(pred: Tensor, true: Tensor) -> Tensor:
@@ -79,7 +76,7 @@ DEFAULT_HIDDEN = {"segrnn": 256, "gru": 64}
 
 
 @dataclass
-class ForecastConfig(TaskConfig):
+class ForecastConfig(runs.TaskConfig):
     """Everything that decides a forecaster: the data's reading, the model, the training.
 
     ``features``: "S" the target alone, "M" every numeric column predicts every one, "MS"
@@ -103,15 +100,7 @@ class ForecastConfig(TaskConfig):
     time_column: str | None = None
     fillna: str | None = None
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=12,
-            batch_size=256,
-            lr=2e-3,
-            schedule="cosine",
-            monitor="val_loss",
-            mode="min",
-            restore_best=True,
-        )
+        default_factory=runs.least_val_loss(epochs=12, batch_size=256, lr=2e-3)
     )
 
     def __post_init__(self) -> None:
@@ -121,7 +110,7 @@ class ForecastConfig(TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         names = ("lookback", "horizon", "hidden_size", "segment", "num_layers")
-        check_ints("ForecastConfig", self, dict.fromkeys(names, 1))
+        runs.check_ints("ForecastConfig", self, dict.fromkeys(names, 1))
         for name, allowed in (
             ("features", timeseries.FEATURES),
             ("model", MODELS),
@@ -148,11 +137,8 @@ class ForecastConfig(TaskConfig):
         self.train.check()
 
 
-# --- the report --------------------------------------------------------------------------------
-
-
 @dataclass
-class ForecastReport:
+class ForecastReport(runs.RunReport):
     """The outcome of `Forecaster.fit`.
 
     ``test`` and each of ``baselines`` hold "mse" and "mae" on the standardized data,
@@ -164,13 +150,8 @@ class ForecastReport:
     test: dict
     baselines: dict[str, dict | None]
     validation: dict
-    history: list[dict[str, float]]
-    best_epoch: int
-    seconds: float
-    training_seconds: float
     windows: dict[str, int]
     season: int | None
-    run_dir: Path | None
 
 
 # --- the Python API ----------------------------------------------------------------------------
@@ -189,7 +170,7 @@ class Forecaster:
     def __init__(
         self, config: ForecastConfig | None = None, *, backend: str = "auto", **settings
     ) -> None:
-        self.config = settled_config(config, ForecastConfig, settings, "Forecaster")
+        self.config = runs.settled_config(config, ForecastConfig, settings, "Forecaster")
         self.backend = backend
         self.model: nn.Module | None = None
         self.columns: list[str] | None = None
@@ -212,27 +193,10 @@ class Forecaster:
     def _build_model(self) -> nn.Module:
         c = self.config
         inputs, outputs = self.channels()
+        options = {"segment": c.segment, "num_layers": c.num_layers, "dropout": c.dropout}
         targets = [inputs.index(o) for o in outputs]
-        if c.model == "segrnn":
-            return SegRNN(
-                len(inputs),
-                c.lookback,
-                c.horizon,
-                segment=c.segment,
-                d_model=c.hidden_size,
-                dropout=c.dropout,
-                targets=targets,
-                backend=self.backend,
-            )
-        return GRUForecaster(
-            len(inputs),
-            c.horizon,
-            c.hidden_size,
-            targets=targets,
-            num_layers=c.num_layers,
-            dropout=c.dropout,
-            backend=self.backend,
-        )
+        size = (len(inputs), c.lookback, c.horizon, c.hidden_size)
+        return forecaster(c.model, *size, **options, targets=targets, backend=self.backend)
 
     def forecast_windows(self, x: Windows | Tensor, batch: int = 512) -> Tensor:
         """The model's forecasts (N, F, K) of the standardized windows ``x`` (N, W, C) of the
@@ -245,14 +209,8 @@ class Forecaster:
         """``data`` (a CSV path or a DataFrame) as this forecaster reads it: its target and
         feature columns, or exactly ``columns`` (a trained model's `columns`)."""
         c = self.config
-        return read_series(
-            data,
-            target=self.target,
-            features=c.features,
-            time_column=c.time_column,
-            fillna=c.fillna,
-            columns=columns,
-        )
+        reading = {"time_column": c.time_column, "fillna": c.fillna, "columns": columns}
+        return read_series(data, target=self.target, features=c.features, **reading)
 
     def history(self, data) -> pd.Series:
         """The target's values in ``data`` (read as the model reads it), in its units, indexed
@@ -283,24 +241,16 @@ class Forecaster:
         """
         c = self.config
         c.check()
-        start = time.perf_counter()
         if not isinstance(target, str):
             raise TypeError(f"Forecaster.fit: target must be a column name, got {target!r}")
-        run = RunFolder(
-            out,
-            self.task,
-            "Forecaster.fit",
-            resume=resume,
-            checkpoint_every=checkpoint_every,
-            device=device,
-            quiet=quiet,
-            log=log,
+        run = runs.RunFolder(
+            self.task, "Forecaster.fit", out, resume, checkpoint_every, device, quiet, log
         )
-        run.check(c.to_dict(), {"source": source_name(data), "target": target})
+        run.check(c.to_dict(), {"source": runs.source_name(data), "target": target})
         series, parts, sets, season = self._prepare(data, target, run)
         torch.manual_seed(c.train.seed)
         self.model = self._build_model()
-        run.start(c.to_dict(), self._data_record(series, parts, source_name(data)))
+        run.start(c.to_dict(), self._data_record(series, parts, runs.source_name(data)))
         val_x, val_y = sets["validation"]
         val_true = val_y.all()
         result = run.train(
@@ -312,15 +262,9 @@ class Forecaster:
         )
         self.model.eval()
         scores, forecasts = self._test(sets, season)
+        windows = {name: len(x) for name, (x, _) in sets.items()}
         self.report = ForecastReport(
-            **scores,
-            history=result.history,
-            best_epoch=result.best_epoch,
-            seconds=time.perf_counter() - start,
-            training_seconds=result.seconds,
-            windows={name: len(x) for name, (x, _) in sets.items()},
-            season=season,
-            run_dir=run.path,
+            **run.outcome(result), **scores, windows=windows, season=season
         )
         if run.writes:
             test_x, test_y = sets["test"]
@@ -330,10 +274,10 @@ class Forecaster:
                 examples, self.target, lookback=c.lookback, horizon=c.horizon, model=c.model
             )
             figures.save_png(figure, run.path / PLOT_FILE, dpi=90)
-            run.finish(self._metrics(data, series, examples))
+            run.finish(self.report, self._metrics(data, series, examples))
         return self.report
 
-    def _prepare(self, data, target: str, run: RunFolder):
+    def _prepare(self, data, target: str, run: runs.RunFolder):
         """Read ``data``, split it, fit the scaler on its training rows and cut the windows:
         (series, split, {part: (x, y) windows}, season or None)."""
         c = self.config
@@ -372,19 +316,31 @@ class Forecaster:
         """The scores of the model on the test and validation windows and of the baselines
         on the test windows (`ForecastReport`'s test, validation and baselines), and the
         baselines' forecasts."""
-        _, outputs = self.channels()
-        names = [self.columns[o] for o in outputs]
-        std = self.scaler.std[outputs]
-
-        def scores(x: Windows | Tensor, y: Windows) -> dict:
-            pred = x if isinstance(x, Tensor) else self.forecast_windows(x)
-            return forecast_scores(pred, y.all(), std, names, self.target)
-
-        forecasts = self._baselines(sets, season)
-        test_y = sets["test"][1]
-        baselines = {n: None if f is None else scores(f, test_y) for n, f in forecasts.items()}
-        result = {"test": scores(*sets["test"]), "validation": scores(*sets["validation"])}
+        c = self.config
+        inputs, outputs = self.channels()
+        test_x, test_y = sets["test"]
+        forecasts = forecast_baselines(
+            sets["train"],
+            test_x.all(),
+            [inputs.index(o) for o in outputs],
+            c.horizon,
+            season,
+            shared=c.features != "MS",
+        )
+        baselines = {
+            n: None if f is None else self._scores(f, test_y) for n, f in forecasts.items()
+        }
+        result = {"test": self._scores(test_x, test_y)}
+        result["validation"] = self._scores(*sets["validation"])
         return {**result, "baselines": baselines}, forecasts
+
+    def _scores(self, x: Windows | Tensor, y: Windows) -> dict:
+        """`forecast_scores` of the forecasts ``x`` (N, F, K), or the model's of the windows
+        ``x`` (N, W, C), against the windows ``y``."""
+        outputs = self.channels()[1]
+        pred = x if isinstance(x, Tensor) else self.forecast_windows(x)
+        names, std = [self.columns[o] for o in outputs], self.scaler.std[outputs]
+        return forecast_scores(pred, y.all(), std, names, self.target)
 
     def _split(self, series: TimeSeries) -> timeseries.Split:
         """The chronological split of ``series``; ValueError when a part holds no window."""
@@ -406,49 +362,16 @@ class Forecaster:
             f"too short for lookback {c.lookback} + horizon {c.horizon}"
         )
 
-    def _baselines(self, sets, season) -> dict[str, Tensor | None]:
-        c = self.config
-        inputs, outputs = self.channels()
-        test_x, _ = sets["test"]
-        x = test_x.all()  # (N, W, C)
-        own = x[:, :, [inputs.index(o) for o in outputs]]  # (N, W, K): the forecast channels
-        linear = LinearBaseline(shared=c.features != "MS").fit(*sets["train"])
-        return {
-            "persistence": persistence(own, c.horizon),
-            "seasonal_naive": None if season is None else seasonal_naive(own, c.horizon, season),
-            "linear": linear(x, c.horizon, len(outputs)),
-        }
-
-    def _examples(self, series, parts, pred, true, forecasts) -> list[dict]:
+    def _examples(self, series, parts, pred: Tensor, true: Tensor, forecasts) -> list[dict]:
         """A few test windows of the target, in its own units, for plots and reports."""
         c = self.config
         column = self.columns.index(self.target)  # every feature mode forecasts the target
         k = self.channels()[1].index(column)
-        n = len(pred)
-        picks = sorted({round(i * (n - 1) / max(EXAMPLES - 1, 1)) for i in range(EXAMPLES)})
+        shown = {"actual": true[:, :, k], "forecast": pred[:, :, k]}
+        shown.update({n: f[:, :, k] for n, f in forecasts.items() if f is not None})
+        units = (self.scaler.mean[column], self.scaler.std[column])
         first = max(parts.test[0], c.lookback)
-        mean, std = self.scaler.mean[column], self.scaler.std[column]
-
-        def units(values: Tensor) -> list[float]:
-            return (values.double().numpy() * std + mean).tolist()
-
-        examples = []
-        for i in picks:
-            t = first + i
-            rows = np.arange(t - c.lookback, t + c.horizon)
-            stamps = (
-                [str(s) for s in series.time[rows]] if series.time is not None else rows.tolist()
-            )
-            example = {
-                "start_row": int(t),
-                "times": stamps,
-                "history": series.values[t - c.lookback : t, column].tolist(),
-                "actual": units(true[i, :, k]),
-                "forecast": units(pred[i, :, k]),
-            }
-            example.update({n: units(f[i, :, k]) for n, f in forecasts.items() if f is not None})
-            examples.append(example)
-        return examples
+        return forecast_examples(series, column, first, c.lookback, shown, units, EXAMPLES)
 
     def _data_record(self, series: TimeSeries, parts, source: str | None) -> dict:
         """The data of config.json: what was read and how, to read new data the same way."""
@@ -480,18 +403,13 @@ class Forecaster:
             )
         return {
             "task": self.task,
-            "history": report.history,
-            "best_epoch": report.best_epoch,
             "test": headline(report.test),
             "validation": headline(report.validation),
             "baselines": {n: headline(b) for n, b in report.baselines.items()},
             "mae_original_by_column": by_column,
-            "seconds": report.seconds,
-            "training_seconds": report.training_seconds,
-            "threads": torch.get_num_threads(),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "data": {
-                "source": source_name(data) or "a DataFrame",
+                "source": runs.source_name(data) or "a DataFrame",
                 "rows": len(series),
                 "channels read": len(inputs),
                 "channels forecast": len(outputs),
@@ -501,7 +419,7 @@ class Forecaster:
                 "test windows": report.windows["test"],
                 "season": report.season,
             },
-            "examples": _example_table(examples, c),
+            "examples": forecast_table(examples, c.lookback, c.horizon, c.model),
             "figures": {
                 PLOT_FILE: f"Forecasts of {self.target} for {len(examples)} test windows: "
                 f"the last {c.lookback} steps read, the actual next {c.horizon} steps, "
@@ -515,8 +433,8 @@ class Forecaster:
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> Forecaster:
         """The forecaster a forecast run folder holds, every file checked."""
-        stored = load_run(run_dir, cls.task)
-        with reading(run_dir):
+        stored = runs.load_run(run_dir, cls.task)
+        with runs.reading(run_dir):
             config = ForecastConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
             data = stored["data"]
             forecaster = cls(config, backend=backend)
@@ -524,7 +442,7 @@ class Forecaster:
             forecaster.target = data["target"]
             forecaster.scaler = Scaler.from_dict(data["scaler"])
         forecaster.model = forecaster._build_model()
-        load_weights(forecaster.model, run_dir, stored)
+        runs.load_weights(forecaster.model, run_dir, stored)
         return forecaster
 
     def predict(self, data: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
@@ -567,27 +485,7 @@ class Forecaster:
         if len(x) == 0:
             need = c.lookback + c.horizon
             raise ValueError(f"data: {series.source} has {len(series)} rows; it needs {need}")
-        names = [self.columns[o] for o in outputs]
-        pred = self.forecast_windows(x)
-        return forecast_scores(pred, y.all(), self.scaler.std[outputs], names, self.target)
-
-
-def _example_table(examples: list[dict], config: ForecastConfig) -> dict:
-    """A few steps of each drawn test window as a table (the figure shows them all)."""
-    F_ = config.horizon
-    steps = sorted({1, max(1, F_ // 4), max(1, F_ // 2), F_})
-    names = [n for n in ("linear", "seasonal_naive", "persistence") if n in examples[0]]
-    rows = []
-    for example in examples:
-        for h in steps:
-            row = [example["times"][config.lookback + h - 1], h, example["actual"][h - 1]]
-            row += [example["forecast"][h - 1], *(example[n][h - 1] for n in names)]
-            rows.append(row)
-    return {
-        "columns": ["time", "steps ahead", "actual", config.model, *names],
-        "rows": rows,
-        "caption": f"The target at a few horizons of {len(examples)} test windows, in its units.",
-    }
+        return self._scores(x, y)
 
 
 def plot_future(path: str | os.PathLike, history: pd.Series, forecast: pd.Series, title: str):

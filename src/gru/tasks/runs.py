@@ -5,12 +5,14 @@ training, the weights and the resumable state while it trains, metrics.json, its
 report.html at the end. `RunFolder` holds that lifecycle so that each task states only what is
 its own:
 
-    run = RunFolder(out, "forecast", "Forecaster.fit", resume=resume, device=device, ...)
+    run = RunFolder("forecast", "Forecaster.fit", out, resume, checkpoint_every, device,
+                    quiet, log)           # fit's own run options, in this order
     run.check(config.to_dict(), {"source": source, "target": target})  # before any work
     run.say("data: ...")                  # progress, from the main process unless quiet
     run.start(config.to_dict(), data)     # a new run: the folder and its config.json
     result = run.train(model, loss, tensors, config.train, evaluate=...)  # gru.training.fit
-    run.finish(metrics)                   # metrics.json and report.html
+    report = ForecastReport(**run.outcome(result), test=...)  # a RunReport
+    run.finish(report, metrics)           # metrics.json and report.html
 
 `load_run` and `load_weights` read a run of a given task back. Errors name the Python
 argument (``out``, ``resume``) and, where a person would type it, the command-line option.
@@ -21,10 +23,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from gru import __version__, checkpoint, training
@@ -34,12 +39,14 @@ from gru.viz import write_report
 
 __all__ = [
     "RunFolder",
+    "RunReport",
     "TaskConfig",
     "apply_settings",
     "check_ints",
     "check_new_folder",
     "config_from_dict",
     "differences",
+    "least_val_loss",
     "load_run",
     "load_weights",
     "read_checked",
@@ -80,6 +87,14 @@ class TaskConfig:
     def from_dict(cls, values: dict, *, where: str = "config"):
         """The inverse of `to_dict`; unknown or missing settings raise ValueError."""
         return config_from_dict(cls, values, where)
+
+
+def least_val_loss(epochs: int, batch_size: int, lr: float, **settings) -> Callable:
+    """A factory of the default training of a task that keeps the weights of its epoch of
+    least validation loss: ``epochs`` of ``batch_size`` at ``lr`` on a cosine schedule, with
+    ``settings`` (more `TrainConfig` fields), for ``field(default_factory=...)``."""
+    chosen = {"schedule": "cosine", "monitor": "val_loss", "mode": "min", "restore_best": True}
+    return lambda: TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, **chosen, **settings)
 
 
 def check_ints(owner: str, config, minimums: dict[str, int], *, optional=()) -> None:
@@ -134,9 +149,13 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, o
     return out
 
 
-def source_name(data) -> str | None:
-    """The absolute path of a file ``data`` (what a run records as its source), else None."""
-    return os.path.abspath(str(data)) if isinstance(data, (str, os.PathLike)) else None
+def source_name(data, names: tuple[str, ...] = ()) -> str | None:
+    """What a run records as its source: the absolute path of a file ``data``, ``data`` itself
+    when it is one of ``names`` (data a task knows by name), None for data given as objects."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    text = str(data)
+    return text if text in names else os.path.abspath(text)
 
 
 # --- reading runs back ---------------------------------------------------------------------------
@@ -217,21 +236,33 @@ def _silent(message: str) -> None:
     pass
 
 
+@dataclass(kw_only=True)
+class RunReport:
+    """What every task's ``fit`` reports (each task's report adds its own results): the
+    per-epoch ``history``, the epoch whose weights were kept, the seconds of the whole run
+    and of training, and the run folder (None when nothing was written)."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+    training_seconds: float
+    run_dir: Path | None
+
+
 class RunFolder:
     """The run folder ``out`` of one ``fit`` of ``task`` (None: a run that writes nothing).
 
     ``owner`` names the method in messages ("Forecaster.fit"); the other arguments are the
-    run options every task's ``fit`` takes and hands to `gru.training.fit`. Under torchrun
-    only rank 0 writes and speaks: ``main`` says whether this process is it, ``world`` how
-    many train. ``say`` is ``log`` on the main process unless ``quiet``, else silent.
+    run options every task's ``fit`` takes, in its order, and hands on to `gru.training.fit`.
+    Under torchrun only rank 0 writes and speaks: ``main`` says whether this process is it,
+    ``world`` how many train. ``say`` is ``log`` on the main process unless ``quiet``.
     """
 
     def __init__(
         self,
-        out: str | os.PathLike | None,
         task: str,
         owner: str,
-        *,
+        out: str | os.PathLike | None = None,
         resume: bool = False,
         checkpoint_every: int | None = None,
         device: str = "cpu",
@@ -240,6 +271,7 @@ class RunFolder:
     ) -> None:
         if resume and out is None:
             raise ValueError(f"{owner}: resume=True needs out, the run to resume")
+        self.started = time.perf_counter()
         self.path = Path(out) if out is not None else None
         self.task, self.owner, self.resume = task, owner, resume
         self.checkpoint_every, self.device, self.quiet, self.log = (
@@ -325,9 +357,31 @@ class RunFolder:
             **options,
         )
 
-    def finish(self, metrics: dict) -> None:
-        """Write metrics.json and report.html (from the main process, when there is a folder)."""
+    def outcome(self, result: training.FitResult) -> dict:
+        """The `RunReport` fields of a finished training ``result``, the seconds counted from
+        this folder's creation."""
+        return {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "seconds": time.perf_counter() - self.started,
+            "training_seconds": result.seconds,
+            "run_dir": self.path,
+        }
+
+    def finish(self, report: RunReport | None, metrics: dict) -> None:
+        """Write metrics.json, ``metrics`` with the history, best epoch, seconds and threads of
+        ``report`` when given, and report.html (from the main process, when there is a
+        folder)."""
         if not self.writes:
             return
+        if report is not None:
+            metrics = {
+                "history": report.history,
+                "best_epoch": report.best_epoch,
+                "seconds": report.seconds,
+                "training_seconds": report.training_seconds,
+                "threads": torch.get_num_threads(),
+                **metrics,
+            }
         checkpoint.write_json(self.path / checkpoint.METRICS_FILE, metrics)
         write_report(self.path)

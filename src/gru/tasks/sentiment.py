@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,27 +34,19 @@ from torch import Tensor
 from gru.data import imdb
 from gru.data.text import Sequences, encode, limit_vocabulary, load_word_index, pad_sequences
 from gru.models import TextClassifier, batched_predict
+from gru.tasks import runs
 from gru.tasks.baselines import majority_class
-from gru.tasks.runs import (
-    RunFolder,
-    TaskConfig,
-    apply_settings,
-    check_ints,
-    load_run,
-    load_weights,
-    read_checked,
-    reading,
-    settled_config,
-)
+from gru.tasks.evaluation import accuracy, binary_scores
 from gru.training import TrainConfig
 
 __all__ = ["PRESETS", "SentimentClassifier", "SentimentConfig", "SentimentReport"]
 
 VOCABULARY_FILE = "vocabulary.json"
+SOURCE_NAMES = ("sample", "keras")  # data known by name (`gru.data.imdb.load`), not a path
 
 
 @dataclass
-class SentimentConfig(TaskConfig):
+class SentimentConfig(runs.TaskConfig):
     """Everything that decides a sentiment model: preprocessing, architecture, training.
 
     ``padding="pre"`` (Keras) puts the zeros first and the GRU reads them; ``"post"`` puts
@@ -86,7 +77,7 @@ class SentimentConfig(TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         minimums = {"num_words": 4, "maxlen": 1, "embedding_dim": 1, "hidden_size": 1}
-        check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
+        runs.check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
         for name in ("padding", "truncating"):
             if getattr(self, name) not in ("pre", "post"):
                 raise ValueError(
@@ -162,31 +153,15 @@ PRESETS: dict[str, SentimentConfig] = {
 
 
 @dataclass
-class SentimentReport:
-    """The outcome of `SentimentClassifier.fit`.
+class SentimentReport(runs.RunReport):
+    """The outcome of `SentimentClassifier.fit`: ``test`` holds the test split's accuracy and
+    loss (None when the data has none), ``history`` train_loss, train_accuracy, val_loss,
+    val_accuracy, lr and seconds per epoch; ``seconds`` is the whole run."""
 
-    ``history`` holds one dict per epoch (train_loss, train_accuracy, val_loss,
-    val_accuracy, lr, seconds); ``test`` the test-set accuracy and loss (None when the data
-    has no test split); ``seconds`` the whole run (training, validation and test).
-    """
-
-    history: list[dict[str, float]]
     test: dict[str, float] | None
-    best_epoch: int
-    seconds: float
     seconds_per_epoch: float
-    run_dir: Path | None
     layer: str
     reviews: dict[str, int]
-
-
-def _source_name(data) -> str | None:
-    """What a run records as its data: "sample", "keras" or a file's absolute path (None for
-    data already loaded)."""
-    if isinstance(data, imdb.SentimentData):
-        return None
-    text = str(data)
-    return text if text in ("sample", "keras") else os.path.abspath(text)
 
 
 class SentimentClassifier:
@@ -203,14 +178,12 @@ class SentimentClassifier:
     def __init__(
         self, config: SentimentConfig | None = None, *, backend: str = "auto", **settings
     ) -> None:
-        self.config = settled_config(config, SentimentConfig, settings, "SentimentClassifier")
+        self.config = runs.settled_config(config, SentimentConfig, settings, "SentimentClassifier")
         self.backend = backend
         self.model: TextClassifier | None = None
         self.word_index: dict[str, int] | None = None
         self.vocabulary_origin = "unknown"
         self.report: SentimentReport | None = None
-
-    # --- construction ------------------------------------------------------------------------
 
     @classmethod
     def from_preset(cls, name: str = "seed", *, backend: str = "auto", **overrides):
@@ -221,23 +194,23 @@ class SentimentClassifier:
                 f"SentimentClassifier: preset must be one of {sorted(PRESETS)}, got {name!r}"
             )
         config = dataclasses.replace(PRESETS[name], train=dataclasses.replace(PRESETS[name].train))
-        apply_settings(config, overrides, "SentimentClassifier.from_preset")
+        runs.apply_settings(config, overrides, "SentimentClassifier.from_preset")
         return cls(config, backend=backend)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> SentimentClassifier:
         """The classifier a sentiment run folder holds, every file checked (see gru.checkpoint)."""
         run_dir = Path(run_dir)
-        stored = load_run(run_dir, cls.task)
-        with reading(run_dir):
+        stored = runs.load_run(run_dir, cls.task)
+        with runs.reading(run_dir):
             config = SentimentConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
             vocabulary = stored["vocabulary"]
         classifier = cls(config, backend=backend)
         classifier.model = classifier._build_model()
-        load_weights(classifier.model, run_dir, stored)
+        runs.load_weights(classifier.model, run_dir, stored)
         classifier.vocabulary_origin = vocabulary["origin"]
         if vocabulary["sha256"] is not None:
-            text = read_checked(run_dir, VOCABULARY_FILE, vocabulary["sha256"])
+            text = runs.read_checked(run_dir, VOCABULARY_FILE, vocabulary["sha256"])
             classifier.word_index = json.loads(text)
         return classifier
 
@@ -262,8 +235,6 @@ class SentimentClassifier:
     def layer_name(self) -> str:
         return "torch.nn.GRU" if self.config.torch_layer else f"gru.GRU (backend {self.backend})"
 
-    # --- data --------------------------------------------------------------------------------
-
     def tensors(self, data: imdb.LabeledSequences) -> tuple[Tensor, Tensor, Tensor]:
         """(x (N, T) int64, lengths (N,) int64, y (N,) float32) of encoded reviews, cut and
         padded as the model reads them."""
@@ -280,17 +251,12 @@ class SentimentClassifier:
     def logits(self, x: Tensor, lengths: Tensor, batch_size: int = 256) -> Tensor:
         """The model's logits (N,) of ids x (N, T) with their lengths (N,) (`tensors`), in
         eval mode, in batches of similar length when lengths matter."""
-        post = self.config.padding == "post"
-        inputs = (x, lengths) if post else (x,)
-        order = torch.argsort(lengths) if post else None
+        order = torch.argsort(lengths) if self.config.padding == "post" else None
+        inputs = self._inputs(x, lengths)
         return batched_predict(self.model, *inputs, batch_size=batch_size, order=order)
 
     def _score(self, x: Tensor, lengths: Tensor, y: Tensor) -> dict[str, float]:
-        logits = self.logits(x, lengths)
-        return {
-            "loss": F.binary_cross_entropy_with_logits(logits, y).item(),
-            "accuracy": ((logits > 0).float() == y).float().mean().item(),
-        }
+        return binary_scores(self.logits(x, lengths), y)
 
     def _load(self, data, word_index=None, log=None, **options) -> imdb.SentimentData:
         if isinstance(data, imdb.SentimentData):
@@ -323,29 +289,19 @@ class SentimentClassifier:
         """
         c = self.config
         c.check()
-        start = time.perf_counter()
-        run = RunFolder(
-            out,
-            self.task,
-            "SentimentClassifier.fit",
-            resume=resume,
-            device=device,
-            checkpoint_every=checkpoint_every,
-            quiet=quiet,
-            log=log,
+        run = runs.RunFolder(
+            self.task, "SentimentClassifier.fit", out, resume, checkpoint_every, device, quiet, log
         )
-        run.check(c.to_dict(), {"source": _source_name(data)})
+        source = runs.source_name(data, SOURCE_NAMES)
+        run.check(c.to_dict(), {"source": source})
         if isinstance(word_index, (str, os.PathLike)):
             word_index = load_word_index(word_index)
         loaded = self._load(
             data, word_index, run.say, text_column=text_column, label_column=label_column
         )
         train_part, val_part, test = self._parts(loaded)
-        reviews = {
-            "train": len(train_part),
-            "validation": len(val_part or []),
-            "test": len(test or []),
-        }
+        reviews = {"train": len(train_part), "validation": len(val_part or [])}
+        reviews["test"] = len(test or [])
         run.say(
             f"data: {loaded.source} ({reviews['train']:,} train / {reviews['validation']:,} "
             f"validation / {reviews['test']:,} test reviews); model {self.layer_name}"
@@ -358,32 +314,29 @@ class SentimentClassifier:
 
         torch.manual_seed(c.train.seed)
         self.model = self._build_model()
-        self._start(run, _source_name(data) or loaded.source)
+        self._start(run, source or loaded.source)
         result = run.train(
             self.model,
             F.binary_cross_entropy_with_logits,
             (*self._inputs(x, lengths), y),
             c.train,
             evaluate=evaluate,
-            metrics={"accuracy": _accuracy},
+            metrics={"accuracy": accuracy},
             sort_key=lengths if c.padding == "post" else None,
         )
         self.model.eval()
         scores = self._score(*self.tensors(test)) if (test is not None and run.main) else None
         epoch_seconds = [h["seconds"] for h in result.history]
         self.report = SentimentReport(
-            history=result.history,
+            **run.outcome(result),
             test=scores,
-            best_epoch=result.best_epoch,
-            seconds=time.perf_counter() - start,
             seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
-            run_dir=run.path,
             layer=self.layer_name,
             reviews=reviews,
         )
         if run.writes:
             shown = (test, "test") if test else (val_part, "validation")
-            run.finish(self._metrics(result, run.world, loaded, train_part, *shown))
+            run.finish(self.report, self._metrics(run.world, loaded, train_part, *shown))
         return self.report
 
     def _parts(self, loaded: imdb.SentimentData):
@@ -411,7 +364,7 @@ class SentimentClassifier:
         self.vocabulary_origin = loaded.vocabulary_origin
         return train_part, val_part, test
 
-    def _start(self, run: RunFolder, source: str) -> None:
+    def _start(self, run: runs.RunFolder, source: str) -> None:
         """A new run's files: vocabulary.json (when the model reads text) and config.json,
         which holds the vocabulary's origin and checksum."""
         digest = None
@@ -421,21 +374,16 @@ class SentimentClassifier:
         vocabulary = {"origin": self.vocabulary_origin, "sha256": digest}
         run.start(self.config.to_dict(), {"source": source}, vocabulary=vocabulary)
 
-    def _metrics(self, result, processes: int, loaded, train_part, shown, split: str) -> dict:
+    def _metrics(self, processes: int, loaded, train_part, shown, split: str) -> dict:
         """metrics.json: the scores, times, and what report.html shows beyond them: the data,
         a baseline on the ``shown`` reviews (the test split, else validation), and a few of
         them with their predictions."""
         c, report = self.config, self.report
         metrics = {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
             "test": report.test,
-            "seconds": report.seconds,
-            "training_seconds": result.seconds,
             "seconds_per_epoch": report.seconds_per_epoch,
             "reviews": report.reviews,
             "layer": report.layer,
-            "threads": torch.get_num_threads(),
             "processes": processes,
             "data": {
                 "reviews read as": "text" if loaded.raw else "token ids",
@@ -537,7 +485,3 @@ class SentimentClassifier:
         part = loaded.test if loaded.test is not None else loaded.train
         scores = self._score(*self.tensors(part))
         return {**scores, "reviews": len(part)}
-
-
-def _accuracy(logits: Tensor, target: Tensor) -> Tensor:
-    return ((logits > 0).float() == target).float().mean()

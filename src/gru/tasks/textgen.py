@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,19 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru.models import CharLM
+from gru.tasks import runs
 from gru.tasks.baselines import ngram_loss
-from gru.tasks.runs import (
-    RunFolder,
-    TaskConfig,
-    check_ints,
-    load_run,
-    load_weights,
-    reading,
-    settled_config,
-)
 from gru.training import TrainConfig
 
-__all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "read_text"]
+__all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "ngram_loss", "read_text"]
 
 VALIDATION_STREAMS = 8  # the validation text is read as this many contiguous streams
 SAMPLE_PROMPT = "ROMEO:"
@@ -84,7 +75,7 @@ def read_text(path: str | os.PathLike) -> str:
 
 
 @dataclass
-class TextGenConfig(TaskConfig):
+class TextGenConfig(runs.TaskConfig):
     """Everything that decides a character model: its size, the chunks it learns from, and
     how it trains. ``limit`` keeps only the first that many characters (quick runs)."""
 
@@ -96,23 +87,15 @@ class TextGenConfig(TaskConfig):
     validation_split: float = 0.1
     limit: int | None = None
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=8,
-            batch_size=32,
-            lr=3e-3,
-            schedule="cosine",
-            warmup=0.02,
-            clip_grad_norm=1.0,
-            monitor="val_loss",
-            mode="min",
-            restore_best=True,
+        default_factory=runs.least_val_loss(
+            epochs=8, batch_size=32, lr=3e-3, warmup=0.02, clip_grad_norm=1.0
         )
     )
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         names = ("embedding_dim", "hidden_size", "num_layers", "seq_len")
-        check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
+        runs.check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
         if not 0.0 < self.validation_split < 1.0:
             raise ValueError(
                 "TextGenConfig: validation_split must be a fraction in (0, 1), "
@@ -126,19 +109,14 @@ class TextGenConfig(TaskConfig):
 
 
 @dataclass
-class TextGenReport:
+class TextGenReport(runs.RunReport):
     """The outcome of `TextGenerator.fit`: per-epoch ``history`` (train_loss, val_loss in nats
     per character, ...), the best epoch's validation loss, a ``sample`` generated from the
     kept weights, character counts and seconds."""
 
-    history: list[dict[str, float]]
-    best_epoch: int
     val_loss: float
     sample: str
     characters: dict[str, int]
-    seconds: float
-    training_seconds: float
-    run_dir: Path | None
 
 
 def _chunks(ids: Tensor, streams: int, seq_len: int) -> tuple[Tensor, Tensor]:
@@ -187,7 +165,7 @@ class TextGenerator:
     def __init__(
         self, config: TextGenConfig | None = None, *, backend: str = "auto", **settings
     ) -> None:
-        self.config = settled_config(config, TextGenConfig, settings, "TextGenerator")
+        self.config = runs.settled_config(config, TextGenConfig, settings, "TextGenerator")
         self.backend = backend
         self.model: CharLM | None = None
         self.vocabulary: list[str] | None = None
@@ -259,16 +237,8 @@ class TextGenerator:
         """
         c = self.config
         c.check()
-        start = time.perf_counter()
-        run = RunFolder(
-            out,
-            self.task,
-            "TextGenerator.fit",
-            resume=resume,
-            device=device,
-            checkpoint_every=checkpoint_every,
-            quiet=quiet,
-            log=log,
+        run = runs.RunFolder(
+            self.task, "TextGenerator.fit", out, resume, checkpoint_every, device, quiet, log
         )
         source = os.path.abspath(str(text))
         run.check(c.to_dict(), {"source": source})
@@ -298,22 +268,17 @@ class TextGenerator:
         best = result.history[result.best_epoch - 1]
         prompt = SAMPLE_PROMPT if all(ch in self._index for ch in SAMPLE_PROMPT) else content[0]
         sample = self.generate(prompt, length=500, temperature=0.8, seed=0)
-        seconds = time.perf_counter() - start
         self.report = TextGenReport(
-            history=result.history,
-            best_epoch=result.best_epoch,
+            **run.outcome(result),
             val_loss=best["val_loss"],
             sample=prompt + sample,
             characters=characters,
-            seconds=seconds,
-            training_seconds=result.seconds,
-            run_dir=run.path,
         )
         if run.writes:
             baselines = self._baselines(train_ids, val_ids)
             read = {"source": source, "characters read": len(content), "whole": whole}
             read.update(streams=streams, chunks=len(x) // streams)
-            run.finish(self._metrics(result, prompt, sample, baselines, read))
+            run.finish(self.report, self._metrics(prompt, sample, baselines, read))
         return self.report
 
     def _validation(self, val_ids: Tensor) -> dict[str, float]:
@@ -344,7 +309,7 @@ class TextGenerator:
             baselines[name] = {"loss": value, "bits_per_char": value / math.log(2)}
         return baselines
 
-    def _metrics(self, result, prompt: str, sample: str, baselines: dict, read: dict) -> dict:
+    def _metrics(self, prompt: str, sample: str, baselines: dict, read: dict) -> dict:
         """metrics.json of a finished run; ``read`` says what was read: the source, how many
         characters of how many ("whole"), in how many streams of how many chunks."""
         c, report = self.config, self.report
@@ -361,8 +326,6 @@ class TextGenerator:
             )
         return {
             "task": self.task,
-            "history": result.history,
-            "best_epoch": result.best_epoch,
             "test": None,
             "validation": {
                 "loss": report.val_loss,
@@ -377,9 +340,6 @@ class TextGenerator:
                 "(temperature 0.8, seed 0), from the kept weights.",
             },
             "parameters": sum(p.numel() for p in self.model.parameters()),
-            "seconds": report.seconds,
-            "training_seconds": result.seconds,
-            "threads": torch.get_num_threads(),
             "data": {
                 "source": read["source"],
                 "characters read": read["characters read"],
@@ -397,8 +357,8 @@ class TextGenerator:
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> TextGenerator:
         """The language model a textgen run folder holds, every file checked."""
-        stored = load_run(run_dir, cls.task)
-        with reading(run_dir):
+        stored = runs.load_run(run_dir, cls.task)
+        with runs.reading(run_dir):
             config = TextGenConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
             vocabulary = stored["vocabulary"]
         if not isinstance(vocabulary, list) or not all(
@@ -411,7 +371,7 @@ class TextGenerator:
         generator = cls(config, backend=backend)
         generator._set_vocabulary(vocabulary)
         generator.model = generator._build_model()
-        load_weights(generator.model, run_dir, stored)
+        runs.load_weights(generator.model, run_dir, stored)
         return generator
 
     def _stream(self):
