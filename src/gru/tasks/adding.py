@@ -61,19 +61,14 @@ class AddingResult:
     seconds: float
 
 
-class Adder:
+class Adder(runs.Task):
     """A GRU that reads a sequence of (value, marker) pairs and outputs the sum of the two
     marked values. Settings by name (`AddingConfig` and `TrainConfig` fields) or a whole
     ``config``; ``backend`` is passed to `gru.GRU` (speed only)."""
 
     task = "adding"
-
-    def __init__(
-        self, config: AddingConfig | None = None, *, backend: str = "auto", **settings
-    ) -> None:
-        self.config = runs.settled_config(config, AddingConfig, settings, "Adder")
-        self.backend = backend
-        self.model: SequenceRegressor | None = None
+    config_class = AddingConfig
+    model: SequenceRegressor | None = None
 
     def _build_model(self) -> SequenceRegressor:
         return SequenceRegressor(2, self.config.hidden_size, backend=self.backend)
@@ -102,9 +97,7 @@ class Adder:
         """
         c = self.config
         c.check()
-        run = runs.RunFolder(
-            self.task, "Adder.fit", out, resume, checkpoint_every, device, quiet, log
-        )
+        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict())
         run.start(c.to_dict())
         (x_train, y_train), (x_test, y_test) = self.data()
@@ -158,16 +151,6 @@ class Adder:
         if self.model is None:
             raise ValueError("Adder.evaluate: fit or load a model first")
         return {"mse": F.mse_loss(self.model(x), y).item()}
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> Adder:
-        """The model an adding run folder holds, every file checked."""
-        stored = runs.load_run(run_dir, cls.task)
-        with runs.reading(run_dir):
-            adder = cls(AddingConfig.from_dict(stored["config"]), backend=backend)
-        adder.model = adder._build_model()
-        runs.load_weights(adder.model, run_dir, stored)
-        return adder
 
 
 def run(

@@ -124,7 +124,7 @@ class AnomalyReport(runs.RunReport):
     events: list[dict]
 
 
-class AnomalyDetector:
+class AnomalyDetector(runs.Task):
     """Flags the points of a series that its GRU forecaster did not expect.
 
     Settings by name (`AnomalyConfig` and `TrainConfig` fields) or a whole ``config``;
@@ -132,19 +132,17 @@ class AnomalyDetector:
     """
 
     task = "anomaly"
+    config_class = AnomalyConfig
+    model: GRUForecaster | None = None
+    report: AnomalyReport | None = None
+    column: str | None = None
+    scaler: Scaler | None = None  # fitted on the training rows
+    threshold: float | None = None
 
-    def __init__(
-        self, config: AnomalyConfig | None = None, *, backend: str = "auto", **settings
-    ) -> None:
-        self.config = runs.settled_config(config, AnomalyConfig, settings, "AnomalyDetector")
-        self.backend = backend
-        self.model: GRUForecaster | None = None
-        self.column: str | None = None
-        self.scaler: Scaler | None = None
+    def __init__(self, config: AnomalyConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         self.center = np.zeros(1)  # (K,): median of the k-step validation residuals, k = 1 … K
         self.scale = np.ones(1)  # (K,): their MAD × 1.4826
-        self.threshold: float | None = None
-        self.report: AnomalyReport | None = None
 
     def _build_model(self) -> GRUForecaster:
         c = self.config
@@ -260,9 +258,7 @@ class AnomalyDetector:
         c.check()
         if not isinstance(column, str):
             raise TypeError(f"AnomalyDetector.fit: column must be a column name, got {column!r}")
-        run = runs.RunFolder(
-            self.task, "AnomalyDetector.fit", out, resume, checkpoint_every, device, quiet, log
-        )
+        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = runs.source_name(data)
         run.check(c.to_dict(), {"source": source, "column": column})
         series, parts, planted = self._prepare(data, column)
@@ -420,28 +416,21 @@ class AnomalyDetector:
             },
         }
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> AnomalyDetector:
-        """The detector an anomaly run folder holds, every file checked."""
-        stored = runs.load_run(run_dir, cls.task)
-        with runs.reading(run_dir):
-            config = AnomalyConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            detector = cls(config, backend=backend)
-            detector.column = stored["data"]["column"]
-            detector.scaler = Scaler.from_dict(stored["data"]["scaler"])
+    def _restore(self, stored: dict, run_dir: Path) -> dict:
+        """The column and scaler from config.json; the residual statistics and the threshold
+        from the tensors ``detector.*`` saved beside the weights, which are returned."""
+        self.column = stored["data"]["column"]
+        self.scaler = Scaler.from_dict(stored["data"]["scaler"])
         state = checkpoint.load_model_state(run_dir, stored)
-        missing = [n for n in DETECTOR_STATE if f"detector.{n}" not in state]
-        if missing:
+        if any(f"detector.{n}" not in state for n in DETECTOR_STATE):
             raise ValueError(
                 f"run: {str(run_dir)!r} has no threshold yet: its training did not finish; "
                 f"continue it with --resume {run_dir}"
             )
-        detector.center = state.pop("detector.center").numpy()
-        detector.scale = state.pop("detector.scale").numpy()
-        detector.threshold = float(state.pop("detector.threshold"))
-        detector.model = detector._build_model()
-        runs.load_weights(detector.model, run_dir, stored, state)
-        return detector
+        self.center = state.pop("detector.center").numpy()
+        self.scale = state.pop("detector.scale").numpy()
+        self.threshold = float(state.pop("detector.threshold"))
+        return state
 
     def detect(
         self, data: pd.DataFrame | str | os.PathLike, *, threshold: float | None = None

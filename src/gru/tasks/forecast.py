@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -157,7 +158,7 @@ class ForecastReport(runs.RunReport):
 # --- the Python API ----------------------------------------------------------------------------
 
 
-class Forecaster:
+class Forecaster(runs.Task):
     """A GRU forecaster of the next ``horizon`` steps from the last ``lookback`` steps.
 
     ``Forecaster(lookback=96, horizon=96, model="segrnn", features="M", epochs=10, ...)``
@@ -166,17 +167,11 @@ class Forecaster:
     """
 
     task = "forecast"
-
-    def __init__(
-        self, config: ForecastConfig | None = None, *, backend: str = "auto", **settings
-    ) -> None:
-        self.config = runs.settled_config(config, ForecastConfig, settings, "Forecaster")
-        self.backend = backend
-        self.model: nn.Module | None = None
-        self.columns: list[str] | None = None
-        self.target: str | None = None
-        self.scaler: Scaler | None = None
-        self.report: ForecastReport | None = None
+    config_class = ForecastConfig
+    report: ForecastReport | None = None
+    columns: list[str] | None = None  # every column read, in order
+    target: str | None = None
+    scaler: Scaler | None = None  # fitted on the training rows
 
     # --- what the model reads and how --------------------------------------------------------
 
@@ -243,9 +238,7 @@ class Forecaster:
         c.check()
         if not isinstance(target, str):
             raise TypeError(f"Forecaster.fit: target must be a column name, got {target!r}")
-        run = runs.RunFolder(
-            self.task, "Forecaster.fit", out, resume, checkpoint_every, device, quiet, log
-        )
+        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict(), {"source": runs.source_name(data), "target": target})
         series, parts, sets, season = self._prepare(data, target, run)
         torch.manual_seed(c.train.seed)
@@ -430,20 +423,10 @@ class Forecaster:
 
     # --- load and predict --------------------------------------------------------------------
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> Forecaster:
-        """The forecaster a forecast run folder holds, every file checked."""
-        stored = runs.load_run(run_dir, cls.task)
-        with runs.reading(run_dir):
-            config = ForecastConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            data = stored["data"]
-            forecaster = cls(config, backend=backend)
-            forecaster.columns = list(data["columns"])
-            forecaster.target = data["target"]
-            forecaster.scaler = Scaler.from_dict(data["scaler"])
-        forecaster.model = forecaster._build_model()
-        runs.load_weights(forecaster.model, run_dir, stored)
-        return forecaster
+    def _restore(self, stored: dict, run_dir: Path) -> None:
+        data = stored["data"]
+        self.columns, self.target = list(data["columns"]), data["target"]
+        self.scaler = Scaler.from_dict(data["scaler"])
 
     def predict(self, data: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
         """The next ``horizon`` rows after the end of ``data``, in the data's units.

@@ -1,12 +1,11 @@
-"""One run folder's lifecycle, and what every task's config shares.
+"""One run folder's lifecycle, and what every task's config and class share.
 
 A task's ``fit`` writes its run into one folder (see `gru.checkpoint`): config.json before
 training, the weights and the resumable state while it trains, metrics.json, its figures and
 report.html at the end. `RunFolder` holds that lifecycle so that each task states only what is
 its own:
 
-    run = RunFolder("forecast", "Forecaster.fit", out, resume, checkpoint_every, device,
-                    quiet, log)           # fit's own run options, in this order
+    run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)  # fit's options
     run.check(config.to_dict(), {"source": source, "target": target})  # before any work
     run.say("data: ...")                  # progress, from the main process unless quiet
     run.start(config.to_dict(), data)     # a new run: the folder and its config.json
@@ -14,8 +13,10 @@ its own:
     report = ForecastReport(**run.outcome(result), test=...)  # a RunReport
     run.finish(report, metrics)           # metrics.json and report.html
 
-`load_run` and `load_weights` read a run of a given task back. Errors name the Python
-argument (``out``, ``resume``) and, where a person would type it, the command-line option.
+Every task's class is a `Task`: one constructor, ``Task(config=None, *, backend="auto",
+**settings)``, and one `Task.load`, which reads a run of the task back (`load_run`,
+`load_weights`). Errors name the Python argument (``out``, ``resume``) and, where a person
+would type it, the command-line option.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gru.viz import write_report
 __all__ = [
     "RunFolder",
     "RunReport",
+    "Task",
     "TaskConfig",
     "apply_settings",
     "check_ints",
@@ -385,3 +387,50 @@ class RunFolder:
             }
         checkpoint.write_json(self.path / checkpoint.METRICS_FILE, metrics)
         write_report(self.path)
+
+
+# --- what every task's class shares --------------------------------------------------------------
+
+
+class Task:
+    """The base of every task's class: ``Task(config=None, *, backend="auto", **settings)``
+    takes a whole config or its settings by name (`settled_config`); ``backend`` is passed to
+    `gru.GRU` (speed only). A task names itself (``task``, as config.json and the CLI do) and
+    its config class, builds its model (``_build_model``) and says what else it stores in
+    config.json (``_restore``), so that `load` reads any of its runs back, every file checked.
+    """
+
+    task: str
+    config_class: type
+    model: nn.Module | None = None
+    report: RunReport | None = None
+
+    def __init__(self, config=None, *, backend: str = "auto", **settings) -> None:
+        self.config = settled_config(config, self.config_class, settings, type(self).__name__)
+        self.backend = backend
+
+    def _build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _restore(self, stored: dict, run_dir: Path) -> dict | None:
+        """Set what the task read besides its config from the run's config.json ``stored``;
+        return the weights to load when the task took tensors of its own out of them (None:
+        model.safetensors as it is)."""
+        return None
+
+    def _run_folder(self, out, resume, checkpoint_every, device, quiet, log) -> RunFolder:
+        """The `RunFolder` of this task's ``fit``, from the run options it takes."""
+        owner = f"{type(self).__name__}.fit"
+        return RunFolder(self.task, owner, out, resume, checkpoint_every, device, quiet, log)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto"):
+        """The trained task a run folder of it holds, every file checked (`gru.checkpoint`)."""
+        stored = load_run(run_dir, cls.task)
+        with reading(run_dir):
+            config = cls.config_class.from_dict(stored["config"], where=f"config.json of {run_dir}")
+            task = cls(config, backend=backend)
+            state = task._restore(stored, Path(run_dir))
+        task.model = task._build_model()
+        load_weights(task.model, run_dir, stored, state)
+        return task

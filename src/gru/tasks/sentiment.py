@@ -164,7 +164,7 @@ class SentimentReport(runs.RunReport):
     reviews: dict[str, int]
 
 
-class SentimentClassifier:
+class SentimentClassifier(runs.Task):
     """A GRU sentiment classifier: fit on labeled reviews, predict P(positive) for texts.
 
     Settings by name (`SentimentConfig` and `TrainConfig` fields) or a whole ``config`` (the
@@ -174,16 +174,11 @@ class SentimentClassifier:
     """
 
     task = "sentiment"
-
-    def __init__(
-        self, config: SentimentConfig | None = None, *, backend: str = "auto", **settings
-    ) -> None:
-        self.config = runs.settled_config(config, SentimentConfig, settings, "SentimentClassifier")
-        self.backend = backend
-        self.model: TextClassifier | None = None
-        self.word_index: dict[str, int] | None = None
-        self.vocabulary_origin = "unknown"
-        self.report: SentimentReport | None = None
+    config_class = SentimentConfig
+    model: TextClassifier | None = None
+    report: SentimentReport | None = None
+    word_index: dict[str, int] | None = None  # {word: rank}, to encode text
+    vocabulary_origin = "unknown"  # "keras", "data" (built from the training texts), ...
 
     @classmethod
     def from_preset(cls, name: str = "seed", *, backend: str = "auto", **overrides):
@@ -197,22 +192,12 @@ class SentimentClassifier:
         runs.apply_settings(config, overrides, "SentimentClassifier.from_preset")
         return cls(config, backend=backend)
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> SentimentClassifier:
-        """The classifier a sentiment run folder holds, every file checked (see gru.checkpoint)."""
-        run_dir = Path(run_dir)
-        stored = runs.load_run(run_dir, cls.task)
-        with runs.reading(run_dir):
-            config = SentimentConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            vocabulary = stored["vocabulary"]
-        classifier = cls(config, backend=backend)
-        classifier.model = classifier._build_model()
-        runs.load_weights(classifier.model, run_dir, stored)
-        classifier.vocabulary_origin = vocabulary["origin"]
+    def _restore(self, stored: dict, run_dir: Path) -> None:
+        vocabulary = stored["vocabulary"]
+        self.vocabulary_origin = vocabulary["origin"]
         if vocabulary["sha256"] is not None:
             text = runs.read_checked(run_dir, VOCABULARY_FILE, vocabulary["sha256"])
-            classifier.word_index = json.loads(text)
-        return classifier
+            self.word_index = json.loads(text)
 
     def _build_model(self) -> TextClassifier:
         c = self.config
@@ -289,9 +274,7 @@ class SentimentClassifier:
         """
         c = self.config
         c.check()
-        run = runs.RunFolder(
-            self.task, "SentimentClassifier.fit", out, resume, checkpoint_every, device, quiet, log
-        )
+        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = runs.source_name(data, SOURCE_NAMES)
         run.check(c.to_dict(), {"source": source})
         if isinstance(word_index, (str, os.PathLike)):

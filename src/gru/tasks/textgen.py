@@ -153,7 +153,7 @@ def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
 
 
-class TextGenerator:
+class TextGenerator(runs.Task):
     """A character-level GRU language model: fit on a text, generate text like it.
 
     Settings by name (`TextGenConfig` and `TrainConfig` fields) or a whole ``config``;
@@ -161,16 +161,14 @@ class TextGenerator:
     """
 
     task = "textgen"
+    config_class = TextGenConfig
+    model: CharLM | None = None
+    report: TextGenReport | None = None
 
-    def __init__(
-        self, config: TextGenConfig | None = None, *, backend: str = "auto", **settings
-    ) -> None:
-        self.config = runs.settled_config(config, TextGenConfig, settings, "TextGenerator")
-        self.backend = backend
-        self.model: CharLM | None = None
+    def __init__(self, config: TextGenConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         self.vocabulary: list[str] | None = None
         self._index: dict[str, int] = {}
-        self.report: TextGenReport | None = None
 
     def _build_model(self) -> CharLM:
         c = self.config
@@ -237,9 +235,7 @@ class TextGenerator:
         """
         c = self.config
         c.check()
-        run = runs.RunFolder(
-            self.task, "TextGenerator.fit", out, resume, checkpoint_every, device, quiet, log
-        )
+        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = os.path.abspath(str(text))
         run.check(c.to_dict(), {"source": source})
         content = read_text(text)
@@ -354,13 +350,8 @@ class TextGenerator:
 
     # --- load and generate -------------------------------------------------------------------
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> TextGenerator:
-        """The language model a textgen run folder holds, every file checked."""
-        stored = runs.load_run(run_dir, cls.task)
-        with runs.reading(run_dir):
-            config = TextGenConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            vocabulary = stored["vocabulary"]
+    def _restore(self, stored: dict, run_dir: Path) -> None:
+        vocabulary = stored["vocabulary"]
         if not isinstance(vocabulary, list) or not all(
             isinstance(ch, str) and len(ch) == 1 for ch in vocabulary
         ):
@@ -368,11 +359,7 @@ class TextGenerator:
                 f"run: the vocabulary in config.json of {str(run_dir)!r} is not a list of "
                 "characters (was it altered?)"
             )
-        generator = cls(config, backend=backend)
-        generator._set_vocabulary(vocabulary)
-        generator.model = generator._build_model()
-        runs.load_weights(generator.model, run_dir, stored)
-        return generator
+        self._set_vocabulary(vocabulary)
 
     def _stream(self):
         """A function ``step(id) -> logits (V,) float64`` that feeds one character through the
