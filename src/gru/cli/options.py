@@ -9,17 +9,20 @@ import time
 from pathlib import Path
 
 __all__ = [
+    "add_output_options",
     "add_run_on_csv",
     "add_series_options",
     "add_training_options",
     "count",
     "default_out",
+    "fit",
     "is_main_process",
     "needs",
     "output_paths",
+    "overlay",
     "positive_float",
     "positive_int",
-    "run_options",
+    "ran",
     "train_config",
     "write_csv",
 ]
@@ -145,27 +148,33 @@ def run_folder(args, task: str) -> tuple[Path, bool]:
     return (Path(args.out) if args.out is not None else default_out(task)), False
 
 
-def train_config(args, task: str, config_cls, fresh, *, fresh_on_resume: bool = False):
-    """(config, run folder, resume?, the stored run's data) for ``gru train TASK``: a resumed
-    run starts from its own config.json (unless ``fresh_on_resume``), a new one from
-    ``fresh()``; every option given on the command line whose name (its ``dest``) is a setting
-    of the config or its TrainConfig is laid over it."""
+def train_config(args, task, fresh=None, *, fresh_on_resume: bool = False):
+    """(config, run folder, resume?, the stored run's data) for ``gru train TASK`` of the
+    `gru.tasks.runs.Task` class ``task``: a resumed run starts from its own config.json
+    (unless ``fresh_on_resume``), a new one from ``fresh()`` (default: the config class's
+    defaults), and every option given that names a setting is laid over it (`overlay`)."""
     from gru.tasks.runs import load_run
 
-    out, resume = run_folder(args, task)
+    out, resume = run_folder(args, task.task)
     stored = {}
     if resume and not fresh_on_resume:
-        record = load_run(out, task, where="--resume")
-        config = config_cls.from_dict(record["config"], where=f"config.json of {out}")
+        record = load_run(out, task.task, where="--resume")
+        config = task.config_class.from_dict(record["config"], where=f"config.json of {out}")
         stored = record.get("data", {})
     else:
-        config = fresh()
-    for target in (config, config.train):
-        for setting in dataclasses.fields(target):
-            value = getattr(args, setting.name, None)
-            if setting.name != "train" and value is not None:
-                setattr(target, setting.name, value)
+        config = (fresh or task.config_class)()
+    overlay(config, args)
+    overlay(config.train, args)
     return config, out, resume, stored
+
+
+def overlay(config, args) -> None:
+    """Set every setting of the dataclass ``config`` that an option given on the command line
+    names (its ``dest``), except ``train``."""
+    for setting in dataclasses.fields(config):
+        value = getattr(args, setting.name, None)
+        if setting.name != "train" and value is not None:
+            setattr(config, setting.name, value)
 
 
 def needs(value, option: str, stored: dict, key: str):
@@ -177,15 +186,12 @@ def needs(value, option: str, stored: dict, key: str):
     raise ValueError(f"{option} is required")
 
 
-def run_options(args, out: Path, resume: bool) -> dict:
-    """What every task's ``fit`` takes from the options `gru train` commands share."""
-    return {
-        "out": out,
-        "resume": resume,
-        "checkpoint_every": args.checkpoint_every,
-        "quiet": args.quiet,
-        "device": args.device,
-    }
+def fit(args, task, config, out: Path, resume: bool, *inputs, **options):
+    """The report of ``task(config).fit(*inputs, **options)`` with the run options every
+    ``gru train`` command shares (--backend, --checkpoint-every, --quiet, --device)."""
+    trained = task(config, backend=args.backend)
+    shared = {"checkpoint_every": args.checkpoint_every, "quiet": args.quiet}
+    return trained.fit(*inputs, out=out, resume=resume, device=args.device, **shared, **options)
 
 
 def is_main_process() -> bool:
@@ -195,18 +201,40 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def ran(out: Path, report, time: str | None = None) -> bool:
+    """In the process that prints (rank 0 under torchrun), print the run folder and ``time``
+    (default: the epochs, the seconds of training and of the whole run) and return True;
+    elsewhere print nothing and return False."""
+    if not is_main_process():
+        return False
+    if time is None:
+        time = (
+            f"{count(len(report.history), 'epoch')} in {report.training_seconds:.1f} s of "
+            f"training, {report.seconds:.1f} s for the whole run"
+        )
+    print(f"run folder: {out}")
+    print(f"time: {time}")
+    return True
+
+
 # --- commands on a trained run -------------------------------------------------------------------
 
 
-def add_run_on_csv(parser, prefix: str, *, run: str, csv: str, writes: str) -> None:
-    """--run (``run`` says what folder), --csv (``csv``: what series), --output and --fillna of
-    a command that writes what a trained run makes of a CSV (``writes``: "the … go, the plot")
-    as ``prefix``-<name of the CSV>.csv and a PNG beside it (`output_paths`)."""
-    from gru.data.timeseries import FILLNA
-
+def add_run_on_csv(parser, prefix: str, *, run: str, csv: str) -> None:
+    """--run (``run`` says what folder) and --csv (``csv``: what series) of a command that
+    writes what a trained run makes of a CSV as ``prefix``-<name of the CSV>.csv and a PNG
+    (`add_output_options`, `output_paths`)."""
     parser.set_defaults(prefix=prefix)
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help=run)
     parser.add_argument("--csv", required=True, metavar="PATH", help=csv)
+
+
+def add_output_options(parser, writes: str) -> None:
+    """--output and --fillna of a command of `add_run_on_csv`: where it ``writes`` ("the …
+    go, the plot") and how the CSV's missing values are filled."""
+    from gru.data.timeseries import FILLNA
+
+    prefix = parser.get_default("prefix")
     parser.add_argument(
         "--output",
         metavar="FILE.csv",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gru.cli.options import default_out, positive_int
+from gru.cli.options import default_out, overlay, positive_int
 
 __all__ = ["COMMANDS"]
 
@@ -45,11 +45,16 @@ def add_compare(commands):
     )
     compare.add_argument(
         "--tasks",
+        dest="task_names",
+        metavar="TASKS",
         help="comma-separated, of: " + ", ".join(TASKS) + " (default: the adding problems, "
         "and imdb and etth1 when their data is given)",
     )
     compare.add_argument(
-        "--models", help="comma-separated, of: " + ", ".join(MODELS) + " (default: all)"
+        "--models",
+        dest="model_names",
+        metavar="MODELS",
+        help="comma-separated, of: " + ", ".join(MODELS) + " (default: all)",
     )
     compare.add_argument("--imdb", metavar="PATH", help="IMDB data for the imdb task")
     compare.add_argument("--csv", metavar="PATH", help="ETTh1.csv for the etth1 task")
@@ -85,24 +90,14 @@ def compare(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    tasks = _names(args.tasks)
+    tasks = _names(args.task_names)
     if tasks is None:
         tasks = ["adding-100", "adding-400"]
         tasks += ["imdb"] if args.imdb else []
         tasks += ["etth1"] if args.csv else []
-    config = comparison.CompareConfig(
-        tasks=tasks,
-        models=_names(args.models) or list(comparison.MODELS),
-        imdb=args.imdb,
-        csv=args.csv,
-        quick=args.quick,
-        epochs=args.epochs,
-        hidden_size=args.hidden_size,
-        seed=args.seed,
-    )
-    for option in ("adding_train", "imdb_limit", "etth1_stride"):
-        if getattr(args, option) is not None:
-            setattr(config, option, getattr(args, option))
+    models = _names(args.model_names) or list(comparison.MODELS)
+    config = comparison.CompareConfig(tasks=tasks, models=models)
+    overlay(config, args)  # every other option is the setting of its name
     out = args.out if args.out is not None else default_out("compare")
     result = comparison.run(config, out=out, quiet=args.quiet)
     if args.quiet:

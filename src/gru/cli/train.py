@@ -8,11 +8,12 @@ from gru.cli.options import (
     add_series_options,
     add_training_options,
     count,
+    fit,
     is_main_process,
     needs,
     positive_float,
     positive_int,
-    run_options,
+    ran,
     train_config,
 )
 
@@ -40,10 +41,10 @@ def add_adding(tasks):
 
 
 def train_adding(args) -> int:
-    from gru.tasks.adding import Adder, AddingConfig
+    from gru.tasks.adding import Adder
 
-    config, out, resume, _ = train_config(args, "adding", AddingConfig, AddingConfig)
-    result = Adder(config, backend=args.backend).fit(**run_options(args, out, resume))
+    config, out, resume, _ = train_config(args, Adder)
+    result = fit(args, Adder, config, out, resume)
     if not is_main_process():
         return 0
     ratio = result.baseline_mse / max(result.test_mse, 1e-12)
@@ -113,30 +114,25 @@ def add_sentiment(tasks):
 
 
 def train_sentiment(args) -> int:
-    from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
+    from gru.tasks.sentiment import SentimentClassifier
 
     def preset():
         return SentimentClassifier.from_preset(args.preset or "seed").config
 
     config, out, resume, stored = train_config(
-        args, "sentiment", SentimentConfig, preset, fresh_on_resume=args.preset is not None
+        args, SentimentClassifier, preset, fresh_on_resume=args.preset is not None
     )
     data = args.data or stored.get("source") or "sample"
-    classifier = SentimentClassifier(config, backend=args.backend)
-    report = classifier.fit(
-        data,
-        **run_options(args, out, resume),
-        word_index=args.word_index,
-        text_column=args.text_column,
-        label_column=args.label_column,
+    columns = {"text_column": args.text_column, "label_column": args.label_column}
+    report = fit(
+        args, SentimentClassifier, config, out, resume, data, word_index=args.word_index, **columns
     )
-    if not is_main_process():
+    time = (
+        f"{count(len(report.history), 'epoch')}, {report.seconds_per_epoch:.1f} s per epoch, "
+        f"{report.seconds:.1f} s for the whole run, with {report.layer}"
+    )
+    if not ran(out, report, time):
         return 0
-    print(f"run folder: {out}")
-    print(
-        f"time: {count(len(report.history), 'epoch')}, {report.seconds_per_epoch:.1f} s per "
-        f"epoch, {report.seconds:.1f} s for the whole run, with {report.layer}"
-    )
     best = report.history[report.best_epoch - 1] if report.history else {}
     chosen = f"weights of epoch {report.best_epoch}"
     if "val_accuracy" in best:
@@ -202,7 +198,11 @@ def add_forecast(tasks):
     )
     model.add_argument("--segment", type=positive_int, help="SegRNN's segment length (24)")
     model.add_argument(
-        "--layers", type=positive_int, dest="num_layers", help="the plain GRU's layers (1)"
+        "--layers",
+        type=positive_int,
+        dest="num_layers",
+        metavar="LAYERS",
+        help="the plain GRU's layers (1)",
     )
     model.add_argument("--dropout", type=float, help="dropout before the output layer (0.5)")
     model.add_argument(
@@ -221,20 +221,18 @@ def train_forecast(args) -> int:
     def fresh():  # the chosen model's default width
         return ForecastConfig(model=args.model or "segrnn")
 
-    config, out, resume, stored = train_config(args, "forecast", ForecastConfig, fresh)
+    config, out, resume, stored = train_config(args, Forecaster, fresh)
     csv = needs(args.csv, "--csv", stored, "source")
     target = needs(args.target, "--target", stored, "target")
-    forecaster = Forecaster(config, backend=args.backend)
-    report = forecaster.fit(csv, target, **run_options(args, out, resume))
-    if not is_main_process():
-        return 0
+    report = fit(args, Forecaster, config, out, resume, csv, target)
     epochs = len(report.history)
-    print(f"run folder: {out}")
-    print(
-        f"time: {count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training "
+    time = (
+        f"{count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training "
         f"({report.training_seconds / max(epochs, 1):.1f} s per epoch), {report.seconds:.1f} s "
         f"for the whole run; weights of epoch {report.best_epoch}"
     )
+    if not ran(out, report, time):
+        return 0
     print(
         f"test ({report.windows['test']:,} windows, {config.features}, {config.lookback} -> "
         f"{config.horizon}), standardized MSE / MAE, and MAE of {target} in its units:"
@@ -269,7 +267,9 @@ def add_textgen(tasks):
     textgen.add_argument("--text", metavar="PATH", help="the text (UTF-8)")
     model = textgen.add_argument_group("model (defaults: 2 layers of 512, embedding 64)")
     model.add_argument("--hidden-size", type=positive_int, help="GRU units H")
-    model.add_argument("--layers", type=positive_int, dest="num_layers", help="GRU layers")
+    model.add_argument(
+        "--layers", type=positive_int, dest="num_layers", metavar="LAYERS", help="GRU layers"
+    )
     model.add_argument("--embedding-dim", type=positive_int, help="character embedding size")
     model.add_argument("--dropout", type=float, help="dropout between layers and before the output")
     model.add_argument("--seq-len", type=positive_int, help="characters per chunk (128)")
@@ -281,19 +281,13 @@ def add_textgen(tasks):
 
 
 def train_textgen(args) -> int:
-    from gru.tasks.textgen import TextGenConfig, TextGenerator
+    from gru.tasks.textgen import TextGenerator
 
-    config, out, resume, stored = train_config(args, "textgen", TextGenConfig, TextGenConfig)
+    config, out, resume, stored = train_config(args, TextGenerator)
     text = needs(args.text, "--text", stored, "source")
-    generator = TextGenerator(config, backend=args.backend)
-    report = generator.fit(text, **run_options(args, out, resume))
-    if not is_main_process():
+    report = fit(args, TextGenerator, config, out, resume, text)
+    if not ran(out, report):
         return 0
-    print(f"run folder: {out}")
-    print(
-        f"time: {count(len(report.history), 'epoch')} in {report.training_seconds:.1f} s of "
-        f"training, {report.seconds:.1f} s for the whole run"
-    )
     print(
         f"validation loss: {report.val_loss:.4f} nats per character "
         f"({report.val_loss / LN2:.3f} bits), epoch {report.best_epoch}"
@@ -350,20 +344,14 @@ def add_anomaly(tasks):
 
 
 def train_anomaly(args) -> int:
-    from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
+    from gru.tasks.anomaly import AnomalyDetector
 
-    config, out, resume, stored = train_config(args, "anomaly", AnomalyConfig, AnomalyConfig)
+    config, out, resume, stored = train_config(args, AnomalyDetector)
     csv = needs(args.csv, "--csv", stored, "source")
     column = needs(args.column, "--column", stored, "column")
-    detector = AnomalyDetector(config, backend=args.backend)
-    report = detector.fit(csv, column, **run_options(args, out, resume))
-    if not is_main_process():
+    report = fit(args, AnomalyDetector, config, out, resume, csv, column)
+    if not ran(out, report):
         return 0
-    print(f"run folder: {out}")
-    print(
-        f"time: {count(len(report.history), 'epoch')} in {report.training_seconds:.1f} s of "
-        f"training, {report.seconds:.1f} s for the whole run"
-    )
     kinds = sorted({e["kind"] for e in report.events})
     points = sum(e["end"] - e["start"] for e in report.events)
     print(

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gru.cli.options import add_run_on_csv, output_paths, positive_float, positive_int, write_csv
+from gru.cli.options import (
+    add_output_options,
+    add_run_on_csv,
+    output_paths,
+    positive_float,
+    positive_int,
+    write_csv,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -98,13 +105,8 @@ def add_forecast(commands):
         description="Forecast the --horizon rows after the end of the CSV with the model of "
         "RUN_DIR (it reads the last --lookback rows) and write them as CSV and a plot.",
     )
-    add_run_on_csv(
-        forecast,
-        "forecast",
-        run="a forecast run folder",
-        csv="the series to continue",
-        writes="the forecast goes, its plot",
-    )
+    add_run_on_csv(forecast, "forecast", run="a forecast run folder", csv="the series to continue")
+    add_output_options(forecast, writes="the forecast goes, its plot")
     return forecast
 
 
@@ -178,18 +180,13 @@ def add_detect(commands):
         description="Score every point of the run's column in the CSV by its standardized "
         "forecast error and write the flagged points as CSV and the series as a plot.",
     )
-    add_run_on_csv(
-        detect,
-        "anomalies",
-        run="an anomaly run folder",
-        csv="the series to check",
-        writes="the flagged points go, the plot",
-    )
+    add_run_on_csv(detect, "anomalies", run="an anomaly run folder", csv="the series to check")
     detect.add_argument(
         "--threshold",
         type=positive_float,
         help="flag scores beyond this (default: the one chosen on validation data)",
     )
+    add_output_options(detect, writes="the flagged points go, the plot")
     return detect
 
 
