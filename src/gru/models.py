@@ -57,7 +57,9 @@ def batched_predict(
     """``model(*inputs)`` in eval mode without gradients, ``batch_size`` rows of the inputs at
     a time, taken in ``order`` (default: as given; rows of similar length together cost less
     padding), on the model's device. Returns the outputs as float32 on the CPU, in the inputs'
-    row order, and leaves the model in the mode it was in."""
+    row order (empty (0,) for no rows), and leaves the model in the mode it was in."""
+    if len(inputs[0]) == 0:
+        return torch.empty(0)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -69,7 +71,7 @@ def batched_predict(
             out = y.new_empty(len(order), *y.shape[1:])
         out[index] = y
     model.train(was_training)
-    return out if out is not None else torch.empty(0)
+    return out
 
 
 def final_state(state: Tensor | tuple[Tensor, Tensor]) -> Tensor:

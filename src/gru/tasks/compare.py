@@ -456,7 +456,7 @@ def run(
     say = (lambda message: None) if quiet else log
     out = Path(out) if out is not None else None
     if out is not None:
-        check_new_folder(out, "--out")
+        check_new_folder(out, "--out:")
     problems = {task: TASKS[task][1](config) for task in config.tasks}  # data errors first
     rows: list[dict] = []
     curves: dict[str, dict] = {}

@@ -227,11 +227,11 @@ def _digest(text: str) -> str:
 # --- one run folder ------------------------------------------------------------------------------
 
 
-def check_new_folder(path: Path, what: str, hint: str = "") -> None:
-    """ValueError "``what``: 'path' already exists and is not empty" (and ``hint``) unless
+def check_new_folder(path: Path, name: str, hint: str = "") -> None:
+    """ValueError "``name`` 'path' already exists and is not empty" (and ``hint``) unless
     ``path`` does not exist yet or is an empty folder: nothing is ever overwritten."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ValueError(f"{what}: {str(path)!r} already exists and is not empty{hint}")
+        raise ValueError(f"{name} {str(path)!r} already exists and is not empty{hint}")
 
 
 def _silent(message: str) -> None:
