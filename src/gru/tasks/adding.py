@@ -97,7 +97,7 @@ class Adder(runs.Task):
         """
         c = self.config
         c.check()
-        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict())
         run.start(c.to_dict())
         (x_train, y_train), (x_test, y_test) = self.data()
@@ -153,21 +153,10 @@ class Adder(runs.Task):
         return {"mse": F.mse_loss(self.model(x), y).item()}
 
 
-def run(
-    config: AddingConfig,
-    *,
-    out: str | os.PathLike | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    quiet: bool = False,
-    backend: str = "auto",
-    log=print,
-) -> AddingResult:
-    """`Adder` ``(config, backend=backend).fit(...)``: the adding task's first form, kept."""
-    adder = Adder(config, backend=backend)
-    return adder.fit(
-        out=out, resume=resume, checkpoint_every=checkpoint_every, quiet=quiet, log=log
-    )
+def run(config: AddingConfig, *, backend: str = "auto", **options) -> AddingResult:
+    """`Adder` ``(config, backend=backend).fit(**options)`` (out, resume, checkpoint_every,
+    quiet, device, log): the adding task's first form, kept."""
+    return Adder(config, backend=backend).fit(**options)
 
 
 def load(run_dir: str | os.PathLike) -> SequenceRegressor:

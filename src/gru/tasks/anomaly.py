@@ -258,7 +258,7 @@ class AnomalyDetector(runs.Task):
         c.check()
         if not isinstance(column, str):
             raise TypeError(f"AnomalyDetector.fit: column must be a column name, got {column!r}")
-        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = runs.source_name(data)
         run.check(c.to_dict(), {"source": source, "column": column})
         series, parts, planted = self._prepare(data, column)

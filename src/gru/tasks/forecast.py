@@ -238,7 +238,7 @@ class Forecaster(runs.Task):
         c.check()
         if not isinstance(target, str):
             raise TypeError(f"Forecaster.fit: target must be a column name, got {target!r}")
-        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict(), {"source": runs.source_name(data), "target": target})
         series, parts, sets, season = self._prepare(data, target, run)
         torch.manual_seed(c.train.seed)

@@ -5,7 +5,7 @@ training, the weights and the resumable state while it trains, metrics.json, its
 report.html at the end. `RunFolder` holds that lifecycle so that each task states only what is
 its own:
 
-    run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)  # fit's options
+    run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)  # fit's options
     run.check(config.to_dict(), {"source": source, "target": target})  # before any work
     run.say("data: ...")                  # progress, from the main process unless quiet
     run.start(config.to_dict(), data)     # a new run: the folder and its config.json
@@ -418,7 +418,7 @@ class Task:
         model.safetensors as it is)."""
         return None
 
-    def _run_folder(self, out, resume, checkpoint_every, device, quiet, log) -> RunFolder:
+    def run_folder(self, out, resume, checkpoint_every, device, quiet, log) -> RunFolder:
         """The `RunFolder` of this task's ``fit``, from the run options it takes."""
         owner = f"{type(self).__name__}.fit"
         return RunFolder(self.task, owner, out, resume, checkpoint_every, device, quiet, log)

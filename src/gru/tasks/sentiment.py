@@ -274,7 +274,7 @@ class SentimentClassifier(runs.Task):
         """
         c = self.config
         c.check()
-        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = runs.source_name(data, SOURCE_NAMES)
         run.check(c.to_dict(), {"source": source})
         if isinstance(word_index, (str, os.PathLike)):

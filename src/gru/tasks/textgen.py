@@ -235,7 +235,7 @@ class TextGenerator(runs.Task):
         """
         c = self.config
         c.check()
-        run = self._run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = os.path.abspath(str(text))
         run.check(c.to_dict(), {"source": source})
         content = read_text(text)
