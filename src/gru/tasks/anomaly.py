@@ -50,7 +50,6 @@ from gru.tasks.baselines import rolling_zscore, rolling_zscore_part
 from gru.tasks.evaluation import KINDS, detection_scores, inject_anomalies  # importable here
 from gru.tasks.series import check_reading, read_series, scaled, short_part, split_series
 from gru.training import TrainConfig
-from gru.viz import figures
 
 __all__ = [  # with the evaluation and baseline of other modules, importable here as before
     "KINDS",
@@ -476,6 +475,8 @@ def plot_flags(
     """Draw a scored series (`AnomalyDetector.detect`'s frame, over ``times``: its index by
     default) with its flagged points as a PNG; ``drawing``: the title, the known anomalies
     shaded and a baseline's flags (`gru.viz.figures.anomaly_detection`)."""
+    from gru.viz import figures  # matplotlib loads only when a picture is drawn
+
     figure = figures.anomaly_detection(
         frame.index.to_numpy() if times is None else times,
         frame["value"].to_numpy(),

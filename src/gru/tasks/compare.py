@@ -59,7 +59,6 @@ from gru.tasks.baselines import persistence
 from gru.tasks.evaluation import binary_scores
 from gru.tasks.runs import check_ints, check_new_folder
 from gru.training import TrainConfig, fit
-from gru.viz import figures
 
 __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
 
@@ -436,6 +435,8 @@ def _table(rows: list[dict]) -> str:
 def plot_curves(curves: dict, metrics: dict[str, str], path: str | os.PathLike) -> Path:
     """Validation metric against training steps, one panel per task side by side, one line per
     model (`gru.viz.figures.learning_curves`); written as a PNG to ``path``."""
+    from gru.viz import figures  # matplotlib loads only when a picture is drawn
+
     labels = {model: MODELS[model][0] for by_model in curves.values() for model in by_model}
     return figures.save_png(figures.learning_curves(curves, metrics, labels), path, dpi=110)
 

@@ -38,7 +38,6 @@ from gru.tasks.baselines import LinearBaseline, forecast_baselines, persistence,
 from gru.tasks.evaluation import forecast_examples, forecast_scores, forecast_table, headline
 from gru.tasks.series import check_reading, read_series, scaled, short_part, split_series
 from gru.training import TrainConfig
-from gru.viz import figures
 
 __all__ = [  # with the baselines of `gru.tasks.baselines`, importable from here as before
     "BASELINES",
@@ -263,10 +262,7 @@ class Forecaster(runs.Task):
             test_x, test_y = sets["test"]
             pred = self.forecast_windows(test_x)
             examples = self._examples(series, parts, pred, test_y.all(), forecasts)
-            figure = figures.forecast_examples(
-                examples, self.target, lookback=c.lookback, horizon=c.horizon, model=c.model
-            )
-            figures.save_png(figure, run.path / PLOT_FILE, dpi=90)
+            plot_examples(run.path / PLOT_FILE, examples, self.target, c)
             run.finish(self.report, self._metrics(data, series, examples))
         return self.report
 
@@ -471,7 +467,20 @@ class Forecaster(runs.Task):
         return self._scores(x, y)
 
 
+def plot_examples(path, examples: list[dict], target: str, config: ForecastConfig) -> Path:
+    """Draw the test windows of a run (`gru.viz.figures.forecast_examples`) as a PNG."""
+    from gru.viz import figures  # matplotlib loads only when a picture is drawn
+
+    c = config
+    figure = figures.forecast_examples(
+        examples, target, lookback=c.lookback, horizon=c.horizon, model=c.model
+    )
+    return figures.save_png(figure, path, dpi=90)
+
+
 def plot_future(path: str | os.PathLike, history: pd.Series, forecast: pd.Series, title: str):
     """Draw the end of a series (`Forecaster.history`) and its forecast (a column of
     `Forecaster.predict`) as a PNG."""
+    from gru.viz import figures
+
     return figures.save_png(figures.future_forecast(history, forecast, title), path, dpi=90)
