@@ -107,6 +107,19 @@ def test_streaming_gives_the_logits_of_reading_the_whole_prefix(textgen_trained)
         assert generator.vocabulary[int(logits[0, -1].argmax())] == text[k], k
 
 
+def test_predict_is_the_next_characters_distribution_and_evaluate_the_loss(textgen_trained):
+    generator, _, text = textgen_trained
+    p = generator.predict("JULIET: would smell")
+    assert list(p) == sorted(p, key=p.get, reverse=True) and set(p) == set(generator.vocabulary)
+    assert sum(p.values()) == pytest.approx(1.0) and next(iter(p)) == generator.generate(
+        "JULIET: would smell", 1, temperature=0
+    )
+    scores = generator.evaluate(text)
+    ids = generator.encode(text.read_text(encoding="utf-8"))
+    assert scores["loss"] == pytest.approx(generator.loss(ids)) and scores["characters"] == len(ids)
+    assert scores["bits_per_char"] == pytest.approx(scores["loss"] / np.log(2))
+
+
 def test_the_same_seed_writes_the_same_text_and_top_1_is_greedy(textgen_trained):
     generator, _, _ = textgen_trained
     first = generator.generate("RO", length=60, temperature=1.0, seed=3)

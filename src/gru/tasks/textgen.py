@@ -441,3 +441,27 @@ class TextGenerator(runs.Task):
                 current = int(rng.choice(V, p=p / p.sum()))
             out.append(self.vocabulary[current])
         return "".join(out)
+
+    def predict(self, prompt: str) -> dict[str, float]:
+        """P(next character | ``prompt``) for each character of the vocabulary: the softmax
+        of `next_logits`, as a dict, likeliest first."""
+        logits = self.next_logits(prompt)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        order = np.argsort(-p, kind="stable")
+        return {self.vocabulary[i]: float(p[i]) for i in order}
+
+    def evaluate(self, text: str | os.PathLike) -> dict[str, float]:
+        """The loss of the model on a UTF-8 text file ``text`` (`loss`: nats per character,
+        each predicted from all before it in its stream), in bits per character too; the
+        text may hold only characters the model knows."""
+        if self.model is None:
+            raise ValueError("TextGenerator.evaluate: fit or load a model first")
+        ids = self.encode(read_text(text))
+        if len(ids) < VALIDATION_STREAMS + 1:
+            raise ValueError(
+                f"text: {str(text)!r} has {len(ids)} characters; the loss reads "
+                f"{VALIDATION_STREAMS} streams, so it needs at least {VALIDATION_STREAMS + 1}"
+            )
+        loss = self.loss(ids)
+        return {"loss": loss, "bits_per_char": loss / math.log(2), "characters": len(ids)}
