@@ -82,7 +82,9 @@ def forecast(args, stamp: str) -> list[dict]:
     csv = args.data / "timeseries" / "ETTh1.csv"
     rows = []
     for horizon in (int(h) for h in args.horizons.split(",")):
-        forecaster = Forecaster(96, horizon, "segrnn", split="ett", backend=args.backend)
+        forecaster = Forecaster(
+            lookback=96, horizon=horizon, model="segrnn", split="ett", backend=args.backend
+        )
         report = forecaster.fit(csv, "OT", out=_run_dir(f"etth1-{horizon}", stamp), quiet=True)
         rows.append(
             {

@@ -1,8 +1,7 @@
-"""gru.tasks.anomaly: planting anomalies, the rolling z-score, the scores on hand-made
-examples, a tiny run through Python and the CLI, `gru detect`, and bad input by its message
-(before any training)."""
+"""gru.tasks.anomaly: a tiny run through Python and the CLI, `gru detect`, and bad input by its
+message (before any training). Planting and scoring: test_evaluation.py; the rolling z-score:
+test_baselines.py."""
 
-import itertools
 import json
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 
 from gru.cli import main
 from gru.tasks import AnomalyDetector
-from gru.tasks.anomaly import detection_scores, inject_anomalies, rolling_zscore
 from viz_runs import series_frame
 
 SUNSPOTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries" / "monthly-sunspots.csv"  # fmt: skip
@@ -24,74 +22,6 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-# --- planted anomalies, the baseline and the scores --------------------------------------------
-
-
-def test_planted_anomalies_keep_their_margins_and_labels():
-    x = 100 + np.sin(np.arange(2000) / 5)
-    out, labels, events = inject_anomalies(x, 9, rng=np.random.default_rng(0), margin=30)
-    assert len(events) == 9
-    assert sorted(e["kind"] for e in events) == ["dropout"] * 3 + ["level_shift"] * 3 + ["spike"] * 3  # fmt: skip
-    expected = np.zeros(2000, bool)
-    for e in events:
-        expected[e["start"] : e["end"]] = True
-        assert e["start"] >= 30 and e["end"] + 30 <= 2000
-        if e["kind"] == "dropout":
-            assert (out[e["start"] : e["end"]] == 0).all()
-        elif e["kind"] == "spike":
-            assert e["end"] - e["start"] == 1
-    np.testing.assert_array_equal(labels, expected)
-    np.testing.assert_array_equal(out[~labels], x[~labels])  # nothing else changed
-    gaps = [b["start"] - a["end"] for a, b in itertools.pairwise(events)]
-    assert min(gaps) >= 30
-
-
-def test_planting_as_many_as_fit_is_a_prefix_of_the_same_seed():
-    x = 50 + np.sin(np.arange(300) / 3)
-    with pytest.raises(
-        ValueError, match=r"no room for 20 anomalies 30 points apart in 300 points \(only \d+ fit\)"
-    ):
-        inject_anomalies(x, 20, rng=np.random.default_rng(1), margin=30)
-    _, _, some = inject_anomalies(x, 20, rng=np.random.default_rng(1), margin=30, allow_fewer=True)
-    assert 1 <= len(some) < 20
-    _, _, fewer = inject_anomalies(x, len(some), rng=np.random.default_rng(1), margin=30)
-    assert fewer == some
-
-
-def test_a_drop_to_zero_is_planted_only_where_the_series_is_far_from_zero():
-    x = np.concatenate([np.zeros(500), 1000 + np.sin(np.arange(500))])  # zero, then high
-    _, _, events = inject_anomalies(
-        x, 3, rng=np.random.default_rng(0), kinds=("dropout",), margin=20
-    )
-    assert all(e["start"] >= 500 for e in events)
-
-
-def test_rolling_zscore_on_a_hand_made_series():
-    x = np.array([1.0, 3.0, 1.0, 3.0, 10.0, 2.0])
-    z = rolling_zscore(x, 4)
-    assert np.isnan(z[:4]).all()
-    assert z[4] == pytest.approx((10 - 2) / 1)  # mean 2, std 1 of [1, 3, 1, 3]
-    window = np.array([3.0, 1.0, 3.0, 10.0])
-    assert z[5] == pytest.approx((2 - window.mean()) / window.std())
-    flat = rolling_zscore(np.array([5.0, 5.0, 5.0, 6.0, 5.0, 9.0]), 3)
-    assert np.isfinite(flat[3:]).all()  # a flat window borrows the smallest positive std
-
-
-def test_precision_recall_and_f1_on_a_hand_made_example():
-    labels = np.zeros(20, bool)
-    labels[[3, 4, 5, 12]] = True  # a run of 3 and a spike
-    events = [{"start": 3, "end": 6}, {"start": 12, "end": 13}]
-    flags = np.zeros(20, bool)
-    flags[[4, 5, 8, 9]] = True  # 2 right points, one false alarm of 2 points
-    scores = detection_scores(flags, labels, events)
-    assert (scores["true_positives"], scores["false_positives"], scores["false_negatives"]) == (2, 2, 2)  # fmt: skip
-    assert scores["precision"] == 0.5 and scores["recall"] == 0.5 and scores["f1"] == 0.5
-    assert scores["alarms"] == 2 and scores["event_recall"] == 0.5
-    assert scores["event_precision"] == 0.5 and scores["event_f1"] == 0.5
-    nothing = detection_scores(np.zeros(20, bool), labels, events)
-    assert nothing["precision"] == nothing["recall"] == nothing["f1"] == 0.0
 
 
 # --- fitting -----------------------------------------------------------------------------------

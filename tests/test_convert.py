@@ -83,7 +83,7 @@ def test_torch_state_dict_in_and_out(tmp_path, capsys):
 
 
 def test_go_backwards_stays_in_keras_files(tmp_path):
-    from gru.interop.keras import GoBackwards
+    from gru.interop.modules import GoBackwards
 
     module = GoBackwards(gru.GRU(I, H, batch_first=True))
     write(module, tmp_path / "back.keras")

@@ -1,6 +1,6 @@
-"""gru.tasks.forecast and the forecasters of gru.models: baselines with known answers, model
-shapes and channel independence, train-only scaling, the ETT split on ETTh1, tiny runs through
-Python and the CLI, resume, `gru forecast`, and bad input by its message."""
+"""gru.tasks.forecast: the training losses, train-only scaling, the baselines of a run, the ETT
+split on ETTh1, tiny runs through Python and the CLI, resume, `gru forecast`, and bad input by
+its message. The baselines on hand-made data: test_baselines.py; the models: test_models.py."""
 
 import json
 from pathlib import Path
@@ -13,9 +13,8 @@ import torch
 from checks import assert_close
 from gru.cli import main
 from gru.data import timeseries
-from gru.models import GRUForecaster, SegRNN
 from gru.tasks import Forecaster
-from gru.tasks.forecast import LOSS_FUNCTIONS, LOSSES, LinearBaseline, persistence, seasonal_naive
+from gru.tasks.forecast import LOSS_FUNCTIONS, LOSSES, persistence, seasonal_naive
 from viz_runs import series_frame
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries"
@@ -40,40 +39,7 @@ def trained(forecast_trained):
     return forecast_trained
 
 
-# --- baselines ---------------------------------------------------------------------------------
-
-
-def test_persistence_and_seasonal_naive_on_a_hand_made_window():
-    x = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]).unsqueeze(-1)  # (1, W=6, 1)
-    assert persistence(x, 4)[0, :, 0].tolist() == [6.0, 6.0, 6.0, 6.0]
-    # The last season (3 steps: 4, 5, 6) repeated over 7 steps.
-    assert seasonal_naive(x, 7, 3)[0, :, 0].tolist() == [4.0, 5.0, 6.0, 4.0, 5.0, 6.0, 4.0]
-    assert seasonal_naive(x, 2, 6)[0, :, 0].tolist() == [1.0, 2.0]
-    two = torch.stack([x[..., 0], 10 * x[..., 0]], dim=-1)  # (1, 6, 2): each channel its own
-    assert seasonal_naive(two, 2, 2)[0].tolist() == [[5.0, 50.0], [6.0, 60.0]]
-    with pytest.raises(
-        ValueError, match=r"seasonal_naive: season must be between 1 and W=6, got 7"
-    ):
-        seasonal_naive(x, 3, 7)
-
-
-@pytest.mark.parametrize("shared_map", [True, False])
-def test_the_linear_baseline_recovers_an_exactly_linear_series(shared_map):
-    # Two channels, each a straight line: the next F values are a linear function of the window.
-    t = torch.arange(200, dtype=torch.float64)
-    values = torch.stack([0.05 * t - 3.0, -0.02 * t + 1.0], dim=1).float()  # (T, 2)
-    W, F = 8, 4
-    outputs = [0, 1] if shared_map else [1]
-    x, y = timeseries.windows(values, (0, 150), W, F, [0, 1], outputs)
-    linear = LinearBaseline(shared=shared_map).fit(x, y)
-    test_x, test_y = timeseries.windows(values, (150, 200), W, F, [0, 1], outputs)
-    pred = linear(test_x.all(), F, len(outputs))
-    # The ridge of 1e-6 of the mean diagonal leaves an error far below float32's resolution
-    # of these values (|x| ≤ 7); the forecast is cast to float32.
-    assert_close(pred, test_y.all(), scale=10, what="linear forecast")
-
-
-# --- the models --------------------------------------------------------------------------------
+# --- the losses --------------------------------------------------------------------------------
 
 
 def test_each_training_loss_is_the_formula_it_names():
@@ -86,53 +52,6 @@ def test_each_training_loss_is_the_formula_it_names():
     assert set(LOSS_FUNCTIONS) == set(LOSSES) == set(expected)
     for name, value in expected.items():
         assert_close(LOSS_FUNCTIONS[name](pred, true), value, what=name)
-
-
-def test_model_shapes():
-    x = torch.randn(5, 24, 3)  # (B, W, C)
-    assert GRUForecaster(3, 7, 6)(x).shape == (5, 7, 3)
-    assert GRUForecaster(3, 7, 6, targets=[2], num_layers=2)(x).shape == (5, 7, 1)
-    segrnn = SegRNN(3, 24, 10, segment=6, d_model=8)
-    assert (segrnn.n_in, segrnn.n_out) == (4, 2)  # 10 steps in ⌈10 / 6⌉ = 2 segments
-    assert segrnn(x).shape == (5, 10, 3)
-    assert SegRNN(3, 26, 12, segment=6, d_model=8, targets=[0, 2])(torch.randn(2, 26, 3)).shape == (
-        2,
-        12,
-        2,
-    )
-    with pytest.raises(ValueError, match=r"SegRNN: d_model must be an even int ≥ 2, got 7"):
-        SegRNN(3, 24, 10, segment=6, d_model=7)
-    with pytest.raises(
-        ValueError, match=r"SegRNN: segment must be between 1 and lookback=24, got 25"
-    ):
-        SegRNN(3, 24, 10, segment=25, d_model=8)
-
-
-def test_segrnn_treats_every_channel_alike_and_apart():
-    torch.manual_seed(0)
-    model = SegRNN(3, 24, 12, segment=6, d_model=8).eval()
-    x = torch.randn(4, 24, 3)
-    with torch.no_grad():
-        y = model(x)
-        # Independence: changing channel 2's input changes channel 2's forecast only.
-        changed = x.clone()
-        changed[:, :, 2] += torch.randn(4, 24)
-        z = model(changed)
-        assert torch.equal(z[:, :, :2], y[:, :, :2]) and not torch.equal(z[:, :, 2], y[:, :, 2])
-        # Shared weights: with the same channel embedding, channels are interchangeable.
-        model.channel_emb[1] = model.channel_emb[0]
-        y = model(x)
-        swapped = model(x[:, :, [1, 0, 2]])
-    assert_close(swapped, y[:, :, [1, 0, 2]], what="channels 0 and 1 swapped")
-
-
-def test_the_plain_gru_forecaster_reads_the_window_relative_to_its_last_value():
-    torch.manual_seed(0)
-    model = GRUForecaster(2, 5, 6).eval()
-    x = torch.randn(3, 10, 2)
-    with torch.no_grad():
-        shifted = model(x + torch.tensor([4.0, -2.0]))  # every value moved by a constant
-        assert_close(shifted, model(x) + torch.tensor([4.0, -2.0]), what="shift")
 
 
 # --- fitting -----------------------------------------------------------------------------------

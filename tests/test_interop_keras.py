@@ -1,12 +1,12 @@
-"""gru.interop.keras against Keras 3 itself (torch backend): layers, files and whole models."""
+"""gru.interop.keras against Keras 3 itself (torch backend): layers, objects and whole models.
 
-import json
+Reading and writing the files themselves is tested in test_interop_keras_files.py, the refused
+settings in test_interop_keras_config.py; the helpers here serve both."""
+
 import os
-import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras on torch: no TensorFlow needed
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -20,8 +20,6 @@ from gru.interop.keras import (
     from_keras,
     keras_to_packed,
     load_model,
-    packed_to_keras,
-    save_keras,
     to_keras_weights,
 )
 from gru.interop.onnx import export_onnx
@@ -197,35 +195,6 @@ def test_reset_before_biases_sum_into_keras_one_bias():
     assert_close(again(x)[0], ours(x)[0], what="same layer with one bias")
 
 
-def test_packed_to_keras_inverts_keras_to_packed():
-    rng = np.random.default_rng(0)
-    kernel, recurrent, bias = (
-        rng.normal(size=(I, 3 * H)),
-        rng.normal(size=(H, 3 * H)),
-        rng.normal(size=(2, 3 * H)),
-    )
-    back = packed_to_keras(
-        *keras_to_packed(kernel, recurrent, bias, reset_after=True), reset_after=True
-    )
-    for a, b in zip(back, (kernel, recurrent, bias), strict=True):
-        np.testing.assert_array_equal(a, b)
-    with pytest.raises(
-        ValueError,
-        match=r"keras_to_packed: kernel must have shape \(I, 3H\) = \(I, 15\) to fit recurrent_kernel \(5, 15\), got \(4, 12\)",
-    ):
-        keras_to_packed(kernel[:, :12], recurrent, bias, reset_after=True)
-    with pytest.raises(
-        ValueError,
-        match=r"keras_to_packed: recurrent_kernel must have shape \(H, 3H\), got \(5, 20\); is this a GRU's weights\?",
-    ):
-        keras_to_packed(kernel, rng.normal(size=(H, 4 * H)), None, reset_after=True)
-    with pytest.raises(
-        ValueError,
-        match=r"packed_to_keras: w_ih must have shape \(3H, I\) = \(15, I\), got \(4, 15\)",
-    ):
-        packed_to_keras(kernel, recurrent.T, reset_after=True)
-
-
 def test_to_keras_weights_of_go_backwards_into_a_keras_layer(x):
     model = keras_model("go_backwards", True, True)
     ours = from_keras(model.layers[0])
@@ -261,41 +230,6 @@ def test_layer_picks_one_of_several_and_non_stacks_are_refused(x, tmp_path):
         ValueError, match=r"layer 'head' is a Dense, not a GRU or Bidirectional\(GRU\)"
     ):
         from_keras(tmp_path / "two.keras", layer="head")
-
-
-@pytest.mark.parametrize(
-    ("kw", "message"),
-    [
-        (
-            {"activation": "relu"},
-            r"layer 'g': activation='relu' cannot be represented exactly \(gru supports only activation='tanh'\)",
-        ),
-        (
-            {"recurrent_activation": "hard_sigmoid"},
-            r"layer 'g': recurrent_activation='hard_sigmoid' cannot be represented exactly",
-        ),
-        (
-            {"dtype": "mixed_float16"},
-            r"layer 'g': dtype policy 'mixed_float16' cannot be represented exactly",
-        ),
-    ],
-)
-def test_settings_that_are_not_exact_are_refused(kw, message, tmp_path):
-    model = keras.Sequential([keras.Input((None, I)), keras.layers.GRU(H, name="g", **kw)])
-    with pytest.raises(ValueError, match="from_keras: " + message):
-        from_keras(model.layers[0])
-    model.save(tmp_path / "bad.keras")
-    with pytest.raises(ValueError, match=r"from_keras: '.*bad\.keras': " + message):
-        from_keras(tmp_path / "bad.keras")
-
-
-def test_bidirectional_merge_modes_other_than_concat_are_refused():
-    layer = keras.layers.Bidirectional(keras.layers.GRU(H), merge_mode="sum", name="bi")
-    keras.Sequential([keras.Input((None, I)), layer])
-    with pytest.raises(
-        ValueError, match=r"layer 'bi': merge_mode='sum' cannot be represented exactly"
-    ):
-        from_keras(layer)
 
 
 # --- whole models -----------------------------------------------------------------------------
@@ -426,185 +360,3 @@ def test_load_model_refuses_what_it_cannot_convert(tmp_path):
     keras_model("gru", True, True).save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(ValueError, match=r"load_model: '.*w\.weights\.h5': holds weights only"):
         load_model(tmp_path / "w.weights.h5")
-
-
-# --- files we write ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "kw", [{}, {"reset_after": False, "bias": False}, {"num_layers": 2, "bidirectional": True}]
-)
-def test_save_keras_writes_files_keras_loads(kw, x, tmp_path):
-    torch.manual_seed(0)
-    ours = gru.GRU(I, H, batch_first=True, **kw)
-    save_keras(ours, tmp_path / "ours.keras")
-    theirs = keras.saving.load_model(tmp_path / "ours.keras")
-    assert_close(keras_output(theirs, x), our_output(ours, x), what="Keras loads our .keras")
-    assert_same_parameters(from_keras(tmp_path / "ours.keras"), ours)
-    save_keras(ours, tmp_path / "ours.weights.h5")
-    randomize(theirs, seed=5)
-    theirs.load_weights(tmp_path / "ours.weights.h5")
-    assert_close(keras_output(theirs, x), our_output(ours, x), what="Keras loads our .weights.h5")
-
-
-# --- Keras 2 .h5 files, built by hand ---------------------------------------------------------
-# Keras 3 cannot write them. These follow the documented Keras 2 HDF5 layout: the root
-# attribute model_config (JSON), a model_weights group whose layer_names attribute lists the
-# layers, and per layer a weight_names attribute naming datasets below the layer's group.
-
-
-def write_legacy(path, layers, *, config=True):
-    """layers: [(name, class_name, layer_config, [(weight_name, array)])]."""
-    with h5py.File(path, "w") as f:
-        f.attrs["keras_version"] = b"2.15.0"
-        f.attrs["backend"] = b"tensorflow"
-        if config:
-            model_config = {
-                "class_name": "Sequential",
-                "config": {
-                    "name": "sequential",
-                    "layers": [
-                        {"class_name": c, "config": {"name": n, **cfg}} for n, c, cfg, _ in layers
-                    ],
-                },
-            }
-            f.attrs["model_config"] = json.dumps(model_config).encode()
-            root = f.create_group("model_weights")
-        else:
-            root = f
-        root.attrs["layer_names"] = [n.encode() for n, *_ in layers]
-        for name, _, _, weights in layers:
-            group = root.create_group(name)
-            group.attrs["weight_names"] = [w.encode() for w, _ in weights]
-            for weight_name, array in weights:
-                group.create_dataset(weight_name, data=array)
-
-
-def legacy_gru(name, layer, cell="gru_cell"):
-    names = ["kernel:0", "recurrent_kernel:0", "bias:0"]
-    return [(f"{name}/{cell}/{n}", w) for n, w in zip(names, layer.get_weights(), strict=False)]
-
-
-@pytest.mark.parametrize("reset_after", [True, False])
-def test_keras2_h5_model_and_weights_files(reset_after, tmp_path):
-    tokens = np.random.default_rng(4).integers(0, 30, size=(B, T))
-    model = keras.Sequential(
-        [
-            keras.Input((None,), dtype="int32"),
-            keras.layers.Embedding(30, I),
-            keras.layers.Bidirectional(keras.layers.GRU(H, reset_after=reset_after)),
-            keras.layers.Dense(1, activation="sigmoid"),
-        ]
-    )
-    randomize(model)
-    emb, bi, dense = model.layers
-    forward, backward = bi.forward_layer, bi.backward_layer
-    gru_config = {
-        "units": H,
-        "activation": "tanh",
-        "recurrent_activation": "sigmoid",
-        "use_bias": True,
-        "reset_after": reset_after,
-        "return_sequences": False,
-    }
-    layers = [
-        (
-            "embedding",
-            "Embedding",
-            {"input_dim": 30, "output_dim": I},
-            [("embedding/embeddings:0", emb.get_weights()[0])],
-        ),
-        (
-            "bidirectional",
-            "Bidirectional",
-            {
-                "merge_mode": "concat",
-                "layer": {"class_name": "GRU", "config": {"name": "gru", **gru_config}},
-            },
-            legacy_gru("bidirectional/forward_gru", forward)
-            + legacy_gru("bidirectional/backward_gru", backward),
-        ),
-        (
-            "dense",
-            "Dense",
-            {"units": 1, "activation": "sigmoid", "use_bias": True},
-            [("dense/kernel:0", dense.get_weights()[0]), ("dense/bias:0", dense.get_weights()[1])],
-        ),
-    ]
-    write_legacy(tmp_path / "model.h5", layers)
-    ours = load_model(tmp_path / "model.h5")
-    expected = keras.ops.convert_to_numpy(model(tokens.astype("int32")))
-    with torch.no_grad():
-        assert_close(ours(torch.from_numpy(tokens)), expected, what="Keras 2 model")
-    assert_same_parameters(from_keras(tmp_path / "model.h5"), from_keras(bi))
-
-    write_legacy(tmp_path / "weights.h5", layers, config=False)
-    assert_same_parameters(from_keras(tmp_path / "weights.h5"), from_keras(bi))
-
-
-# --- bad files ------------------------------------------------------------------------------
-
-
-def test_bad_files_are_named_with_what_is_wrong(tmp_path):
-    (tmp_path / "text.keras").write_text("not a zip")
-    with pytest.raises(
-        ValueError,
-        match=r"from_keras: '.*text\.keras': is not a \.keras archive \(not a zip file\)",
-    ):
-        from_keras(tmp_path / "text.keras")
-    (tmp_path / "text.h5").write_text("not hdf5")
-    with pytest.raises(ValueError, match=r"from_keras: '.*text\.h5': is not an HDF5 file"):
-        from_keras(tmp_path / "text.h5")
-    with pytest.raises(FileNotFoundError, match=r"from_keras: no such file '.*missing\.keras'"):
-        from_keras(tmp_path / "missing.keras")
-    with pytest.raises(
-        ValueError,
-        match=r"is not a Keras file; expected a name ending in \.keras, \.weights\.h5 or \.h5",
-    ):
-        (tmp_path / "model.pt").write_bytes(b"")
-        from_keras(tmp_path / "model.pt")
-
-    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as archive:
-        archive.writestr("config.json", "{}")
-    with pytest.raises(
-        ValueError,
-        match=r"'.*empty\.keras': the \.keras archive has no model\.weights\.h5 \(it holds \['config\.json'\]\)",
-    ):
-        from_keras(tmp_path / "empty.keras")
-
-    dense = np.ones((3, 2), np.float32)
-    write_legacy(
-        tmp_path / "dense.h5", [("dense", "Dense", {"units": 2}, [("dense/kernel:0", dense)])]
-    )
-    with pytest.raises(
-        ValueError,
-        match=r"from_keras: '.*dense\.h5': holds no GRU weights \(layers: 'dense' \(Dense\)\)",
-    ):
-        from_keras(tmp_path / "dense.h5")
-
-    layer = keras_model("gru", True, True).layers[0]
-    kernel, recurrent, bias = layer.get_weights()
-    broken = [
-        ("gru/gru_cell/kernel:0", kernel[:, :6]),
-        ("gru/gru_cell/recurrent_kernel:0", recurrent),
-        ("gru/gru_cell/bias:0", bias),
-    ]
-    write_legacy(tmp_path / "broken.h5", [("gru", "GRU", {"units": H}, broken)])
-    with pytest.raises(
-        ValueError,
-        match=r"from_keras: '.*broken\.h5': layer 'gru': kernel must have shape \(I, 3H\) = \(I, 15\) to fit recurrent_kernel \(5, 15\), got \(4, 6\)",
-    ):
-        from_keras(tmp_path / "broken.h5")
-
-    no_bias = keras_model("gru", True, False)
-    no_bias.save_weights(tmp_path / "nobias.weights.h5")
-    with pytest.raises(
-        ValueError,
-        match=r"the convention cannot be read from weights without a bias and no configuration; pass reset_after=True or False",
-    ):
-        from_keras(tmp_path / "nobias.weights.h5")
-    with pytest.raises(
-        TypeError,
-        match=r"from_keras: source must be a Keras GRU, Bidirectional or model object, .*got int",
-    ):
-        from_keras(3)

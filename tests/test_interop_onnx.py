@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import gru
 from checks import assert_close
-from gru.interop.keras import GoBackwards, KerasModel, Recurrent
+from gru.interop.modules import GoBackwards, KerasModel, Recurrent
 from gru.interop.onnx import DEFAULT_OPSET, export_onnx, load_onnx
 
 T, B, I, H = 7, 3, 4, 5

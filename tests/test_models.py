@@ -1,10 +1,25 @@
-"""gru.models: the text classifier on gru.GRU equals it on torch.nn.GRU, and ignores padding."""
+"""gru.models: the text classifier on gru.GRU equals it on torch.nn.GRU, and ignores padding;
+the forecasters' shapes and channel independence; models on any layer factory; batched
+prediction."""
+
+from functools import partial
 
 import pytest
 import torch
 
 from checks import assert_close
-from gru.models import SequenceRegressor, TextClassifier
+from gru.models import (
+    CharLM,
+    GRUForecaster,
+    SegRNN,
+    SequenceRegressor,
+    TextClassifier,
+    batched_predict,
+    final_state,
+    forecaster,
+    gru_layer,
+)
+from gru.nn import GRU, MinGRU
 
 
 def pair(**options):
@@ -76,3 +91,108 @@ def test_sequence_regressor_reads_the_last_state():
     x = torch.randn(3, 6, 2)
     _, h_n = model.rnn(x)
     assert_close(model(x), model.head(h_n[-1]).squeeze(-1))
+
+
+# --- forecasters ---------------------------------------------------------------------------------
+
+
+def test_model_shapes():
+    x = torch.randn(5, 24, 3)  # (B, W, C)
+    assert GRUForecaster(3, 7, 6)(x).shape == (5, 7, 3)
+    assert GRUForecaster(3, 7, 6, targets=[2], num_layers=2)(x).shape == (5, 7, 1)
+    segrnn = SegRNN(3, 24, 10, segment=6, d_model=8)
+    assert (segrnn.n_in, segrnn.n_out) == (4, 2)  # 10 steps in ⌈10 / 6⌉ = 2 segments
+    assert segrnn(x).shape == (5, 10, 3)
+    assert SegRNN(3, 26, 12, segment=6, d_model=8, targets=[0, 2])(torch.randn(2, 26, 3)).shape == (
+        2,
+        12,
+        2,
+    )
+    with pytest.raises(ValueError, match=r"SegRNN: d_model must be an even int ≥ 2, got 7"):
+        SegRNN(3, 24, 10, segment=6, d_model=7)
+    with pytest.raises(
+        ValueError, match=r"SegRNN: segment must be between 1 and lookback=24, got 25"
+    ):
+        SegRNN(3, 24, 10, segment=25, d_model=8)
+
+
+def test_segrnn_treats_every_channel_alike_and_apart():
+    torch.manual_seed(0)
+    model = SegRNN(3, 24, 12, segment=6, d_model=8).eval()
+    x = torch.randn(4, 24, 3)
+    with torch.no_grad():
+        y = model(x)
+        # Independence: changing channel 2's input changes channel 2's forecast only.
+        changed = x.clone()
+        changed[:, :, 2] += torch.randn(4, 24)
+        z = model(changed)
+        assert torch.equal(z[:, :, :2], y[:, :, :2]) and not torch.equal(z[:, :, 2], y[:, :, 2])
+        # Shared weights: with the same channel embedding, channels are interchangeable.
+        model.channel_emb[1] = model.channel_emb[0]
+        y = model(x)
+        swapped = model(x[:, :, [1, 0, 2]])
+    assert_close(swapped, y[:, :, [1, 0, 2]], what="channels 0 and 1 swapped")
+
+
+def test_the_plain_gru_forecaster_reads_the_window_relative_to_its_last_value():
+    torch.manual_seed(0)
+    model = GRUForecaster(2, 5, 6).eval()
+    x = torch.randn(3, 10, 2)
+    with torch.no_grad():
+        shifted = model(x + torch.tensor([4.0, -2.0]))  # every value moved by a constant
+        assert_close(shifted, model(x) + torch.tensor([4.0, -2.0]), what="shift")
+
+
+def test_a_forecaster_by_name():
+    torch.manual_seed(0)
+    segrnn = forecaster("segrnn", 3, 24, 10, 8, segment=6, targets=[1])
+    assert isinstance(segrnn, SegRNN) and (segrnn.segment, segrnn.targets) == (6, [1])
+    gru_model = forecaster("gru", 3, 24, 10, 8, num_layers=2)
+    assert isinstance(gru_model, GRUForecaster) and gru_model.rnn.num_layers == 2
+    with pytest.raises(ValueError, match=r"forecaster: name must be one of \('segrnn', 'gru'\)"):
+        forecaster("lstm", 3, 24, 10, 8)
+
+
+# --- layer factories -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [partial(torch.nn.LSTM, batch_first=True), partial(torch.nn.RNN, batch_first=True),
+     partial(MinGRU, batch_first=True), gru_layer(layer_norm=True)],
+)  # fmt: skip
+def test_every_model_reads_the_last_state_of_any_layer(layer):
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 2)
+    regressor = SequenceRegressor(2, 5, layer=layer)
+    out, state = regressor.rnn(x)
+    assert_close(regressor(x), regressor.head(out[:, -1]).squeeze(-1), what="regressor")
+    assert_close(final_state(state)[-1], out[:, -1], what="final state")
+    model = GRUForecaster(2, 4, 5, layer=layer)
+    assert model(x).shape == (3, 4, 2)
+    classifier = TextClassifier(20, 4, 5, layer=layer)
+    assert classifier(torch.randint(1, 20, (3, 9))).shape == (3,)
+    lm = CharLM(11, 3, 5, 1, layer=layer)
+    logits, _ = lm(torch.randint(0, 11, (2, 6)))
+    assert logits.shape == (2, 6, 11)
+
+
+def test_the_default_layer_is_gru_with_the_models_options():
+    model = TextClassifier(20, 4, 5, num_layers=2, bidirectional=True, reset_after=False)
+    assert isinstance(model.rnn, GRU) and model.rnn.batch_first and model.rnn.bidirectional
+    assert model.rnn.num_layers == 2 and not model.rnn.reset_after
+    assert isinstance(TextClassifier(20, 4, 5, torch_layer=True).rnn, torch.nn.GRU)
+
+
+def test_batched_prediction_equals_one_call_in_eval_mode():
+    torch.manual_seed(0)
+    model = TextClassifier(30, 4, 5, features="pool", dropout=0.5)
+    x, lengths = torch.randint(1, 30, (7, 9)), torch.tensor([9, 2, 5, 9, 1, 3, 7])
+    model.train()
+    order = torch.argsort(lengths)
+    out = batched_predict(model, x, lengths, batch_size=3, order=order)
+    assert model.training  # the mode it was in
+    model.eval()
+    with torch.no_grad():
+        assert_close(out, model(x, lengths), what="batched")
+    assert batched_predict(model, x[:0], lengths[:0]).shape == (0,)

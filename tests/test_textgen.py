@@ -1,6 +1,6 @@
 """gru.tasks.textgen: truncated BPTT with the state carried across batches, streaming
-generation equal to reading the whole prefix, sampling rules, the n-gram baselines, tiny runs
-through Python and the CLI, resume mid-epoch, and bad input by its message."""
+generation equal to reading the whole prefix, sampling rules, tiny runs through Python and the
+CLI (the n-gram baselines beside the loss), resume mid-epoch, and bad input by its message."""
 
 import json
 from pathlib import Path
@@ -16,7 +16,7 @@ from gru import training
 from gru.cli import main
 from gru.tasks import TextGenerator
 from gru.tasks import textgen as textgen_module
-from gru.tasks.textgen import _chunks, ngram_loss, read_text
+from gru.tasks.textgen import _chunks, read_text
 from gru.training import TrainConfig
 
 SHAKESPEARE = (
@@ -107,6 +107,19 @@ def test_streaming_gives_the_logits_of_reading_the_whole_prefix(textgen_trained)
         assert generator.vocabulary[int(logits[0, -1].argmax())] == text[k], k
 
 
+def test_predict_is_the_next_characters_distribution_and_evaluate_the_loss(textgen_trained):
+    generator, _, text = textgen_trained
+    p = generator.predict("JULIET: would smell")
+    assert list(p) == sorted(p, key=p.get, reverse=True) and set(p) == set(generator.vocabulary)
+    assert sum(p.values()) == pytest.approx(1.0) and next(iter(p)) == generator.generate(
+        "JULIET: would smell", 1, temperature=0
+    )
+    scores = generator.evaluate(text)
+    ids = generator.encode(text.read_text(encoding="utf-8"))
+    assert scores["loss"] == pytest.approx(generator.loss(ids)) and scores["characters"] == len(ids)
+    assert scores["bits_per_char"] == pytest.approx(scores["loss"] / np.log(2))
+
+
 def test_the_same_seed_writes_the_same_text_and_top_1_is_greedy(textgen_trained):
     generator, _, _ = textgen_trained
     first = generator.generate("RO", length=60, temperature=1.0, seed=3)
@@ -134,21 +147,6 @@ def test_bad_generation_arguments_are_named(textgen_trained):
         generator.generate("R", 5, top_k=0)
     with pytest.raises(ValueError, match=r"length must be an int ≥ 0, got -2"):
         generator.generate("R", -2)
-
-
-# --- the baselines -----------------------------------------------------------------------------
-
-
-def test_the_ngram_baselines_on_a_hand_made_text():
-    train = torch.tensor([0, 1, 0, 1, 0, 2])  # "abab ac": a 3 times, b 2, c 1; ab 2, ba 2, ac 1
-    context, target = torch.tensor([0, 1, 0]), torch.tensor([1, 0, 2])  # a→b, b→a, a→c
-    assert ngram_loss(train, context, target, 4, 0) == pytest.approx(np.log(4))
-    unigram = -np.mean(np.log([(2 + 1) / 10, (3 + 1) / 10, (1 + 1) / 10]))  # (count + 1) / (6 + 4)
-    assert ngram_loss(train, context, target, 4, 1) == pytest.approx(unigram, rel=1e-12)
-    bigram = -np.mean(np.log([(2 + 1) / (3 + 4), (2 + 1) / (2 + 4), (1 + 1) / (3 + 4)]))
-    assert ngram_loss(train, context, target, 4, 2) == pytest.approx(bigram, rel=1e-12)
-    with pytest.raises(ValueError, match=r"ngram_loss: n must be 0, 1 or 2, got 3"):
-        ngram_loss(train, context, target, 4, 3)
 
 
 # --- fitting -----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from checks import assert_close
 from gru import checkpoint
-from gru.training import TrainConfig, _epoch_batches, _lr_factor, fit
+from gru.training import TrainConfig, fit
+from gru.training.batches import epoch_batches, lr_factor
 
 
 def linear_problem():
@@ -73,7 +74,7 @@ def test_cosine_schedule_and_warm_up():
     # After epoch e of 4 (4 steps each) the factor is (1 + cos(π e / 4)) / 2.
     expected = [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (1, 2, 3, 4)]
     assert [h["lr"] for h in history] == pytest.approx(expected, abs=1e-9)
-    factor = _lr_factor(TrainConfig(schedule="linear", warmup=0.25), total_steps=8)
+    factor = lr_factor(TrainConfig(schedule="linear", warmup=0.25), total_steps=8)
     assert [factor(s) for s in range(9)] == pytest.approx(
         [0.5, 1.0, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0]
     )
@@ -117,17 +118,17 @@ def test_bad_settings_are_named(settings, message):
 
 def test_batches_depend_on_seed_and_epoch_only_shard_and_bucket():
     config = TrainConfig(batch_size=8, seed=3)
-    one = _epoch_batches(100, config, 1, 0, 1, None)
+    one = epoch_batches(100, config, 1, 0, 1, None)
     assert sorted(torch.cat(one).tolist()) == list(range(100))
     assert all(
         torch.equal(a, b)
-        for a, b in zip(one, _epoch_batches(100, config, 1, 0, 1, None), strict=True)
+        for a, b in zip(one, epoch_batches(100, config, 1, 0, 1, None), strict=True)
     )
-    assert not torch.equal(torch.cat(one), torch.cat(_epoch_batches(100, config, 2, 0, 1, None)))
-    shards = [torch.cat(_epoch_batches(100, config, 1, r, 2, None)).tolist() for r in (0, 1)]
+    assert not torch.equal(torch.cat(one), torch.cat(epoch_batches(100, config, 2, 0, 1, None)))
+    shards = [torch.cat(epoch_batches(100, config, 1, r, 2, None)).tolist() for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
     lengths = torch.randint(1, 400, (1000,), generator=torch.Generator().manual_seed(0))
-    bucketed = _epoch_batches(1000, TrainConfig(batch_size=16), 1, 0, 1, lengths)
+    bucketed = epoch_batches(1000, TrainConfig(batch_size=16), 1, 0, 1, lengths)
     assert sorted(torch.cat(bucketed).tolist()) == list(range(1000))
     spread = torch.tensor([float(lengths[b].max() - lengths[b].min()) for b in bucketed])
     assert spread.mean() < 40  # random batches of 16 would spread over ~350
@@ -156,17 +157,15 @@ def test_resume_after_a_crash_ends_with_the_same_weights_and_history(tmp_path):
         runs[name] = tmp_path / name
         runs[name].mkdir()
         checkpoint.save_config(runs[name], {"task": "toy"})
+
+    def train(model, run, **options):
+        return fit(
+            model, F.mse_loss, (x, y), config, evaluate=evaluate, run_dir=runs[run],
+            checkpoint_every=3, **options,
+        )  # fmt: skip
+
     straight = small_dropout_model()
-    expected = fit(
-        straight,
-        F.mse_loss,
-        (x, y),
-        config,
-        evaluate=evaluate,
-        run_dir=runs["straight"],
-        checkpoint_every=3,
-        quiet=True,
-    )
+    expected = train(straight, "straight", quiet=True)
 
     steps = []
 
@@ -177,17 +176,7 @@ def test_resume_after_a_crash_ends_with_the_same_weights_and_history(tmp_path):
         return torch.tensor(0.0)
 
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            small_dropout_model(),
-            F.mse_loss,
-            (x, y),
-            config,
-            evaluate=evaluate,
-            metrics={"x": crash_at_step_13},
-            run_dir=runs["crashed"],
-            checkpoint_every=3,
-            quiet=True,
-        )
+        train(small_dropout_model(), "crashed", metrics={"x": crash_at_step_13}, quiet=True)
     _, state = checkpoint.load_training_state(
         runs["crashed"], checkpoint.load_config(runs["crashed"])
     )
@@ -195,17 +184,7 @@ def test_resume_after_a_crash_ends_with_the_same_weights_and_history(tmp_path):
 
     resumed_model = small_dropout_model()
     lines = []
-    resumed = fit(
-        resumed_model,
-        F.mse_loss,
-        (x, y),
-        config,
-        evaluate=evaluate,
-        run_dir=runs["crashed"],
-        resume=True,
-        checkpoint_every=3,
-        log=lines.append,
-    )
+    resumed = train(resumed_model, "crashed", resume=True, log=lines.append)
     assert lines[0] == f"resuming {runs['crashed']} at epoch 2, step 4 of 8"
     assert resumed.resumed_at_step == 12 and resumed.steps == expected.steps == 24
     for name, value in straight.state_dict().items():

@@ -15,7 +15,7 @@ import pytest
 from matplotlib.image import imread
 
 from browser import Browser, find_chromium
-from gru.tasks.explain import explain
+from gru.tasks.explanations import explain
 from viz_runs import LONG_REVIEW, adding_run, sentiment_run
 
 SCREENS = {"phone": {"width": 390, "height": 844, "mobile": True}, "desktop": {"width": 1280, "height": 900}}  # fmt: skip

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gru.checkpoint import save_config, write_json
-from gru.tasks.explain import explain
+from gru.tasks.explanations import explain
 from gru.viz import write_report
 from gru.viz.html import fmt
 from gru.viz.report import report_html

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gru.tasks import SentimentClassifier, adding
-from gru.training import TrainConfig
+from gru.tasks import Adder, SentimentClassifier
 
 # A seed-preset model small enough to train in about a second on the packaged sample.
 SENTIMENT = {
@@ -33,10 +32,10 @@ def sentiment_run(folder, preset: str = "seed", **overrides):
 
 def adding_run(folder):
     """The folder of a tiny adding-problem run."""
-    config = adding.AddingConfig(
-        seq_len=8, hidden_size=4, n_train=256, n_test=64, train=TrainConfig(epochs=1, batch_size=64)
+    adder = Adder(
+        seq_len=8, hidden_size=4, n_train=256, n_test=64, epochs=1, batch_size=64, lr=1e-3
     )
-    adding.run(config, out=folder, quiet=True)
+    adder.fit(out=folder, quiet=True)
     return folder
 
 

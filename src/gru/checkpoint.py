@@ -6,6 +6,7 @@ A run folder holds
     model.safetensors       the trained weights
     checkpoint.safetensors  the resumable state: weights, optimizer, scheduler, RNG, counters
     metrics.json            the per-epoch history and final results
+    training_curves.png     the history drawn (`gru.training.plot_history`)
 
 No file is ever pickled: tensors go into safetensors, everything else into JSON (the
 checkpoint's JSON rides in its safetensors header). Every write is atomic (`gru._io`), so a
@@ -32,6 +33,7 @@ from gru._io import atomic_write
 __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
+    "CURVES_FILE",
     "FORMAT",
     "METRICS_FILE",
     "MODEL_FILE",
@@ -58,6 +60,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.json"
+CURVES_FILE = "training_curves.png"
 
 
 # --- JSON ------------------------------------------------------------------------------------

@@ -1,5 +1,12 @@
 """Small models built from the recurrent layers.
 
+Every model takes its recurrent layer as a factory, ``layer(input_size, hidden_size, **options)
+-> module``, whose module reads (B, T, I) batch first and returns ``(output (B, T, D·H), state)``
+as `gru.GRU` does: the tasks build them on `gru.GRU` (`gru_layer`, the default), and
+`gru.tasks.compare` builds the same models on torch.nn.RNN, LSTM, GRU and `gru.MinGRU`. A model
+gives the factory only the options it needs (``num_layers``, ``dropout`` between layers, and
+``bidirectional`` when it is), so a factory of any of those layers fits.
+
 Shapes: B batch, T time steps, I input features, E embedding size, H hidden units,
 D directions (1 or 2), L layers (stacked GRU layers); for forecasters W lookback steps,
 F horizon steps, C input channels, K output channels, S segment length, N = W / S input
@@ -8,19 +15,74 @@ segments, M = F / S output segments, d the SegRNN width; for the language model 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gru.nn import GRU
 
-__all__ = ["CharLM", "GRUForecaster", "SegRNN", "SequenceRegressor", "TextClassifier"]
+__all__ = [
+    "FORECASTERS",
+    "CharLM",
+    "GRUForecaster",
+    "LayerFactory",
+    "SegRNN",
+    "SequenceRegressor",
+    "TextClassifier",
+    "batched_predict",
+    "final_state",
+    "forecaster",
+    "gru_layer",
+]
 
 FEATURES = ("last", "pool")
 
+# (input_size, hidden_size, **options) -> a batch-first layer returning (output, state).
+LayerFactory = Callable[..., nn.Module]
+
+
+def gru_layer(backend: str = "auto", **options) -> LayerFactory:
+    """`gru.GRU` as a layer factory: batch first, computed by ``backend``, with ``options``
+    (``reset_after``, ``layer_norm``, ...) added to those a model gives."""
+    return partial(GRU, batch_first=True, backend=backend, **options)
+
+
+@torch.no_grad()
+def batched_predict(
+    model: nn.Module, *inputs: Tensor, batch_size: int = 512, order: Tensor | None = None
+) -> Tensor:
+    """``model(*inputs)`` in eval mode without gradients, ``batch_size`` rows of the inputs at
+    a time, taken in ``order`` (default: as given; rows of similar length together cost less
+    padding), on the model's device. Returns the outputs as float32 on the CPU, in the inputs'
+    row order (empty (0,) for no rows), and leaves the model in the mode it was in."""
+    if len(inputs[0]) == 0:
+        return torch.empty(0)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = torch.arange(len(inputs[0])) if order is None else order
+    out = None
+    for index in order.split(batch_size):
+        y = model(*(t[index].to(device) for t in inputs)).float().cpu()
+        if out is None:
+            out = y.new_empty(len(order), *y.shape[1:])
+        out[index] = y
+    model.train(was_training)
+    return out
+
+
+def final_state(state: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """h_n (L·D, B, H) of the state a layer returns: the state itself, or an LSTM's
+    (h_n, c_n)'s first part."""
+    return state[0] if isinstance(state, tuple) else state
+
 
 class SequenceRegressor(nn.Module):
-    """A GRU reads a sequence; a linear layer maps its last state to ``output_size`` values.
+    """A GRU (or the ``layer`` given) reads a sequence; a linear layer maps its last state to
+    ``output_size`` values.
 
     Input (B, T, I), output (B, output_size), or (B,) when output_size is 1.
     """
@@ -32,14 +94,17 @@ class SequenceRegressor(nn.Module):
         output_size: int = 1,
         num_layers: int = 1,
         *,
+        layer: LayerFactory | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        self.rnn = GRU(input_size, hidden_size, num_layers, batch_first=True, backend=backend)
+        layer = layer or gru_layer(backend)
+        self.rnn = layer(input_size, hidden_size, num_layers=num_layers)
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        _, h_n = self.rnn(x)  # h_n (L, B, H)
+        _, state = self.rnn(x)
+        h_n = final_state(state)  # (L, B, H)
         y = self.head(h_n[-1])  # (B, output_size)
         return y.squeeze(-1) if y.shape[-1] == 1 else y
 
@@ -56,7 +121,8 @@ class TextClassifier(nn.Module):
     mean over time of the last layer's outputs, 3·D·H values. ``embedding_dropout`` drops
     whole embedding channels of a sequence (spatial dropout); ``dropout`` acts on the
     features, and between layers when L > 1. ``torch_layer=True`` builds the same model on
-    `torch.nn.GRU` (only ``reset_after=True``), with the same parameter names.
+    `torch.nn.GRU` (only ``reset_after=True``), with the same parameter names; ``layer`` on any
+    layer factory (then ``reset_after`` and ``backend`` are the factory's business).
 
     Input ``x`` (B, T) int64 ids, 0 = padding, and optionally ``lengths`` (B,) ≥ 1: with
     lengths the ids come first and padding after ('post'), the batch is cut to its longest
@@ -77,6 +143,7 @@ class TextClassifier(nn.Module):
         features: str = "last",
         reset_after: bool = True,
         torch_layer: bool = False,
+        layer: LayerFactory | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
@@ -89,31 +156,17 @@ class TextClassifier(nn.Module):
                 "TextClassifier: torch_layer=True computes only reset_after=True (torch.nn.GRU's "
                 "convention), got reset_after=False"
             )
+        if layer is None:
+            torch_gru = partial(nn.GRU, batch_first=True)
+            layer = torch_gru if torch_layer else gru_layer(backend, reset_after=reset_after)
         self.features = features
         self.torch_layer = torch_layer
         self.embedding = nn.Embedding(num_words, embedding_dim)
         self.embedding_dropout = nn.Dropout1d(embedding_dropout)
-        layer_dropout = dropout if num_layers > 1 else 0.0
-        if torch_layer:
-            self.rnn = nn.GRU(
-                embedding_dim,
-                hidden_size,
-                num_layers,
-                batch_first=True,
-                dropout=layer_dropout,
-                bidirectional=bidirectional,
-            )
-        else:
-            self.rnn = GRU(
-                embedding_dim,
-                hidden_size,
-                num_layers,
-                batch_first=True,
-                dropout=layer_dropout,
-                bidirectional=bidirectional,
-                reset_after=reset_after,
-                backend=backend,
-            )
+        options = {"num_layers": num_layers, "dropout": dropout if num_layers > 1 else 0.0}
+        if bidirectional:
+            options["bidirectional"] = True
+        self.rnn = layer(embedding_dim, hidden_size, **options)
         self.directions = 2 if bidirectional else 1
         width = self.directions * hidden_size * (3 if features == "pool" else 1)
         self.dropout = nn.Dropout(dropout)
@@ -142,14 +195,14 @@ class TextClassifier(nn.Module):
         e = self.embedding(x)  # (B, T, E)
         e = self.embedding_dropout(e.transpose(1, 2)).transpose(1, 2)  # drops whole channels
         if lengths is None:
-            out, h_n = self.rnn(e)  # (B, T, D·H), (L·D, B, H)
-        elif self.torch_layer:
+            out, state = self.rnn(e)  # (B, T, D·H), (L·D, B, H)
+        elif isinstance(self.rnn, GRU):
+            out, state = self.rnn(e, lengths=lengths)
+        else:  # torch's layers read lengths from a packed sequence
             packed = pack_padded_sequence(e, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, h_n = self.rnn(packed)
+            out, state = self.rnn(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        else:
-            out, h_n = self.rnn(e, lengths=lengths)
-        last = h_n[-self.directions :].transpose(0, 1).reshape(B, -1)  # (B, D·H)
+        last = final_state(state)[-self.directions :].transpose(0, 1).reshape(B, -1)  # (B, D·H)
         if self.features == "pool":
             if lengths is None:
                 top, mean = out.amax(dim=1), out.mean(dim=1)  # (B, D·H) each
@@ -167,7 +220,8 @@ class TextClassifier(nn.Module):
 
 
 class GRUForecaster(nn.Module):
-    """A plain GRU encoder with a linear head that forecasts all F steps at once.
+    """A plain GRU encoder (or the ``layer`` given) with a linear head that forecasts all F
+    steps at once.
 
     Input x (B, W, C): the lookback window of C channels. Each channel's last value is
     subtracted from the window (so the GRU reads changes relative to "now", which keeps a
@@ -185,25 +239,22 @@ class GRUForecaster(nn.Module):
         targets: list[int] | None = None,
         num_layers: int = 1,
         dropout: float = 0.0,
+        layer: LayerFactory | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
         self.targets = list(range(channels)) if targets is None else list(targets)
         self.horizon = horizon
-        self.rnn = GRU(
-            channels,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-            backend=backend,
-        )
+        layer = layer or gru_layer(backend)
+        layer_dropout = dropout if num_layers > 1 else 0.0
+        self.rnn = layer(channels, hidden_size, num_layers=num_layers, dropout=layer_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * len(self.targets))
 
     def forward(self, x: Tensor) -> Tensor:
         last = x[:, -1:, :]  # (B, 1, C)
-        _, h_n = self.rnn(x - last)  # (L, B, H)
+        _, state = self.rnn(x - last)
+        h_n = final_state(state)  # (L, B, H)
         y = self.head(self.dropout(h_n[-1]))  # (B, F·K)
         y = y.view(-1, self.horizon, len(self.targets))  # (B, F, K)
         return y + last[:, :, self.targets]
@@ -304,18 +355,14 @@ class CharLM(nn.Module):
         num_layers: int = 2,
         *,
         dropout: float = 0.0,
+        layer: LayerFactory | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.rnn = GRU(
-            embedding_dim,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-            backend=backend,
-        )
+        layer = layer or gru_layer(backend)
+        layer_dropout = dropout if num_layers > 1 else 0.0
+        self.rnn = layer(embedding_dim, hidden_size, num_layers=num_layers, dropout=layer_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
@@ -323,3 +370,46 @@ class CharLM(nn.Module):
         e = self.embedding(x)  # (B, T, E)
         out, h_n = self.rnn(e, h0)  # (B, T, H), (L, B, H)
         return self.head(self.dropout(out)), h_n  # (B, T, V), (L, B, H)
+
+
+FORECASTERS = ("segrnn", "gru")
+
+
+def forecaster(
+    name: str,
+    channels: int,
+    lookback: int,
+    horizon: int,
+    hidden_size: int,
+    *,
+    segment: int = 24,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    targets: list[int] | None = None,
+    backend: str = "auto",
+) -> nn.Module:
+    """The forecasting model ``name`` (one of `FORECASTERS`) of ``channels`` inputs: "segrnn",
+    `SegRNN` of width d = ``hidden_size`` over segments of ``segment`` steps (one layer), or
+    "gru", `GRUForecaster` of ``num_layers`` layers of ``hidden_size`` units."""
+    if name == "segrnn":
+        return SegRNN(
+            channels,
+            lookback,
+            horizon,
+            segment=segment,
+            d_model=hidden_size,
+            dropout=dropout,
+            targets=targets,
+            backend=backend,
+        )
+    if name == "gru":
+        return GRUForecaster(
+            channels,
+            horizon,
+            hidden_size,
+            targets=targets,
+            num_layers=num_layers,
+            dropout=dropout,
+            backend=backend,
+        )
+    raise ValueError(f"forecaster: name must be one of {FORECASTERS}, got {name!r}")

@@ -130,6 +130,14 @@ def _find_time_column(frame: pd.DataFrame, time_column: str | None, source: str)
     return None
 
 
+def _first_bad(column: pd.Series, bad: np.ndarray, is_file: bool) -> str:
+    """The first of the ``bad`` rows of ``column`` for a message: its value, where it is, and
+    how many such values there are when more than one."""
+    i = int(bad[0])
+    many = f" ({len(bad)} such values)" if len(bad) > 1 else ""
+    return f"{column.iloc[i]!r} on {_where(is_file, i)}{many}"
+
+
 def _parse_time(column: pd.Series, name: str, source: str, is_file: bool) -> pd.DatetimeIndex:
     if pd.api.types.is_datetime64_any_dtype(column):
         parsed = pd.DatetimeIndex(column)
@@ -141,11 +149,9 @@ def _parse_time(column: pd.Series, name: str, source: str, is_file: bool) -> pd.
         )
     bad = np.flatnonzero(np.asarray(parsed.isna()))
     if len(bad):
-        i = int(bad[0])
         raise ValueError(
             f"data: cannot read the time column {name!r} of {source} as dates: "
-            f"{column.iloc[i]!r} on {_where(is_file, i)}"
-            + (f" ({len(bad)} such values)" if len(bad) > 1 else "")
+            + _first_bad(column, bad, is_file)
         )
     if parsed.tz is not None:
         parsed = parsed.tz_convert(None)
@@ -169,11 +175,9 @@ def _numeric(
     missing_before = column.isna().to_numpy()
     not_numbers = np.flatnonzero(values.isna().to_numpy() & ~missing_before)
     if len(not_numbers):
-        i = int(not_numbers[0])
         raise ValueError(
             f"data: column {name!r} of {source} holds a value that is not a number: "
-            f"{column.iloc[i]!r} on {_where(is_file, i)}"
-            + (f" ({len(not_numbers)} such values)" if len(not_numbers) > 1 else "")
+            + _first_bad(column, not_numbers, is_file)
             + hint
         )
     values = values.to_numpy(dtype=np.float64, copy=True)

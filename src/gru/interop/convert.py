@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from gru._io import atomic_write
-from gru.interop.keras import GoBackwards, from_keras, save_keras
+from gru.interop.keras import from_keras, save_keras
+from gru.interop.modules import GoBackwards, unwrap
 from gru.interop.onnx import export_onnx, load_onnx
 from gru.nn import GRU
 
@@ -227,7 +228,7 @@ class Conversion:
     module: GRU | GoBackwards
 
     def __str__(self) -> str:
-        gru = self.module.gru if isinstance(self.module, GoBackwards) else self.module
+        gru = unwrap(self.module)
         kind = "GoBackwards(gru.GRU" if isinstance(self.module, GoBackwards) else "gru.GRU"
         close = "))" if isinstance(self.module, GoBackwards) else ")"
         return (

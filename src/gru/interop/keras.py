@@ -1,52 +1,59 @@
 """Keras GRU layers and models ↔ `gru.GRU` and PyTorch modules, exactly, without Keras installed.
 
-Keras files are read with zipfile and h5py: a ``.keras`` archive (``config.json`` and
-``model.weights.h5``), a Keras 3 ``.weights.h5`` file (weights only), or a Keras 2 ``.h5`` file
-(``model_weights`` with ``layer_names``/``weight_names`` attributes and, for a whole model, the
-``model_config`` attribute). A Keras layer or model object is read through ``get_config()`` and
-``get_weights()``.
+A Keras layer or model object is read through ``get_config()`` and ``get_weights()``; a file
+(``.keras``, ``.weights.h5``, Keras 2 ``.h5``) through `gru.interop.keras_files`, which
+`save_keras` also writes. Each layer's settings are checked by `gru.interop.keras_config`.
 
 Shapes: B batch, T time, I input features, H hidden units, D directions (2 if bidirectional).
-Keras packs the gates ``z, r, h`` along the last axis of its weights; `gru.interop.gates` holds
-the table:
+Keras packs the gates ``z, r, h`` along the last axis of its weights, per direction:
 
     kernel (I, 3H)   recurrent_kernel (H, 3H)   bias (3H,), or (2, 3H) when reset_after
                                                  (row 0 the input bias, row 1 the recurrent one)
 
-Keras ``reset_after=True`` is ``gru.GRU(reset_after=True)`` with b_ih = bias[0] and
-b_hh = bias[1]. Keras ``reset_after=False`` has one bias, added with the input projection: it is
-``gru.GRU(reset_after=False)`` with b_ih = bias and b_hh = 0 (in the reset-before convention
-every bias sits outside r, so only b_ih + b_hh matters). ``use_bias=False`` is ``bias=False``.
+`keras_to_packed` and `packed_to_keras` (written in `gru.interop.layout`, beside the gate table
+and ONNX's packing, and exported here) convert one direction exactly: Keras ``reset_after=True``
+is ``gru.GRU(reset_after=True)`` with b_ih = bias[0], b_hh = bias[1]; Keras
+``reset_after=False`` is ``gru.GRU(reset_after=False)`` with b_ih = bias, b_hh = 0 (every bias
+sits outside r in that convention). ``use_bias=False`` is ``bias=False``.
 
 Keras ``go_backwards=True`` reads the sequence from its last step to its first and, with
 ``return_sequences``, returns the outputs in that reversed order. `GoBackwards` computes exactly
 this around a `gru.GRU`: it flips the input in time and returns the outputs as computed.
 
 Anything that cannot be represented exactly is refused with a ValueError naming the layer and
-the setting: an activation other than tanh, a recurrent activation other than sigmoid, a
-dtype policy other than float32/float64, a Bidirectional merge mode other than concat, a layer
-type that is not Embedding, GRU, Bidirectional(GRU), Dense or Dropout, and an Embedding
-``mask_zero=True`` whose mask reaches the model's output or a go_backwards GRU (see
-`KerasModel` for the masks that are reproduced).
+the setting: the settings `gru.interop.keras_config` lists, a layer type that is not
+Embedding, GRU, Bidirectional(GRU), Dense or Dropout, and an Embedding ``mask_zero=True`` whose
+mask reaches the model's output or a go_backwards GRU (see `KerasModel` for the masks that are
+reproduced).
 """
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import os
-import re
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, refuse_variants, reorder
+from gru.interop.keras_config import (
+    DTYPES,
+    check_dtype,
+    dense_activation,
+    gru_settings,
+    layer_config,
+)
+from gru.interop.keras_files import KerasLayer, read_file, write_file
+from gru.interop.layout import (
+    gru_from_packed,
+    keras_to_packed,
+    packed_to_keras,
+    packed_weights,
+    refuse_variants,
+)
+from gru.interop.modules import GoBackwards, KerasModel, Recurrent
 from gru.nn import GRU
 
 __all__ = [
@@ -61,120 +68,8 @@ __all__ = [
 ]
 
 _RECURRENT = ("GRU", "Bidirectional")
-_DENSE_ACTIVATIONS = {
-    "linear": None,
-    "sigmoid": nn.Sigmoid,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "softmax": lambda: nn.Softmax(dim=-1),
-}
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-
-# --- pure conversions of arrays ---------------------------------------------------------------
-
-
-def _packed_from_keras(arrays, reset_after: bool, where: str) -> tuple:
-    """Keras (kernel, recurrent_kernel[, bias]) -> packed (w_ih, w_hh, b_ih, b_hh), checked."""
-    if len(arrays) not in (2, 3):
-        raise ValueError(
-            f"{where}: a GRU direction has 2 weights (kernel, recurrent_kernel) or 3 (with "
-            f"bias), got {len(arrays)}"
-        )
-    kernel, recurrent = (np.asarray(a) for a in arrays[:2])
-    bias = np.asarray(arrays[2]) if len(arrays) == 3 else None
-    if recurrent.ndim != 2 or recurrent.shape[1] != 3 * recurrent.shape[0]:
-        raise ValueError(
-            f"{where}: recurrent_kernel must have shape (H, 3H), got {recurrent.shape}; "
-            "is this a GRU's weights?"
-        )
-    H = recurrent.shape[0]
-    if kernel.ndim != 2 or kernel.shape[1] != 3 * H:
-        raise ValueError(
-            f"{where}: kernel must have shape (I, 3H) = (I, {3 * H}) to fit recurrent_kernel "
-            f"{recurrent.shape}, got {kernel.shape}"
-        )
-    w_ih = reorder(kernel.T, "keras", "gru")  # (3H, I)
-    w_hh = reorder(recurrent.T, "keras", "gru")  # (3H, H)
-    if bias is None:
-        return w_ih, w_hh, None, None
-    expected = (2, 3 * H) if reset_after else (3 * H,)
-    if bias.shape != expected:
-        hint = (
-            "; a (2, 3H) bias belongs to reset_after=True"
-            if bias.shape == (2, 3 * H)
-            else "; a (3H,) bias belongs to reset_after=False"
-            if bias.shape == (3 * H,)
-            else ""
-        )
-        raise ValueError(
-            f"{where}: bias must have shape {expected} for reset_after={reset_after} and "
-            f"H={H}, got {bias.shape}{hint}"
-        )
-    if reset_after:
-        b_ih = reorder(bias[0], "keras", "gru")  # (3H,)
-        b_hh = reorder(bias[1], "keras", "gru")  # (3H,)
-    else:
-        b_ih = reorder(bias, "keras", "gru")  # (3H,)
-        b_hh = np.zeros_like(b_ih)  # every bias sits outside r: one vector is enough
-    return w_ih, w_hh, b_ih, b_hh
-
-
-def keras_to_packed(kernel, recurrent_kernel, bias=None, *, reset_after: bool) -> tuple:
-    """One Keras GRU direction's weights in `gru.GRU`'s packing.
-
-    Takes kernel (I, 3H), recurrent_kernel (H, 3H) and bias (2, 3H) when ``reset_after`` or
-    (3H,) when not, or None (``use_bias=False``), gates in Keras order ``z, r, h``. Returns
-    ``(w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,))`` in order ``r, z, n``; the biases
-    are None without a bias, and b_hh is zero for ``reset_after=False``.
-    """
-    arrays = [kernel, recurrent_kernel] + ([] if bias is None else [bias])
-    return _packed_from_keras(arrays, bool(reset_after), "keras_to_packed")
-
-
-def packed_to_keras(w_ih, w_hh, b_ih=None, b_hh=None, *, reset_after: bool) -> list[np.ndarray]:
-    """The inverse of `keras_to_packed`: ``[kernel (I, 3H), recurrent_kernel (H, 3H)]`` plus
-    the bias ((2, 3H) when ``reset_after``, else (3H,)) when the biases are given.
-
-    For ``reset_after=False`` the Keras bias is b_ih + b_hh, which computes the same layer
-    because in that convention every bias is added outside the reset gate.
-    """
-    w_ih, w_hh = np.asarray(w_ih), np.asarray(w_hh)
-    if w_hh.ndim != 2 or w_hh.shape[0] != 3 * w_hh.shape[1]:
-        raise ValueError(f"packed_to_keras: w_hh must have shape (3H, H), got {w_hh.shape}")
-    H = w_hh.shape[1]
-    if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H:
-        raise ValueError(
-            f"packed_to_keras: w_ih must have shape (3H, I) = ({3 * H}, I), got {w_ih.shape}"
-        )
-    out = [reorder(w_ih, "gru", "keras").T, reorder(w_hh, "gru", "keras").T]  # (I, 3H), (H, 3H)
-    if (b_ih is None) != (b_hh is None):
-        raise ValueError("packed_to_keras: give both b_ih and b_hh, or neither")
-    if b_ih is None:
-        return [np.ascontiguousarray(a) for a in out]
-    b_ih, b_hh = np.asarray(b_ih), np.asarray(b_hh)
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b.shape != (3 * H,):
-            raise ValueError(f"packed_to_keras: {name} must have shape ({3 * H},), got {b.shape}")
-    if reset_after:
-        bias = np.stack([reorder(b_ih, "gru", "keras"), reorder(b_hh, "gru", "keras")])  # (2, 3H)
-    else:
-        bias = reorder(b_ih + b_hh, "gru", "keras")  # (3H,)
-    return [np.ascontiguousarray(a) for a in [*out, bias]]
-
-
-# --- Keras layers as read from anywhere -----------------------------------------------------
-
-
-@dataclass
-class _Layer:
-    """One Keras layer: its class name, its config (empty when the file has none) and weights."""
-
-    name: str
-    kind: str
-    config: dict
-    weights: list = field(default_factory=list)
-    inbound: str | None = None  # the layer it reads from, in a functional model
+# --- Keras GRU layers, checked and packed -----------------------------------------------------
 
 
 @dataclass
@@ -192,157 +87,39 @@ class _Recurrent:
     directions: list  # [(w_ih, w_hh, b_ih, b_hh)] per direction
 
 
-def _dtype_name(config: dict) -> str:
-    dtype = config.get("dtype", "float32")
-    if isinstance(dtype, dict):
-        dtype = dtype.get("config", {}).get("name", dtype.get("class_name"))
-    return str(dtype)
-
-
-def _check_setting(where: str, config: dict, key: str, allowed, default) -> None:
-    value = config.get(key, default)
-    if value != allowed:
-        raise ValueError(
-            f"{where}: {key}={value!r} cannot be represented exactly (gru supports only "
-            f"{key}={allowed!r}); refusing to convert approximately"
-        )
-
-
-def _check_dtype(where: str, config: dict) -> None:
-    if _dtype_name(config) not in _DTYPES:
-        raise ValueError(
-            f"{where}: dtype policy {_dtype_name(config)!r} cannot be represented exactly "
-            f"(supported: {', '.join(_DTYPES)}); refusing to convert approximately"
-        )
-
-
-def _check_gru_config(where: str, config: dict) -> None:
-    _check_setting(where, config, "activation", "tanh", "tanh")
-    _check_setting(where, config, "recurrent_activation", "sigmoid", "sigmoid")
-    _check_setting(where, config, "time_major", False, False)
-    _check_dtype(where, config)
-
-
-def _recurrent(layer: _Layer, where: str, reset_after: bool | None = None) -> _Recurrent:
+def _recurrent(layer: KerasLayer, where: str, reset_after: bool | None = None) -> _Recurrent:
     """Check a GRU or Bidirectional(GRU) layer and convert its weights to packed order."""
     where = f"{where}: layer {layer.name!r}"
-    config = layer.config
-    bidirectional = layer.kind == "Bidirectional"
-    go_backwards = False
-    if bidirectional:
-        inner = config.get("layer", {"class_name": "GRU", "config": {}})
-        if inner.get("class_name") != "GRU":
-            raise ValueError(
-                f"{where}: Bidirectional wraps a {inner.get('class_name')}, not a GRU; only "
-                "Bidirectional(GRU) converts"
-            )
-        _check_setting(where, config, "merge_mode", "concat", "concat")
-        gru_config = inner.get("config", {})
-        if gru_config.get("go_backwards", False):
-            raise ValueError(
-                f"{where}: the wrapped GRU has go_backwards=True, which swaps the two "
-                "directions of a Bidirectional; build it with go_backwards=False"
-            )
-        backward = config.get("backward_layer")
-        if backward is not None:
-            if backward.get("class_name") != "GRU":
-                raise ValueError(f"{where}: backward_layer must be a GRU")
-            back = backward.get("config", {})
-            _check_gru_config(f"{where} (backward_layer)", back)
-            for key in ("units", "use_bias", "reset_after"):
-                if key in back and key in gru_config and back[key] != gru_config[key]:
-                    raise ValueError(
-                        f"{where}: the backward_layer has {key}={back[key]!r} but the forward "
-                        f"layer has {key}={gru_config[key]!r}; gru.GRU needs both the same"
-                    )
-    else:
-        gru_config = config
-        go_backwards = bool(config.get("go_backwards", False))
-    _check_gru_config(where, gru_config)
-    if gru_config.get("return_state", False):
-        raise ValueError(f"{where}: return_state=True is not supported; save it without")
-
-    D = 2 if bidirectional else 1
-    n = len(layer.weights)
-    if n not in (2 * D, 3 * D):
-        raise ValueError(
-            f"{where}: expected {2 * D} or {3 * D} weight arrays for a "
-            f"{'Bidirectional(GRU)' if bidirectional else 'GRU'}, got {n} with shapes "
-            f"{[np.shape(w) for w in layer.weights]}"
-        )
-    per_direction = n // D
-    has_bias = per_direction == 3
-    if "use_bias" in gru_config and bool(gru_config["use_bias"]) != has_bias:
-        raise ValueError(
-            f"{where}: use_bias={gru_config['use_bias']} but the file holds "
-            f"{per_direction} weights per direction"
-        )
-    if "reset_after" in gru_config:
-        config_reset_after = bool(gru_config["reset_after"])
-        if reset_after is not None and bool(reset_after) != config_reset_after:
-            raise ValueError(
-                f"{where}: reset_after={reset_after} was given but the layer has "
-                f"reset_after={config_reset_after}"
-            )
-        reset_after = config_reset_after
-    elif reset_after is None:
-        if not has_bias:
-            raise ValueError(
-                f"{where}: the convention cannot be read from weights without a bias and no "
-                "configuration; pass reset_after=True or False"
-            )
-        reset_after = np.ndim(layer.weights[2]) == 2  # (2, 3H) only when reset_after
-
+    settings = gru_settings(where, layer, reset_after)
+    n = settings.per_direction
     directions = [
-        _packed_from_keras(
-            layer.weights[d * per_direction : (d + 1) * per_direction],
-            bool(reset_after),
-            where + (" (backward)" if d else ""),
+        keras_to_packed(
+            *layer.weights[d * n : (d + 1) * n],
+            reset_after=settings.reset_after,
+            where=where + (" (backward)" if d else ""),
         )
-        for d in range(D)
+        for d in range(2 if settings.bidirectional else 1)
     ]
     I, H = directions[0][0].shape[1], directions[0][1].shape[1]
-    if "units" in gru_config and int(gru_config["units"]) != H:
-        raise ValueError(f"{where}: units={gru_config['units']} but the weights have H={H}")
-    if D == 2 and directions[1][0].shape != directions[0][0].shape:
+    units = settings.config.get("units", H)
+    if int(units) != H:
+        raise ValueError(f"{where}: units={units} but the weights have H={H}")
+    if settings.bidirectional and directions[1][0].shape != directions[0][0].shape:
         raise ValueError(
-            f"{where}: the backward kernel is {layer.weights[per_direction].shape}, the forward "
+            f"{where}: the backward kernel is {layer.weights[n].shape}, the forward "
             f"one {layer.weights[0].shape}; both directions must have the same shapes"
         )
     return _Recurrent(
         name=layer.name,
         input_size=I,
         hidden_size=H,
-        bias=has_bias,
-        reset_after=bool(reset_after),
-        bidirectional=bidirectional,
-        go_backwards=go_backwards,
-        return_sequences=gru_config.get("return_sequences"),
+        bias=settings.bias,
+        reset_after=settings.reset_after,
+        bidirectional=settings.bidirectional,
+        go_backwards=settings.go_backwards,
+        return_sequences=settings.config.get("return_sequences"),
         directions=directions,
     )
-
-
-# --- modules ------------------------------------------------------------------------------
-
-
-class GoBackwards(nn.Module):
-    """A Keras GRU with ``go_backwards=True``: a `gru.GRU` run over the input reversed in time.
-
-    ``forward(input, hx=None)`` takes what the wrapped layer takes and returns
-    ``(output, h_n)``, with output in the order Keras returns it: output[:, t] is the state
-    after reading input[:, T-1-t] (batch first; time is the first axis without batch_first or
-    for unbatched input). h_n is the state after reading input[:, 0].
-    """
-
-    def __init__(self, gru: GRU) -> None:
-        super().__init__()
-        if not isinstance(gru, GRU):
-            raise TypeError(f"GoBackwards: gru must be a gru.GRU, got {type(gru).__name__}")
-        self.gru = gru
-
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        time = 1 if self.gru.batch_first and input.dim() == 3 else 0
-        return self.gru(input.flip(time), hx)
 
 
 def _as_tensor(array: np.ndarray, dtype: torch.dtype) -> Tensor:
@@ -351,11 +128,11 @@ def _as_tensor(array: np.ndarray, dtype: torch.dtype) -> Tensor:
 
 def _weights_dtype(stack: list[_Recurrent], where: str) -> torch.dtype:
     dtype = np.result_type(*[w for r in stack for d in r.directions for w in d if w is not None])
-    if dtype.name not in _DTYPES:
+    if dtype.name not in DTYPES:
         raise ValueError(
             f"{where}: the weights are {dtype.name}; gru converts float32 and float64 exactly"
         )
-    return _DTYPES[dtype.name]
+    return DTYPES[dtype.name]
 
 
 def _build(stack: list[_Recurrent], where: str) -> GRU | GoBackwards:
@@ -375,7 +152,7 @@ def _build(stack: list[_Recurrent], where: str) -> GRU | GoBackwards:
     return GoBackwards(module) if first.go_backwards else module
 
 
-def _stack_problem(layers: list[_Layer], stack: list[_Recurrent]) -> str | None:
+def _stack_problem(layers: list[KerasLayer], stack: list[_Recurrent]) -> str | None:
     """Why the recurrent layers in ``stack`` are not one multi-layer GRU, or None if they are."""
     position = {layer.name: i for i, layer in enumerate(layers)}
     first = stack[0]
@@ -405,7 +182,9 @@ def _stack_problem(layers: list[_Layer], stack: list[_Recurrent]) -> str | None:
     return None
 
 
-def _select(layers: list[_Layer], layer: str | None, where: str, reset_after) -> list[_Recurrent]:
+def _select(
+    layers: list[KerasLayer], layer: str | None, where: str, reset_after
+) -> list[_Recurrent]:
     """The recurrent layer named ``layer``, or the only GRU stack of the model."""
     if layer is not None:
         found = [candidate for candidate in layers if candidate.name == layer]
@@ -433,15 +212,15 @@ def _select(layers: list[_Layer], layer: str | None, where: str, reset_after) ->
     return stack
 
 
-# --- reading Keras objects and files ------------------------------------------------------------
+# --- from and to Keras -----------------------------------------------------------------------
 
 
-def _layer_from_object(obj) -> _Layer:
+def _layer_from_object(obj) -> KerasLayer:
     config = obj.get_config()
-    return _Layer(config.get("name", obj.name), type(obj).__name__, config, obj.get_weights())
+    return KerasLayer(config.get("name", obj.name), type(obj).__name__, config, obj.get_weights())
 
 
-def _layers_from_object(obj) -> list[_Layer]:
+def _layers_from_object(obj) -> list[KerasLayer]:
     if not (hasattr(obj, "get_config") and hasattr(obj, "get_weights")):
         raise TypeError(
             "from_keras: source must be a Keras GRU, Bidirectional or model object, a list of "
@@ -450,210 +229,6 @@ def _layers_from_object(obj) -> list[_Layer]:
     if hasattr(obj, "layers") and type(obj).__name__ not in _RECURRENT:
         return [_layer_from_object(sub) for sub in obj.layers if type(sub).__name__ != "InputLayer"]
     return [_layer_from_object(obj)]
-
-
-def _inbound_name(layer_config: dict) -> str | None:
-    """The name of the layer a functional-model layer reads from (Keras 3 or Keras 2 format)."""
-    nodes = layer_config.get("inbound_nodes")
-    if not nodes:
-        return None
-    node = nodes[0]
-    if isinstance(node, dict):  # Keras 3: {"args": [keras tensor], "kwargs": {...}}
-        args = node.get("args") or [{}]
-        history = (
-            args[0].get("config", {}).get("keras_history") if isinstance(args[0], dict) else None
-        )
-        if not history:
-            raise ValueError("reads from several tensors")
-        if node.get("kwargs", {}).get("mask") is not None:
-            raise ValueError("is called with a mask")
-        return str(history[0])
-    if len(node) != 1:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-        raise ValueError("reads from several tensors")
-    return str(node[0][0])
-
-
-def _model_layers(model_config: dict, where: str, weights: dict[str, list]) -> list[_Layer]:
-    """The layers of a Sequential or functional model config, as a chain, with their weights."""
-    kind = model_config.get("class_name")
-    config = model_config.get("config", {})
-    if kind not in ("Sequential", "Functional", "Model"):
-        raise ValueError(f"{where}: the model is a {kind}; expected a Sequential or functional one")
-    entries = config if isinstance(config, list) else config.get("layers", [])
-    layers = []
-    for entry in entries:
-        layer_config = entry.get("config", {})
-        name = layer_config.get("name", entry.get("name"))
-        inbound = None
-        if kind != "Sequential":
-            try:
-                inbound = _inbound_name(entry)
-            except ValueError as error:
-                raise ValueError(
-                    f"{where}: layer {name!r} {error}; only a chain of layers converts"
-                ) from None
-        if entry.get("class_name") == "InputLayer":
-            layers.append(_Layer(name, "InputLayer", layer_config, inbound=inbound))
-            continue
-        kind_of = entry.get("class_name")
-        layers.append(_Layer(name, kind_of, layer_config, weights.get(name, []), inbound))
-    if kind != "Sequential":
-        for prev, this in itertools.pairwise(layers):
-            if this.inbound != prev.name:
-                raise ValueError(
-                    f"{where}: layer {this.name!r} reads from {this.inbound!r}, not from the "
-                    f"layer before it ({prev.name!r}); only a chain of layers converts"
-                )
-        outputs = config.get("output_layers", [])
-        outputs = [outputs] if outputs and isinstance(outputs[0], str) else outputs
-        if len(outputs) != 1 or outputs[0][0] != layers[-1].name:
-            raise ValueError(f"{where}: the model must have one output, its last layer")
-    return [layer for layer in layers if layer.kind != "InputLayer"]
-
-
-def _numbered(group) -> list[np.ndarray]:
-    """The datasets "0", "1", … of an h5 group, in that order."""
-    return [group[key][()] for key in sorted(group, key=int)]
-
-
-def _keras3_weights(root, where: str) -> dict[str, tuple[str, list]]:
-    """{layer name: (group key, weights in get_weights() order)} of a Keras 3 weights file."""
-    if "layers" not in root:
-        raise ValueError(f"{where}: holds no Keras weights (no 'layers' group)")
-    found = {}
-    for key, group in root["layers"].items():
-        name = group["vars"].attrs.get("name", key) if "vars" in group else key
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        if "forward_layer" in group and "backward_layer" in group:
-            arrays = []
-            for side in ("forward_layer", "backward_layer"):
-                inner = group[side]
-                arrays += _numbered(inner["cell"]["vars"]) if "cell" in inner else []
-        elif "cell" in group:
-            arrays = _numbered(group["cell"]["vars"])
-        else:
-            arrays = _numbered(group["vars"]) if "vars" in group else []
-        found[name] = (key, arrays)
-    return found
-
-
-def _keras3_weights_only(root, where: str) -> list[_Layer]:
-    """The GRU layers of a Keras 3 ``.weights.h5`` file, which holds no configuration.
-
-    Keras names each layer's group after its class (``gru``, ``gru_1``, ``bidirectional``), so
-    that is what tells a GRU here; the groups come in the order Keras numbered them.
-    """
-
-    def number(key: str) -> int:
-        tail = key.rsplit("_", 1)[-1]
-        return int(tail) if "_" in key and tail.isdigit() else 0
-
-    layers = []
-    for name, (key, arrays) in _keras3_weights(root, where).items():
-        if re.fullmatch(r"gru(_\d+)?", key):
-            layers.append((number(key), 0, _Layer(name, "GRU", {}, arrays)))
-        elif re.fullmatch(r"bidirectional(_\d+)?", key) and _looks_like_gru(
-            arrays[: len(arrays) // 2]
-        ):
-            layers.append((number(key), 1, _Layer(name, "Bidirectional", {}, arrays)))
-    return [layer for *_, layer in sorted(layers, key=lambda item: item[:2])]
-
-
-def _looks_like_gru(arrays: list) -> bool:
-    return (
-        len(arrays) in (2, 3)
-        and np.ndim(arrays[1]) == 2
-        and np.shape(arrays[1])[1] == 3 * np.shape(arrays[1])[0]
-    )
-
-
-def _attr_text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _legacy_layers(h5, where: str) -> tuple[list[_Layer], bool]:
-    """The layers of a Keras 2 ``.h5`` file (a whole model or save_weights), and whether it has
-    the model's configuration."""
-    root = h5["model_weights"] if "model_weights" in h5 else h5
-    if "layer_names" not in root.attrs:
-        raise ValueError(f"{where}: its model_weights group has no layer_names attribute")
-    weights = {}
-    for layer_name in root.attrs["layer_names"]:
-        layer_name = _attr_text(layer_name)
-        if layer_name not in root:
-            raise ValueError(f"{where}: layer_names lists {layer_name!r} but it has no group")
-        group = root[layer_name]
-        arrays = []
-        for weight_name in group.attrs.get("weight_names", []):
-            weight_name = _attr_text(weight_name)
-            if weight_name not in group:
-                raise ValueError(
-                    f"{where}: layer {layer_name!r} lists weight {weight_name!r} but has none"
-                )
-            arrays.append((weight_name, group[weight_name][()]))
-        weights[layer_name] = arrays
-    if "model_config" in h5.attrs:
-        model_config = json.loads(_attr_text(h5.attrs["model_config"]))
-        plain = {name: [a for _, a in arrays] for name, arrays in weights.items()}
-        return _model_layers(model_config, where, plain), True
-    layers = []
-    for name, arrays in weights.items():
-        names = [n for n, _ in arrays]
-        values = [a for _, a in arrays]
-        backward = any("backward" in n for n in names) and any("forward" in n for n in names)
-        if backward and _looks_like_gru(values[: len(values) // 2]):
-            layers.append(_Layer(name, "Bidirectional", {}, values))
-        elif _looks_like_gru(values) and any("recurrent_kernel" in n for n in names):
-            layers.append(_Layer(name, "GRU", {}, values))
-    return layers, False
-
-
-def _open_h5(data, where: str):
-    import h5py
-
-    try:
-        return h5py.File(data, "r")
-    except OSError as error:
-        raise ValueError(f"{where}: is not an HDF5 file ({error})") from None
-
-
-def _read_file(path, owner: str) -> tuple[list[_Layer], bool, str]:
-    """(layers, whether the file holds the model's configuration, the file's name for errors)."""
-    path = Path(path)
-    where = f"{owner}: {str(path)!r}"
-    if not path.is_file():
-        raise FileNotFoundError(f"{owner}: no such file {str(path)!r}")
-    name = path.name.lower()
-    if name.endswith(".keras"):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                members = set(archive.namelist())
-                for member in ("config.json", "model.weights.h5"):
-                    if member not in members:
-                        raise ValueError(
-                            f"{where}: the .keras archive has no {member} (it holds "
-                            f"{sorted(members)})"
-                        )
-                model_config = json.loads(archive.read("config.json"))
-                blob = io.BytesIO(archive.read("model.weights.h5"))
-        except zipfile.BadZipFile:
-            raise ValueError(f"{where}: is not a .keras archive (not a zip file)") from None
-        with _open_h5(blob, where) as h5:
-            found = _keras3_weights(h5, where)
-        weights = {layer_name: arrays for layer_name, (_, arrays) in found.items()}
-        return _model_layers(model_config, where, weights), True, where
-    if name.endswith((".h5", ".hdf5")):
-        with _open_h5(path, where) as h5:
-            if "model_weights" in h5 or "layer_names" in h5.attrs:
-                layers, configured = _legacy_layers(h5, where)
-                return layers, configured, where
-            return _keras3_weights_only(h5, where), False, where
-    raise ValueError(
-        f"{where}: is not a Keras file; expected a name ending in .keras, .weights.h5 or .h5"
-    )
-
-
-# --- public API -------------------------------------------------------------------------------
 
 
 def from_keras(
@@ -679,7 +254,7 @@ def from_keras(
     """
     where = "from_keras"
     if isinstance(source, (str, os.PathLike)):
-        layers, _, where = _read_file(source, "from_keras")
+        layers, _, where = read_file(source, "from_keras")
     elif isinstance(source, (list, tuple)):
         if reset_after is None:
             raise ValueError(
@@ -689,7 +264,7 @@ def from_keras(
         if layer is not None:
             raise ValueError("from_keras: layer= picks a layer of a model, not of a weight list")
         kind = "GRU" if len(source) in (2, 3) else "Bidirectional"
-        layers = [_Layer("weights", kind, {"reset_after": bool(reset_after)}, list(source))]
+        layers = [KerasLayer("weights", kind, {"reset_after": bool(reset_after)}, list(source))]
         if kind == "Bidirectional":
             layers[0].config = {"layer": {"class_name": "GRU", "config": layers[0].config}}
     else:
@@ -712,19 +287,18 @@ def _module_layers(module, owner: str) -> tuple[GRU, bool]:
 
 
 def _keras_arrays(gru: GRU) -> list[list[np.ndarray]]:
-    """Per Keras layer (one per gru layer), the arrays of its get_weights()."""
+    """Per Keras layer (one per gru layer), the arrays of its get_weights(): each direction's
+    kernel, recurrent_kernel (and bias), forward first."""
     D = 2 if gru.bidirectional else 1
-    out = []
-    for layer in range(gru.num_layers):
-        arrays = []
-        for d in range(D):
-            weights = [
-                None if w is None else w.detach().cpu().numpy()
-                for w in gru.layer_weights(layer * D + d)
-            ]
-            arrays += packed_to_keras(*weights, reset_after=gru.reset_after)
-        out.append(arrays)
-    return out
+    packed = packed_weights(gru)  # L·D tuples, layer-major
+    return [
+        [
+            array
+            for weights in packed[layer * D : (layer + 1) * D]
+            for array in packed_to_keras(*weights, reset_after=gru.reset_after)
+        ]
+        for layer in range(gru.num_layers)
+    ]
 
 
 def to_keras_weights(module: GRU | GoBackwards) -> list[np.ndarray]:
@@ -743,206 +317,30 @@ def to_keras_weights(module: GRU | GoBackwards) -> list[np.ndarray]:
     return [array for layer in _keras_arrays(gru) for array in layer]
 
 
-def _gru_config(name: str, gru: GRU, return_sequences: bool, go_backwards: bool) -> dict:
-    dtype = {torch.float32: "float32", torch.float64: "float64"}[gru.weight_ih_l0.dtype]
-    return {
-        "name": name,
-        "trainable": True,
-        "dtype": dtype,
-        "return_sequences": return_sequences,
-        "return_state": False,
-        "go_backwards": go_backwards,
-        "stateful": False,
-        "unroll": False,
-        "units": gru.hidden_size,
-        "activation": "tanh",
-        "recurrent_activation": "sigmoid",
-        "use_bias": gru.bias,
-        "dropout": 0.0,
-        "recurrent_dropout": 0.0,
-        "reset_after": gru.reset_after,
-    }
-
-
 def save_keras(module: GRU | GoBackwards, path) -> Path:
     """Write a `gru.GRU` as a Keras 3 file Keras loads: ``.keras`` (a Sequential model of its
     layers, each with return_sequences=True, so its output is the GRU's output batch first) or
     ``.weights.h5`` (the weights of that model, for ``model.load_weights``). Written atomically.
     """
-    import h5py
-
     gru, go_backwards = _module_layers(module, "save_keras")
     if gru.weight_ih_l0.dtype not in (torch.float32, torch.float64):
         raise ValueError(
             f"save_keras: Keras files hold float32 or float64, got {gru.weight_ih_l0.dtype}"
         )
-    path = Path(path)
-    name = path.name.lower()
-    if not name.endswith((".keras", ".weights.h5")):
-        raise ValueError(
-            f"save_keras: {str(path)!r} must end in .keras or .weights.h5 (Keras 2 .h5 files "
-            "are not written)"
-        )
-    layers, keys = [], []
+    layers = []
     for index, arrays in enumerate(_keras_arrays(gru)):
-        suffix = f"_{index}" if index else ""
-        if gru.bidirectional:
-            inner = _gru_config(f"forward_gru{suffix}", gru, True, False)
-            back = _gru_config(f"backward_gru{suffix}", gru, True, True)
-            config = {
-                "name": f"bidirectional{suffix}",
-                "trainable": True,
-                "dtype": inner["dtype"],
-                "merge_mode": "concat",
-                "layer": {"module": "keras.layers", "class_name": "GRU", "config": inner},
-                "backward_layer": {"module": "keras.layers", "class_name": "GRU", "config": back},
-            }
-            kind = "Bidirectional"
-        else:
-            config = _gru_config(f"gru{suffix}", gru, True, go_backwards)
-            kind = "GRU"
-        layer_input = (
-            gru.input_size if index == 0 else (2 if gru.bidirectional else 1) * gru.hidden_size
-        )
-        layers.append(
-            {
-                "module": "keras.layers",
-                "class_name": kind,
-                "config": config,
-                "registered_name": None,
-                "build_config": {"input_shape": [None, None, layer_input]},
-            }
-        )
-        keys.append((config["name"], kind, arrays))
-
-    def write_h5(file) -> None:
-        with h5py.File(file, "w") as h5:
-            h5.create_group("vars").attrs["name"] = "sequential"
-            for key, kind, arrays in keys:
-                group = h5.create_group(f"layers/{key}")
-                group.create_group("vars").attrs["name"] = key
-                sides = [("forward_layer", "forward_gru"), ("backward_layer", "backward_gru")]
-                parts = (
-                    [(group.create_group(side), label) for side, label in sides]
-                    if kind == "Bidirectional"
-                    else [(group, None)]
-                )
-                half = len(arrays) // len(parts)
-                for i, (part, label) in enumerate(parts):
-                    if label is not None:
-                        part.create_group("vars").attrs["name"] = label
-                    cell = part.create_group("cell/vars")
-                    cell.attrs["name"] = "gru_cell"
-                    for j, array in enumerate(arrays[i * half : (i + 1) * half]):
-                        cell.create_dataset(str(j), data=array)
-
-    if name.endswith(".weights.h5"):
-        return atomic_write(path, write_h5)
-    model = {
-        "module": "keras",
-        "class_name": "Sequential",
-        "config": {
-            "name": "sequential",
-            "trainable": True,
-            "dtype": layers[0]["config"]["dtype"],
-            "layers": [
-                {
-                    "module": "keras.layers",
-                    "class_name": "InputLayer",
-                    "config": {
-                        "batch_shape": [None, None, gru.input_size],
-                        "dtype": layers[0]["config"]["dtype"],
-                        "name": "input_layer",
-                    },
-                    "registered_name": None,
-                },
-                *layers,
-            ],
-        },
-        "registered_name": None,
-        "build_config": {"input_shape": [None, None, gru.input_size]},
-    }
-
-    def write_archive(file) -> None:
-        weights = io.BytesIO()
-        write_h5(weights)
-        with zipfile.ZipFile(file, "w") as archive:
-            archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
-            archive.writestr("config.json", json.dumps(model))
-            archive.writestr("model.weights.h5", weights.getvalue())
-
-    return atomic_write(path, write_archive)
+        kind, config = layer_config(gru, index, go_backwards)
+        layers.append(KerasLayer(config["name"], kind, config, arrays))
+    return write_file(path, layers, "save_keras")
 
 
-class Recurrent(nn.Module):
-    """A Keras GRU or Bidirectional(GRU) layer inside a `KerasModel`: batch-first input
-    (B, T, I) to (B, T, D·H) with ``return_sequences``, else the last output (B, D·H)."""
-
-    def __init__(self, layer: GRU | GoBackwards, return_sequences: bool) -> None:
-        super().__init__()
-        self.layer = layer
-        self.return_sequences = bool(return_sequences)
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """x (B, T, I) -> (B, T, D·H) or (B, D·H); ``lengths`` (B,) as for `gru.GRU`."""
-        if lengths is None:
-            output, h_n = self.layer(x)  # (B, T, D·H), (L·D, B, H)
-        else:
-            output, h_n = self.layer(x, lengths=lengths)
-        if self.return_sequences:
-            return output
-        gru = self.layer.gru if isinstance(self.layer, GoBackwards) else self.layer
-        D = 2 if gru.bidirectional else 1
-        return h_n[-D:].transpose(0, 1).reshape(x.shape[0], -1)  # (B, D·H)
+# --- whole models -----------------------------------------------------------------------------
 
 
-class KerasModel(nn.Sequential):
-    """A Keras model made of Embedding, GRU, Bidirectional(GRU), Dense and Dropout layers, as
-    PyTorch modules in the same order: `torch.nn.Embedding`, `Recurrent`, `torch.nn.Linear`
-    followed by its activation, `torch.nn.Dropout`. Built by `load_model`; it computes what the
-    Keras model computes on the same (batch-first) input.
-
-    ``mask_zero=True`` is a first Embedding with Keras' ``mask_zero=True``: token id 0 is
-    padding, wherever it stands, and the GRU layers skip it (a skipped step leaves the state as
-    it was) until the first one without return_sequences, which consumes the mask. That equals
-    moving each row's real tokens to the front, in order, and running the GRU layers with
-    their count as ``lengths``, which is how it is computed here (every step in between works
-    per time step, so it commutes with the move). A row of padding only gives the zero state.
-    """
-
-    def __init__(self, *steps: nn.Module, mask_zero: bool = False) -> None:
-        super().__init__(*steps)
-        self.mask_zero = bool(mask_zero)
-
-    def forward(self, input: Tensor) -> Tensor:
-        if not self.mask_zero:
-            return super().forward(input)
-        keep = input != 0  # (B, T)
-        lengths = keep.sum(1)  # (B,)
-        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # (B, T)
-        x = input.gather(1, order)  # each row's real tokens first, in their order
-        masked = True
-        for step in self:
-            if masked and isinstance(step, Recurrent):
-                x = step(x, lengths=lengths.clamp(min=1))
-                if not step.return_sequences:  # this layer consumes the mask
-                    x = x * (lengths > 0).unsqueeze(1).to(x.dtype)  # (B, D·H)
-                    masked = False
-            else:
-                x = step(x)
-        return x
-
-
-def _dense(layer: _Layer, where: str) -> list[nn.Module]:
+def _dense(layer: KerasLayer, where: str) -> list[nn.Module]:
     config = layer.config
     where = f"{where}: layer {layer.name!r}"
-    _check_dtype(where, config)
-    activation = config.get("activation", "linear")
-    if activation not in _DENSE_ACTIVATIONS:
-        raise ValueError(
-            f"{where}: Dense activation={activation!r} is not supported (supported: "
-            f"{', '.join(_DENSE_ACTIVATIONS)}); refusing to convert approximately"
-        )
+    make = dense_activation(where, config)
     use_bias = bool(config.get("use_bias", True))
     if len(layer.weights) != 1 + use_bias or np.ndim(layer.weights[0]) != 2:
         raise ValueError(
@@ -956,27 +354,26 @@ def _dense(layer: _Layer, where: str) -> list[nn.Module]:
         raise ValueError(
             f"{where}: bias must have shape ({n_out},), got {np.shape(layer.weights[1])}"
         )
-    dtype = _DTYPES.get(kernel.dtype.name, torch.float32)
+    dtype = DTYPES.get(kernel.dtype.name, torch.float32)
     linear = nn.Linear(n_in, n_out, bias=use_bias, dtype=dtype, device="meta")
     state = {"weight": _as_tensor(kernel.T, dtype)}  # (units, in)
     if use_bias:
         state["bias"] = _as_tensor(layer.weights[1], dtype)
     linear.load_state_dict(state, assign=True)
-    make = _DENSE_ACTIVATIONS[activation]
     return [linear] if make is None else [linear, make()]
 
 
-def _embedding(layer: _Layer, where: str) -> nn.Module:
+def _embedding(layer: KerasLayer, where: str) -> nn.Module:
     config = layer.config
     where = f"{where}: layer {layer.name!r}"
-    _check_dtype(where, config)
+    check_dtype(where, config)
     if len(layer.weights) != 1 or np.ndim(layer.weights[0]) != 2:
         raise ValueError(
             f"{where}: an Embedding has one (input_dim, output_dim) table, got shapes "
             f"{[np.shape(w) for w in layer.weights]}"
         )
     table = np.asarray(layer.weights[0])
-    dtype = _DTYPES.get(table.dtype.name, torch.float32)
+    dtype = DTYPES.get(table.dtype.name, torch.float32)
     embedding = nn.Embedding(*table.shape, dtype=dtype, device="meta")
     embedding.load_state_dict({"weight": _as_tensor(table, dtype)}, assign=True)
     return embedding
@@ -991,7 +388,7 @@ def load_model(path) -> KerasModel:
     Bidirectional(GRU), Dense (linear, sigmoid, relu, tanh or softmax) and Dropout layers;
     anything else is refused with a ValueError naming the layer.
     """
-    layers, configured, where = _read_file(path, "load_model")
+    layers, configured, where = read_file(path, "load_model")
     if not configured:
         raise ValueError(
             f"{where}: holds weights only, without the model's configuration; load_model needs "
@@ -1035,7 +432,7 @@ def load_model(path) -> KerasModel:
     return KerasModel(*steps, mask_zero=mask_zero).eval()
 
 
-def _check_masked(layer: _Layer, where: str) -> None:
+def _check_masked(layer: KerasLayer, where: str) -> None:
     """Refuse what the masked part of a model (after Embedding mask_zero=True, up to the GRU
     that consumes the mask) does not compute exactly by moving the padding to the end."""
     if layer.kind == "GRU" and layer.config.get("go_backwards", False):

@@ -6,7 +6,7 @@ pytorch/pytorch#189225). Here the attribute is the layer's convention: 1 for res
 reset before.
 
 Shapes: T time, B batch, I input features, H hidden units, L layers, D directions. ONNX packs
-the gates ``z, r, h`` (`gru.interop.gates`):
+the gates ``z, r, h`` (`gru.interop.layout` converts them):
 
     W (D, 3H, I)   R (D, 3H, H)   B (D, 6H) = [Wb | Rb]   Y (T, D, B, H)   Y_h (D, B, H)
 
@@ -20,6 +20,7 @@ layers Y (T, D, B, H) becomes (T, B, D·H). The exported model has the inputs ``
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,14 @@ import torch
 from torch import nn
 
 from gru._io import atomic_write
-from gru.interop.gates import gru_from_packed, refuse_variants, reorder
-from gru.interop.keras import GoBackwards, KerasModel, Recurrent
+from gru.interop.layout import (
+    gru_from_packed,
+    onnx_to_packed,
+    packed_to_onnx,
+    packed_weights,
+    refuse_variants,
+)
+from gru.interop.modules import GoBackwards, KerasModel, Recurrent
 from gru.nn import GRU
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "load_onnx"]
@@ -76,20 +83,12 @@ def _gru_nodes(
     Y_h (D, B, H) of every layer)."""
     D = 2 if gru.bidirectional else 1
     H = gru.hidden_size
+    packed = packed_weights(gru)  # L·D tuples, layer-major
     y_h = []
     for layer in range(gru.num_layers):
-        W, R, Bias = [], [], []
-        for d in range(D):
-            w_ih, w_hh, b_ih, b_hh = (
-                None if w is None else w.detach().cpu().numpy()
-                for w in gru.layer_weights(layer * D + d)
-            )
-            W.append(reorder(w_ih, "gru", "onnx"))  # (3H, I)
-            R.append(reorder(w_hh, "gru", "onnx"))  # (3H, H)
-            if gru.bias:
-                Bias.append(np.concatenate([reorder(b, "gru", "onnx") for b in (b_ih, b_hh)]))
-        inputs = [x, g.constant("W", np.stack(W)), g.constant("R", np.stack(R))]  # (D, 3H, ·)
-        inputs.append(g.constant("B", np.stack(Bias)) if gru.bias else "")  # (D, 6H)
+        W, R, B = packed_to_onnx(packed[layer * D : (layer + 1) * D])  # (D, 3H, I), (D, 3H, H)
+        inputs = [x, g.constant("W", W), g.constant("R", R)]
+        inputs.append("" if B is None else g.constant("B", B))  # (D, 6H)
         inputs.append(lengths or "")
         if h0 is not None:
             starts, ends = g.constant("start", [layer * D]), g.constant("end", [(layer + 1) * D])
@@ -154,6 +153,27 @@ def _export_gru(g: _Graph, gru: GRU, lengths: bool, initial_state: bool):
     return inputs, outputs
 
 
+def _recurrent_step(g: _Graph, step: Recurrent, x: str, dims: list) -> tuple[str, list]:
+    """GRU nodes for a `Recurrent` step over x (B, T, I): returns (B, T, D·H) with
+    return_sequences, else the last state (B, D·H), and the output's dims."""
+    gru = step.gru
+    _check_gru("export_onnx", gru)
+    x = g.one("Transpose", [x], perm=[1, 0, 2])  # (T, B, I)
+    if isinstance(step.layer, GoBackwards):  # Keras go_backwards: last step to first
+        big = np.iinfo(np.int64).max
+        start, end = g.constant("start", [-1]), g.constant("end", [-big])
+        axis, stride = g.constant("axis", [0]), g.constant("step", [-1])
+        x = g.one("Slice", [x, start, end, axis, stride])  # (T, B, I) reversed in time
+    y, y_h = _gru_nodes(g, gru, x, lengths=None, h0=None)
+    D = 2 if gru.bidirectional else 1
+    if step.return_sequences:
+        y = g.one("Transpose", [y], perm=[1, 0, 2])  # (B, T, D·H)
+        return y, [*dims[:2], D * gru.hidden_size]
+    last = g.one("Transpose", [y_h[-1]], perm=[1, 0, 2])  # (B, D, H)
+    x = g.one("Reshape", [last, g.constant("shape", np.array([0, -1], np.int64))])
+    return x, [dims[0], D * gru.hidden_size]  # (B, D·H)
+
+
 def _export_keras_model(g: _Graph, model: KerasModel):
     """A `KerasModel` chain: Gather for Embedding, GRU nodes, MatMul + Add for Linear."""
     from onnx import TensorProto
@@ -169,8 +189,7 @@ def _export_keras_model(g: _Graph, model: KerasModel):
         dims = ["batch", "time"]
         inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, dims)]
     else:
-        first = steps[0].layer if isinstance(steps[0], Recurrent) else None
-        gru = first.gru if isinstance(first, GoBackwards) else first
+        gru = steps[0].gru if isinstance(steps[0], Recurrent) else None
         if not isinstance(gru, GRU):
             raise ValueError(
                 "export_onnx: a KerasModel must start with an Embedding or a GRU layer, "
@@ -184,31 +203,7 @@ def _export_keras_model(g: _Graph, model: KerasModel):
             x = g.one("Gather", [g.constant("embedding", step.weight.detach().numpy()), x], axis=0)
             dims = [*dims, step.embedding_dim]  # (B, T, E)
         elif isinstance(step, Recurrent):
-            backwards = isinstance(step.layer, GoBackwards)
-            gru = step.layer.gru if backwards else step.layer
-            _check_gru("export_onnx", gru)
-            x = g.one("Transpose", [x], perm=[1, 0, 2])  # (T, B, I)
-            if backwards:  # Keras go_backwards: read from the last step to the first
-                big = np.iinfo(np.int64).max
-                x = g.one(
-                    "Slice",
-                    [
-                        x,
-                        g.constant("start", [-1]),
-                        g.constant("end", [-big]),
-                        g.constant("axis", [0]),
-                        g.constant("step", [-1]),
-                    ],
-                )
-            y, y_h = _gru_nodes(g, gru, x, lengths=None, h0=None)
-            D = 2 if gru.bidirectional else 1
-            if step.return_sequences:
-                x = g.one("Transpose", [y], perm=[1, 0, 2])  # (B, T, D·H)
-                dims = [*dims[:2], D * gru.hidden_size]
-            else:
-                last = g.one("Transpose", [y_h[-1]], perm=[1, 0, 2])  # (B, D, H)
-                x = g.one("Reshape", [last, g.constant("shape", np.array([0, -1], np.int64))])
-                dims = [dims[0], D * gru.hidden_size]  # (B, D·H)
+            x, dims = _recurrent_step(g, step, x, dims)
         elif isinstance(step, nn.Linear):
             x = g.one("MatMul", [x, g.constant("kernel", step.weight.detach().numpy().T)])
             if step.bias is not None:
@@ -236,7 +231,7 @@ def export_onnx(
 ) -> Path:
     """Write ``module`` as an ONNX model at ``path`` (atomically) and return the path.
 
-    ``module`` is a `gru.GRU` (float32) or a `gru.interop.keras.KerasModel`. For a `gru.GRU`
+    ``module`` is a `gru.GRU` (float32) or a `gru.interop.modules.KerasModel`. For a `gru.GRU`
     the model's inputs are ``input`` (as the layer takes it), ``lengths`` (B,) int64 when
     ``lengths=True`` (the layer's ``lengths=``), ``h0`` (L·D, B, H) when
     ``initial_state=True``, and its outputs ``output`` and ``h_n``, as `gru.GRU.forward`.
@@ -319,8 +314,36 @@ def load_onnx(path) -> GRU:
     without a GRU node, or attributes gru.GRU does not compute (clip, other activations,
     direction="reverse").
     """
+    graph, where = _read_graph(path)
+    values, producers = _values_and_producers(graph)
+    nodes = [node for node in graph.node if node.op_type == "GRU"]
+    if not nodes:
+        ops = sorted({node.op_type for node in graph.node})
+        raise ValueError(f"{where}: has no GRU node (its operators: {', '.join(ops)})")
+    layers = []
+    for index, node in enumerate(nodes):
+        attrs, W, R, B = _node_weights(where, node, values)
+        if index > 0 and _source(node.input[0], producers) is not nodes[index - 1]:
+            raise ValueError(
+                f"{where}: holds {len(nodes)} GRU nodes and node {index} does not read the "
+                f"output of node {index - 1}; only a stack of GRU layers converts"
+            )
+        layers.append(_node_layer(where, node, attrs, W, R, B))
+    _check_stack(where, layers)
+    first = layers[0]
+    return gru_from_packed(
+        [w for layer in layers for w in layer.weights],
+        input_size=int(first.input_size),
+        num_layers=len(layers),
+        batch_first=_batch_first(graph, nodes[0], first.attrs, producers),
+        dtype={"float32": torch.float32, "float64": torch.float64}[first.dtype.name],
+        **first.config,
+    )
+
+
+def _read_graph(path) -> tuple:
+    """(the graph of the ONNX model at ``path``, the file's name for errors), checked to be one."""
     import onnx
-    from onnx import numpy_helper
 
     path = Path(path)
     where = f"load_onnx: {str(path)!r}"
@@ -332,9 +355,15 @@ def load_onnx(path) -> GRU:
         raise ValueError(
             f"{where}: is not an ONNX model ({type(error).__name__}: {error})"
         ) from None
-    graph = model.graph
-    if not graph.node:
+    if not model.graph.node:
         raise ValueError(f"{where}: is not an ONNX model (its graph has no nodes)")
+    return model.graph, where
+
+
+def _values_and_producers(graph) -> tuple[dict, dict]:
+    """({name: array} of every initializer and Constant, {tensor name: the node computing it})."""
+    from onnx import numpy_helper
+
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producers = {}
     for node in graph.node:
@@ -342,96 +371,98 @@ def load_onnx(path) -> GRU:
             values[node.output[0]] = numpy_helper.to_array(_attributes(node)["value"])
         for output in node.output:
             producers[output] = node
-    nodes = [node for node in graph.node if node.op_type == "GRU"]
-    if not nodes:
-        ops = sorted({node.op_type for node in graph.node})
-        raise ValueError(f"{where}: has no GRU node (its operators: {', '.join(ops)})")
+    return values, producers
 
-    def source(name: str):
-        """Follow Transpose/Reshape/Squeeze/Identity back to the node that computed ``name``."""
-        node = producers.get(name)
-        while node is not None and node.op_type in _PASS_THROUGH:
-            node = producers.get(node.input[0])
-        return node
 
-    layers = []
-    for index, node in enumerate(nodes):
-        attrs = _attributes(node)
-        _check_node(where, node, attrs)
-        direction = _text(attrs.get("direction", "forward"))
-        if direction not in ("forward", "bidirectional"):
-            raise ValueError(
-                f"{where}: GRU node {node.name or node.output[0]!r} has direction={direction!r}; "
-                "gru.GRU has forward and bidirectional layers (flip the input for reverse)"
-            )
-        inputs = list(node.input) + [""] * (6 - len(node.input))
-        for slot, what in ((1, "W"), (2, "R"), (3, "B")):
-            if inputs[slot] and inputs[slot] not in values:
-                raise ValueError(
-                    f"{where}: GRU node {node.name or node.output[0]!r} computes {what}; only "
-                    "weights stored as initializers or Constants can be read"
-                )
-        if index > 0 and source(inputs[0]) is not nodes[index - 1]:
-            raise ValueError(
-                f"{where}: holds {len(nodes)} GRU nodes and node {index} does not read the "
-                f"output of node {index - 1}; only a stack of GRU layers converts"
-            )
-        W, R = values[inputs[1]], values[inputs[2]]
-        B = values[inputs[3]] if inputs[3] else None
-        D = 2 if direction == "bidirectional" else 1
-        H = int(attrs.get("hidden_size", R.shape[-1] if R.ndim == 3 else 0))
-        if R.shape != (D, 3 * H, H) or W.ndim != 3 or W.shape[:2] != (D, 3 * H):
-            raise ValueError(
-                f"{where}: GRU node {node.name or node.output[0]!r} with D={D}, hidden_size={H} "
-                f"needs W (D, 3H, I) and R {(D, 3 * H, H)}, got W {W.shape} and R {R.shape}"
-            )
-        if B is not None and B.shape != (D, 6 * H):
-            raise ValueError(f"{where}: B must have shape {(D, 6 * H)}, got {B.shape}")
-        weights = []
-        for d in range(D):
-            w_ih = reorder(W[d], "onnx", "gru")  # (3H, I)
-            w_hh = reorder(R[d], "onnx", "gru")  # (3H, H)
-            if B is None:
-                weights.append((w_ih, w_hh, None, None))
-            else:
-                b_ih = reorder(B[d, : 3 * H], "onnx", "gru")  # (3H,)
-                b_hh = reorder(B[d, 3 * H :], "onnx", "gru")  # (3H,)
-                weights.append((w_ih, w_hh, b_ih, b_hh))
-        config = {
-            "hidden_size": H,
-            "bidirectional": D == 2,
-            "reset_after": bool(attrs.get("linear_before_reset", 0)),
-            "bias": B is not None,
-        }
-        layers.append((config, weights, W.shape[2], W.dtype, attrs))
+def _source(name: str, producers: dict):
+    """Follow Transpose/Reshape/Squeeze/Identity back to the node that computed ``name``."""
+    node = producers.get(name)
+    while node is not None and node.op_type in _PASS_THROUGH:
+        node = producers.get(node.input[0])
+    return node
 
-    first_config, _, input_size, dtype, first_attrs = layers[0]
-    for index, (config, _, size, _, _) in enumerate(layers[1:], start=1):
-        if config != first_config:
+
+def _node_weights(where: str, node, values: dict) -> tuple:
+    """(attributes, W, R, B or None) of a GRU node that gru.GRU computes, weights stored."""
+    attrs = _attributes(node)
+    _check_node(where, node, attrs)
+    direction = _text(attrs.get("direction", "forward"))
+    if direction not in ("forward", "bidirectional"):
+        raise ValueError(
+            f"{where}: GRU node {node.name or node.output[0]!r} has direction={direction!r}; "
+            "gru.GRU has forward and bidirectional layers (flip the input for reverse)"
+        )
+    inputs = list(node.input) + [""] * (6 - len(node.input))
+    for slot, what in ((1, "W"), (2, "R"), (3, "B")):
+        if inputs[slot] and inputs[slot] not in values:
             raise ValueError(
-                f"{where}: GRU node {index} has {config} but node 0 has {first_config}; "
+                f"{where}: GRU node {node.name or node.output[0]!r} computes {what}; only "
+                "weights stored as initializers or Constants can be read"
+            )
+    B = values[inputs[3]] if inputs[3] else None
+    return attrs, values[inputs[1]], values[inputs[2]], B
+
+
+@dataclass
+class _NodeLayer:
+    """One GRU node as a layer of `gru.GRU`: its configuration and packed weights."""
+
+    config: dict  # hidden_size, bidirectional, reset_after, bias
+    weights: list  # D packed (w_ih, w_hh, b_ih, b_hh) tuples
+    input_size: int
+    dtype: np.dtype
+    attrs: dict
+
+
+def _node_layer(where: str, node, attrs: dict, W, R, B) -> _NodeLayer:
+    """A GRU node's weights W (D, 3H, I), R (D, 3H, H), B (D, 6H), checked and packed."""
+    D = 2 if _text(attrs.get("direction", "forward")) == "bidirectional" else 1
+    H = int(attrs.get("hidden_size", R.shape[-1] if R.ndim == 3 else 0))
+    if R.shape != (D, 3 * H, H) or W.ndim != 3 or W.shape[:2] != (D, 3 * H):
+        raise ValueError(
+            f"{where}: GRU node {node.name or node.output[0]!r} with D={D}, hidden_size={H} "
+            f"needs W (D, 3H, I) and R {(D, 3 * H, H)}, got W {W.shape} and R {R.shape}"
+        )
+    if B is not None and B.shape != (D, 6 * H):
+        raise ValueError(f"{where}: B must have shape {(D, 6 * H)}, got {B.shape}")
+    config = {
+        "hidden_size": H,
+        "bidirectional": D == 2,
+        "reset_after": bool(attrs.get("linear_before_reset", 0)),
+        "bias": B is not None,
+    }
+    return _NodeLayer(config, onnx_to_packed(W, R, B), W.shape[2], W.dtype, attrs)
+
+
+def _check_stack(where: str, layers: list[_NodeLayer]) -> None:
+    """Refuse GRU nodes that are not the layers of one `gru.GRU`: one configuration, each
+    taking the features the one before gives, in float32 or float64."""
+    first = layers[0]
+    for index, layer in enumerate(layers[1:], start=1):
+        if layer.config != first.config:
+            raise ValueError(
+                f"{where}: GRU node {index} has {layer.config} but node 0 has {first.config}; "
                 "gru.GRU's layers share one configuration"
             )
-        D = 2 if config["bidirectional"] else 1
-        if size != D * config["hidden_size"]:
+        D = 2 if layer.config["bidirectional"] else 1
+        if layer.input_size != D * layer.config["hidden_size"]:
             raise ValueError(
-                f"{where}: GRU node {index} takes {size} features, node {index - 1} gives "
-                f"{D * config['hidden_size']}"
+                f"{where}: GRU node {index} takes {layer.input_size} features, node "
+                f"{index - 1} gives {D * layer.config['hidden_size']}"
             )
-    if dtype.name not in ("float32", "float64"):
-        raise ValueError(f"{where}: the weights are {dtype.name}; expected float32 or float64")
-    producer = producers.get(nodes[0].input[0])
-    batch_first = bool(first_attrs.get("layout", 0)) or (
+    if first.dtype.name not in ("float32", "float64"):
+        raise ValueError(
+            f"{where}: the weights are {first.dtype.name}; expected float32 or float64"
+        )
+
+
+def _batch_first(graph, first_node, attrs: dict, producers: dict) -> bool:
+    """Whether the first GRU node reads batch-first input: layout=1, or a graph input through
+    a (1, 0, 2) Transpose."""
+    producer = producers.get(first_node.input[0])
+    return bool(attrs.get("layout", 0)) or (
         producer is not None
         and producer.op_type == "Transpose"
         and list(_attributes(producer).get("perm", [])) == [1, 0, 2]
         and producer.input[0] in {i.name for i in graph.input}
-    )
-    return gru_from_packed(
-        [w for _, weights, *_ in layers for w in weights],
-        input_size=int(input_size),
-        num_layers=len(layers),
-        batch_first=batch_first,
-        dtype={"float32": torch.float32, "float64": torch.float64}[dtype.name],
-        **first_config,
     )

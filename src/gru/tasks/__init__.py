@@ -1,24 +1,58 @@
-"""Applications of the GRU, each a config dataclass and a Python API the CLI calls."""
+"""Applications of the GRU, each a config dataclass and a class with fit / predict / evaluate /
+load on a shared run folder (`gru.tasks.runs`); the CLI (`gru.cli`) calls the same API.
 
-from gru.tasks import adding, anomaly, compare, forecast, sentiment, textgen
+    adding, sentiment, forecast, textgen, anomaly    one file per task
+    runs          one run folder: out/resume checks, config.json, metrics.json, the report
+    baselines     what every task's model is measured against
+    evaluation    the scores, and the anomalies planted to score a detector
+    series        how the tasks on CSV series read them
+    explanations  ``gru explain``: what the gates did on your input
+    compare       ``gru compare``: the same models on RNN, LSTM, GRU and MinGRU layers
+"""
+
+from gru.tasks import (
+    adding,
+    anomaly,
+    baselines,
+    compare,
+    evaluation,
+    explanations,
+    forecast,
+    runs,
+    sentiment,
+    series,
+    textgen,
+)
+from gru.tasks.adding import Adder, AddingConfig
 from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
+from gru.tasks.explanations import explain
 from gru.tasks.forecast import ForecastConfig, Forecaster
+from gru.tasks.runs import RunFolder
 from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
 from gru.tasks.textgen import TextGenConfig, TextGenerator
 
 __all__ = [
+    "Adder",
+    "AddingConfig",
     "AnomalyConfig",
     "AnomalyDetector",
     "ForecastConfig",
     "Forecaster",
+    "RunFolder",
     "SentimentClassifier",
     "SentimentConfig",
     "TextGenConfig",
     "TextGenerator",
     "adding",
     "anomaly",
+    "baselines",
     "compare",
+    "evaluation",
+    "explain",
+    "explanations",
     "forecast",
+    "runs",
     "sentiment",
+    "series",
     "textgen",
 ]

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gru import checkpoint
+from gru.models import (
+    GRUForecaster,
+    LayerFactory,
+    SequenceRegressor,
+    TextClassifier,
+    batched_predict,
+    gru_layer,
+)
 from gru.nn import GRU, MinGRU
-from gru.tasks._runs import check_ints
+from gru.tasks.baselines import persistence
+from gru.tasks.evaluation import binary_scores
+from gru.tasks.runs import check_ints, check_new_folder
 from gru.training import TrainConfig, fit
 
 __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
@@ -54,72 +65,16 @@ __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
 
 # --- the layers ------------------------------------------------------------------------------
 
-# name: (what it is, factory (I, H) -> a batch-first layer returning (output, state)).
-MODELS: dict[str, tuple[str, Callable[[int, int], nn.Module]]] = {
-    "rnn": ("torch.nn.RNN (tanh)", lambda I, H: nn.RNN(I, H, batch_first=True)),
-    "lstm": ("torch.nn.LSTM", lambda I, H: nn.LSTM(I, H, batch_first=True)),
-    "torch-gru": ("torch.nn.GRU", lambda I, H: nn.GRU(I, H, batch_first=True)),
-    "gru": ("gru.GRU", lambda I, H: GRU(I, H, batch_first=True)),
-    "gru-ln": (
-        "gru.GRU(layer_norm=True)",
-        lambda I, H: GRU(I, H, batch_first=True, layer_norm=True),
-    ),
-    "mingru": ("gru.MinGRU", lambda I, H: MinGRU(I, H, batch_first=True)),
+# name: (what it is, a `gru.models.LayerFactory`: (I, H, **options) -> a batch-first layer
+# returning (output, state)). Every task builds the same model of `gru.models` on each.
+MODELS: dict[str, tuple[str, LayerFactory]] = {
+    "rnn": ("torch.nn.RNN (tanh)", partial(nn.RNN, batch_first=True)),
+    "lstm": ("torch.nn.LSTM", partial(nn.LSTM, batch_first=True)),
+    "torch-gru": ("torch.nn.GRU", partial(nn.GRU, batch_first=True)),
+    "gru": ("gru.GRU", gru_layer()),
+    "gru-ln": ("gru.GRU(layer_norm=True)", gru_layer(layer_norm=True)),
+    "mingru": ("gru.MinGRU", partial(MinGRU, batch_first=True)),
 }
-
-
-class _Encoder(nn.Module):
-    """Any layer of `MODELS` reading (B, T, I); returns the last step's output (B, H)."""
-
-    def __init__(self, model: str, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.rnn = MODELS[model][1](input_size, hidden_size)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(x)  # (B, T, H)
-        return out[:, -1]  # (B, H): the final state of every one of these layers
-
-
-class _Regressor(nn.Module):
-    """The adding problem's model: (B, T, 2) -> the layer -> Linear(H, 1) -> (B,)."""
-
-    def __init__(self, model: str, hidden_size: int) -> None:
-        super().__init__()
-        self.encoder = _Encoder(model, 2, hidden_size)
-        self.head = nn.Linear(hidden_size, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x)).squeeze(-1)  # (B,)
-
-
-class _SeedsClassifier(nn.Module):
-    """The seeds' IMDB model: ids (B, T) -> Embedding(V, E) -> the layer -> Linear(H, 1): the
-    logit (B,) of the positive class (the Dense layer's sigmoid is in the loss)."""
-
-    def __init__(self, model: str, num_words: int, embedding_dim: int, hidden_size: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(num_words, embedding_dim)
-        self.encoder = _Encoder(model, embedding_dim, hidden_size)
-        self.head = nn.Linear(hidden_size, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(self.embedding(x))).squeeze(-1)  # (B,)
-
-
-class _Forecaster(nn.Module):
-    """(B, W, C) -> the layer over the window less its last value -> Linear(H, F·C), the last
-    value added back: the forecast (B, F, C) (as `gru.models.GRUForecaster`, any layer)."""
-
-    def __init__(self, model: str, channels: int, horizon: int, hidden_size: int) -> None:
-        super().__init__()
-        self.horizon, self.channels = horizon, channels
-        self.encoder = _Encoder(model, channels, hidden_size)
-        self.head = nn.Linear(hidden_size, horizon * channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        last = x[:, -1:, :]  # (B, 1, C)
-        y = self.head(self.encoder(x - last))  # (B, F·C)
-        return y.view(-1, self.horizon, self.channels) + last  # (B, F, C)
 
 
 # --- the tasks -------------------------------------------------------------------------------
@@ -129,7 +84,7 @@ class _Forecaster(nn.Module):
 class _Problem:
     """One task made concrete: data, how to build and train a model, how to score it."""
 
-    build: Callable[[str], nn.Module]  # model name -> the task's model on that layer
+    build: Callable[[str], nn.Module]  # name in MODELS -> the task's model on that layer
     loss: Callable[[Tensor, Tensor], Tensor]
     train: tuple  # the tensors `fit` trains on: inputs, then the target
     train_config: TrainConfig
@@ -142,8 +97,8 @@ class _Problem:
     description: str
 
 
-def _batched(model: nn.Module, x: Tensor, batch: int = 512) -> Tensor:
-    return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
+def _mse(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    return F.mse_loss(batched_predict(model, x), y).item()
 
 
 def _adding(config: CompareConfig, seq_len: int) -> _Problem:
@@ -157,12 +112,12 @@ def _adding(config: CompareConfig, seq_len: int) -> _Problem:
     H = config.hidden_size or 32
     epochs = 1 if config.quick else config.epochs or (12 if seq_len <= 100 else 6)
     return _Problem(
-        build=lambda model: _Regressor(model, H),
+        build=lambda model: SequenceRegressor(2, H, layer=MODELS[model][1]),
         loss=F.mse_loss,
         train=(x, y),
         train_config=TrainConfig(epochs=epochs, batch_size=50, lr=3e-3, seed=config.seed),
-        validate=lambda m: F.mse_loss(_batched(m, x_val), y_val).item(),
-        test=lambda m: F.mse_loss(_batched(m, x_test), y_test).item(),
+        validate=lambda m: _mse(m, x_val, y_val),
+        test=lambda m: _mse(m, x_test, y_test),
         example=x_test[:1],
         input_size=2,
         metric="mse",
@@ -200,10 +155,10 @@ def _imdb(config: CompareConfig) -> _Problem:
     H = config.hidden_size or 32
 
     def accuracy(model, x, y) -> float:
-        return ((_batched(model, x) > 0).float() == y).float().mean().item()
+        return binary_scores(batched_predict(model, x), y)["accuracy"]
 
     return _Problem(
-        build=lambda model: _SeedsClassifier(model, num_words, E, H),
+        build=lambda model: TextClassifier(num_words, E, H, layer=MODELS[model][1]),
         loss=F.binary_cross_entropy_with_logits,
         train=(x, y),
         train_config=TrainConfig(
@@ -255,9 +210,9 @@ def _etth1(config: CompareConfig) -> _Problem:
     x_val, y_val = (w.all() for w in sets["val"])
     x_test, y_test = (w.all() for w in sets["test"])
     H = config.hidden_size or 64
-    persistence = F.mse_loss(x_val[:, -1:, :].expand_as(y_val), y_val).item()
+    repeat_last = F.mse_loss(persistence(x_val, horizon), y_val).item()
     return _Problem(
-        build=lambda model: _Forecaster(model, C, horizon, H),
+        build=lambda model: GRUForecaster(C, horizon, H, layer=MODELS[model][1]),
         loss=F.mse_loss,
         train=(x, y),
         train_config=TrainConfig(
@@ -266,12 +221,12 @@ def _etth1(config: CompareConfig) -> _Problem:
             lr=1e-3,
             seed=config.seed,
         ),
-        validate=lambda m: F.mse_loss(_batched(m, x_val), y_val).item(),
-        test=lambda m: F.mse_loss(_batched(m, x_test), y_test).item(),
+        validate=lambda m: _mse(m, x_val, y_val),
+        test=lambda m: _mse(m, x_test, y_test),
         example=x_test[:1],
         input_size=C,
         metric="mse",
-        target=0.5 * persistence,  # half the error of repeating the last value
+        target=0.5 * repeat_last,  # half the error of repeating the last value
         description=(
             f"ETTh1, {C} channels, {lookback} -> {horizon} hours, ETT split, {len(x):,} training "
             f"windows, H={H}"
@@ -377,9 +332,7 @@ def _latencies(model: nn.Module, problem: _Problem, quick: bool) -> tuple[float,
     model.eval()
     budget = 0.1 if quick else 1.0
     per_sequence = _median_seconds(lambda: model(problem.example), runs=20, budget=budget)
-    per_step = _median_seconds(
-        _stepper(model.encoder.rnn, problem.input_size), runs=300, budget=budget / 2
-    )
+    per_step = _median_seconds(_stepper(model.rnn, problem.input_size), runs=300, budget=budget / 2)
     return per_sequence, per_step
 
 
@@ -431,7 +384,7 @@ def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log
     with torch.no_grad():
         final = problem.test(model)
     per_sequence, per_step = _latencies(model, problem, quick)
-    parameters = sum(p.numel() for p in model.encoder.parameters())
+    parameters = sum(p.numel() for p in model.rnn.parameters())
     return {
         "model": model_name,
         "layer": MODELS[model_name][0],
@@ -479,30 +432,13 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) + f"\n\nTargets ({legend}) checked after every epoch."
 
 
-def plot_curves(curves: dict, metrics: dict[str, str], path: str | os.PathLike) -> None:
+def plot_curves(curves: dict, metrics: dict[str, str], path: str | os.PathLike) -> Path:
     """Validation metric against training steps, one panel per task side by side, one line per
-    model; written as a PNG to ``path``."""
-    import matplotlib
+    model (`gru.viz.figures.learning_curves`); written as a PNG to ``path``."""
+    from gru.viz import figures  # matplotlib loads only when a picture is drawn
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(curves)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.6), squeeze=False)
-    for ax, (task, by_model) in zip(axes[0], curves.items(), strict=True):
-        for model, curve in by_model.items():
-            steps, values = zip(*curve, strict=True) if curve else ((), ())
-            ax.plot(steps, values, marker="o", markersize=3, label=MODELS[model][0])
-        ax.set_title(task)
-        ax.set_xlabel("training steps")
-        ax.set_ylabel(f"validation {metrics[task]}")
-        if metrics[task] == "mse":
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    labels = {model: MODELS[model][0] for by_model in curves.values() for model in by_model}
+    return figures.save_png(figures.learning_curves(curves, metrics, labels), path, dpi=110)
 
 
 def run(
@@ -520,8 +456,8 @@ def run(
     config.check()
     say = (lambda message: None) if quiet else log
     out = Path(out) if out is not None else None
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out: {str(out)!r} already exists and is not empty")
+    if out is not None:
+        check_new_folder(out, "--out:")
     problems = {task: TASKS[task][1](config) for task in config.tasks}  # data errors first
     rows: list[dict] = []
     curves: dict[str, dict] = {}

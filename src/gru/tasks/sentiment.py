@@ -20,10 +20,8 @@ Shapes: N reviews, T = maxlen.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,21 +31,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gru import __version__, checkpoint, training
 from gru.data import imdb
-from gru.data.text import Sequences, encode, limit_vocabulary, pad_sequences
-from gru.models import TextClassifier
-from gru.tasks._runs import TaskConfig, apply_settings, check_ints, differences
+from gru.data.text import Sequences, encode, limit_vocabulary, load_word_index, pad_sequences
+from gru.models import TextClassifier, batched_predict
+from gru.tasks import runs
+from gru.tasks.baselines import majority_class
+from gru.tasks.evaluation import accuracy, binary_scores
 from gru.training import TrainConfig
-from gru.viz.report import write_report
 
 __all__ = ["PRESETS", "SentimentClassifier", "SentimentConfig", "SentimentReport"]
 
 VOCABULARY_FILE = "vocabulary.json"
+SOURCE_NAMES = ("sample", "keras")  # data known by name (`gru.data.imdb.load`), not a path
 
 
 @dataclass
-class SentimentConfig(TaskConfig):
+class SentimentConfig(runs.TaskConfig):
     """Everything that decides a sentiment model: preprocessing, architecture, training.
 
     ``padding="pre"`` (Keras) puts the zeros first and the GRU reads them; ``"post"`` puts
@@ -78,7 +77,7 @@ class SentimentConfig(TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         minimums = {"num_words": 4, "maxlen": 1, "embedding_dim": 1, "hidden_size": 1}
-        check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
+        runs.check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
         for name in ("padding", "truncating"):
             if getattr(self, name) not in ("pre", "post"):
                 raise ValueError(
@@ -154,50 +153,32 @@ PRESETS: dict[str, SentimentConfig] = {
 
 
 @dataclass
-class SentimentReport:
-    """The outcome of `SentimentClassifier.fit`.
+class SentimentReport(runs.RunReport):
+    """The outcome of `SentimentClassifier.fit`: ``test`` holds the test split's accuracy and
+    loss (None when the data has none), ``history`` train_loss, train_accuracy, val_loss,
+    val_accuracy, lr and seconds per epoch; ``seconds`` is the whole run."""
 
-    ``history`` holds one dict per epoch (train_loss, train_accuracy, val_loss,
-    val_accuracy, lr, seconds); ``test`` the test-set accuracy and loss (None when the data
-    has no test split); ``seconds`` the whole run (training, validation and test).
-    """
-
-    history: list[dict[str, float]]
     test: dict[str, float] | None
-    best_epoch: int
-    seconds: float
     seconds_per_epoch: float
-    run_dir: Path | None
     layer: str
     reviews: dict[str, int]
 
 
-def _digest_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _source_name(data) -> str:
-    text = str(data)
-    return text if text in ("sample", "keras") else os.path.abspath(text)
-
-
-class SentimentClassifier:
+class SentimentClassifier(runs.Task):
     """A GRU sentiment classifier: fit on labeled reviews, predict P(positive) for texts.
 
-    ``backend`` is passed to `gru.GRU` ("auto", "fused" or "torch"); it changes speed, not
-    results, so it is not part of the config.
+    Settings by name (`SentimentConfig` and `TrainConfig` fields) or a whole ``config`` (the
+    default: the seed preset's model with `TrainConfig`'s defaults); ``backend`` is passed to
+    `gru.GRU` ("auto", "fused" or "torch"): it changes speed, not results, so it is not part
+    of the config.
     """
 
-    def __init__(self, config: SentimentConfig | None = None, *, backend: str = "auto") -> None:
-        self.config = config if config is not None else SentimentConfig()
-        self.config.check()
-        self.backend = backend
-        self.model: TextClassifier | None = None
-        self.word_index: dict[str, int] | None = None
-        self.vocabulary_origin = "unknown"
-        self.report: SentimentReport | None = None
-
-    # --- construction ------------------------------------------------------------------------
+    task = "sentiment"
+    config_class = SentimentConfig
+    model: TextClassifier | None = None
+    report: SentimentReport | None = None
+    word_index: dict[str, int] | None = None  # {word: rank}, to encode text
+    vocabulary_origin = "unknown"  # "keras", "data" (built from the training texts), ...
 
     @classmethod
     def from_preset(cls, name: str = "seed", *, backend: str = "auto", **overrides):
@@ -208,49 +189,15 @@ class SentimentClassifier:
                 f"SentimentClassifier: preset must be one of {sorted(PRESETS)}, got {name!r}"
             )
         config = dataclasses.replace(PRESETS[name], train=dataclasses.replace(PRESETS[name].train))
-        apply_settings(config, overrides, "SentimentClassifier.from_preset")
+        runs.apply_settings(config, overrides, "SentimentClassifier.from_preset")
         return cls(config, backend=backend)
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> SentimentClassifier:
-        """The classifier a sentiment run folder holds, every file checked (see gru.checkpoint)."""
-        run_dir = Path(run_dir)
-        stored = checkpoint.load_config(run_dir)
-        if stored["task"] != "sentiment":
-            raise ValueError(
-                f"run: {str(run_dir)!r} is a {stored['task']!r} run, not a sentiment run"
-            )
-        try:
-            config = SentimentConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            vocabulary = stored["vocabulary"]
-        except (KeyError, TypeError) as error:
-            raise ValueError(
-                f"run: config.json of {str(run_dir)!r} lacks {error} (was it altered?)"
-            ) from None
-        classifier = cls(config, backend=backend)
-        classifier.model = classifier._build_model()
-        state = checkpoint.load_model_state(run_dir, stored)
-        try:
-            classifier.model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(
-                f"run: model.safetensors of {str(run_dir)!r} does not fit its config.json: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        classifier.model.eval()
-        classifier.vocabulary_origin = vocabulary["origin"]
+    def _restore(self, stored: dict, run_dir: Path) -> None:
+        vocabulary = stored["vocabulary"]
+        self.vocabulary_origin = vocabulary["origin"]
         if vocabulary["sha256"] is not None:
-            path = run_dir / VOCABULARY_FILE
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as error:
-                raise ValueError(f"run: cannot read {str(path)!r}: {error}") from None
-            if _digest_text(text) != vocabulary["sha256"]:
-                raise ValueError(
-                    f"run: {str(path)!r} was altered: it does not match the checksum in config.json"
-                )
-            classifier.word_index = json.loads(text)
-        return classifier
+            text = runs.read_checked(run_dir, VOCABULARY_FILE, vocabulary["sha256"])
+            self.word_index = json.loads(text)
 
     def _build_model(self) -> TextClassifier:
         c = self.config
@@ -273,10 +220,9 @@ class SentimentClassifier:
     def layer_name(self) -> str:
         return "torch.nn.GRU" if self.config.torch_layer else f"gru.GRU (backend {self.backend})"
 
-    # --- data --------------------------------------------------------------------------------
-
-    def _tensors(self, data: imdb.LabeledSequences) -> tuple[Tensor, Tensor, Tensor]:
-        """(x (N, T) int64, lengths (N,) int64, y (N,) float32) as the model reads them."""
+    def tensors(self, data: imdb.LabeledSequences) -> tuple[Tensor, Tensor, Tensor]:
+        """(x (N, T) int64, lengths (N,) int64, y (N,) float32) of encoded reviews, cut and
+        padded as the model reads them."""
         c = self.config
         seqs = data.sequences
         seqs = Sequences(limit_vocabulary(seqs.tokens, c.num_words), seqs.offsets)
@@ -287,34 +233,22 @@ class SentimentClassifier:
     def _inputs(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
         return (x, lengths) if self.config.padding == "post" else (x,)
 
-    @torch.no_grad()
-    def _logits(self, x: Tensor, lengths: Tensor, batch_size: int = 256) -> Tensor:
-        """Logits (N,) in eval mode, batches of similar length when lengths matter."""
-        model = self.model
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        order = torch.argsort(lengths) if self.config.padding == "post" else torch.arange(len(x))
-        out = torch.empty(len(x))
-        for index in order.split(batch_size):
-            inputs = (t.to(device) for t in self._inputs(x[index], lengths[index]))
-            out[index] = model(*inputs).float().cpu()
-        model.train(was_training)
-        return out
+    def logits(self, x: Tensor, lengths: Tensor, batch_size: int = 256) -> Tensor:
+        """The model's logits (N,) of ids x (N, T) with their lengths (N,) (`tensors`), in
+        eval mode, in batches of similar length when lengths matter."""
+        order = torch.argsort(lengths) if self.config.padding == "post" else None
+        inputs = self._inputs(x, lengths)
+        return batched_predict(self.model, *inputs, batch_size=batch_size, order=order)
 
     def _score(self, x: Tensor, lengths: Tensor, y: Tensor) -> dict[str, float]:
-        logits = self._logits(x, lengths)
-        return {
-            "loss": F.binary_cross_entropy_with_logits(logits, y).item(),
-            "accuracy": ((logits > 0).float() == y).float().mean().item(),
-        }
+        return binary_scores(self.logits(x, lengths), y)
 
     def _load(self, data, word_index=None, log=None, **options) -> imdb.SentimentData:
         if isinstance(data, imdb.SentimentData):
             return data
         return imdb.load(data, word_index=word_index, log=log, **options)
 
-    # --- the Python API ----------------------------------------------------------------------
+    # --- fit ---------------------------------------------------------------------------------
 
     def fit(
         self,
@@ -325,7 +259,7 @@ class SentimentClassifier:
         checkpoint_every: int | None = None,
         quiet: bool = False,
         device: str = "cpu",
-        word_index: dict[str, int] | None = None,
+        word_index: dict[str, int] | str | os.PathLike | None = None,
         text_column: str = "text",
         label_column: str = "label",
         log=print,
@@ -336,33 +270,67 @@ class SentimentClassifier:
         for validation; the test split, if any, is scored once at the end. With ``out`` the
         run folder is written there (it must not exist yet or be empty, unless ``resume``
         continues the run in it, which must have been started with the same config and data).
+        ``word_index`` ({word: rank}, or a JSON file of one) encodes raw text.
         """
         c = self.config
         c.check()
-        start = time.perf_counter()
-        rank, _ = training.distributed(device)
-        main = rank == 0
-        say = log if (main and not quiet) else (lambda message: None)
-        out = Path(out) if out is not None else None
-        if resume and out is None:
-            raise ValueError("SentimentClassifier.fit: resume=True needs out, the run to resume")
-        if out is not None and main:
-            if resume:
-                self._check_resume(out, data)
-            elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-                raise ValueError(
-                    f"--out: {str(out)!r} already exists and is not empty; pick a new folder, "
-                    f"or continue that run with --resume {out}"
-                )
-
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
+        source = runs.source_name(data, SOURCE_NAMES)
+        run.check(c.to_dict(), {"source": source})
+        if isinstance(word_index, (str, os.PathLike)):
+            word_index = load_word_index(word_index)
         loaded = self._load(
-            data, word_index, say, text_column=text_column, label_column=label_column
+            data, word_index, run.say, text_column=text_column, label_column=label_column
         )
+        train_part, val_part, test = self._parts(loaded)
+        reviews = {"train": len(train_part), "validation": len(val_part or [])}
+        reviews["test"] = len(test or [])
+        run.say(
+            f"data: {loaded.source} ({reviews['train']:,} train / {reviews['validation']:,} "
+            f"validation / {reviews['test']:,} test reviews); model {self.layer_name}"
+        )
+        x, lengths, y = self.tensors(train_part)
+        val = self.tensors(val_part) if val_part is not None else None
+
+        def evaluate(model) -> dict[str, float]:
+            return {} if val is None else {f"val_{k}": v for k, v in self._score(*val).items()}
+
+        torch.manual_seed(c.train.seed)
+        self.model = self._build_model()
+        self._start(run, source or loaded.source)
+        result = run.train(
+            self.model,
+            F.binary_cross_entropy_with_logits,
+            (*self._inputs(x, lengths), y),
+            c.train,
+            evaluate=evaluate,
+            metrics={"accuracy": accuracy},
+            sort_key=lengths if c.padding == "post" else None,
+        )
+        self.model.eval()
+        scores = self._score(*self.tensors(test)) if (test is not None and run.main) else None
+        epoch_seconds = [h["seconds"] for h in result.history]
+        self.report = SentimentReport(
+            **run.outcome(result),
+            test=scores,
+            seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+            layer=self.layer_name,
+            reviews=reviews,
+        )
+        if run.writes:
+            shown = (test, "test") if test else (val_part, "validation")
+            run.finish(self.report, self._metrics(run.world, loaded, train_part, *shown))
+        return self.report
+
+    def _parts(self, loaded: imdb.SentimentData):
+        """(train, validation or None, test or None) reviews of ``loaded``: at most ``limit``
+        of each split (a seeded random subset), the training ones shuffled and their last
+        ``validation_split`` kept for validation; the vocabulary taken from ``loaded``."""
+        c = self.config
         if loaded.train is None:
             raise ValueError(f"data: {loaded.source!r} has no training reviews")
         generator = np.random.default_rng(c.train.seed)
-        train_all = loaded.train
-        test = loaded.test
+        train_all, test = loaded.train, loaded.test
         if c.limit is not None:
             train_all = train_all.subset(generator.permutation(len(train_all))[: c.limit])
             if test is not None:
@@ -374,115 +342,59 @@ class SentimentClassifier:
         train_part, val_part = train_all.subset(order[: len(order) - n_val]), None
         if n_val:
             val_part = train_all.subset(order[len(order) - n_val :])
-
         if loaded.word_index is not None:  # ids ≥ num_words become OOV, so keep only the rest
             self.word_index = {w: r for w, r in loaded.word_index.items() if r + 3 < c.num_words}
         self.vocabulary_origin = loaded.vocabulary_origin
-        reviews = {"train": len(train_part), "validation": n_val, "test": len(test or [])}
-        say(
-            f"data: {loaded.source} ({reviews['train']:,} train / {reviews['validation']:,} "
-            f"validation / {reviews['test']:,} test reviews); model {self.layer_name}"
-        )
+        return train_part, val_part, test
 
-        x, lengths, y = self._tensors(train_part)
-        train_tensors = (*self._inputs(x, lengths), y)
-        val = self._tensors(val_part) if val_part is not None else None
+    def _start(self, run: runs.RunFolder, source: str) -> None:
+        """A new run's files: vocabulary.json (when the model reads text) and config.json,
+        which holds the vocabulary's origin and checksum."""
+        digest = None
+        if self.word_index is not None:
+            text = json.dumps(self.word_index, ensure_ascii=False, separators=(",", ":"))
+            digest = run.write_text(VOCABULARY_FILE, text)
+        vocabulary = {"origin": self.vocabulary_origin, "sha256": digest}
+        run.start(self.config.to_dict(), {"source": source}, vocabulary=vocabulary)
 
-        def evaluate(model) -> dict[str, float]:
-            if val is None:
-                return {}
-            scores = self._score(*val)
-            return {f"val_{k}": v for k, v in scores.items()}
-
-        def accuracy(logits: Tensor, target: Tensor) -> Tensor:
-            return ((logits > 0).float() == target).float().mean()
-
-        torch.manual_seed(c.train.seed)
-        self.model = self._build_model()
-        if out is not None and main and not resume:
-            out.mkdir(parents=True, exist_ok=True)
-            self._save_run_files(out, _source_name(data))
-
-        result = training.fit(
-            self.model,
-            F.binary_cross_entropy_with_logits,
-            train_tensors,
-            c.train,
-            evaluate=evaluate,
-            metrics={"accuracy": accuracy},
-            sort_key=lengths if c.padding == "post" else None,
-            run_dir=out,
-            resume=resume,
-            checkpoint_every=checkpoint_every,
-            quiet=quiet,
-            device=device,
-            log=log,
-        )
-        self.model.eval()
-        scores = self._score(*self._tensors(test)) if (test is not None and main) else None
-        seconds = time.perf_counter() - start
-        epoch_seconds = [h["seconds"] for h in result.history]
-        self.report = SentimentReport(
-            history=result.history,
-            test=scores,
-            best_epoch=result.best_epoch,
-            seconds=seconds,
-            seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
-            run_dir=out,
-            layer=self.layer_name,
-            reviews=reviews,
-        )
-        if out is not None and main:
-            rank_count = training.distributed(device)[1]
-            checkpoint.write_json(
-                out / checkpoint.METRICS_FILE,
-                {
-                    "history": result.history,
-                    "best_epoch": result.best_epoch,
-                    "test": scores,
-                    "seconds": seconds,
-                    "training_seconds": result.seconds,
-                    "seconds_per_epoch": self.report.seconds_per_epoch,
-                    "reviews": reviews,
-                    "layer": self.layer_name,
-                    "threads": torch.get_num_threads(),
-                    "processes": rank_count,
-                    **self._report_data(
-                        loaded, train_part, *((test, "test") if test else (val_part, "validation"))
-                    ),
-                },
-            )
-            write_report(out)
-        return self.report
-
-    def _report_data(self, loaded, train_part, shown, split: str) -> dict:
-        """What report.html shows beyond the scores: the data, a baseline on the ``shown``
-        reviews (the test split, else validation), and a few of them with their predictions."""
-        c = self.config
-        prior = float(np.mean(train_part.labels))  # P(positive) among the training reviews
-        data = {
-            "reviews read as": "text" if loaded.raw else "token ids",
-            "vocabulary": self.vocabulary_origin,
-            "positive share of the training reviews": prior,
-            f"training reviews longer than maxlen {c.maxlen} (cut)": float(
-                np.mean(train_part.sequences.lengths > c.maxlen)
-            ),
+    def _metrics(self, processes: int, loaded, train_part, shown, split: str) -> dict:
+        """metrics.json: the scores, times, and what report.html shows beyond them: the data,
+        a baseline on the ``shown`` reviews (the test split, else validation), and a few of
+        them with their predictions."""
+        c, report = self.config, self.report
+        metrics = {
+            "test": report.test,
+            "seconds_per_epoch": report.seconds_per_epoch,
+            "reviews": report.reviews,
+            "layer": report.layer,
+            "processes": processes,
+            "data": {
+                "reviews read as": "text" if loaded.raw else "token ids",
+                "vocabulary": self.vocabulary_origin,
+                "positive share of the training reviews": float(np.mean(train_part.labels)),
+                f"training reviews longer than maxlen {c.maxlen} (cut)": float(
+                    np.mean(train_part.sequences.lengths > c.maxlen)
+                ),
+            },
         }
         if shown is None or len(shown) == 0:
-            return {"data": data}
-        # The baseline: always the training majority, i.e. P(positive) = the training prior.
-        y = shown.labels.astype(np.float64)
-        p = min(max(prior, 1e-7), 1 - 1e-7)
-        baseline = {
-            "accuracy": float(np.mean(y == (prior >= 0.5))),
-            "loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
-        }
-        # A few reviews of each class, the model's P(positive) beside the truth.
+            return metrics
+        metrics["examples"] = self._examples(shown, loaded.word_index, split)
+        if split == "test":  # the baseline beside the model's test scores
+            metrics["baselines"] = {
+                "majority class": majority_class(train_part.labels, shown.labels)
+            }
+        return metrics
+
+    def _examples(self, shown: imdb.LabeledSequences, word_index, split: str) -> dict:
+        """Up to three positive and three negative reviews of ``shown``, each as the model
+        read it, with the model's P(positive) beside the truth."""
+        c = self.config
         pick = np.concatenate([np.flatnonzero(shown.labels == k)[:3] for k in (1, 0)])
         part = shown.subset(pick)
-        x, lengths, _ = self._tensors(part)
-        probabilities = torch.sigmoid(self._logits(x, lengths)).double().numpy()
-        words = {rank + 3: word for word, rank in (loaded.word_index or {}).items()}
+        x, lengths, _ = self.tensors(part)
+        probabilities = torch.sigmoid(self.logits(x, lengths)).double().numpy()
+        words = {rank + 3: word for word, rank in (word_index or {}).items()}
         rows = []
         for i, p_i in enumerate(probabilities):
             ids = part.sequences[i]
@@ -494,63 +406,13 @@ class SentimentClassifier:
             truth = "positive" if part.labels[i] else "negative"
             right = "yes" if (p_i > 0.5) == bool(part.labels[i]) else "no"
             rows.append([float(p_i), truth, right, text])
-        examples = {
+        return {
             "columns": ["P(positive)", "label", "right", "review, as the model read it"],
             "rows": rows,
             "caption": f"Up to three positive and three negative {split} reviews.",
         }
-        extras = {"data": data, "examples": examples}
-        if split == "test":  # the baseline beside the model's test scores
-            extras["baselines"] = {"majority class": baseline}
-        return extras
 
-    def _run_config(self, source: str) -> dict:
-        return {
-            "task": "sentiment",
-            "gru_version": __version__,
-            "config": self.config.to_dict(),
-            "data": {"source": source},
-            "vocabulary": {
-                "origin": self.vocabulary_origin,
-                "sha256": None
-                if self.word_index is None
-                else _digest_text(self._vocabulary_text()),
-            },
-        }
-
-    def _vocabulary_text(self) -> str:
-        return json.dumps(self.word_index, ensure_ascii=False, separators=(",", ":"))
-
-    def _save_run_files(self, out: Path, source: str) -> None:
-        if self.word_index is not None:
-            text = self._vocabulary_text()
-            from gru._io import atomic_write
-
-            atomic_write(out / VOCABULARY_FILE, lambda f: f.write(text.encode("utf-8")))
-        checkpoint.save_config(out, self._run_config(source))
-
-    def _check_resume(self, out: Path, data) -> None:
-        stored = checkpoint.load_config(out)
-        if stored.get("task") != "sentiment":
-            raise ValueError(
-                f"--resume: {str(out)!r} is a {stored.get('task')!r} run, not sentiment"
-            )
-        try:
-            before = SentimentConfig.from_dict(stored["config"], where=f"config.json of {out}")
-            source = stored["data"]["source"]
-        except (KeyError, TypeError) as error:
-            raise ValueError(f"--resume: config.json of {str(out)!r} lacks {error}") from None
-        changed = differences(before.to_dict(), self.config.to_dict())
-        if changed:
-            raise ValueError(
-                f"--resume: {str(out)!r} was trained with a different configuration: "
-                + "; ".join(f"{k} was {a!r}, now {b!r}" for k, a, b in changed)
-                + "; resume with the run's own settings or start a new run"
-            )
-        if _source_name(data) != source and not isinstance(data, imdb.SentimentData):
-            raise ValueError(
-                f"--resume: {str(out)!r} was trained on {source!r}, not {_source_name(data)!r}"
-            )
+    # --- predict and evaluate ----------------------------------------------------------------
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) (N,) float64 for each of ``texts``, encoded as the training reviews."""
@@ -570,8 +432,8 @@ class SentimentClassifier:
         if not texts:
             return np.zeros(0)
         seqs = Sequences.from_lists(encode(text, self.word_index) for text in texts)
-        x, lengths, _ = self._tensors(imdb.LabeledSequences(seqs, np.zeros(len(texts))))
-        return torch.sigmoid(self._logits(x, lengths)).double().numpy()
+        x, lengths, _ = self.tensors(imdb.LabeledSequences(seqs, np.zeros(len(texts))))
+        return torch.sigmoid(self.logits(x, lengths)).double().numpy()
 
     def evaluate(
         self,
@@ -604,5 +466,5 @@ class SentimentClassifier:
                 "texts (a CSV, folder or archive) instead"
             )
         part = loaded.test if loaded.test is not None else loaded.train
-        scores = self._score(*self._tensors(part))
+        scores = self._score(*self.tensors(part))
         return {**scores, "reviews": len(part)}

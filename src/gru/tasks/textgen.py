@@ -11,7 +11,8 @@ log-likelihood per character, in nats, of the validation text read the same way 
 streams, the state carried throughout).
 
 Baselines: the validation loss of character n-gram models fitted on the training text with
-add-one smoothing (`ngram_loss`): uniform (log V), unigram and bigram, on the same characters.
+add-one smoothing (`gru.tasks.baselines.ngram_loss`): uniform (log V), unigram and bigram, on
+the same characters.
 
 Generation feeds the prompt and then each sampled character through `gru.GRU.stream`: one
 GRU step per character, no re-reading of the text so far.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,19 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gru import __version__, checkpoint, training
 from gru.models import CharLM
-from gru.tasks._runs import (
-    TaskConfig,
-    check_ints,
-    check_out,
-    check_resume,
-    load_run,
-    load_weights,
-    settled_config,
-)
+from gru.tasks import runs
+from gru.tasks.baselines import ngram_loss
 from gru.training import TrainConfig
-from gru.viz.report import write_report
 
 __all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "ngram_loss", "read_text"]
 
@@ -84,7 +75,7 @@ def read_text(path: str | os.PathLike) -> str:
 
 
 @dataclass
-class TextGenConfig(TaskConfig):
+class TextGenConfig(runs.TaskConfig):
     """Everything that decides a character model: its size, the chunks it learns from, and
     how it trains. ``limit`` keeps only the first that many characters (quick runs)."""
 
@@ -96,23 +87,15 @@ class TextGenConfig(TaskConfig):
     validation_split: float = 0.1
     limit: int | None = None
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=8,
-            batch_size=32,
-            lr=3e-3,
-            schedule="cosine",
-            warmup=0.02,
-            clip_grad_norm=1.0,
-            monitor="val_loss",
-            mode="min",
-            restore_best=True,
+        default_factory=runs.least_val_loss(
+            epochs=8, batch_size=32, lr=3e-3, warmup=0.02, clip_grad_norm=1.0
         )
     )
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         names = ("embedding_dim", "hidden_size", "num_layers", "seq_len")
-        check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
+        runs.check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
         if not 0.0 < self.validation_split < 1.0:
             raise ValueError(
                 "TextGenConfig: validation_split must be a fraction in (0, 1), "
@@ -126,19 +109,14 @@ class TextGenConfig(TaskConfig):
 
 
 @dataclass
-class TextGenReport:
+class TextGenReport(runs.RunReport):
     """The outcome of `TextGenerator.fit`: per-epoch ``history`` (train_loss, val_loss in nats
     per character, ...), the best epoch's validation loss, a ``sample`` generated from the
     kept weights, character counts and seconds."""
 
-    history: list[dict[str, float]]
-    best_epoch: int
     val_loss: float
     sample: str
     characters: dict[str, int]
-    seconds: float
-    training_seconds: float
-    run_dir: Path | None
 
 
 def _chunks(ids: Tensor, streams: int, seq_len: int) -> tuple[Tensor, Tensor]:
@@ -170,56 +148,27 @@ def _streams(ids: Tensor, streams: int) -> tuple[Tensor, Tensor]:
     return ids[rows], ids[rows + 1]  # (B, N / B) each
 
 
-def ngram_loss(train: Tensor, context: Tensor, target: Tensor, vocab_size: int, n: int) -> float:
-    """Mean negative log-likelihood (nats per character) of the characters ``target`` (M,),
-    each preceded by ``context`` (M,), under a character n-gram model of the ids ``train``
-    (N,) with add-one (Laplace) smoothing over the ``vocab_size`` characters:
-
-        n = 0  uniform   P(c) = 1 / V
-        n = 1  unigram   P(c) = (count(c) + 1) / (N + V)
-        n = 2  bigram    P(c | p) = (count(p c) + 1) / (count(p ·) + V)
-
-    where count(p ·) counts the bigrams of ``train`` that start with p.
-    """
-    V = vocab_size
-    train = np.asarray(train, dtype=np.int64)
-    context = np.asarray(context, dtype=np.int64).ravel()
-    target = np.asarray(target, dtype=np.int64).ravel()
-    if n == 0:
-        return math.log(V)
-    if n == 1:
-        counts = np.bincount(train, minlength=V).astype(np.float64)  # (V,)
-        p = (counts[target] + 1.0) / (len(train) + V)  # (M,)
-    elif n == 2:
-        pairs = np.bincount(train[:-1] * V + train[1:], minlength=V * V).reshape(V, V)
-        pairs = pairs.astype(np.float64)  # (V, V): count(p c)
-        p = (pairs[context, target] + 1.0) / (pairs.sum(axis=1)[context] + V)  # (M,)
-    else:
-        raise ValueError(f"ngram_loss: n must be 0, 1 or 2, got {n!r}")
-    return float(-np.mean(np.log(p)))
-
-
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Mean negative log-likelihood per character: logits (B, T, V), target (B, T)."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
 
 
-class TextGenerator:
+class TextGenerator(runs.Task):
     """A character-level GRU language model: fit on a text, generate text like it.
 
     Settings by name (`TextGenConfig` and `TrainConfig` fields) or a whole ``config``;
     ``backend`` is passed to `gru.GRU` (speed only).
     """
 
-    def __init__(
-        self, *, config: TextGenConfig | None = None, backend: str = "auto", **settings
-    ) -> None:
-        self.config = settled_config(config, TextGenConfig, settings, "TextGenerator")
-        self.backend = backend
-        self.model: CharLM | None = None
+    task = "textgen"
+    config_class = TextGenConfig
+    model: CharLM | None = None
+    report: TextGenReport | None = None
+
+    def __init__(self, config: TextGenConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         self.vocabulary: list[str] | None = None
         self._index: dict[str, int] = {}
-        self.report: TextGenReport | None = None
 
     def _build_model(self) -> CharLM:
         c = self.config
@@ -286,164 +235,123 @@ class TextGenerator:
         """
         c = self.config
         c.check()
-        start = time.perf_counter()
-        rank, world = training.distributed(device)
-        main = rank == 0
-        say = log if (main and not quiet) else (lambda message: None)
-        out = Path(out) if out is not None else None
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         source = os.path.abspath(str(text))
-        if resume and out is None:
-            raise ValueError("TextGenerator.fit: resume=True needs out, the run to resume")
-        if out is not None and main:
-            if resume:
-                check_resume(out, "textgen", c.to_dict(), {"source": source})
-            else:
-                check_out(out)
+        run.check(c.to_dict(), {"source": source})
         content = read_text(text)
         whole = len(content)
         if c.limit is not None:
             content = content[: c.limit]
-        self._set_vocabulary(sorted(set(content)))
-        ids = self.encode(content)
-        n_train = int(len(ids) * (1 - c.validation_split))
-        train_ids, val_ids = ids[:n_train], ids[n_train:]
-        if len(val_ids) < VALIDATION_STREAMS + 1:
-            raise ValueError(
-                f"text: {str(text)!r} has {len(ids)} characters, too few to keep "
-                f"{c.validation_split:.0%} for validation; it needs at least "
-                f"{math.ceil((VALIDATION_STREAMS + 1) / c.validation_split)}"
-            )
-        x, y = _chunks(train_ids, c.train.batch_size * world, c.seq_len)
+        train_ids, val_ids = self._split(content, text)
+        streams = c.train.batch_size * run.world
+        x, y = _chunks(train_ids, streams, c.seq_len)
         characters = {"train": len(train_ids), "validation": len(val_ids)}
-        say(
+        run.say(
             f"text: {source} ({characters['train']:,} training / {characters['validation']:,} "
             f"validation characters, {len(self.vocabulary)} distinct); "
-            f"{len(x) // (c.train.batch_size * world)} chunks of {c.seq_len} per stream"
+            f"{len(x) // streams} chunks of {c.seq_len} per stream"
         )
-
-        def evaluate(model) -> dict[str, float]:
-            val = self.loss(val_ids)
-            return {"val_loss": val, "val_bits_per_char": val / math.log(2)}
 
         torch.manual_seed(c.train.seed)
         self.model = self._build_model()
-        run_config = {
-            "task": "textgen",
-            "gru_version": __version__,
-            "config": c.to_dict(),
-            "data": {"source": source, "characters": characters},
-            "vocabulary": self.vocabulary,
-        }
-        if out is not None and main and not resume:
-            out.mkdir(parents=True, exist_ok=True)
-            checkpoint.save_config(out, run_config)
-        result = training.fit(
-            self.model,
-            _cross_entropy,
-            (x, y),
-            c.train,
-            evaluate=evaluate,
-            carry=True,
-            run_dir=out,
-            resume=resume,
-            checkpoint_every=checkpoint_every,
-            quiet=quiet,
-            device=device,
-            log=log,
+        data = {"source": source, "characters": characters}
+        run.start(c.to_dict(), data, vocabulary=self.vocabulary)
+        evaluate = lambda model: self._validation(val_ids)
+        result = run.train(
+            self.model, _cross_entropy, (x, y), c.train, evaluate=evaluate, carry=True
         )
         self.model.eval()
         best = result.history[result.best_epoch - 1]
         prompt = SAMPLE_PROMPT if all(ch in self._index for ch in SAMPLE_PROMPT) else content[0]
         sample = self.generate(prompt, length=500, temperature=0.8, seed=0)
-        seconds = time.perf_counter() - start
         self.report = TextGenReport(
-            history=result.history,
-            best_epoch=result.best_epoch,
+            **run.outcome(result),
             val_loss=best["val_loss"],
             sample=prompt + sample,
             characters=characters,
-            seconds=seconds,
-            training_seconds=result.seconds,
-            run_dir=out,
         )
-        if out is not None and main:
-            context, target = _streams(val_ids, VALIDATION_STREAMS)  # what the loss scores
-            baselines = {}
-            for name, n in (("uniform", 0), ("unigram", 1), ("bigram", 2)):
-                value = ngram_loss(train_ids, context, target, len(self.vocabulary), n)
-                baselines[name] = {"loss": value, "bits_per_char": value / math.log(2)}
-            checkpoint.write_json(
-                out / checkpoint.METRICS_FILE,
-                {
-                    "task": "textgen",
-                    "history": result.history,
-                    "best_epoch": result.best_epoch,
-                    "test": None,
-                    "validation": {
-                        "loss": best["val_loss"],
-                        "bits_per_char": best["val_loss"] / math.log(2),
-                    },
-                    "baselines": baselines,
-                    "samples": [
-                        {
-                            "prompt": prompt,
-                            "temperature": 0.8,
-                            "seed": 0,
-                            "text": sample,
-                        }
-                    ],
-                    "examples": {
-                        "columns": ["prompt and generated text"],
-                        "rows": [[prompt + sample]],
-                        "caption": f"The model's continuation of {prompt!r} by 500 characters "
-                        "(temperature 0.8, seed 0), from the kept weights.",
-                    },
-                    "parameters": sum(p.numel() for p in self.model.parameters()),
-                    "seconds": seconds,
-                    "training_seconds": result.seconds,
-                    "threads": torch.get_num_threads(),
-                    "data": {
-                        "source": source,
-                        "characters read": len(content),
-                        "training characters": characters["train"],
-                        "validation characters": characters["validation"],
-                        "distinct characters (V)": len(self.vocabulary),
-                        "characters": repr("".join(self.vocabulary)),
-                        "streams × chunks × seq_len": f"{c.train.batch_size * world} × "
-                        f"{len(x) // (c.train.batch_size * world)} × {c.seq_len}",
-                    },
-                    "notes": [
-                        "Text generation has no test split: the result is the loss on the "
-                        f"validation text (its last {c.validation_split:.0%}), in nats per "
-                        "character; the baselines are character n-gram models of the "
-                        "training text (add-one smoothing) scored on the same characters."
-                    ]
-                    + (
-                        [
-                            f"Only the first {len(content):,} of the text's {whole:,} characters "
-                            "were read (limit)."
-                        ]
-                        if len(content) < whole
-                        else []
-                    ),
-                },
-            )
-            write_report(out)
+        if run.writes:
+            baselines = self._baselines(train_ids, val_ids)
+            read = {"source": source, "characters read": len(content), "whole": whole}
+            read.update(streams=streams, chunks=len(x) // streams)
+            run.finish(self.report, self._metrics(prompt, sample, baselines, read))
         return self.report
+
+    def _validation(self, val_ids: Tensor) -> dict[str, float]:
+        val = self.loss(val_ids)
+        return {"val_loss": val, "val_bits_per_char": val / math.log(2)}
+
+    def _split(self, content: str, text) -> tuple[Tensor, Tensor]:
+        """The ids (N,) of the text's first and last part (``validation_split``), its
+        vocabulary set from the characters it holds."""
+        c = self.config
+        self._set_vocabulary(sorted(set(content)))
+        ids = self.encode(content)
+        n_train = int(len(ids) * (1 - c.validation_split))
+        if len(ids) - n_train < VALIDATION_STREAMS + 1:
+            raise ValueError(
+                f"text: {str(text)!r} has {len(ids)} characters, too few to keep "
+                f"{c.validation_split:.0%} for validation; it needs at least "
+                f"{math.ceil((VALIDATION_STREAMS + 1) / c.validation_split)}"
+            )
+        return ids[:n_train], ids[n_train:]
+
+    def _baselines(self, train_ids: Tensor, val_ids: Tensor) -> dict[str, dict[str, float]]:
+        """The n-gram models' loss on the characters the validation loss scores."""
+        context, target = _streams(val_ids, VALIDATION_STREAMS)
+        baselines = {}
+        for name, n in (("uniform", 0), ("unigram", 1), ("bigram", 2)):
+            value = ngram_loss(train_ids, context, target, len(self.vocabulary), n)
+            baselines[name] = {"loss": value, "bits_per_char": value / math.log(2)}
+        return baselines
+
+    def _metrics(self, prompt: str, sample: str, baselines: dict, read: dict) -> dict:
+        """metrics.json of a finished run; ``read`` says what was read: the source, how many
+        characters of how many ("whole"), in how many streams of how many chunks."""
+        c, report = self.config, self.report
+        notes = [
+            "Text generation has no test split: the result is the loss on the validation text "
+            f"(its last {c.validation_split:.0%}), in nats per character; the baselines are "
+            "character n-gram models of the training text (add-one smoothing) scored on the "
+            "same characters."
+        ]
+        if read["characters read"] < read["whole"]:
+            notes.append(
+                f"Only the first {read['characters read']:,} of the text's {read['whole']:,} "
+                "characters were read (limit)."
+            )
+        return {
+            "task": self.task,
+            "test": None,
+            "validation": {
+                "loss": report.val_loss,
+                "bits_per_char": report.val_loss / math.log(2),
+            },
+            "baselines": baselines,
+            "samples": [{"prompt": prompt, "temperature": 0.8, "seed": 0, "text": sample}],
+            "examples": {
+                "columns": ["prompt and generated text"],
+                "rows": [[prompt + sample]],
+                "caption": f"The model's continuation of {prompt!r} by 500 characters "
+                "(temperature 0.8, seed 0), from the kept weights.",
+            },
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "data": {
+                "source": read["source"],
+                "characters read": read["characters read"],
+                "training characters": report.characters["train"],
+                "validation characters": report.characters["validation"],
+                "distinct characters (V)": len(self.vocabulary),
+                "characters": repr("".join(self.vocabulary)),
+                "streams × chunks × seq_len": f"{read['streams']} × {read['chunks']} × {c.seq_len}",
+            },
+            "notes": notes,
+        }
 
     # --- load and generate -------------------------------------------------------------------
 
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike, *, backend: str = "auto") -> TextGenerator:
-        """The language model a textgen run folder holds, every file checked."""
-        stored = load_run(run_dir, "textgen")
-        try:
-            config = TextGenConfig.from_dict(stored["config"], where=f"config.json of {run_dir}")
-            vocabulary = stored["vocabulary"]
-        except (KeyError, TypeError) as error:
-            raise ValueError(
-                f"run: config.json of {str(run_dir)!r} lacks {error} (was it altered?)"
-            ) from None
+    def _restore(self, stored: dict, run_dir: Path) -> None:
+        vocabulary = stored["vocabulary"]
         if not isinstance(vocabulary, list) or not all(
             isinstance(ch, str) and len(ch) == 1 for ch in vocabulary
         ):
@@ -451,11 +359,7 @@ class TextGenerator:
                 f"run: the vocabulary in config.json of {str(run_dir)!r} is not a list of "
                 "characters (was it altered?)"
             )
-        generator = cls(config=config, backend=backend)
-        generator._set_vocabulary(vocabulary)
-        generator.model = generator._build_model()
-        load_weights(generator.model, run_dir, stored)
-        return generator
+        self._set_vocabulary(vocabulary)
 
     def _stream(self):
         """A function ``step(id) -> logits (V,) float64`` that feeds one character through the
@@ -537,3 +441,27 @@ class TextGenerator:
                 current = int(rng.choice(V, p=p / p.sum()))
             out.append(self.vocabulary[current])
         return "".join(out)
+
+    def predict(self, prompt: str) -> dict[str, float]:
+        """P(next character | ``prompt``) for each character of the vocabulary: the softmax
+        of `next_logits`, as a dict, likeliest first."""
+        logits = self.next_logits(prompt)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        order = np.argsort(-p, kind="stable")
+        return {self.vocabulary[i]: float(p[i]) for i in order}
+
+    def evaluate(self, text: str | os.PathLike) -> dict[str, float]:
+        """The loss of the model on a UTF-8 text file ``text`` (`loss`: nats per character,
+        each predicted from all before it in its stream), in bits per character too; the
+        text may hold only characters the model knows."""
+        if self.model is None:
+            raise ValueError("TextGenerator.evaluate: fit or load a model first")
+        ids = self.encode(read_text(text))
+        if len(ids) < VALIDATION_STREAMS + 1:
+            raise ValueError(
+                f"text: {str(text)!r} has {len(ids)} characters; the loss reads "
+                f"{VALIDATION_STREAMS} streams, so it needs at least {VALIDATION_STREAMS + 1}"
+            )
+        loss = self.loss(ids)
+        return {"loss": loss, "bits_per_char": loss / math.log(2), "characters": len(ids)}

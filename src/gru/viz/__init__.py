@@ -7,6 +7,12 @@
 
 The explanations are filled in by the tasks that own the models (`gru.tasks.explain`, behind
 ``gru explain``).
+
+    recording.py   record_gates: the oracle's r, z, n, h, recomputed from a module's weights
+    figures.py     every picture of the package, drawn with matplotlib without pyplot
+    html.py        the building blocks of a self-contained page
+    report.py      report.html of a run folder
+    explain.py     the explanation pages
 """
 
 from gru.viz.explain import (
@@ -15,7 +21,7 @@ from gru.viz.explain import (
     write_forecast_explanation,
     write_text_explanation,
 )
-from gru.viz.gates import GateRecording, LayerGates, record_gates
+from gru.viz.recording import GateRecording, LayerGates, record_gates
 from gru.viz.report import write_report
 
 __all__ = [

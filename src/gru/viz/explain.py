@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from gru._io import atomic_write
-from gru.viz.gates import GateRecording
 from gru.viz.html import cards, details, esc, fmt, image, key_value_table, note, page, table
+from gru.viz.recording import GateRecording
 
 __all__ = [
     "ForecastExplanation",
@@ -37,6 +37,10 @@ __all__ = [
 
 UPDATE_RGB = (234, 88, 12)  # orange: the background, 1 − z̄
 RESET_RGB = (37, 99, 235)  # blue: the underline, 1 − r̄
+FOOTER = (
+    "Written by gru explain. Gate values recomputed in float64 from the model's weights by the "
+    "NumPy reference (gru.reference)."
+)
 
 
 @dataclass
@@ -185,6 +189,32 @@ def _legend(e: TextExplanation) -> str:
     )
 
 
+def _text_notes(e: TextExplanation) -> list[str]:
+    """What a reader of the page should know: the text was cut, padded, or had unknown words."""
+    notes = []
+    if e.cut:
+        where = "first" if e.truncating == "pre" else "last"
+        notes.append(
+            f"The text was truncated: it has {len(e.tokens) + len(e.cut):,} tokens and the model "
+            f"reads at most {e.maxlen:,} (maxlen), so its {where} {len(e.cut):,} were not read, "
+            "as in training; they are shown struck through and take no part below."
+        )
+    if e.padding_steps:
+        notes.append(
+            f"Before the text the model read {e.padding_steps:,} padding steps (it pads in "
+            "front, as it was trained); their effect is in the state the text starts from, and "
+            "the pictures below start at the text's first token."
+        )
+    unknown = sum(kind == "unknown" for kind in e.kinds)
+    if unknown:
+        notes.append(
+            f"{unknown:,} word{'s are' if unknown > 1 else ' is'} not in the model's vocabulary"
+            + (f" of {e.vocabulary:,} words" if e.vocabulary else "")
+            + ": read as the unknown-word id, outlined with dashes."
+        )
+    return notes
+
+
 def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
     """The HTML of a text explanation, with the figures ``pngs`` {"probability", "gates"}
     embedded and linked to the files named in ``links``."""
@@ -201,26 +231,6 @@ def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str])
             "words cut": len(e.cut),
         }
     )
-    notes = []
-    if e.cut:
-        where = "first" if e.truncating == "pre" else "last"
-        notes.append(
-            f"The text was truncated: it has {K + len(e.cut):,} tokens and the model reads at "
-            f"most {e.maxlen:,} (maxlen), so its {where} {len(e.cut):,} were not read, as in "
-            "training; they are shown struck through and take no part below."
-        )
-    if e.padding_steps:
-        notes.append(
-            f"Before the text the model read {e.padding_steps:,} padding steps (it pads in "
-            "front, as it was trained); their effect is in the state the text starts from, and "
-            "the pictures below start at the text's first token."
-        )
-    if unknown:
-        notes.append(
-            f"{unknown:,} word{'s are' if unknown > 1 else ' is'} not in the model's vocabulary"
-            + (f" of {e.vocabulary:,} words" if e.vocabulary else "")
-            + ": read as the unknown-word id, outlined with dashes."
-        )
     rows = [
         (i + 1, token, kind, float(e.update[i]), float(e.reset[i]), float(e.probabilities[i]))
         for i, (token, kind) in enumerate(zip(e.tokens, e.kinds, strict=True))
@@ -228,7 +238,7 @@ def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str])
     body = [
         "<h2>Prediction</h2>",
         head,
-        *(note(n) for n in notes),
+        *(note(n) for n in _text_notes(e)),
         "<h2>The text as the GRU read it</h2>",
         "<p>Each token read, colored by its top-layer gates averaged over the units: the darker "
         "the background, the more of the memory this token replaced (1 − z̄); the darker the "
@@ -268,8 +278,7 @@ def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str])
         f"What the gates did: “{title}”",
         "\n".join(body),
         subtitle=f"{verdict.capitalize()}, {e.label} = {fmt(e.prediction)}",
-        footer="Written by gru explain. Gate values recomputed in float64 from the model's "
-        "weights by the NumPy reference (gru.reference).",
+        footer=FOOTER,
     )
 
 
@@ -341,8 +350,7 @@ def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[st
         f"What the gates did: forecasting {e.target}",
         "\n".join(body),
         subtitle=e.source or None,
-        footer="Written by gru explain. Gate values recomputed in float64 from the model's "
-        "weights by the NumPy reference (gru.reference).",
+        footer=FOOTER,
     )
 
 

@@ -10,16 +10,31 @@ Shapes: T time steps, H hidden units, F features, P forecast steps.
 from __future__ import annotations
 
 import io
+import math
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gru.viz.gates import GateRecording
+from gru._io import atomic_write
+from gru.viz.recording import GateRecording
 
-__all__ = ["forecast_figure", "gate_heatmaps", "png", "probability_curve"]
+__all__ = [
+    "anomaly_detection",
+    "forecast_examples",
+    "forecast_figure",
+    "future_forecast",
+    "gate_heatmaps",
+    "learning_curves",
+    "png",
+    "probability_curve",
+    "save_png",
+    "training_curves",
+]
 
 MAX_TICKS = 40  # label at most this many steps along a time axis; thin out the rest
 DIRECTIONS = ("forward", "reverse")
@@ -34,6 +49,12 @@ def png(figure: Figure, dpi: int = 100) -> bytes:
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def save_png(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``figure`` to ``path`` as a PNG, atomically (`gru._io`); return the path."""
+    data = png(figure, dpi)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _plain(text: str) -> str:
@@ -56,6 +77,25 @@ def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, rotate: bool = True
         rotation=90 if rotate else 0,
         fontsize=8 if T > 20 else 9,
     )
+
+
+def training_curves(history: Sequence[dict[str, float]]) -> Figure:
+    """The curves of a training ``history`` (one dict per epoch, `gru.training.fit`'s): the
+    losses left, the other metrics right, each over the epochs."""
+    epochs = [h["epoch"] for h in history]
+    keys = [k for k in history[-1] if k not in ("epoch", "seconds", "lr")]
+    losses = [k for k in keys if k.endswith("loss")]
+    others = [k for k in keys if k not in losses]
+    figure = Figure(figsize=(10, 4) if others else (5, 4), layout="constrained")
+    axes = figure.subplots(1, 2 if others else 1, squeeze=False)[0]
+    for ax, names, label in ((axes[0], losses, "loss"), (axes[-1], others, "metric")):
+        for name in names:
+            ax.plot(epochs, [h.get(name, math.nan) for h in history], marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return figure
 
 
 def gate_heatmaps(
@@ -171,4 +211,113 @@ def forecast_figure(
         ax.set_xticklabels([_plain(s) for s in labels[::every]], rotation=30, ha="right")
     else:
         ax.set_xlabel("step (0 = the last input, 1 = the first forecast)")
+    return figure
+
+
+# --- the tasks' own pictures ---------------------------------------------------------------------
+
+
+def forecast_examples(
+    examples: Sequence[dict], target: str, *, lookback: int, horizon: int, model: str
+) -> Figure:
+    """Forecast against actual for a few test windows of ``target``, one panel each: every
+    example holds the window's "history" (W,), the "actual" and "forecast" (F,) values, the
+    "times" of its W + F steps, and the "linear" and "seasonal_naive" baselines when known."""
+    figure = Figure(figsize=(12, 2.6 * len(examples)), layout="constrained")
+    axes = figure.subplots(len(examples), 1, squeeze=False)[:, 0]
+    W = lookback
+    for ax, example in zip(axes, examples, strict=True):
+        steps = np.arange(-W, horizon)
+        ax.plot(steps[:W], example["history"], color="0.4", lw=1, label="history")
+        ax.plot(steps[W:], example["actual"], color="black", lw=1.2, label="actual")
+        ax.plot(steps[W:], example["forecast"], color="tab:red", lw=1.4, label=model)
+        for name, style in (("linear", "tab:blue"), ("seasonal_naive", "tab:green")):
+            if name in example:
+                ax.plot(steps[W:], example[name], color=style, lw=0.9, ls="--", label=name)
+        ax.axvline(0, color="0.7", lw=0.8)
+        ax.set_title(f"{target}, test window from {example['times'][W]}", fontsize=9)
+        ax.set_xlabel("steps from the forecast start")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, ncol=5, loc="upper left")
+    return figure
+
+
+def future_forecast(history, forecast, title: str) -> Figure:
+    """The end of a series and its forecast (two pandas Series indexed by time or row)."""
+    figure = Figure(figsize=(10, 3.5), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(history.index, history.to_numpy(), color="black", lw=1, label="history")
+    ax.plot(forecast.index, forecast.to_numpy(), color="tab:red", lw=1.4, label="forecast")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def anomaly_detection(
+    times,
+    values: np.ndarray,
+    flags: np.ndarray,
+    scores: np.ndarray,
+    *,
+    column: str,
+    title: str,
+    shaded: Sequence[tuple[int, int]] | None = None,
+    baseline_flags: np.ndarray | None = None,
+) -> Figure:
+    """A series (T,) over ``times`` with the points a detector ``flags`` (T,) bool, the
+    [start, end) runs of known anomalies ``shaded`` and a baseline's flags when given, and
+    below it the detector's |score| (T,)."""
+    figure = Figure(figsize=(12, 5.5), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.4))
+    times = np.asarray(times)
+    top.plot(times, values, color="0.3", lw=0.7, label=column)
+    for s, e in shaded or ():
+        top.axvspan(times[s], times[min(e, len(times) - 1)], color="gold", alpha=0.35, lw=0)
+    top.scatter(times[flags], values[flags], s=14, color="tab:red", label="GRU flags", zorder=3)
+    if baseline_flags is not None:
+        top.scatter(
+            times[baseline_flags],
+            values[baseline_flags],
+            s=30,
+            facecolors="none",
+            edgecolors="tab:blue",
+            label="rolling z-score flags",
+            zorder=3,
+        )
+    top.set_title(
+        f"{column}, {title}" + (" (planted anomalies shaded)" if shaded is not None else "")
+    )
+    top.legend(fontsize=8, loc="upper left")
+    top.grid(alpha=0.3)
+    bottom.plot(times, np.abs(scores), color="tab:red", lw=0.7)
+    bottom.set_ylabel("|score|")
+    bottom.set_yscale("symlog")
+    bottom.grid(alpha=0.3)
+    return figure
+
+
+def learning_curves(
+    curves: dict[str, dict[str, Sequence[tuple[int, float]]]],
+    metrics: dict[str, str],
+    labels: dict[str, str],
+) -> Figure:
+    """Validation metric against training steps, one panel per task side by side, one line
+    per model: ``curves`` {task: {model: [(steps, value), …]}}, ``metrics`` {task: "mse" or
+    "accuracy"} (MSE on a log scale), ``labels`` {model: its name in the legend}."""
+    n = len(curves)
+    figure = Figure(figsize=(4.5 * n, 3.6))
+    axes = figure.subplots(1, n, squeeze=False)
+    for ax, (task, by_model) in zip(axes[0], curves.items(), strict=True):
+        for model, curve in by_model.items():
+            steps, values = zip(*curve, strict=True) if curve else ((), ())
+            ax.plot(steps, values, marker="o", markersize=3, label=labels[model])
+        ax.set_title(task)
+        ax.set_xlabel("training steps")
+        ax.set_ylabel(f"validation {metrics[task]}")
+        if metrics[task] == "mse":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    figure.tight_layout()
     return figure

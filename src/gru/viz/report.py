@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 
 from gru._io import atomic_write
+from gru.checkpoint import CURVES_FILE
 from gru.viz.html import (
     cards,
     details,
@@ -45,7 +46,6 @@ from gru.viz.html import (
 __all__ = ["REPORT_FILE", "report_html", "write_report"]
 
 REPORT_FILE = "report.html"
-CURVES_FILE = "training_curves.png"
 # metrics.json keys that have a section of their own; every other one goes under "Run".
 SECTIONS = (
     "history", "test", "validation", "baselines", "data", "examples", "samples", "figures",

@@ -132,6 +132,21 @@ def record_gates(rnn: nn.Module, x, h0=None, *, lengths=None) -> GateRecording:
     output agrees with the recording to float32 precision. The returned arrays are time-major
     (see `GateRecording`).
     """
+    _check_module(rnn)
+    x, unbatched = _time_major(rnn, _as_array(x, "x"))  # (T, B, I)
+    T, B, _ = x.shape
+    h0 = _initial_state(rnn, h0, B, unbatched)  # (L·D, B, H)
+    lengths = _lengths(lengths, B, T)  # (B,)
+    reset_after = bool(getattr(rnn, "reset_after", True))  # torch.nn.GRU: reset after
+    layers, output, h_n = _run_stack(rnn, x, h0, lengths, reset_after)
+    if unbatched:
+        layers = [[_first_sequence(g) for g in directions] for directions in layers]
+        output, h_n = output[:, 0], h_n[:, 0]
+    return GateRecording(layers, output, h_n, reset_after)
+
+
+def _check_module(rnn) -> None:
+    """Refuse anything but a plain GRU stack whose equations the recording computes."""
     if not hasattr(rnn, "all_weights") or not isinstance(rnn, nn.Module):
         raise TypeError(
             f"record_gates: rnn must be a gru.GRU or torch.nn.GRU, got {type(rnn).__name__}"
@@ -143,9 +158,10 @@ def record_gates(rnn: nn.Module, x, h0=None, *, lengths=None) -> GateRecording:
             "record_gates: this GRU uses a variant (layer_norm, zoneout or recurrent_dropout) "
             "whose equations the recording does not compute; record a plain GRU"
         )
-    x = _as_array(x, "x")
-    L, H = rnn.num_layers, rnn.hidden_size
-    D = 2 if rnn.bidirectional else 1
+
+
+def _time_major(rnn: nn.Module, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``x`` checked and laid out as (T, B, I), and whether it came unbatched (T, I)."""
     if (
         x.ndim not in (2, 3)
         or x.shape[-1] != rnn.input_size
@@ -155,41 +171,58 @@ def record_gates(rnn: nn.Module, x, h0=None, *, lengths=None) -> GateRecording:
             f"record_gates: x must be (T, I), (T, B, I) or (B, T, I) with batch_first, "
             f"I = input_size = {rnn.input_size} and T ≥ 1, got shape {x.shape}"
         )
-    unbatched = x.ndim == 2
-    if unbatched:
-        x = x[:, None]  # (T, 1, I)
-    elif rnn.batch_first:
-        x = x.transpose(1, 0, 2)  # (T, B, I)
-    T, B, _ = x.shape
-    if h0 is None:
-        h0 = np.zeros((L * D, B, H))
-    else:
-        h0 = _as_array(h0, "h0")
-        if unbatched:
-            h0 = h0[:, None]
-        if h0.shape != (L * D, B, H):
-            raise ValueError(
-                f"record_gates: h0 must have shape {(L * D, H) if unbatched else (L * D, B, H)}, "
-                f"got {h0.shape[:1] + h0.shape[2:] if unbatched else h0.shape}"
-            )
-    if lengths is None:
-        lengths = np.full(B, T)
-    else:
-        lengths = np.asarray(
-            lengths.cpu().numpy() if isinstance(lengths, torch.Tensor) else lengths
-        ).reshape(-1)
-        if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
-            raise ValueError(f"record_gates: lengths must be {B} integers, got {lengths!r}")
-        if lengths.min() < 1 or lengths.max() > T:
-            raise ValueError(
-                f"record_gates: every length must be in [1, T = {T}], got {lengths.tolist()}"
-            )
-    active = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)[..., None]  # (T, B, 1)
-    reset_after = bool(getattr(rnn, "reset_after", True))  # torch.nn.GRU: reset after
+    if x.ndim == 2:
+        return x[:, None], True  # (T, 1, I)
+    if rnn.batch_first:
+        return x.transpose(1, 0, 2), False  # (T, B, I)
+    return x, False
 
+
+def _initial_state(rnn: nn.Module, h0, B: int, unbatched: bool) -> np.ndarray:
+    """``h0`` checked as (L·D, B, H), zeros when None."""
+    D = 2 if rnn.bidirectional else 1
+    shape = (rnn.num_layers * D, B, rnn.hidden_size)  # (L·D, B, H)
+    if h0 is None:
+        return np.zeros(shape)
+    h0 = _as_array(h0, "h0")
+    if unbatched:
+        h0 = h0[:, None]
+    if h0.shape != shape:
+        raise ValueError(
+            f"record_gates: h0 must have shape {(shape[0], shape[2]) if unbatched else shape}, "
+            f"got {h0.shape[:1] + h0.shape[2:] if unbatched else h0.shape}"
+        )
+    return h0
+
+
+def _lengths(lengths, B: int, T: int) -> np.ndarray:
+    """``lengths`` checked as B integers in [1, T]; every sequence whole when None."""
+    if lengths is None:
+        return np.full(B, T)
+    lengths = np.asarray(
+        lengths.cpu().numpy() if isinstance(lengths, torch.Tensor) else lengths
+    ).reshape(-1)
+    if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"record_gates: lengths must be {B} integers, got {lengths!r}")
+    if lengths.min() < 1 or lengths.max() > T:
+        raise ValueError(
+            f"record_gates: every length must be in [1, T = {T}], got {lengths.tolist()}"
+        )
+    return lengths
+
+
+def _run_stack(rnn: nn.Module, x, h0, lengths, reset_after: bool):
+    """Every layer and direction over x (T, B, I): (layers, output (T, B, D·H), h_n (L·D, B, H)).
+
+    The input of layer k is the output of layer k − 1; a reverse direction reads each
+    sequence backwards within its length.
+    """
+    T, B, _ = x.shape
+    D = 2 if rnn.bidirectional else 1
+    active = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)[..., None]  # (T, B, 1)
     layers, h_n = [], []
     layer_input = x  # (T, B, I), then (T, B, D·H)
-    for layer in range(L):
+    for layer in range(rnn.num_layers):
         directions = []
         for d in range(D):
             i = layer * D + d
@@ -204,15 +237,9 @@ def record_gates(rnn: nn.Module, x, h0=None, *, lengths=None) -> GateRecording:
             h_n.append(h[lengths - 1, np.arange(B)] if d == 0 else h[0])  # (B, H)
         layers.append(directions)
         layer_input = np.concatenate([g.h for g in directions], axis=-1) * active  # (T, B, D·H)
+    return layers, layer_input, np.stack(h_n)
 
-    output, h_n = layer_input, np.stack(h_n)  # (T, B, D·H), (L·D, B, H)
-    if unbatched:
-        layers = [
-            [
-                LayerGates(g.layer, g.direction, g.r[:, 0], g.z[:, 0], g.n[:, 0], g.h[:, 0])
-                for g in ds
-            ]
-            for ds in layers
-        ]
-        output, h_n = output[:, 0], h_n[:, 0]
-    return GateRecording(layers, output, h_n, reset_after)
+
+def _first_sequence(g: LayerGates) -> LayerGates:
+    """``g`` without its batch axis: (T, 1, H) arrays become (T, H)."""
+    return LayerGates(g.layer, g.direction, g.r[:, 0], g.z[:, 0], g.n[:, 0], g.h[:, 0])

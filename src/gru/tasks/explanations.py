@@ -1,12 +1,16 @@
 """``gru explain``: what the gates of a trained model did on the user's own input.
 
-The task that owns a model knows how it reads its input; this module makes that reading
-explicit for `gru.viz`, which records the gates (`gru.viz.record_gates`) and draws the page:
+The task that owns a model knows how it reads its input; this module replays that reading
+through the task's public API for `gru.viz`, which records the gates (`gru.viz.record_gates`)
+and draws the page (`gru.viz.explain`):
 
     explain(run_dir, text="a review")        a sentiment run: the review token by token
     explain(run_dir, csv="series.csv")       a forecast run: the last input window of a CSV
     explain_text(classifier, text)           the same from Python, as a `TextExplanation`
     explain_series(forecaster, "series.csv") and as a `ForecastExplanation`
+
+`EXPLAINERS` is the one table from a run's task to its explanation: a task that can be
+explained adds a line there.
 
 Shapes: T steps the model reads, K of them the text's tokens, E embedding size, H units;
 W lookback rows, F horizon rows, C channels read, S segment length, N = W // S segments.
@@ -23,6 +27,8 @@ import torch
 
 from gru import checkpoint
 from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
+from gru.tasks.forecast import Forecaster
+from gru.tasks.sentiment import SentimentClassifier
 from gru.viz import (
     ForecastExplanation,
     TextExplanation,
@@ -31,10 +37,9 @@ from gru.viz import (
     write_text_explanation,
 )
 
-__all__ = ["EXPLAINERS", "explain", "explain_series", "explain_text"]
+__all__ = ["EXPLAINERS", "START_TOKEN", "explain", "explain_series", "explain_text"]
 
 EXPLAIN_FILE = "explain.html"
-EXPLAINERS = ("sentiment", "forecast")
 START_TOKEN = "⟨start⟩"
 
 
@@ -136,7 +141,7 @@ def _prefix_probabilities(classifier, ids: np.ndarray, recording, steps: slice):
     c = classifier.config
     prefixes = [ids[: k + 1] for k in range(len(ids))]
     x, lengths = pad_sequences(prefixes, c.maxlen, padding=c.padding, truncating=c.truncating)
-    logits = classifier._logits(torch.from_numpy(x), torch.from_numpy(lengths).clamp_(min=1))
+    logits = classifier.logits(torch.from_numpy(x), torch.from_numpy(lengths).clamp_(min=1))
     method = (
         "P(positive) after each token: the whole model run on the tokens up to that one, padded "
         "as the model pads (its head also reads "
@@ -144,6 +149,29 @@ def _prefix_probabilities(classifier, ids: np.ndarray, recording, steps: slice):
         + ", so no single state holds the answer). The last point is the model's prediction."
     )
     return torch.sigmoid(logits).double().numpy(), method
+
+
+def _explain_forecast(run_dir: Path, text, csv, backend: str) -> ForecastExplanation:
+    if text is not None:
+        raise ValueError("explain: a forecast run explains a series (--csv PATH), not a text")
+    if csv is None:
+        raise ValueError("explain: give the series to explain with --csv PATH")
+    return explain_series(Forecaster.load(run_dir, backend=backend), csv)
+
+
+def _explain_sentiment(run_dir: Path, text, csv, backend: str) -> TextExplanation:
+    if csv is not None:
+        raise ValueError("explain: --csv is for forecast runs; give a sentiment run a text")
+    if text is None:
+        raise ValueError("explain: give the text to explain (a review in quotes)")
+    return explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
+
+
+# A run's task: (its explanation from (run folder, text, csv, backend), the page's writer).
+EXPLAINERS = {
+    "sentiment": (_explain_sentiment, write_text_explanation),
+    "forecast": (_explain_forecast, write_forecast_explanation),
+}
 
 
 def explain(
@@ -168,28 +196,13 @@ def explain(
             f"{' and '.join(EXPLAINERS)} runs only"
         )
     out = Path(out) if out is not None else run_dir / EXPLAIN_FILE
-    if task == "forecast":
-        if text is not None:
-            raise ValueError("explain: a forecast run explains a series (--csv PATH), not a text")
-        if csv is None:
-            raise ValueError("explain: give the series to explain with --csv PATH")
-        from gru.tasks.forecast import Forecaster
-
-        explanation = explain_series(Forecaster.load(run_dir, backend=backend), csv)
-        explanation.model = {"run": str(run_dir), **explanation.model}
-        return write_forecast_explanation(explanation, out)
-    if csv is not None:
-        raise ValueError("explain: --csv is for forecast runs; give a sentiment run a text")
-    if text is None:
-        raise ValueError("explain: give the text to explain (a review in quotes)")
-    from gru.tasks.sentiment import SentimentClassifier
-
-    explanation = explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
+    build, write = EXPLAINERS[task]
+    explanation = build(run_dir, text, csv, backend)
     explanation.model = {"run": str(run_dir), **explanation.model}
-    return write_text_explanation(explanation, out)
+    return write(explanation, out)
 
 
-def explain_series(forecaster, data) -> ForecastExplanation:
+def explain_series(forecaster: Forecaster, data) -> ForecastExplanation:
     """How the `Forecaster` ``forecaster`` read one window of ``data`` (a CSV path or a
     DataFrame with the columns it was trained on).
 
@@ -203,7 +216,7 @@ def explain_series(forecaster, data) -> ForecastExplanation:
     if forecaster.model is None:
         raise ValueError("explain: the forecaster has no model; fit or load one first")
     c = forecaster.config
-    series = forecaster._read(data, columns=forecaster.columns)
+    series = forecaster.read(data, columns=forecaster.columns)
     n, W, F = len(series), c.lookback, c.horizon
     if n < W:
         raise ValueError(
@@ -211,45 +224,16 @@ def explain_series(forecaster, data) -> ForecastExplanation:
             f"it reads the last {W} rows before a forecast, so give at least {W}"
         )
     end = max(W, n - F)  # the window is rows [end − W, end)
-    inputs, outputs = forecaster._channels()
+    inputs, outputs = forecaster.channels()
     target = forecaster.columns.index(forecaster.target)
     window = series.values[end - W : end]  # (W, all columns), the data's units
     scaled = forecaster.scaler.transform(window)[:, inputs]  # (W, C)
     x = torch.from_numpy(scaled).float().unsqueeze(0)  # (1, W, C)
-    y = forecaster._forecast(x)[0].double().numpy()  # (F, K)
+    y = forecaster.forecast_windows(x)[0].double().numpy()  # (F, K)
     forecast = forecaster.scaler.inverse(y, outputs)[:, outputs.index(target)]  # (F,)
     actual = series.values[end : end + F, target]  # (≤ F,)
-    if series.time is None:
-        labels = [f"row {r}" for r in range(end - W, end + F)]
-    else:  # past the data's end, the steps go on at the median interval of the window
-        time = series.time[end - W : min(n, end + F)]
-        step = np.median(np.diff(time[:W].asi8)) if W > 1 else 0
-        future = [time[-1] + (k + 1) * pd.Timedelta(int(step)) for k in range(W + F - len(time))]
-        labels = [str(t) for t in time] + [str(t) for t in future]
-    labels, forecast_labels = labels[:W], labels[W:]
-
-    model = forecaster.model
-    notes = []
-    with torch.no_grad():
-        if hasattr(model, "n_in") and hasattr(model, "embed"):  # SegRNN: segments of a channel
-            S, N = model.segment, model.n_in
-            ci = inputs.index(target)
-            part = scaled[W - N * S :, ci] - scaled[-1, ci]  # (N·S,): relative to "now"
-            segments = torch.from_numpy(part).float().reshape(N, S)  # (N, S)
-            recording = record_gates(model.rnn, model.embed(segments))  # N steps
-            gate_labels = [labels[W - N * S + (i + 1) * S - 1] for i in range(N)]
-            notes.append(
-                f"SegRNN reads the window as {N} segments of {S} steps, one channel at a time: "
-                f"the gates are shown per segment (labeled by its last step) for "
-                f"{forecaster.target}'s channel, and the decoder's one step per output segment "
-                "is not shown."
-            )
-            if W > N * S:
-                notes.append(f"The first {W - N * S} steps of the window are not read by SegRNN.")
-        else:  # the plain GRU forecaster reads every step, relative to the last value
-            relative = torch.from_numpy(scaled - scaled[-1]).float()  # (W, C)
-            recording = record_gates(model.rnn, relative)
-            gate_labels = labels
+    labels = _step_labels(series, end - W, W, F)
+    recording, gate_labels, notes = _forecaster_gates(forecaster, scaled, labels[:W])
     if n < W + F:
         notes.append(
             f"The series has {n} rows, fewer than lookback {W} + horizon {F}: "
@@ -266,8 +250,8 @@ def explain_series(forecaster, data) -> ForecastExplanation:
         forecast=forecast,
         actual=actual if len(actual) else None,
         recording=recording,
-        labels=labels,
-        forecast_labels=forecast_labels,
+        labels=labels[:W],
+        forecast_labels=labels[W:],
         gate_labels=gate_labels,
         notes=notes,
         model={
@@ -278,3 +262,40 @@ def explain_series(forecaster, data) -> ForecastExplanation:
         },
         source=f"{series.source}: rows {end - W}–{end - 1} read, {F} forecast",
     )
+
+
+def _step_labels(series, start: int, W: int, F: int) -> list[str]:
+    """A label for each of the W + F rows from ``start`` of ``series``: its time (past the
+    data's end, the steps go on at the median interval of the W window rows), or "row r"
+    when it has none."""
+    if series.time is None:
+        return [f"row {r}" for r in range(start, start + W + F)]
+    time = series.time[start : min(len(series), start + W + F)]
+    step = np.median(np.diff(time[:W].asi8)) if W > 1 else 0
+    future = [time[-1] + (k + 1) * pd.Timedelta(int(step)) for k in range(W + F - len(time))]
+    return [str(t) for t in time] + [str(t) for t in future]
+
+
+def _forecaster_gates(forecaster: Forecaster, scaled: np.ndarray, labels: list[str]):
+    """(the gates of the GRU that reads the scaled window (W, C), a label per step it reads,
+    notes): every step relative to the last value for the plain GRU forecaster; SegRNN's
+    segments of the target's channel."""
+    model = forecaster.model
+    W = len(scaled)
+    with torch.no_grad():
+        if not (hasattr(model, "n_in") and hasattr(model, "embed")):  # the plain GRU
+            relative = torch.from_numpy(scaled - scaled[-1]).float()  # (W, C)
+            return record_gates(model.rnn, relative), labels, []
+        S, N = model.segment, model.n_in  # SegRNN: segments of a channel
+        ci = forecaster.channels()[0].index(forecaster.columns.index(forecaster.target))
+        part = scaled[W - N * S :, ci] - scaled[-1, ci]  # (N·S,): relative to "now"
+        segments = torch.from_numpy(part).float().reshape(N, S)  # (N, S)
+        recording = record_gates(model.rnn, model.embed(segments))  # N steps
+    notes = [
+        f"SegRNN reads the window as {N} segments of {S} steps, one channel at a time: the gates "
+        f"are shown per segment (labeled by its last step) for {forecaster.target}'s channel, "
+        "and the decoder's one step per output segment is not shown."
+    ]
+    if W > N * S:
+        notes.append(f"The first {W - N * S} steps of the window are not read by SegRNN.")
+    return recording, [labels[W - N * S + (i + 1) * S - 1] for i in range(N)], notes

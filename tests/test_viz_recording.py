@@ -1,4 +1,4 @@
-"""gru.viz.gates: the recorded gates are the oracle's intermediate values, read from the model."""
+"""gru.viz.recording: the recorded gates are the oracle's intermediate values, read from the model."""
 
 import numpy as np
 import pytest

@@ -1,0 +1,270 @@
+"""What the commands share: option types, the options every ``gru train TASK`` takes, the run
+folder they train into, and the files the commands on a trained run write."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+__all__ = [
+    "add_output_options",
+    "add_run_on_csv",
+    "add_series_options",
+    "add_training_options",
+    "count",
+    "default_out",
+    "fit",
+    "is_main_process",
+    "needs",
+    "output_paths",
+    "overlay",
+    "positive_float",
+    "positive_int",
+    "ran",
+    "train_config",
+    "write_csv",
+]
+
+
+def count(n: int, noun: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+# --- gru train TASK ------------------------------------------------------------------------------
+
+
+def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The options every ``gru train TASK`` shares; ``defaults`` names each one's default."""
+    from gru.ops import BACKENDS
+
+    group = parser.add_argument_group("training (every task)")
+    group.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        help="where the run folder goes; it must not exist yet or be empty "
+        "(default: a new folder under runs/)",
+    )
+    group.add_argument(
+        "--epochs", type=positive_int, help=f"passes over the data (default {defaults['epochs']})"
+    )
+    group.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help=f"sequences per step, per process (default {defaults['batch_size']})",
+    )
+    group.add_argument(
+        "--lr",
+        type=positive_float,
+        help=f"the optimizer's learning rate (default {defaults['lr']})",
+    )
+    group.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="how gru.GRU computes: the fused CPU engine, composed torch operations, or auto "
+        "(the engine on CPU); the results are the same (default auto)",
+    )
+    group.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint; options left out take the "
+        "run's own values, options given must match them",
+    )
+    group.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps (always after every epoch)",
+    )
+    group.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where to train; under torchrun, cuda gives each process its own GPU (default cpu)",
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+
+
+def add_series_options(parser: argparse.ArgumentParser) -> None:
+    """How a CSV series is read: its time column, missing values, the split."""
+    from gru.data.timeseries import FILLNA, SPLITS
+
+    parser.add_argument(
+        "--time-column",
+        metavar="COL",
+        help="the column of timestamps (default: one named date, time, timestamp, month, ...)",
+    )
+    parser.add_argument(
+        "--fillna",
+        choices=FILLNA,
+        help="fill missing values: the last value before the gap, a line across it, or 0 "
+        "(default: refuse data with missing values)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="chronological train/validation/test: 70/10/20 of the rows (ratio, the "
+        "default) or the ETT benchmark's 12/4/4 months (ett)",
+    )
+
+
+def default_out(task: str) -> Path:
+    """A new folder under runs/ named for the task and the time, for a run without --out."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / f"{task}-{stamp}"
+    n = 2
+    while out.exists():
+        out, n = Path("runs") / f"{task}-{stamp}-{n}", n + 1
+    return out
+
+
+def run_folder(args, task: str) -> tuple[Path, bool]:
+    """(the run folder, whether to resume it) from --out and --resume."""
+    if args.resume is not None:
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ValueError(
+                f"--out {args.out} and --resume {args.resume} name different folders; a resumed "
+                "run stays in its folder"
+            )
+        return Path(args.resume), True
+    return (Path(args.out) if args.out is not None else default_out(task)), False
+
+
+def train_config(args, task, fresh=None, *, fresh_on_resume: bool = False):
+    """(config, run folder, resume?, the stored run's data) for ``gru train TASK`` of the
+    `gru.tasks.runs.Task` class ``task``: a resumed run starts from its own config.json
+    (unless ``fresh_on_resume``), a new one from ``fresh()`` (default: the config class's
+    defaults), and every option given that names a setting is laid over it (`overlay`)."""
+    from gru.tasks.runs import load_run
+
+    out, resume = run_folder(args, task.task)
+    stored = {}
+    if resume and not fresh_on_resume:
+        record = load_run(out, task.task, where="--resume")
+        config = task.config_class.from_dict(record["config"], where=f"config.json of {out}")
+        stored = record.get("data", {})
+    else:
+        config = (fresh or task.config_class)()
+    overlay(config, args)
+    overlay(config.train, args)
+    return config, out, resume, stored
+
+
+def overlay(config, args) -> None:
+    """Set every setting of the dataclass ``config`` that an option given on the command line
+    names (its ``dest``), except ``train``."""
+    for setting in dataclasses.fields(config):
+        value = getattr(args, setting.name, None)
+        if setting.name != "train" and value is not None:
+            setattr(config, setting.name, value)
+
+
+def needs(value, option: str, stored: dict, key: str):
+    """``value`` given as ``option``, else the resumed run's own (``stored[key]``)."""
+    if value is not None:
+        return value
+    if stored.get(key) is not None:
+        return stored[key]
+    raise ValueError(f"{option} is required")
+
+
+def fit(args, task, config, out: Path, resume: bool, *inputs, **options):
+    """The report of ``task(config).fit(*inputs, **options)`` with the run options every
+    ``gru train`` command shares (--backend, --checkpoint-every, --quiet, --device)."""
+    trained = task(config, backend=args.backend)
+    shared = {"checkpoint_every": args.checkpoint_every, "quiet": args.quiet}
+    return trained.fit(*inputs, out=out, resume=resume, device=args.device, **shared, **options)
+
+
+def is_main_process() -> bool:
+    """Whether this process prints the results (rank 0 under torchrun)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def ran(out: Path, report, time: str | None = None) -> bool:
+    """In the process that prints (rank 0 under torchrun), print the run folder and ``time``
+    (default: the epochs, the seconds of training and of the whole run) and return True;
+    elsewhere print nothing and return False."""
+    if not is_main_process():
+        return False
+    if time is None:
+        time = (
+            f"{count(len(report.history), 'epoch')} in {report.training_seconds:.1f} s of "
+            f"training, {report.seconds:.1f} s for the whole run"
+        )
+    print(f"run folder: {out}")
+    print(f"time: {time}")
+    return True
+
+
+# --- commands on a trained run -------------------------------------------------------------------
+
+
+def add_run_on_csv(parser, prefix: str, *, run: str, csv: str) -> None:
+    """--run (``run`` says what folder) and --csv (``csv``: what series) of a command that
+    writes what a trained run makes of a CSV as ``prefix``-<name of the CSV>.csv and a PNG
+    (`add_output_options`, `output_paths`)."""
+    parser.set_defaults(prefix=prefix)
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help=run)
+    parser.add_argument("--csv", required=True, metavar="PATH", help=csv)
+
+
+def add_output_options(parser, writes: str) -> None:
+    """--output and --fillna of a command of `add_run_on_csv`: where it ``writes`` ("the …
+    go, the plot") and how the CSV's missing values are filled."""
+    from gru.data.timeseries import FILLNA
+
+    prefix = parser.get_default("prefix")
+    parser.add_argument(
+        "--output",
+        metavar="FILE.csv",
+        help=f"where {writes} beside it as .png (default: RUN_DIR/{prefix}-<name of the CSV>.csv)",
+    )
+    parser.add_argument(
+        "--fillna",
+        choices=FILLNA,
+        help="fill missing values of the CSV (default: the run's setting)",
+    )
+
+
+def output_paths(args) -> tuple[Path, Path]:
+    """(the CSV to write, the PNG beside it) of a command on a trained run: --output, else
+    RUN_DIR/<the command's prefix>-<name of the CSV>.csv."""
+    output = (
+        Path(args.output)
+        if args.output is not None
+        else Path(args.run) / f"{args.prefix}-{Path(args.csv).stem}.csv"
+    )
+    if output.suffix.lower() != ".csv":
+        raise ValueError(f"--output: {str(output)!r} must be a .csv file")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"--output: the folder of {str(output)!r} does not exist")
+    return output, output.with_suffix(".png")
+
+
+def write_csv(frame, path: Path) -> None:
+    """Write a pandas DataFrame as CSV, atomically."""
+    from gru._io import atomic_write
+
+    text = frame.to_csv()
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,112 @@
+"""The commands beside the tasks: ``gru convert`` (weights between formats) and ``gru compare``
+(the same models on RNN, LSTM, GRU and MinGRU layers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gru.cli.options import default_out, overlay, positive_int
+
+__all__ = ["COMMANDS"]
+
+
+def add_convert(commands):
+    convert = commands.add_parser(
+        "convert",
+        help="move a GRU's weights between Keras, ONNX, PyTorch and safetensors files",
+        description="Read the GRU in SOURCE and write it to DEST, each format chosen by the "
+        "file's extension: .keras, .weights.h5, .h5 (Keras 2, read only), .onnx, .safetensors, "
+        ".pt (a torch.nn.GRU state dict, loaded without pickle). Both conventions convert "
+        "exactly; DEST is written atomically.",
+    )
+    convert.add_argument("source", metavar="SOURCE", help="file to read")
+    convert.add_argument("dest", metavar="DEST", help="file to write")
+    convert.add_argument("--layer", help="name of the Keras layer, when SOURCE has several")
+    return convert
+
+
+def convert(args) -> int:
+    from gru.interop.convert import convert
+
+    print(convert(args.source, args.dest, layer=args.layer))
+    return 0
+
+
+def add_compare(commands):
+    from gru.tasks.compare import MODELS, TASKS
+
+    compare = commands.add_parser(
+        "compare",
+        help="train RNN, LSTM and GRU layers on the same tasks and budget, side by side",
+        description="Train a plain RNN, an LSTM, torch.nn.GRU, gru.GRU, gru.GRU with layer "
+        "norm and gru.MinGRU on the same data with the same budget; print and save a Markdown "
+        "table (parameters, training seconds per epoch, inference latency per sequence and per "
+        "streaming step, test metric, steps to reach a target) and a PNG of the learning curves.",
+    )
+    compare.add_argument(
+        "--tasks",
+        dest="task_names",
+        metavar="TASKS",
+        help="comma-separated, of: " + ", ".join(TASKS) + " (default: the adding problems, "
+        "and imdb and etth1 when their data is given)",
+    )
+    compare.add_argument(
+        "--models",
+        dest="model_names",
+        metavar="MODELS",
+        help="comma-separated, of: " + ", ".join(MODELS) + " (default: all)",
+    )
+    compare.add_argument("--imdb", metavar="PATH", help="IMDB data for the imdb task")
+    compare.add_argument("--csv", metavar="PATH", help="ETTh1.csv for the etth1 task")
+    compare.add_argument("--out", type=Path, help="folder for the table, numbers and curves")
+    compare.add_argument("--quick", action="store_true", help="a small run of under 2 minutes")
+    compare.add_argument("--epochs", type=positive_int, help="epochs for every task")
+    compare.add_argument("--hidden-size", type=positive_int, help="H for every layer")
+    compare.add_argument(
+        "--adding-train", type=positive_int, help="adding problem training sequences (5000)"
+    )
+    compare.add_argument(
+        "--imdb-limit", type=positive_int, help="reviews of each IMDB split (10000)"
+    )
+    compare.add_argument(
+        "--etth1-stride", type=positive_int, help="train on every n-th ETTh1 window (1)"
+    )
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument(
+        "--threads", type=positive_int, help="torch threads (default: torch's choice)"
+    )
+    compare.add_argument("--quiet", action="store_true", help="print only the table")
+    return compare
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def compare(args) -> int:
+    import torch
+
+    from gru.tasks import compare as comparison
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tasks = _names(args.task_names)
+    if tasks is None:
+        tasks = ["adding-100", "adding-400"]
+        tasks += ["imdb"] if args.imdb else []
+        tasks += ["etth1"] if args.csv else []
+    models = _names(args.model_names) or list(comparison.MODELS)
+    config = comparison.CompareConfig(tasks=tasks, models=models)
+    overlay(config, args)  # every other option is the setting of its name
+    out = args.out if args.out is not None else default_out("compare")
+    result = comparison.run(config, out=out, quiet=args.quiet)
+    if args.quiet:
+        print(result.table)
+    return 0
+
+
+# The commands beside the tasks: (add its parser to the commands, run it).
+COMMANDS = {
+    "convert": (add_convert, convert),
+    "compare": (add_compare, compare),
+}

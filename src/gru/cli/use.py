@@ -1,0 +1,250 @@
+"""The commands that use a trained run: ``gru predict`` and ``gru evaluate`` (sentiment),
+``gru forecast``, ``gru generate`` (textgen), ``gru detect`` (anomaly) and ``gru explain``.
+Each loads the run with its task's ``load`` and calls its Python API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gru.cli.options import (
+    add_output_options,
+    add_run_on_csv,
+    output_paths,
+    positive_float,
+    positive_int,
+    write_csv,
+)
+
+__all__ = ["COMMANDS"]
+
+
+# --- sentiment: predict, evaluate ----------------------------------------------------------------
+
+
+def add_predict(commands):
+    predict = commands.add_parser(
+        "predict",
+        help="label texts with a trained sentiment model",
+        description="Print, for each text, the predicted label and P(positive) of the model in "
+        "RUN_DIR.",
+    )
+    predict.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label")
+    predict.add_argument("--file", metavar="FILE", help="a UTF-8 file with one text per line")
+    return predict
+
+
+def _lines(file: str) -> list[str]:
+    """The lines of --file, each a text."""
+    path = Path(file)
+    if not path.is_file():
+        raise FileNotFoundError(f"--file: {str(path)!r} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"--file: cannot read {str(path)!r} as UTF-8 text: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ValueError(f"--file: line {number} of {str(path)!r} is empty")
+    return lines
+
+
+def predict(args) -> int:
+    from gru.tasks.sentiment import SentimentClassifier
+
+    texts = list(args.texts) + (_lines(args.file) if args.file is not None else [])
+    if not texts:
+        raise ValueError("predict: give texts to label, or --file with one text per line")
+    classifier = SentimentClassifier.load(args.run)
+    for text, p in zip(texts, classifier.predict(texts), strict=True):
+        label = "positive" if p > 0.5 else "negative"
+        print(f"{label}\t{p:.4f}\t{text}")
+    return 0
+
+
+def add_evaluate(commands):
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a trained sentiment model on labeled reviews",
+        description="Print the accuracy and loss of the model in RUN_DIR on the test split of "
+        "PATH (every review when PATH has no split).",
+    )
+    evaluate.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="labeled reviews in any form `gru train sentiment --data` reads",
+    )
+    evaluate.add_argument("--text-column", default="text", help="CSV column of the texts")
+    evaluate.add_argument("--label-column", default="label", help="CSV column of the labels")
+    return evaluate
+
+
+def evaluate(args) -> int:
+    from gru.tasks.sentiment import SentimentClassifier
+
+    classifier = SentimentClassifier.load(args.run)
+    scores = classifier.evaluate(
+        args.data, text_column=args.text_column, label_column=args.label_column
+    )
+    print(
+        f"accuracy {scores['accuracy']:.4f}  loss {scores['loss']:.4f}  on {scores['reviews']:,} "
+        f"reviews of {args.data}"
+    )
+    return 0
+
+
+# --- forecast, generate, detect ------------------------------------------------------------------
+
+
+def add_forecast(commands):
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast the next steps of a series with a trained forecast model",
+        description="Forecast the --horizon rows after the end of the CSV with the model of "
+        "RUN_DIR (it reads the last --lookback rows) and write them as CSV and a plot.",
+    )
+    add_run_on_csv(forecast, "forecast", run="a forecast run folder", csv="the series to continue")
+    add_output_options(forecast, writes="the forecast goes, its plot")
+    return forecast
+
+
+def forecast(args) -> int:
+    from gru.tasks.forecast import Forecaster, plot_future
+
+    forecaster = Forecaster.load(args.run)
+    if args.fillna is not None:
+        forecaster.config.fillna = args.fillna
+    output, picture = output_paths(args)
+    frame = forecaster.predict(args.csv)
+    history = forecaster.history(args.csv)
+    write_csv(frame, output)
+    target, tail = forecaster.target, history.iloc[-3 * forecaster.config.lookback :]
+    plot_future(picture, tail, frame[target], f"{target}: the next {len(frame)} steps")
+    print(
+        f"forecast of {', '.join(frame.columns)} for the {len(frame)} steps after the end of "
+        f"{args.csv}: {frame.index[0]} to {frame.index[-1]}"
+    )
+    print(f"wrote {output} and {picture}")
+    return 0
+
+
+def add_generate(commands):
+    generate = commands.add_parser(
+        "generate",
+        help="write text with a trained character model",
+        description="Continue --prompt with --length characters from the model of RUN_DIR, "
+        "one GRU step per character.",
+    )
+    generate.add_argument("--run", required=True, metavar="RUN_DIR", help="a textgen run folder")
+    generate.add_argument(
+        "--prompt", default="\n", help="the text to continue (default: a newline)"
+    )
+    generate.add_argument(
+        "--length", type=int, default=500, help="characters to write (default 500)"
+    )
+    generate.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="below 1 more conservative, above 1 more surprising, 0 always the likeliest "
+        "(default 0.8)",
+    )
+    generate.add_argument(
+        "--top-k", type=positive_int, help="draw only among the K likeliest characters"
+    )
+    generate.add_argument("--seed", type=int, help="the same seed writes the same text")
+    return generate
+
+
+def generate(args) -> int:
+    from gru.tasks.textgen import TextGenerator
+
+    generator = TextGenerator.load(args.run)
+    text = generator.generate(
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
+    print(args.prompt + text)
+    return 0
+
+
+def add_detect(commands):
+    detect = commands.add_parser(
+        "detect",
+        help="flag anomalies in a series with a trained anomaly model",
+        description="Score every point of the run's column in the CSV by its standardized "
+        "forecast error and write the flagged points as CSV and the series as a plot.",
+    )
+    add_run_on_csv(detect, "anomalies", run="an anomaly run folder", csv="the series to check")
+    detect.add_argument(
+        "--threshold",
+        type=positive_float,
+        help="flag scores beyond this (default: the one chosen on validation data)",
+    )
+    add_output_options(detect, writes="the flagged points go, the plot")
+    return detect
+
+
+def detect(args) -> int:
+    from gru.tasks.anomaly import AnomalyDetector, plot_flags
+
+    detector = AnomalyDetector.load(args.run)
+    if args.fillna is not None:
+        detector.config.fillna = args.fillna
+    output, picture = output_paths(args)
+    frame = detector.detect(args.csv, threshold=args.threshold)
+    flagged = frame[frame["anomaly"]].drop(columns="anomaly")
+    write_csv(flagged, output)
+    plot_flags(picture, frame, detector.column)
+    threshold = args.threshold if args.threshold is not None else detector.threshold
+    print(
+        f"{len(flagged)} of {len(frame)} points of {detector.column!r} flagged "
+        f"(|score| > {threshold:.2f})"
+    )
+    print(f"wrote {output} and {picture}")
+    return 0
+
+
+# --- explain -------------------------------------------------------------------------------------
+
+
+def add_explain(commands):
+    explain = commands.add_parser(
+        "explain",
+        help="see what the gates of a trained model did on your input (an HTML page)",
+        description="Run the model of RUN_DIR on your input and write a self-contained HTML page "
+        "of what its gates did: for a sentiment run, the text token by token colored by the "
+        "update and reset gates, P(positive) as the text is read and heatmaps of r and z; for a "
+        "forecast run, the last input window of --csv, the forecast beside the actual values "
+        "and the gates over the window. The figures are also written as PNG files beside it.",
+    )
+    explain.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run folder")
+    explain.add_argument("text", nargs="?", metavar="TEXT", help="the text to explain (sentiment)")
+    explain.add_argument("--csv", metavar="PATH", help="the series to explain (forecast)")
+    explain.add_argument(
+        "--out", metavar="FILE.html", help="where the page goes (default: RUN_DIR/explain.html)"
+    )
+    return explain
+
+
+def explain(args) -> int:
+    from gru.tasks import explanations
+
+    print(f"wrote {explanations.explain(args.run, args.text, csv=args.csv, out=args.out)}")
+    return 0
+
+
+# `gru COMMAND` on a trained run: (add its parser to the commands, run it).
+COMMANDS = {
+    "predict": (add_predict, predict),
+    "evaluate": (add_evaluate, evaluate),
+    "forecast": (add_forecast, forecast),
+    "generate": (add_generate, generate),
+    "detect": (add_detect, detect),
+    "explain": (add_explain, explain),
+}

@@ -1,0 +1,80 @@
+"""How to train (`TrainConfig`) and what training did (`FitResult`): the settings `fit` takes
+and the record it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig"]
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+@dataclass
+class TrainConfig:
+    """How to train: every setting that changes the trained weights.
+
+    ``schedule`` multiplies the learning rate by a factor that rises linearly from 0 over the
+    first ``warmup`` fraction of all steps and then stays at 1 ("constant") or falls to 0 at
+    the last step along a half cosine ("cosine") or a line ("linear"). ``monitor`` names a
+    metric of ``evaluate`` ("val_accuracy"), better when larger with ``mode="max"``; training
+    stops after ``patience`` epochs without improvement, and with ``restore_best`` it ends
+    with (and saves) the weights of the best epoch.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    clip_grad_norm: float | None = 1.0
+    schedule: str = "constant"
+    warmup: float = 0.0
+    monitor: str | None = None
+    mode: str = "max"
+    patience: int | None = None
+    restore_best: bool = False
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be a positive int, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"TrainConfig: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"TrainConfig: schedule must be one of {SCHEDULES}, got {self.schedule!r}"
+            )
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"TrainConfig: warmup must be a fraction in [0, 1), got {self.warmup}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"TrainConfig: mode must be 'max' or 'min', got {self.mode!r}")
+        if (self.patience is not None or self.restore_best) and self.monitor is None:
+            raise ValueError("TrainConfig: patience and restore_best need a metric to monitor")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(
+                f"TrainConfig: clip_grad_norm must be positive or None, got {self.clip_grad_norm}"
+            )
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: the per-epoch ``history`` (dicts of floats), the best epoch (by the
+    monitored metric, else the last), whether early stopping ended it, and wall seconds."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+    steps: int
+    resumed_at_step: int | None = None
+    extra: dict = field(default_factory=dict)
