@@ -152,6 +152,23 @@ def engine_layer(
     return out.astype(np.float64), h_n.astype(np.float64), grads
 
 
+def layer_api(arrays, *, lengths, reset_after, reverse, dtype, bias=True, threads=2):
+    """kernels.forward / kernels.backward on the weights as stored, with NumPy's GEMMs (the
+    default: the engine needs no torch); float64 out, as `engine_layer`."""
+    a = {k: v.astype(dtype) for k, v in arrays.items()}
+    biases = (a["b_ih"], a["b_hh"]) if bias else (None, None)
+    kw = {"lengths": lengths, "reset_after": reset_after, "reverse": reverse, "threads": threads}
+    out, h_n, saved = kernels.forward(a["x"], a["w_ih"], a["w_hh"], *biases, a["h0"], **kw)
+    assert saved.shape == kernels.saved_shape(*a["x"].shape[:2], a["w_hh"].shape[1], reset_after)
+    grads = kernels.backward(
+        a["d_out"], a["d_hn"], a["x"], a["h0"], a["w_ih"], a["w_hh"], out, saved,
+        has_bias=bias, **kw,
+    )  # fmt: skip
+    names = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")
+    grads = {n: g.astype(np.float64) for n, g in zip(names, grads, strict=True) if g is not None}
+    return out.astype(np.float64), h_n.astype(np.float64), grads
+
+
 def oracle_layer(x, h0, w_ih, w_hh, b_ih, b_hh, d_out, d_hn, *, reset_after, reverse, lengths):
     """The same through gru.reference, reversing sequences within their lengths."""
     xr = reverse_padded(x, lengths) if reverse else x
@@ -237,42 +254,15 @@ HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[Hea
 def test_random_shapes_equal_the_oracle(
     T, B, I, H, reset_after, reverse, with_lengths, threads, seed
 ):
+    """The time loop alone and the layer as stored (H up to 70 crosses the engine's padding
+    to multiples of 8, which its caller never sees)."""
     arrays, lengths = random_problem(seed, T, B, I, H, with_lengths)
     kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    oracle = oracle_layer(*arrays.values(), **kw)
     engine = engine_layer(*arrays.values(), **kw, dtype=np.float64, threads=threads)
-    compare(engine, oracle_layer(*arrays.values(), **kw), np.float64, "hypothesis")
-
-
-# --- the layer as stored: padding, bias folding and the GEMMs inside the engine ---------------
-
-
-def layer_api(arrays, *, lengths, reset_after, reverse, dtype, bias=True, threads=2):
-    """kernels.forward / kernels.backward on the weights as stored, with NumPy's GEMMs (the
-    default: the engine needs no torch); float64 out, as `engine_layer`."""
-    a = {k: v.astype(dtype) for k, v in arrays.items()}
-    biases = (a["b_ih"], a["b_hh"]) if bias else (None, None)
-    kw = {"lengths": lengths, "reset_after": reset_after, "reverse": reverse, "threads": threads}
-    out, h_n, saved = kernels.forward(a["x"], a["w_ih"], a["w_hh"], *biases, a["h0"], **kw)
-    assert saved.shape == kernels.saved_shape(*a["x"].shape[:2], a["w_hh"].shape[1], reset_after)
-    grads = kernels.backward(
-        a["d_out"], a["d_hn"], a["x"], a["h0"], a["w_ih"], a["w_hh"], out, saved,
-        has_bias=bias, **kw,
-    )  # fmt: skip
-    names = ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")
-    grads = {n: g.astype(np.float64) for n, g in zip(names, grads, strict=True) if g is not None}
-    return out.astype(np.float64), h_n.astype(np.float64), grads
-
-
-@HYPOTHESIS
-@given(**PROBLEMS, threads=st.sampled_from([1, 2]))
-def test_the_layer_as_stored_equals_the_oracle(
-    T, B, I, H, reset_after, reverse, with_lengths, threads, seed
-):
-    """H up to 70 crosses the engine's padding to multiples of 8; the caller never sees it."""
-    arrays, lengths = random_problem(seed, T, B, I, H, with_lengths)
-    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    compare(engine, oracle, np.float64, "hypothesis")
     layer = layer_api(arrays, **kw, dtype=np.float64, threads=threads)
-    compare(layer, oracle_layer(*arrays.values(), **kw), np.float64, "layer")
+    compare(layer, oracle, np.float64, "hypothesis, layer as stored")
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

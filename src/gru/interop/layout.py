@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gru.nn import GRU
+from gru.nn import GRU, convert
 from gru.reference import GATES
 
 __all__ = [
@@ -258,15 +258,4 @@ def refuse_variants(owner: str, module: GRU, *, inference_only: bool) -> None:
     only runs inference (``inference_only``) represents the layer exactly; a training module
     (torch.nn.GRU) would silently lose it.
     """
-    found = []
-    if module.layer_norm:
-        found.append("layer_norm=True")
-    if module.zoneout:
-        found.append(f"zoneout={module.zoneout}")
-    if module.recurrent_dropout and not inference_only:
-        found.append(f"recurrent_dropout={module.recurrent_dropout}")
-    if found:
-        raise ValueError(
-            f"{owner}: the target has no GRU with {', '.join(found)}; converting would change "
-            "what the layer computes, so it is refused"
-        )
+    convert.refuse_variants(owner, module.variant_settings(inference_only=inference_only))

@@ -152,6 +152,22 @@ def uses_blas(H: int) -> bool:
     return blas.available() and H >= min(BLAS_MIN_HIDDEN, STACK_HIDDEN + 1)
 
 
+def _forward_inputs(gx, h0, w_hh, b_hn, lengths):
+    """The arrays a forward loop reads, C-contiguous in gx's dtype (zeros for None), and how
+    to allocate what it keeps: with lengths np.zeros, since steps past a sequence's end keep
+    nothing and zeros there make the result deterministic."""
+    T, B, H3 = gx.shape
+    H, dtype = H3 // 3, gx.dtype
+    return (
+        np.ascontiguousarray(gx),
+        np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
+        np.ascontiguousarray(w_hh, dtype=dtype),
+        np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype),
+        lengths_array(lengths, T, B),
+        np.empty if lengths is None else np.zeros,
+    )
+
+
 def forward(
     gx,
     h0,
@@ -181,17 +197,10 @@ def forward(
     T, B, H3 = gx.shape
     H = H3 // 3
     dtype = gx.dtype
-    gx = np.ascontiguousarray(gx)
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
-    lengths_given = lengths
-    lengths = lengths_array(lengths, T, B)
+    gx, h0, w_hh, b_hn, lengths, empty = _forward_inputs(gx, h0, w_hh, b_hn, lengths)
     out = np.empty((T, B, H), dtype)
     h_n = np.empty((B, H), dtype)
-    width = saved_width(H, reset_after) if save else 0
-    # Steps past a sequence's end keep nothing; zeros there make the result deterministic.
-    saved = (np.empty if lengths_given is None else np.zeros)((T, B, width), dtype)
+    saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
     if uses_blas(H):
         blas.forward(gx, h0, w_hh, b_hn, *flags)
@@ -204,6 +213,19 @@ def forward(
         else:
             rows.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
     return out, h_n, (saved if save else None)
+
+
+def _backward_inputs(d_out, d_hn, out, h0, w_hh, lengths):
+    """The arrays a backward loop reads, C-contiguous in out's dtype (zeros for None)."""
+    T, B, H = out.shape
+    dtype = out.dtype
+    return (
+        np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype),
+        np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype),
+        np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
+        np.ascontiguousarray(w_hh, dtype=dtype),
+        lengths_array(lengths, T, B),
+    )
 
 
 def backward(
@@ -240,11 +262,7 @@ def backward(
     """
     T, B, H = out.shape
     dtype = out.dtype
-    d_out = np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype)
-    d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    lengths = lengths_array(lengths, T, B)
+    d_out, d_hn, h0, w_hh, lengths = _backward_inputs(d_out, d_hn, out, h0, w_hh, lengths)
     dg = np.empty((T, B, 4 * H), dtype)
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
@@ -287,17 +305,11 @@ def forward_variants(
     T, B, H3 = gx.shape
     H = H3 // 3
     dtype = gx.dtype
-    gx = np.ascontiguousarray(gx)
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    b_hn = np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn, dtype=dtype)
-    lengths_given = lengths
-    lengths = lengths_array(lengths, T, B)
+    gx, h0, w_hh, b_hn, lengths, empty = _forward_inputs(gx, h0, w_hh, b_hn, lengths)
     layer_norm = recurrent_ln is not None
     m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
     out = np.empty((T, B, H), dtype)
     h_n = np.empty((B, H), dtype)
-    empty = np.empty if lengths_given is None else np.zeros
     saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
     ln_saved = empty((T, B, 3 * H + 1 if (save and layer_norm) else 0), dtype)
     flags = (
@@ -326,11 +338,7 @@ def backward_variants(
     ∂L/∂(W_hh h̄) and dln (2, 3H), the gradients of its gain and bias (else None, None)."""
     T, B, H = out.shape
     dtype = out.dtype
-    d_out = np.zeros_like(out) if d_out is None else np.ascontiguousarray(d_out, dtype=dtype)
-    d_hn = np.zeros((B, H), dtype) if d_hn is None else np.ascontiguousarray(d_hn, dtype=dtype)
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    w_hh = np.ascontiguousarray(w_hh, dtype=dtype)
-    lengths = lengths_array(lengths, T, B)
+    d_out, d_hn, h0, w_hh, lengths = _backward_inputs(d_out, d_hn, out, h0, w_hh, lengths)
     layer_norm = recurrent_ln is not None
     m, keep, ln = _variant_arrays(T, B, H, dtype, mask, zoneout, recurrent_ln)
     ln_saved = np.zeros((T, B, 0), dtype) if ln_saved is None else ln_saved

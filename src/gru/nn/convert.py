@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["cell_config", "gru_config", "rebuild", "refuse_for_torch"]
+__all__ = ["cell_config", "gru_config", "rebuild", "refuse_for_torch", "refuse_variants"]
 
 _NO_RESET_BEFORE = (
     "{owner}: torch.nn.{cls} computes only the reset-after convention, "
@@ -43,6 +43,11 @@ def refuse_for_torch(owner: str, cls: str, reset_after: bool, variants: list[str
     """ValueError unless torch.nn.``cls`` computes the same: reset after, and no variants."""
     if not reset_after:
         raise ValueError(_NO_RESET_BEFORE.format(owner=owner, cls=cls))
+    refuse_variants(owner, variants)
+
+
+def refuse_variants(owner: str, variants: list[str]) -> None:
+    """ValueError naming ``variants`` (`gru.GRU.variant_settings`) that a target lacks."""
     if variants:
         raise ValueError(
             f"{owner}: the target has no GRU with {', '.join(variants)}; converting would "

@@ -1,0 +1,37 @@
+"""``gru train adding``: the adding problem (`gru.tasks.adding`)."""
+
+from __future__ import annotations
+
+from gru.cli.options import add_training_options, fit, is_main_process, positive_int, train_config
+
+__all__ = ["add", "run"]
+
+
+def add(tasks):
+    adding = tasks.add_parser(
+        "adding",
+        help="the adding problem (long-term memory)",
+        description="Train a GRU to add the two marked values of a long sequence "
+        "(Hochreiter & Schmidhuber 1997) and compare its test MSE with predicting the mean.",
+    )
+    adding.add_argument("--seq-len", type=positive_int, help="sequence length T (default 50)")
+    adding.add_argument("--hidden-size", type=positive_int, help="GRU units H (default 32)")
+    adding.add_argument("--n-train", type=positive_int, help="training sequences (default 20000)")
+    adding.add_argument("--n-test", type=positive_int, help="test sequences (default 2000)")
+    add_training_options(adding, {"epochs": 4, "batch_size": 64, "lr": 3e-3})
+    return adding
+
+
+def run(args) -> int:
+    from gru.tasks.adding import Adder
+
+    config, out, resume, _ = train_config(args, Adder)
+    result = fit(args, Adder, config, out, resume)
+    if not is_main_process():
+        return 0
+    ratio = result.baseline_mse / max(result.test_mse, 1e-12)
+    print(
+        f"test MSE {result.test_mse:.4f} vs baseline {result.baseline_mse:.4f} ({ratio:.0f}x lower)"
+    )
+    print(f"run folder: {out}")
+    return 0
