@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gru.cli.options import add_training_options, fit, is_main_process, positive_int, train_config
+from gru.cli import options
 
 __all__ = ["add", "run"]
 
@@ -14,20 +14,24 @@ def add(tasks):
         description="Train a GRU to add the two marked values of a long sequence "
         "(Hochreiter & Schmidhuber 1997) and compare its test MSE with predicting the mean.",
     )
-    adding.add_argument("--seq-len", type=positive_int, help="sequence length T (default 50)")
-    adding.add_argument("--hidden-size", type=positive_int, help="GRU units H (default 32)")
-    adding.add_argument("--n-train", type=positive_int, help="training sequences (default 20000)")
-    adding.add_argument("--n-test", type=positive_int, help="test sequences (default 2000)")
-    add_training_options(adding, {"epochs": 4, "batch_size": 64, "lr": 3e-3})
+    adding.add_argument(
+        "--seq-len", type=options.positive_int, help="sequence length T (default 50)"
+    )
+    adding.add_argument("--hidden-size", type=options.positive_int, help="GRU units H (default 32)")
+    adding.add_argument(
+        "--n-train", type=options.positive_int, help="training sequences (default 20000)"
+    )
+    adding.add_argument("--n-test", type=options.positive_int, help="test sequences (default 2000)")
+    options.add_training_options(adding, {"epochs": 4, "batch_size": 64, "lr": 3e-3})
     return adding
 
 
 def run(args) -> int:
     from gru.tasks.adding import Adder
 
-    config, out, resume, _ = train_config(args, Adder)
-    result = fit(args, Adder, config, out, resume)
-    if not is_main_process():
+    config, out, resume, _ = options.train_config(args, Adder)
+    result = options.fit(args, Adder, config, out, resume)
+    if not options.is_main_process():
         return 0
     ratio = result.baseline_mse / max(result.test_mse, 1e-12)
     print(

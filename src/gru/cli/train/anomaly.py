@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from gru.cli.options import (
-    add_series_options,
-    add_training_options,
-    fit,
-    needs,
-    positive_float,
-    positive_int,
-    ran,
-    train_config,
-)
+from gru.cli import options
 
 __all__ = ["add", "run"]
 
@@ -28,9 +19,11 @@ def add(tasks):
     anomaly.add_argument("--csv", metavar="PATH", help="the series, one row per time step")
     anomaly.add_argument("--column", metavar="COL", help="the column to watch")
     anomaly.add_argument(
-        "--lookback", type=positive_int, help="values read before each point (default 48)"
+        "--lookback", type=options.positive_int, help="values read before each point (default 48)"
     )
-    anomaly.add_argument("--hidden-size", type=positive_int, help="GRU units H (default 32)")
+    anomaly.add_argument(
+        "--hidden-size", type=options.positive_int, help="GRU units H (default 32)"
+    )
     anomaly.add_argument(
         "--quantile",
         type=float,
@@ -51,22 +44,22 @@ def add(tasks):
     )
     anomaly.add_argument(
         "--magnitude",
-        type=positive_float,
+        type=options.positive_float,
         help="their size in robust standard deviations of one-step changes (default 6)",
     )
-    add_series_options(anomaly)
-    add_training_options(anomaly, {"epochs": 8, "batch_size": 128, "lr": 3e-3})
+    options.add_series_options(anomaly)
+    options.add_training_options(anomaly, {"epochs": 8, "batch_size": 128, "lr": 3e-3})
     return anomaly
 
 
 def run(args) -> int:
     from gru.tasks.anomaly import AnomalyDetector
 
-    config, out, resume, stored = train_config(args, AnomalyDetector)
-    csv = needs(args.csv, "--csv", stored, "source")
-    column = needs(args.column, "--column", stored, "column")
-    report = fit(args, AnomalyDetector, config, out, resume, csv, column)
-    if not ran(out, report):
+    config, out, resume, stored = options.train_config(args, AnomalyDetector)
+    csv = options.needs(args.csv, "--csv", stored, "source")
+    column = options.needs(args.column, "--column", stored, "column")
+    report = options.fit(args, AnomalyDetector, config, out, resume, csv, column)
+    if not options.ran(out, report):
         return 0
     kinds = sorted({e["kind"] for e in report.events})
     points = sum(e["end"] - e["start"] for e in report.events)

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from gru.cli.options import (
-    add_series_options,
-    add_training_options,
-    count,
-    fit,
-    needs,
-    positive_int,
-    ran,
-    train_config,
-)
+from gru.cli import options
 
 __all__ = ["add", "run"]
 
@@ -37,8 +28,10 @@ def add(tasks):
         help="S: the target alone; M: all numeric columns predict all; MS: all predict the "
         "target (default M)",
     )
-    forecast.add_argument("--lookback", type=positive_int, help="rows read, W (default 96)")
-    forecast.add_argument("--horizon", type=positive_int, help="rows forecast, F (default 96)")
+    forecast.add_argument("--lookback", type=options.positive_int, help="rows read, W (default 96)")
+    forecast.add_argument(
+        "--horizon", type=options.positive_int, help="rows forecast, F (default 96)"
+    )
     forecast.add_argument(
         "--model",
         choices=MODELS,
@@ -47,18 +40,20 @@ def add(tasks):
     )
     forecast.add_argument(
         "--season",
-        type=positive_int,
+        type=options.positive_int,
         help="the seasonal-naive baseline's period in rows (default: detected)",
     )
-    add_series_options(forecast)
+    options.add_series_options(forecast)
     model = forecast.add_argument_group("model (default: the model's own)")
     model.add_argument(
-        "--hidden-size", type=positive_int, help="SegRNN's width d (256) or the GRU's H (64)"
+        "--hidden-size",
+        type=options.positive_int,
+        help="SegRNN's width d (256) or the GRU's H (64)",
     )
-    model.add_argument("--segment", type=positive_int, help="SegRNN's segment length (24)")
+    model.add_argument("--segment", type=options.positive_int, help="SegRNN's segment length (24)")
     model.add_argument(
         "--layers",
-        type=positive_int,
+        type=options.positive_int,
         dest="num_layers",
         metavar="LAYERS",
         help="the plain GRU's layers (1)",
@@ -70,7 +65,7 @@ def add(tasks):
         help="what training minimizes: mse, mae, their sum, or huber (Huber's loss, δ = 1 on "
         "the standardized data) (default mse+mae)",
     )
-    add_training_options(forecast, {"epochs": 12, "batch_size": 256, "lr": 2e-3})
+    options.add_training_options(forecast, {"epochs": 12, "batch_size": 256, "lr": 2e-3})
     return forecast
 
 
@@ -80,17 +75,17 @@ def run(args) -> int:
     def fresh():  # the chosen model's default width
         return ForecastConfig(model=args.model or "segrnn")
 
-    config, out, resume, stored = train_config(args, Forecaster, fresh)
-    csv = needs(args.csv, "--csv", stored, "source")
-    target = needs(args.target, "--target", stored, "target")
-    report = fit(args, Forecaster, config, out, resume, csv, target)
+    config, out, resume, stored = options.train_config(args, Forecaster, fresh)
+    csv = options.needs(args.csv, "--csv", stored, "source")
+    target = options.needs(args.target, "--target", stored, "target")
+    report = options.fit(args, Forecaster, config, out, resume, csv, target)
     epochs = len(report.history)
     time = (
-        f"{count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training "
+        f"{options.count(epochs, 'epoch')} in {report.training_seconds:.1f} s of training "
         f"({report.training_seconds / max(epochs, 1):.1f} s per epoch), {report.seconds:.1f} s "
         f"for the whole run; weights of epoch {report.best_epoch}"
     )
-    if not ran(out, report, time):
+    if not options.ran(out, report, time):
         return 0
     print(
         f"test ({report.windows['test']:,} windows, {config.features}, {config.lookback} -> "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gru.cli.options import add_training_options, count, fit, positive_int, ran, train_config
+from gru.cli import options
 
 __all__ = ["add", "run"]
 
@@ -44,14 +44,18 @@ def add(tasks):
     sentiment.add_argument("--text-column", default="text", help="CSV column of the texts")
     sentiment.add_argument("--label-column", default="label", help="CSV column of the labels")
     model = sentiment.add_argument_group("model (default: the preset's)")
-    model.add_argument("--num-words", type=positive_int, help="vocabulary size, ids included")
-    model.add_argument("--maxlen", type=positive_int, help="ids kept per review")
-    model.add_argument("--embedding-dim", type=positive_int, help="embedding size E")
-    model.add_argument("--hidden-size", type=positive_int, help="GRU units H")
     model.add_argument(
-        "--limit", type=positive_int, help="use at most N training and N test reviews (quick runs)"
+        "--num-words", type=options.positive_int, help="vocabulary size, ids included"
     )
-    add_training_options(
+    model.add_argument("--maxlen", type=options.positive_int, help="ids kept per review")
+    model.add_argument("--embedding-dim", type=options.positive_int, help="embedding size E")
+    model.add_argument("--hidden-size", type=options.positive_int, help="GRU units H")
+    model.add_argument(
+        "--limit",
+        type=options.positive_int,
+        help="use at most N training and N test reviews (quick runs)",
+    )
+    options.add_training_options(
         sentiment,
         {
             "epochs": "5 (seed), 3 (strong)",
@@ -68,19 +72,20 @@ def run(args) -> int:
     def preset():
         return SentimentClassifier.from_preset(args.preset or "seed").config
 
-    config, out, resume, stored = train_config(
+    config, out, resume, stored = options.train_config(
         args, SentimentClassifier, preset, fresh_on_resume=args.preset is not None
     )
     data = args.data or stored.get("source") or "sample"
     columns = {"text_column": args.text_column, "label_column": args.label_column}
-    report = fit(
+    report = options.fit(
         args, SentimentClassifier, config, out, resume, data, word_index=args.word_index, **columns
     )
+    epochs = options.count(len(report.history), "epoch")
     time = (
-        f"{count(len(report.history), 'epoch')}, {report.seconds_per_epoch:.1f} s per epoch, "
+        f"{epochs}, {report.seconds_per_epoch:.1f} s per epoch, "
         f"{report.seconds:.1f} s for the whole run, with {report.layer}"
     )
-    if not ran(out, report, time):
+    if not options.ran(out, report, time):
         return 0
     best = report.history[report.best_epoch - 1] if report.history else {}
     chosen = f"weights of epoch {report.best_epoch}"

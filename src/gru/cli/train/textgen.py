@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gru.cli.options import add_training_options, fit, needs, positive_int, ran, train_config
+from gru.cli import options
 
 __all__ = ["add", "run"]
 
@@ -20,27 +20,33 @@ def add(tasks):
     )
     textgen.add_argument("--text", metavar="PATH", help="the text (UTF-8)")
     model = textgen.add_argument_group("model (defaults: 2 layers of 512, embedding 64)")
-    model.add_argument("--hidden-size", type=positive_int, help="GRU units H")
+    model.add_argument("--hidden-size", type=options.positive_int, help="GRU units H")
     model.add_argument(
-        "--layers", type=positive_int, dest="num_layers", metavar="LAYERS", help="GRU layers"
+        "--layers",
+        type=options.positive_int,
+        dest="num_layers",
+        metavar="LAYERS",
+        help="GRU layers",
     )
-    model.add_argument("--embedding-dim", type=positive_int, help="character embedding size")
+    model.add_argument(
+        "--embedding-dim", type=options.positive_int, help="character embedding size"
+    )
     model.add_argument("--dropout", type=float, help="dropout between layers and before the output")
-    model.add_argument("--seq-len", type=positive_int, help="characters per chunk (128)")
+    model.add_argument("--seq-len", type=options.positive_int, help="characters per chunk (128)")
     model.add_argument(
-        "--limit", type=positive_int, help="use only the first N characters (quick runs)"
+        "--limit", type=options.positive_int, help="use only the first N characters (quick runs)"
     )
-    add_training_options(textgen, {"epochs": 8, "batch_size": 32, "lr": 3e-3})
+    options.add_training_options(textgen, {"epochs": 8, "batch_size": 32, "lr": 3e-3})
     return textgen
 
 
 def run(args) -> int:
     from gru.tasks.textgen import TextGenerator
 
-    config, out, resume, stored = train_config(args, TextGenerator)
-    text = needs(args.text, "--text", stored, "source")
-    report = fit(args, TextGenerator, config, out, resume, text)
-    if not ran(out, report):
+    config, out, resume, stored = options.train_config(args, TextGenerator)
+    text = options.needs(args.text, "--text", stored, "source")
+    report = options.fit(args, TextGenerator, config, out, resume, text)
+    if not options.ran(out, report):
         return 0
     print(
         f"validation loss: {report.val_loss:.4f} nats per character "
