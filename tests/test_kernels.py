@@ -2,7 +2,12 @@
 the float32 activations against float64 libm over the whole float32 range."""
 
 import math
+import os
+import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,3 +460,44 @@ def test_two_threads_running_one_model_get_the_answers_of_one():
         for outputs in runs:
             for a, e in zip(outputs, expected, strict=True):
                 assert torch.equal(a, e)
+
+
+# --- the compile cache ----------------------------------------------------------------------
+
+
+def test_a_changed_helper_is_recompiled_wherever_numba_caches(tmp_path):
+    """Under NUMBA_CACHE_DIR (and so for a read-only install, cached in the user's directory),
+    a change to a helper the kernels inline (float32 σ in activations.py) reaches the next
+    process: the stale compiled kernels are dropped, not run."""
+    package = tmp_path / "src" / "gru"
+    shutil.copytree(
+        Path(gru.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(package.parent),
+    }
+    code = (
+        "import torch, gru\n"
+        "torch.manual_seed(0)\n"
+        "layer, x = gru.GRU(3, 4), torch.randn(5, 2, 3)\n"
+        "with torch.no_grad():\n"
+        "    print(repr(layer(x)[0].sum().item()))\n"
+    )
+
+    def output() -> float:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        return float(done.stdout)
+
+    before = output()
+    assert any((tmp_path / "cache").rglob("*.nbi"))  # the kernels were cached there
+    activations = package / "kernels" / "activations.py"
+    text = activations.read_text()
+    body = "    s = _F(1.0) / (_F(1.0) + exp32(-x))\n"
+    assert body in text
+    activations.write_text(text.replace(body, body + "    s = s * _F(0.5)\n"))  # σ halved
+    after = output()
+    assert after != pytest.approx(before, rel=1e-3)  # computed with the changed σ

@@ -16,37 +16,11 @@ products and scratch), `activations` (σ and tanh in float32, with their accurac
 """
 
 import hashlib
+import os
 from pathlib import Path
 
-
-def _drop_stale_cache() -> None:
-    """Drop compiled kernels cached from an older version of any kernel source file.
-
-    Numba keys a cached function on its own file only, but the kernels inline helpers from
-    the sibling modules; a change to any of them must recompile every kernel.
-    """
-    here = Path(__file__).parent
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py"))))
-    cache = here / "__pycache__"
-    stamp = cache / "kernels.sources"
-    try:
-        if stamp.read_text() == digest.hexdigest():
-            return
-    except OSError:
-        pass  # no stamp yet
-    try:
-        for old in cache.glob("*.nb[ic]"):
-            old.unlink()
-        cache.mkdir(exist_ok=True)
-        stamp.write_text(digest.hexdigest())
-    except OSError:
-        pass  # a read-only install: Numba caches elsewhere and this check cannot help
-
-
-_drop_stale_cache()
-
-from gru.kernels import blas  # noqa: E402
-from gru.kernels.layer import (  # noqa: E402
+from gru.kernels import blas, rows
+from gru.kernels.layer import (
     Matmul,
     VariantState,
     backward,
@@ -56,9 +30,42 @@ from gru.kernels.layer import (  # noqa: E402
     numpy_matmul,
     saved_shape,
 )
-from gru.kernels.mingru import MinGRUBuffers, min_gru_step  # noqa: E402
-from gru.kernels.recurrence import supports  # noqa: E402
-from gru.kernels.stream import PackedStack, pack, step  # noqa: E402
+from gru.kernels.mingru import MinGRUBuffers, min_gru_step
+from gru.kernels.recurrence import supports
+from gru.kernels.stream import PackedStack, pack, step
+
+
+def _drop_stale_cache() -> None:
+    """Drop compiled kernels cached from an older version of any kernel source file.
+
+    Numba keys a cached function on its own file only, but the kernels inline helpers from
+    the sibling modules; a change to any of them must recompile every kernel. The cache is
+    wherever Numba put it for these files: beside them, under ``NUMBA_CACHE_DIR``, or in the
+    user's cache directory when the install is read-only. Its stamp there records a digest of
+    every kernel source; a cache without the current stamp is emptied before its first use.
+    """
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py"))))
+    try:
+        cache = Path(rows.forward_rows._cache._cache_path)  # the directory Numba chose
+    except AttributeError:  # a Numba that keeps it elsewhere: assume the default place
+        cache = here / "__pycache__"
+    stamp = cache / "kernels.sources"
+    try:
+        if stamp.read_text() == digest.hexdigest():
+            return
+    except OSError:
+        pass  # no stamp yet
+    try:
+        for old in cache.glob("*.nb[ic]"):
+            old.unlink(missing_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        fresh = cache / f"kernels.sources.{os.getpid()}"
+        fresh.write_text(digest.hexdigest())
+        os.replace(fresh, stamp)  # whole or not at all, when two processes start at once
+    except OSError:
+        pass  # an unwritable cache: Numba cannot write there either
+
 
 __all__ = [
     "Matmul",
@@ -77,3 +84,6 @@ __all__ = [
     "step",
     "supports",
 ]
+
+# Importing compiles nothing; the cache is checked before any kernel is first called.
+_drop_stale_cache()
