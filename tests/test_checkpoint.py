@@ -142,3 +142,73 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(run_dir, monkeypatc
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no temporary file left
     tensors, state = checkpoint.load_training_state(run_dir, config)
     assert state == {"step": 1} and torch.equal(tensors["w"], torch.ones(3))
+
+
+def edit_state(path, change) -> None:
+    """Edit the training state JSON in the header of the checkpoint ``path`` as a person with a
+    text editor would: ``change(state)``, tensors and checksums left as they are."""
+    blob = path.read_bytes()
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    state = json.loads(header["__metadata__"]["gru.state"])
+    change(state)
+    header["__metadata__"]["gru.state"] = json.dumps(state, separators=(",", ":"))
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + blob[8 + size :])
+
+
+def scale_lr(state):
+    state["optimizer"]["param_groups"][0]["lr"] *= 100
+
+
+def step_back(state):
+    state["loop"]["step_in_epoch"] -= 7
+
+
+def finish(state):
+    state["loop"]["finished"] = True
+
+
+@pytest.mark.parametrize("change", [scale_lr, step_back, finish])
+def test_an_edited_training_state_is_refused(run_dir, change):
+    _, optimizer = trained_model_and_optimizer()
+    tensors, info = checkpoint.optimizer_to_flat(optimizer)
+    loop = {"epoch": 2, "step_in_epoch": 9, "finished": False}
+    config = checkpoint.load_config(run_dir)
+    checkpoint.save_training_state(run_dir, tensors, {"loop": loop, "optimizer": info}, config)
+    path = run_dir / checkpoint.CHECKPOINT_FILE
+    edit_state(path, lambda state: None)  # rewritten unchanged: still loads
+    assert checkpoint.load_training_state(run_dir, config)[1]["loop"] == loop
+
+    edit_state(path, change)
+    with pytest.raises(
+        ValueError,
+        match=r"run: '.*checkpoint.safetensors' was altered: its metadata \(the training state",
+    ):
+        checkpoint.load_training_state(run_dir, config)
+
+
+def test_dropping_the_metadata_checksum_is_refused_but_older_model_files_load(run_dir):
+    model, _ = trained_model_and_optimizer()
+    config = checkpoint.load_config(run_dir)
+    checkpoint.save_training_state(run_dir, model.state_dict(), {"loop": {"epoch": 1}}, config)
+    path = run_dir / checkpoint.CHECKPOINT_FILE
+    tensors, metadata = checkpoint.load_tensors(path)
+    del metadata["gru.metadata_sha256"]
+    safetensors.torch.save_file(tensors, path, metadata)
+    with pytest.raises(ValueError, match=r"checkpoint.safetensors' was altered: its metadata"):
+        checkpoint.load_training_state(run_dir, config)
+
+    # A model.safetensors of a version before the metadata checksum: its only metadata is the
+    # config's checksum, which config.json checks.
+    checkpoint.save_model(run_dir, model.state_dict(), config)
+    path = run_dir / checkpoint.MODEL_FILE
+    tensors, metadata = checkpoint.load_tensors(path)
+    del metadata["gru.metadata_sha256"]
+    safetensors.torch.save_file(tensors, path, metadata)
+    loaded = checkpoint.load_model_state(run_dir)
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    config["config"]["hidden_size"] = 8
+    with pytest.raises(ValueError, match=r"config.json of .* does not match model.safetensors"):
+        checkpoint.load_model_state(run_dir, config)

@@ -11,7 +11,8 @@ A run folder holds
 No file is ever pickled: tensors go into safetensors, everything else into JSON (the
 checkpoint's JSON rides in its safetensors header). Every write is atomic (`gru._io`), so a
 crash leaves the previous version of each file intact. Each safetensors file records a SHA-256
-of its tensors and of the config.json it belongs to, so a truncated or altered file, or a
+of its tensors, one of its metadata (the training state, the checksum of the config.json it
+belongs to) and so of every byte that is loaded, so a truncated or altered file, or a
 config.json changed after training, is refused with a message instead of loading silently.
 """
 
@@ -44,6 +45,7 @@ __all__ = [
     "load_model_state",
     "load_tensors",
     "load_training_state",
+    "metadata_digest",
     "optimizer_from_flat",
     "optimizer_to_flat",
     "save_config",
@@ -131,11 +133,29 @@ def tensors_digest(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
+def metadata_digest(metadata: dict[str, str]) -> str:
+    """SHA-256 of a safetensors file's string ``metadata`` in canonical JSON, its checksums
+    left out."""
+    rest = {k: v for k, v in metadata.items() if k not in _CHECKSUMS}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+_TENSORS_SUM, _METADATA_SUM = "gru.tensors_sha256", "gru.metadata_sha256"
+_CHECKSUMS = (_TENSORS_SUM, _METADATA_SUM)
+# The metadata of a model.safetensors written before the metadata had a checksum: loaded as
+# before, since the config's checksum is itself checked against config.json.
+_UNSUMMED_MODEL_KEYS = {"format", "gru.format", "gru.config_sha256", _TENSORS_SUM}
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], metadata: dict) -> None:
-    """Write ``tensors`` and string ``metadata`` to a safetensors file, atomically, with a
-    checksum of the tensors in the metadata."""
+    """Write ``tensors`` and string ``metadata`` to a safetensors file, atomically, with
+    checksums of the tensors and of the metadata added to the metadata."""
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    meta = {**metadata, "gru.tensors_sha256": tensors_digest(tensors)}
+    meta = {
+        **metadata,
+        _TENSORS_SUM: tensors_digest(tensors),
+        _METADATA_SUM: metadata_digest(metadata),
+    }
     blob = safetensors.torch.save(tensors, metadata=meta)
     atomic_write(path, lambda f: f.write(blob))
 
@@ -144,7 +164,7 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
     """Read a file written by `save_tensors`: (tensors, metadata), its checksum verified.
 
     Raises FileNotFoundError if missing and ValueError if it is truncated, not safetensors, or
-    its tensors do not match the checksum stored with them.
+    its tensors or metadata do not match the checksums stored with them.
     """
     path = Path(path)
     if not path.is_file():
@@ -158,12 +178,18 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
         raise ValueError(
             f"run: {str(path)!r} is truncated or not a safetensors file: {error}"
         ) from None
-    expected = metadata.get("gru.tensors_sha256")
+    expected = metadata.get(_TENSORS_SUM)
     if expected is None:
         raise ValueError(f"run: {str(path)!r} was not written by gru (it has no checksum)")
     if tensors_digest(tensors) != expected:
         raise ValueError(
             f"run: {str(path)!r} was altered: its tensors do not match the checksum saved with them"
+        )
+    unsummed = _METADATA_SUM not in metadata and set(metadata) <= _UNSUMMED_MODEL_KEYS
+    if not unsummed and metadata.get(_METADATA_SUM) != metadata_digest(metadata):
+        raise ValueError(
+            f"run: {str(path)!r} was altered: its metadata (the training state, the checksum of "
+            f"{CONFIG_FILE}) does not match the checksum saved with it; restore it or train again"
         )
     return tensors, metadata
 
