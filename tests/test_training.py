@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from checks import assert_close
 from gru import checkpoint
-from gru.training import TrainConfig, fit
+from gru.training import TrainConfig, TrainingDiverged, fit
 from gru.training.batches import epoch_batches, lr_factor
 
 
@@ -109,6 +110,12 @@ def test_early_stopping_keeps_the_best_epochs_weights():
         ({"epochs": 0}, r"epochs must be a positive int, got 0"),
         ({"warmup": 1.0}, r"warmup must be a fraction in \[0, 1\), got 1.0"),
         ({"patience": 2}, r"patience and restore_best need a metric to monitor"),
+        ({"lr": math.inf}, r"lr must be a finite number > 0, got inf"),
+        ({"lr": math.nan}, r"lr must be a finite number > 0, got nan"),
+        ({"lr": 0.0}, r"lr must be a finite number > 0, got 0.0"),
+        ({"eps": 0.0}, r"eps must be a finite number > 0, got 0.0"),
+        ({"weight_decay": math.inf}, r"weight_decay must be a finite number ≥ 0, got inf"),
+        ({"weight_decay": -0.1}, r"weight_decay must be a finite number ≥ 0, got -0.1"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
@@ -304,3 +311,69 @@ def test_kill_minus_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_
         for r in ("straight", "killed")
     ]
     assert [h["val_accuracy"] for h in history[0]] == [h["val_accuracy"] for h in history[1]]
+
+
+def test_a_diverging_run_stops_with_an_error_and_keeps_its_last_good_checkpoint(tmp_path):
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e30, clip_grad_norm=None)
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"fit: training diverged at epoch 1, step 2 of 8 "
+        r"\(step 2 of the run\): the loss is inf.* the run folder keeps its "
+        r"checkpoint of epoch 1, step 1 .*try a smaller lr \(now 1e\+30\)",
+    ):
+        fit(model, F.mse_loss, (x, y), config, run_dir=tmp_path, checkpoint_every=1, quiet=True)
+    assert issubclass(TrainingDiverged, ValueError)  # the CLI's exit code 2
+    assert not (tmp_path / "metrics.json").exists()  # no history of a diverged run
+    tensors, state = checkpoint.load_training_state(tmp_path, checkpoint.load_config(tmp_path))
+    assert state["loop"]["global_step"] == 1 and not state["loop"]["finished"]
+    assert all(torch.isfinite(t).all() for t in tensors.values())
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 2 of 8"):
+        fit(model, F.mse_loss, (x, y), config, run_dir=tmp_path, resume=True, quiet=True)
+
+
+def test_weights_that_turn_non_finite_stop_the_run_before_they_are_saved(tmp_path):
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Linear(1, 1)
+
+    def loss_that_breaks_the_weights(output, target):
+        if model.weight.grad is not None:  # from the second step on
+            model.weight.data.fill_(math.nan)  # as an overflowing update would
+        return F.mse_loss(output.squeeze(1), target)
+
+    data = (torch.ones(4, 1), torch.ones(4))
+    with pytest.raises(TrainingDiverged, match=r"diverged .*the weights are not finite"):
+        fit(model, loss_that_breaks_the_weights, data, TrainConfig(epochs=1, batch_size=2),
+            run_dir=tmp_path, quiet=True)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_run(
+    tmp_path, capsys
+):
+    from gru.cli import main
+
+    tiny = ["train", "sentiment", "--limit", "200", "--num-words", "200", "--maxlen", "20"]
+    tiny += ["--hidden-size", "4", "--embedding-dim", "4", "--epochs", "2", "--quiet"]
+    assert main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")]) == 2
+    assert "lr must be a finite number > 0, got inf" in capsys.readouterr().err
+    assert not (tmp_path / "inf").exists()
+    assert main([*tiny, "--lr", "1e30", "--out", str(tmp_path / "huge")]) == 2
+    error = capsys.readouterr().err
+    assert "training diverged at epoch 1, step " in error and "now 1e+30" in error, error
+    assert not (tmp_path / "huge" / "metrics.json").exists()
+    assert not (tmp_path / "huge" / "report.html").exists()
+
+
+def test_a_trained_model_has_a_finite_loss_and_finite_predictions(tmp_path):
+    from gru.tasks.sentiment import SentimentClassifier
+
+    settings = {"limit": 200, "num_words": 200, "maxlen": 20, "hidden_size": 4}
+    task = SentimentClassifier(embedding_dim=4, epochs=1, **settings)
+    report = task.fit(out=tmp_path / "run", quiet=True)
+    assert report.history and all(math.isfinite(v) for h in report.history for v in h.values())
+    probabilities = SentimentClassifier.load(tmp_path / "run").predict(["a good film", "awful"])
+    assert probabilities.shape == (2,) and np.isfinite(probabilities).all()
+    assert ((0 < probabilities) & (probabilities < 1)).all()

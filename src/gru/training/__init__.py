@@ -6,7 +6,9 @@ the live loss and metric. Given a run folder it writes, after every epoch, model
 metrics.json (the per-epoch history) and training_curves.png, and it checkpoints the resumable
 state (`gru.checkpoint`) after every epoch and every ``checkpoint_every`` steps; with
 ``resume=True`` it continues from the last checkpoint and ends with the same weights as a run
-that was never interrupted.
+that was never interrupted. A run whose loss, gradients or weights turn NaN or infinite stops
+with `TrainingDiverged` (a ValueError) that says where and what to try, and saves nothing of
+the diverged steps.
 
 Reproducible: the batch order of epoch e is a function of (seed, e) only (a
 `DistributedSampler` seeded with ``seed`` and set to epoch e), and every random state is part
@@ -35,8 +37,8 @@ learning-rate schedule), `ddp` (torchrun), `loop` (`fit` itself, in named steps)
 Shapes: N examples; B = batch_size.
 """
 
-from gru.training.config import FitResult, TrainConfig
+from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import distributed
 from gru.training.loop import fit, plot_history
 
-__all__ = ["FitResult", "TrainConfig", "distributed", "fit", "plot_history"]
+__all__ = ["FitResult", "TrainConfig", "TrainingDiverged", "distributed", "fit", "plot_history"]

@@ -1,11 +1,13 @@
 """How to train (`TrainConfig`) and what training did (`FitResult`): the settings `fit` takes
-and the record it returns."""
+and the record it returns, or the error of a run that diverged (`TrainingDiverged`)."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig", "TrainingDiverged"]
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -44,8 +46,15 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be a positive int, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig: lr must be positive, got {self.lr}")
+        for name, zero_allowed in (("lr", False), ("eps", False), ("weight_decay", True)):
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) and (value > 0 or (zero_allowed and value == 0))
+            if not ok:
+                least = "≥ 0" if zero_allowed else "> 0"
+                raise ValueError(
+                    f"TrainConfig: {name} must be a finite number {least}, got {value!r}"
+                )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"TrainConfig: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
@@ -78,3 +87,8 @@ class FitResult:
     steps: int
     resumed_at_step: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+class TrainingDiverged(ValueError):
+    """Training stopped because its loss or its weights became NaN or infinite; the message
+    says where and what to try, and the run folder keeps its last checkpoint before it."""

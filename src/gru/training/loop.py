@@ -3,7 +3,9 @@
 `fit` checks its arguments and hands them to a `_Run`, which holds the model, its optimizer
 and schedule and the state of the loop, and goes through the run in named steps: begin
 (resume or seed), epoch (step after step, checkpointing as it goes), record (the epoch's
-metrics), watch (early stopping), end_epoch (the run folder's files), finish.
+metrics), watch (early stopping), end_epoch (the run folder's files), finish. A loss, a
+gradient or a weight that turns NaN or infinite stops the run (`TrainingDiverged`) before
+anything of it is saved.
 
 Shapes: N examples; B = batch_size.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -25,8 +28,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gru import checkpoint
+from gru._io import remove_leftovers
 from gru.training.batches import epoch_batches, lr_factor
-from gru.training.config import FitResult, TrainConfig
+from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
 
 __all__ = ["fit", "plot_history"]
@@ -79,7 +83,11 @@ def fit(
 
     ``run_dir`` must hold the run's config.json (`gru.checkpoint.save_config`); `fit` then
     writes the run's files there (`gru.training`). ``resume=True`` continues from its
-    checkpoint.safetensors. ``device`` is where the model trains ("cpu", "cuda").
+    checkpoint.safetensors; temporary files that a killed run left there are removed.
+    ``device`` is where the model trains ("cpu", "cuda").
+
+    Raises `TrainingDiverged` (a ValueError) when the loss, the gradients or the weights become
+    NaN or infinite, before anything of the diverged steps is saved.
     """
     config.check()
     if checkpoint_every is not None and checkpoint_every < 1:
@@ -178,6 +186,7 @@ class _Run:
         self.best_weights: dict[str, Tensor] | None = None
         self.state: Tensor | None = None  # the carried hidden state (carry=True)
         self.resumed_at: int | None = None
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step_in_epoch) of the checkpoint
         self.trace = _Trace(self.rank)
 
     def batches(self, epoch: int) -> list[Tensor]:
@@ -189,6 +198,10 @@ class _Run:
 
     def begin(self, resume: bool) -> None:
         """Continue from the run folder's checkpoint (``resume``, if it has one), else seed."""
+        if self.run_dir is not None and self.rank == 0:
+            removed = remove_leftovers(self.run_dir)
+            if removed:
+                self.say(f"removed what a killed write left in {self.run_dir}: {removed}")
         loaded = checkpoint.load_training_state(self.run_dir, self.run_config) if resume else None
         if resume and loaded is None:
             self.say(f"resume: {self.run_dir} has no checkpoint yet; starting from the beginning")
@@ -208,6 +221,7 @@ class _Run:
             best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
             self.best_weights = best or None
             self.resumed_at = s["global_step"]
+            self.saved_at = (s["epoch"], s["step_in_epoch"])
             self.say(
                 f"resuming {self.run_dir} at epoch {s['epoch']}, step {s['step_in_epoch']} of "
                 f"{self.steps_per_epoch}"
@@ -216,6 +230,7 @@ class _Run:
 
     def save_state(self) -> None:
         """Checkpoint everything the loop needs to go on exactly (every rank takes part)."""
+        self.check_weights(self.s["step_in_epoch"])
         tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         if self.best_weights is not None:
             tensors.update({f"best/{k}": v for k, v in self.best_weights.items()})
@@ -237,6 +252,7 @@ class _Run:
                 "config": asdict(self.config),
             }
             checkpoint.save_training_state(self.run_dir, tensors, loop_state, self.run_config)
+        self.saved_at = (self.s["epoch"], self.s["step_in_epoch"])
 
     # --- one epoch -----------------------------------------------------------------------------
 
@@ -275,6 +291,7 @@ class _Run:
                 s["epoch_elapsed"] = time.perf_counter() - epoch_start
                 self.save_state()
         bar.close()
+        self.check_weights(s["step_in_epoch"])
         record = self.record(epoch_start)
         self.watch(record)
         self.end_epoch()
@@ -291,19 +308,58 @@ class _Run:
         loss = self.loss_fn(output, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.params, self.config.clip_grad_norm)
+        norm, value = self.clip_gradients(), loss.item()
+        # The gradients are the same on every rank (DDP averaged them), so every rank stops at
+        # the same step; a rank's own loss alone decides only in a single process.
+        if not math.isfinite(norm) or (self.world == 1 and not math.isfinite(value)):
+            what = f"the loss is {value:g} and the gradients' norm {norm:g}"
+            self.diverged(what, s["step_in_epoch"] + 1)
         self.optimizer.step()
         self.scheduler.step()
         size = len(target)
         sums["count"] = sums.get("count", 0) + size
-        sums["loss"] = sums.get("loss", 0.0) + loss.item() * size
+        sums["loss"] = sums.get("loss", 0.0) + value * size
         with torch.no_grad():
             for name, fn in self.metrics.items():
                 sums[name] = sums.get(name, 0.0) + float(fn(output, target)) * size
         s["step_in_epoch"] += 1
         s["global_step"] += 1
-        self.trace.write(step=s["global_step"], loss=loss.item(), params=_digest(self.model))
+        self.trace.write(step=s["global_step"], loss=value, params=_digest(self.model))
+
+    def clip_gradients(self) -> float:
+        """The norm of all gradients together, after clipping them to ``clip_grad_norm``."""
+        if self.config.clip_grad_norm is not None:
+            return float(nn.utils.clip_grad_norm_(self.params, self.config.clip_grad_norm))
+        grads = [p.grad for p in self.params if p.grad is not None]
+        return float(nn.utils.get_total_norm(grads)) if grads else 0.0
+
+    # --- divergence ----------------------------------------------------------------------------
+
+    def check_weights(self, step_in_epoch: int) -> None:
+        """Stop with `TrainingDiverged` if a weight is NaN or infinite (before it is saved)."""
+        state = self.model.state_dict().values()
+        if not all(torch.isfinite(t).all() for t in state if t.is_floating_point()):
+            self.diverged("the weights are not finite", step_in_epoch)
+
+    def diverged(self, what: str, step_in_epoch: int) -> None:
+        """Raise `TrainingDiverged`: where, what, what the run folder keeps, what to try."""
+        s, c = self.s, self.config
+        done = s["global_step"] - s["step_in_epoch"] + step_in_epoch
+        where = f"epoch {s['epoch']}, step {step_in_epoch} of {self.steps_per_epoch}"
+        kept = ""
+        if self.run_dir is not None and self.saved_at is None:
+            kept = "; the run folder holds no checkpoint of it yet"
+        elif self.run_dir is not None:
+            epoch, step = self.saved_at
+            at = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch - 1}"
+            kept = (
+                f"; the run folder keeps its checkpoint of {at} (resumed, it would diverge again)"
+            )
+        raise TrainingDiverged(
+            f"fit: training diverged at {where} (step {done} of the run): {what}{kept}. In a new "
+            f"run, try a smaller lr (now {c.lr:g}), clip_grad_norm (now {c.clip_grad_norm}) or "
+            f"a warmup (now {c.warmup:g})"
+        )
 
     # --- evaluation and early stopping ---------------------------------------------------------
 
@@ -312,6 +368,9 @@ class _Run:
         epoch = self.s["epoch"]
         totals = all_reduce_sums(self.s["sums"], self.world)
         record = {"epoch": epoch, "train_loss": totals["loss"] / max(totals["count"], 1)}
+        if not math.isfinite(record["train_loss"]):  # the same on every rank (all-reduced)
+            what = f"the epoch's training loss is {record['train_loss']:g}"
+            self.diverged(what, self.s["step_in_epoch"])
         for name in self.metrics:
             record[f"train_{name}"] = totals[name] / max(totals["count"], 1)
         record["lr"] = self.scheduler.get_last_lr()[0]
