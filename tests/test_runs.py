@@ -4,6 +4,7 @@ a run of any task read back; every refusal by its message, with nothing written.
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from gru import checkpoint
+from gru._io import atomic_write
 from gru.tasks import runs
 from gru.tasks.forecast import ForecastConfig
 from gru.training import FitResult, TrainConfig
@@ -130,12 +132,78 @@ def test_resume_must_be_a_run_of_this_task_with_this_config_and_data(tmp_path):
 def test_a_checked_file_beside_the_config(tmp_path):
     run = folder(tmp_path)
     digest = run.write_text("words.json", '{"the": 1}')
+    run.start({}, words=digest)  # writes config.json, then words.json
     assert runs.read_checked(tmp_path / "run", "words.json", digest) == '{"the": 1}'
     (tmp_path / "run" / "words.json").write_text('{"the": 2}')
     with pytest.raises(ValueError, match=r"run: '.*words.json' was altered: it does not match"):
         runs.read_checked(tmp_path / "run", "words.json", digest)
     with pytest.raises(ValueError, match=r"run: cannot read '.*nowhere.json'"):
         runs.read_checked(tmp_path / "run", "nowhere.json", digest)
+
+
+def killed_inside(name: str):
+    """An atomic_write that is killed inside its write of ``name``: the temporary file stays
+    (under the writer's pattern), the destination is not written, and the process ends."""
+
+    def write(path, content):
+        path = Path(path)
+        if path.name != name:
+            return atomic_write(path, content)
+        (path.parent / f".{name}.k3x9q0a1.tmp").write_bytes(b'{"format": "gr')
+        raise SystemExit(-9)
+
+    return write
+
+
+def test_config_json_comes_first_and_a_folder_of_a_killed_start_is_new(tmp_path, monkeypatch):
+    run = folder(tmp_path)
+    run.check({})
+    digest = run.write_text("words.json", '{"the": 1}')
+    monkeypatch.setattr(checkpoint, "atomic_write", killed_inside("config.json"))
+    with pytest.raises(SystemExit):
+        run.start({}, words=digest)
+    assert os.listdir(tmp_path / "run") == [".config.json.k3x9q0a1.tmp"]  # no words.json yet
+    monkeypatch.undo()
+
+    again = folder(tmp_path)
+    again.check({})  # what a killed write left is not a run: the folder counts as empty
+    again.start({}, words=again.write_text("words.json", '{"the": 1}'))
+    assert sorted(os.listdir(tmp_path / "run")) == ["config.json", "words.json"]
+    check = runs.check_new_folder
+    with pytest.raises(ValueError, match=r"out '.*run' already exists and is not empty"):
+        check(tmp_path / "run", "out")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / ".notes.txt.swp").write_text("x")  # not the writer's: refused
+    with pytest.raises(ValueError, match=r"out '.*other' already exists and is not empty"):
+        check(tmp_path / "other", "out")
+
+
+def test_resume_writes_the_checked_file_a_kill_left_unwritten_and_refuses_another(
+    tmp_path, monkeypatch
+):
+    run = folder(tmp_path)
+    run.check({})
+    digest = run.write_text("words.json", '{"the": 1}')
+    monkeypatch.setattr(runs, "atomic_write", killed_inside("words.json"))
+    with pytest.raises(SystemExit):
+        run.start({}, words=digest)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "run")) == [".words.json.k3x9q0a1.tmp", "config.json"]
+
+    again = folder(tmp_path, resume=True)
+    again.check({})
+    assert again.write_text("words.json", '{"the": 1}') == digest
+    assert runs.read_checked(tmp_path / "run", "words.json", digest) == '{"the": 1}'
+    with pytest.raises(
+        ValueError,
+        match=r"Tiny.fit: resume: words.json of '.*run' is not the one this data gives "
+        r"\(was the data changed since the run started\?\)",
+    ):
+        again.write_text("words.json", '{"the": 2}')
+    again.finish(None, {})
+    assert sorted(os.listdir(tmp_path / "run")) == [
+        "config.json", "metrics.json", "report.html", "words.json"
+    ]  # fmt: skip
 
 
 def test_training_in_the_run_folder_checkpoints_there(tmp_path):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from gru import __version__, checkpoint, training
-from gru._io import atomic_write
+from gru._io import atomic_write, leftovers, remove_leftovers
 from gru.training import TrainConfig
 from gru.viz import write_report
 
@@ -229,8 +229,10 @@ def _digest(text: str) -> str:
 
 def check_new_folder(path: Path, name: str, hint: str = "") -> None:
     """ValueError "``name`` 'path' already exists and is not empty" (and ``hint``) unless
-    ``path`` does not exist yet or is an empty folder: nothing is ever overwritten."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    ``path`` does not exist yet or is an empty folder: nothing is ever overwritten. A folder
+    that holds nothing but the temporary files of killed writes (`gru._io.leftovers`, all
+    that a run killed while writing its first file leaves) counts as empty."""
+    if path.exists() and (not path.is_dir() or len(leftovers(path)) < len(list(path.iterdir()))):
         raise ValueError(f"{name} {str(path)!r} already exists and is not empty{hint}")
 
 
@@ -285,6 +287,7 @@ class RunFolder:
         self.rank, self.world = training.distributed(device)
         self.main = self.rank == 0
         self.say = log if (self.main and not quiet) else _silent
+        self.pending: dict[str, str] = {}  # write_text's files of a new run, for `start`
 
     @property
     def writes(self) -> bool:
@@ -322,24 +325,43 @@ class RunFolder:
                 )
 
     def write_text(self, name: str, text: str) -> str:
-        """Write ``text`` as the file ``name`` of a new run (before `start`, whose config.json
-        should record what this returns: its SHA-256, which `read_checked` checks)."""
-        if self.writes and not self.resume:
-            self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path / name, lambda f: f.write(text.encode("utf-8")))
+        """Write ``text`` as the file ``name`` of the run; return its SHA-256, which `start`
+        should record in config.json and `read_checked` checks.
+
+        Call it before `start`, which writes config.json first and then this file, so that a
+        folder without config.json never holds more than a killed write's temporary file. A
+        resumed run writes the file if a kill left it unwritten, and refuses a ``text`` other
+        than the one the run started with (its data changed)."""
+        if not self.writes:
+            return _digest(text)
+        path = self.path / name
+        if not self.resume:
+            self.pending[name] = text
+        elif not path.exists():
+            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+        elif path.read_bytes() != text.encode("utf-8"):
+            raise ValueError(
+                f"{self.owner}: resume: {name} of {str(self.path)!r} is not the one this data "
+                "gives (was the data changed since the run started?); resume with the run's own "
+                "data or start a new run"
+            )
         return _digest(text)
 
     def start(self, config: dict, data: dict | None = None, **more) -> None:
         """Create the folder of a new run and write its config.json: the task, this version,
-        the ``config`` (``to_dict``), the ``data`` it reads and ``more`` entries. A resumed
-        run keeps the config.json it has."""
+        the ``config`` (``to_dict``), the ``data`` it reads and ``more`` entries; then the files
+        of `write_text`. A resumed run keeps the config.json it has."""
         if not self.writes or self.resume:
             return
         self.path.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.path)  # of a start that was killed (`check_new_folder`)
         stored = {"task": self.task, "gru_version": __version__, "config": config}
         if data is not None:
             stored["data"] = data
         checkpoint.save_config(self.path, {**stored, **more})
+        for name, text in self.pending.items():
+            atomic_write(self.path / name, lambda f, text=text: f.write(text.encode("utf-8")))
+        self.pending.clear()
 
     def train(self, model: nn.Module, loss, tensors: tuple, config: TrainConfig, **options):
         """`gru.training.fit` of ``model`` in this run: checkpoints in its folder, resumed
@@ -373,7 +395,7 @@ class RunFolder:
     def finish(self, report: RunReport | None, metrics: dict) -> None:
         """Write metrics.json, ``metrics`` with the history, best epoch, seconds and threads of
         ``report`` when given, and report.html (from the main process, when there is a
-        folder)."""
+        folder); remove the temporary files that killed writes left."""
         if not self.writes:
             return
         if report is not None:
@@ -387,6 +409,7 @@ class RunFolder:
             }
         checkpoint.write_json(self.path / checkpoint.METRICS_FILE, metrics)
         write_report(self.path)
+        remove_leftovers(self.path)  # of writes killed in an earlier try of this run
 
 
 # --- what every task's class shares --------------------------------------------------------------
