@@ -1,24 +1,29 @@
 """gru.training.fit: the loop reaches known answers, checkpoints, resumes exactly, stops early."""
 
+import contextlib
 import copy
+import io
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from checks import assert_close
 from gru import checkpoint
+from gru._io import STOP_IN_WRITE, leftovers
 from gru.training import TrainConfig, TrainingDiverged, fit
 from gru.training.batches import epoch_batches, lr_factor
+from test_checkpoint import edit_state, finish, scale_lr, step_back
 
 
 def linear_problem():
@@ -271,46 +276,108 @@ TINY = [
 ]
 
 
-def test_kill_minus_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRU_TRACE_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "gru", "train", "sentiment", *TINY]
-    subprocess.run(
-        [*command, "--out", str(tmp_path / "straight")], env=env, check=True, cwd=tmp_path
-    )
+def train_command(*options: str) -> list[str]:
+    return [sys.executable, "-m", "gru", "train", "sentiment", *options]
 
-    trace = tmp_path / "trace-rank0.jsonl"
-    trace.unlink()
-    victim = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not (trace.exists() and len(trace.read_text().splitlines()) >= 10):  # 100 steps/epoch
-        assert victim.poll() is None and time.monotonic() < deadline, "the run ended too early"
-        time.sleep(0.005)
+
+def same_run(got: Path, want: Path) -> None:
+    """Assert that two run folders hold the same run, bit for bit: every tensor of the weights
+    and the checkpoint (optimizer, random states, ...), the training state and metrics.json,
+    all but the seconds they took."""
+    for name in ("model.safetensors", "checkpoint.safetensors"):
+        a, b = checkpoint.load_tensors(got / name), checkpoint.load_tensors(want / name)
+        assert a[0].keys() == b[0].keys(), name
+        for key, value in b[0].items():
+            assert torch.equal(a[0][key], value), f"{name}: {key}"
+    states = [json.loads(load[1]["gru.state"]) for load in (a, b)]
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (got, want)]
+    for state, metric in zip(states, metrics, strict=True):
+        for key in ("elapsed", "epoch_elapsed"):
+            del state["loop"][key]
+        for key in ("seconds", "seconds_per_epoch", "training_seconds"):
+            del metric[key]
+        for record in (*state["loop"]["history"], *metric["history"]):
+            del record["seconds"]
+    assert states[0] == states[1]
+    assert metrics[0] == metrics[1]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The run folder of `TINY` trained without a stop."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(train_command(*TINY, "--out", str(out)), env=env, check=True, cwd=out.parent)
+    return out
+
+
+@pytest.mark.parametrize("moment", ["at a step", "inside a write"])
+def test_kill_minus_9_then_resume_gives_the_uninterrupted_run_bit_for_bit(
+    tmp_path, uninterrupted, moment
+):
+    """A real ``kill -9``: after some steps (seen in the trace), or while the first
+    model.safetensors is written (the writer's test hook stops the process inside it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRU_TRACE_DIR": str(tmp_path)}
+    if moment == "inside a write":
+        env[STOP_IN_WRITE] = "model.safetensors:1"  # at the end of epoch 1
+    killed = tmp_path / "killed"
+    victim = subprocess.Popen(train_command(*TINY, "--out", str(killed)), env=env, cwd=tmp_path)
+    if moment == "at a step":
+        trace, deadline = tmp_path / "trace-rank0.jsonl", time.monotonic() + 120
+        while not (trace.exists() and len(trace.read_text().splitlines()) >= 10):  # of 100
+            assert victim.poll() is None and time.monotonic() < deadline, "the run ended early"
+            time.sleep(0.005)
+    else:
+        _, status = os.waitpid(victim.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), status
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    killed = tmp_path / "killed"
     _, state = checkpoint.load_training_state(killed, checkpoint.load_config(killed))
     assert state["loop"]["epoch"] == 1 and state["loop"]["step_in_epoch"] % 7 == 0
     assert 0 < state["loop"]["step_in_epoch"] < 100  # killed mid-epoch
     assert not (killed / "model.safetensors").exists()  # no epoch had finished
+    if moment == "inside a write":
+        assert state["loop"]["step_in_epoch"] == 98  # the last checkpoint before the end
+        assert [p.name[:19] for p in leftovers(killed)] == [".model.safetensors."]
 
-    subprocess.run(
-        [sys.executable, "-m", "gru", "train", "sentiment", "--resume", str(killed), "--quiet"],
-        env=env,
-        check=True,
-        cwd=tmp_path,
-    )
-    for name in ("model.safetensors", "checkpoint.safetensors"):
-        want = safetensors.torch.load_file(tmp_path / "straight" / name)
-        got = safetensors.torch.load_file(killed / name)
-        weights = [k for k in want if not k.startswith(("rng/", "optimizer/"))]
-        assert weights, name
-        for key in weights:
-            assert_close(got[key], want[key], what=f"{name}: {key}")
-    history = [
-        json.loads((tmp_path / r / "metrics.json").read_text())["history"]
-        for r in ("straight", "killed")
-    ]
-    assert [h["val_accuracy"] for h in history[0]] == [h["val_accuracy"] for h in history[1]]
+    if moment == "at a step":
+        edited_states_are_refused(killed, tmp_path / "edited")
+
+    resume = train_command("--resume", str(killed), "--quiet")
+    subprocess.run(resume, env={**env, STOP_IN_WRITE: ""}, check=True, cwd=tmp_path)
+    assert leftovers(killed) == []
+    same_run(killed, uninterrupted)
+
+
+def edited_states_are_refused(killed: Path, edited: Path) -> None:
+    """Resuming a copy of the killed run whose checkpoint's training state was edited (the
+    learning rate ×100, 7 steps back, or marked finished) exits 2 naming the file."""
+    from gru.cli import main
+
+    for change in (scale_lr, step_back, finish):
+        shutil.rmtree(edited, ignore_errors=True)
+        shutil.copytree(killed, edited)
+        edit_state(edited / "checkpoint.safetensors", change)
+        with contextlib.redirect_stderr(io.StringIO()) as error:
+            assert main(["train", "sentiment", "--resume", str(edited), "--quiet"]) == 2
+        assert re.search(r"edited/checkpoint.safetensors' was altered: its metadata \(the "
+                         r"training state", error.getvalue()), (change, error.getvalue())  # fmt: skip
+        assert not (edited / "model.safetensors").exists()
+
+
+def test_resume_removes_what_killed_writes_left_and_nothing_else(tmp_path):
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    left = [".checkpoint.safetensors.0f3a9c1e.tmp", ".metrics.json.k3_x9q0a.tmp"]
+    for name in (*left, "notes.tmp", ".keep"):
+        (tmp_path / name).write_text("x")
+    lines = []
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    fit(model, F.mse_loss, (x, y), TrainConfig(epochs=1), run_dir=tmp_path, resume=True,
+        log=lines.append)  # fmt: skip
+    assert lines[0] == f"removed what a killed write left in {tmp_path}: {left}"
+    assert {".keep", "notes.tmp"} <= {p.name for p in tmp_path.iterdir()}
+    assert leftovers(tmp_path) == []
 
 
 def test_a_diverging_run_stops_with_an_error_and_keeps_its_last_good_checkpoint(tmp_path):
