@@ -217,3 +217,66 @@ def test_bad_files_are_named_with_what_is_wrong(tmp_path):
         match=r"from_keras: source must be a Keras GRU, Bidirectional or model object, .*got int",
     ):
         from_keras(3)
+
+
+def rewritten(path, tmp_path, name: str, config: str, weights: bytes | None = None):
+    """A copy of the .keras archive ``path`` as ``name`` with another config.json (and
+    model.weights.h5)."""
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read("model.weights.h5") if weights is None else weights
+    with zipfile.ZipFile(tmp_path / name, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("model.weights.h5", weights)
+    return tmp_path / name
+
+
+def test_a_configuration_that_is_not_a_model_is_refused_naming_the_file(tmp_path, capsys):
+    from gru.cli import main
+
+    save_keras(gru.GRU(I, H, batch_first=True), tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    layers = config["config"]["layers"]
+    cases = {
+        "[1, 2]": r"its config\.json must be a JSON object \(a Keras model's configuration\), got list",
+        "{": r"its config\.json is not JSON",
+        json.dumps({**config, "config": "x"}): r"its model configuration or weights are not laid out as Keras writes them \(AttributeError",
+        json.dumps({**config, "config": {"layers": [1, 2]}}): r"not laid out as Keras writes them",
+        json.dumps({**config, "config": {"layers": [layers[0], {**layers[1], "config": [1]}]}}): r"not laid out as Keras writes them",
+        json.dumps(config).replace(f'"units": {H}', '"units": "five"'): r"invalid literal for int\(\)",
+    }  # fmt: skip
+    for i, (text, message) in enumerate(cases.items()):
+        path = rewritten(tmp_path / "good.keras", tmp_path, f"bad{i}.keras", text)
+        for read in (from_keras, load_model):
+            with pytest.raises(ValueError, match=rf"{read.__name__}: '.*bad{i}\.keras': .*{message}"):
+                read(path)
+        assert main(["convert", str(path), str(tmp_path / f"out{i}.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"gru: error: from_keras: '{path}': ") and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.glob("out*")) == []
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    save_keras(gru.GRU(I, H, batch_first=True), tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as archive:
+        config = archive.read("config.json")
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", config)
+        with archive.open("model.weights.h5", "w") as member:
+            for _ in range(100):
+                member.write(bytes(1 << 20))  # 100 MiB of zeros, about 100 KB packed
+    assert bomb.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"from_keras: '.*bomb\.keras': its member 'model\.weights\.h5' would inflate [\d,]+ bytes to 104,857,600 \([\d,]+ times, more than 100\): refused as a zip bomb; nothing of it was read"):  # fmt: skip
+            from_keras(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # not one inflated megabyte held
+    big = rewritten(bomb, tmp_path, "big_config.keras", " " * (65 << 20), b"")
+    with pytest.raises(ValueError, match=r"its member 'config\.json' declares 68,157,440 bytes, more than the 67,108,864 such a member may hold"):  # fmt: skip
+        from_keras(big)

@@ -151,3 +151,30 @@ def test_bad_keras_npz_files_are_refused_with_a_message(tmp_path, overrides, mes
     save_keras_npz(path, **overrides)
     with pytest.raises(ValueError, match=message):
         read_keras_npz(path)
+
+
+def test_a_zip_bomb_member_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "imdb.npz"
+    save_keras_npz(path)
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path) as good, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in ("x_train.npy", "y_train.npy", "x_test.npy"):
+            out.writestr(name, good.read(name))
+        with out.open("y_test.npy", "w") as member:
+            for _ in range(64):
+                member.write(bytes(1 << 20))  # 64 MiB of zeros, about 64 KB packed
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"data: '.*bomb\.npz': its member 'y_test\.npy' would inflate [\d,]+ bytes to 67,108,864 \([\d,]+ times, more than 100\): refused as a zip bomb"):  # fmt: skip
+            read_keras_npz(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+
+
+def test_a_folder_is_named_as_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"data: '.*' is a folder, not a Keras imdb\.npz"):
+        read_keras_npz(tmp_path)

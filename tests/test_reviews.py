@@ -129,3 +129,34 @@ def test_bad_csv_files_are_refused_with_a_message(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         read_csv(path)
+
+
+def test_a_review_larger_than_any_review_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import io
+    import tracemalloc
+
+    from gru.data import reviews
+
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("aclImdb/train/pos/1_10.txt")
+        info.size = 20 << 20  # 20 MiB of zeros: about 20 KB packed
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    assert archive.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"data: 'aclImdb/train/pos/1_10\.txt' of '.*bomb\.tar\.gz' holds 20,971,520 bytes, more than a review may \(16,777,216\); refused before reading it"):  # fmt: skip
+            read_review_folder(archive)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    folder = make_aclimdb(tmp_path / "unpacked")
+    monkeypatch.setattr(reviews, "REVIEW_LIMIT", 10)  # the same rule for a folder's files
+    with pytest.raises(ValueError, match=r"data: '.*\.txt' holds \d+ bytes, more than a review may \(10\)"):  # fmt: skip
+        read_review_folder(folder)
+
+
+def test_a_folder_given_as_a_csv_is_named_as_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"data: '.*' is a folder; give the CSV file"):
+        read_csv(tmp_path)

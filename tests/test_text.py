@@ -118,3 +118,10 @@ def test_load_word_index_reads_keras_layout_and_rejects_others(tmp_path):
     bad.write_text('{"the": 1,')
     with pytest.raises(ValueError, match=r"cannot read .* as JSON"):
         load_word_index(bad)
+
+
+def test_a_folder_given_as_the_word_index_is_named_as_a_folder(tmp_path):
+    from gru.data.text import load_word_index
+
+    with pytest.raises(IsADirectoryError, match=r"word index: '.*' is a folder, not a JSON file"):
+        load_word_index(tmp_path)

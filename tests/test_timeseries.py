@@ -188,3 +188,19 @@ def test_season_detection():
     )
     assert detect_season(rng.normal(size=2000), 48) is None
     assert detect_season(np.sin(2 * np.pi * t / 24), 12) is None  # beyond max_lag
+
+
+def test_an_infinite_value_is_named_as_one_not_as_missing(tmp_path):
+    with pytest.raises(ValueError, match=r"column 'x' of 'f\.csv' holds an infinite value: -inf on line 3 \(2 such values\); replace it, or fill it as a missing value with --fillna ffill\|interpolate\|zero"):  # fmt: skip
+        prepare(frame(5, x=[1.0, -np.inf, 3.0, np.inf, 5.0]), target="x", source="f.csv")
+    csv = tmp_path / "inf.csv"
+    csv.write_text("x,y\n1,2\ninf,3\n4,5\n")
+    with pytest.raises(ValueError, match=r"column 'x' of '.*inf\.csv' holds an infinite value: inf on line 3; replace it"):  # fmt: skip
+        prepare(timeseries.read_csv(csv), target="x", source=str(csv))
+    filled = prepare(frame(5, x=[1.0, -np.inf, 3.0, np.inf, 5.0]), target="x", fillna="ffill")
+    assert filled.values[:, filled.target].tolist() == [1.0, 1.0, 3.0, 3.0, 5.0]  # as before
+
+
+def test_a_folder_given_as_the_csv_is_named_as_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"data: '.*' is a folder; give the CSV file"):
+        timeseries.read_csv(tmp_path)

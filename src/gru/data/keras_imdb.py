@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gru._io import read_zip_member
 from gru.data.reviews import LabeledSequences
 from gru.data.text import INDEX_FROM, START, Sequences
 
@@ -166,6 +167,8 @@ def read_keras_npz(path: str | os.PathLike | None = None) -> dict[str, LabeledSe
     ints and binary labels.
     """
     path = keras_datasets_dir() / "imdb.npz" if path is None else Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"data: {str(path)!r} is a folder, not a Keras imdb.npz")
     if not path.is_file():
         raise FileNotFoundError(f"data: {str(path)!r} does not exist")
     try:
@@ -178,8 +181,11 @@ def read_keras_npz(path: str | os.PathLike | None = None) -> dict[str, LabeledSe
                     f"expected {', '.join(_KERAS_KEYS)} (the keras.datasets.imdb layout), "
                     f"missing {', '.join(missing)}"
                 )
-            arrays = {
-                key: _read_npy(archive.read(members[key]), f"{key} of {str(path)!r}")
+            arrays = {  # each member's declared size checked before it is read (no zip bombs)
+                key: _read_npy(
+                    read_zip_member(archive, members[key], f"data: {str(path)!r}"),
+                    f"{key} of {str(path)!r}",
+                )
                 for key in _KERAS_KEYS
             }
     except (zipfile.BadZipFile, OSError, EOFError) as error:

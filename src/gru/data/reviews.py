@@ -27,6 +27,7 @@ from gru.data.text import Sequences
 __all__ = ["LabeledSequences", "LabeledTexts", "read_csv", "read_review_folder"]
 
 _REVIEW = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
+REVIEW_LIMIT = 16 << 20  # bytes of one review: aclImdb's longest is 14 KB
 _LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
 
 
@@ -72,6 +73,14 @@ def _decode(raw: bytes, where: str) -> str:
     if not text.strip():
         raise ValueError(f"data: empty text in {where}; every review needs some words")
     return text
+
+
+def _check_size(size: int, where: str) -> None:
+    if size > REVIEW_LIMIT:
+        raise ValueError(
+            f"data: {where} holds {size:,} bytes, more than a review may ({REVIEW_LIMIT:,}); "
+            "refused before reading it"
+        )
 
 
 def _collect(found: dict[tuple[str, str], list[tuple[str, str]]]) -> dict[str, LabeledTexts]:
@@ -124,6 +133,7 @@ def read_review_folder(path: str | os.PathLike, *, limit: int | None = None) -> 
                 if not room(key):
                     break
                 try:
+                    _check_size(file.stat().st_size, repr(str(file)))
                     raw = file.read_bytes()
                 except OSError as error:
                     raise ValueError(f"data: cannot read {str(file)!r}: {error}") from None
@@ -138,8 +148,9 @@ def read_review_folder(path: str | os.PathLike, *, limit: int | None = None) -> 
                     key = (match.group(1), match.group(2))
                     if not room(key):
                         continue
-                    raw = archive.extractfile(member).read()
                     where = f"{member.name!r} of {str(path)!r}"
+                    _check_size(member.size, where)  # before reading: no tar bombs
+                    raw = archive.extractfile(member).read(REVIEW_LIMIT + 1)
                     found.setdefault(key, []).append((member.name, _decode(raw, where)))
         except (tarfile.TarError, OSError, EOFError) as error:
             raise ValueError(
@@ -175,6 +186,8 @@ def read_csv(
     columns (listing the columns the file has), an empty text or a label that is not binary.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"data: {str(path)!r} is a folder; give the CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"data: {str(path)!r} does not exist")
     try:

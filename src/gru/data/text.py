@@ -68,6 +68,8 @@ def load_word_index(path: str | os.PathLike) -> dict[str, int]:
     with distinct positive integer ranks.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"word index: {str(path)!r} is a folder, not a JSON file")
     if not path.is_file():
         raise FileNotFoundError(f"word index: {str(path)!r} does not exist")
     try:

@@ -60,6 +60,8 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     not a CSV table.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"data: {str(path)!r} is a folder; give the CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"data: {str(path)!r} does not exist")
     raw = path.read_bytes()
@@ -181,7 +183,15 @@ def _numeric(
             + hint
         )
     values = values.to_numpy(dtype=np.float64, copy=True)
-    values[~np.isfinite(values)] = np.nan
+    infinite = np.flatnonzero(np.isinf(values))
+    if len(infinite) and fillna is None:
+        i, many = int(infinite[0]), f" ({len(infinite)} such values)" if len(infinite) > 1 else ""
+        raise ValueError(
+            f"data: column {name!r} of {source} holds an infinite value: {float(values[i])} on "
+            f"{_where(is_file, i)}{many}; replace it, or fill it as a missing value with --fillna {'|'.join(FILLNA)} "
+            "(fillna= in Python)"
+        )
+    values[infinite] = np.nan  # filled as the missing values are
     missing = np.flatnonzero(np.isnan(values))
     if len(missing) and fillna is None:
         shown = ", ".join(_where(is_file, int(i)) for i in missing[:5])

@@ -11,7 +11,9 @@ This is what ``gru convert SOURCE DEST`` runs. Formats, by the end of the file n
                   pickled code runs; the torch convention (reset after), not batch first
 
 Every file is written atomically: on any error nothing is written and an existing destination
-is left as it was.
+is left as it was. `convert` never writes over its source, nor over an existing file unless
+asked (``overwrite=True``, ``gru convert --overwrite``); `write` and the ``save_*`` functions
+replace an existing file, as ``torch.save`` does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from gru._io import atomic_write
+from gru._io import atomic_write, check_destination, check_zip_member
 from gru.interop.keras import from_keras, save_keras
 from gru.interop.modules import GoBackwards, unwrap
 from gru.interop.onnx import export_onnx, load_onnx
@@ -91,6 +93,8 @@ def load_safetensors(path) -> GRU:
 
     path = Path(path)
     where = f"load_safetensors: {str(path)!r}"
+    if path.is_dir():
+        raise IsADirectoryError(f"{where}: is a folder, not a safetensors file")
     if not path.is_file():
         raise FileNotFoundError(f"load_safetensors: no such file {str(path)!r}")
     try:
@@ -137,6 +141,9 @@ def _load_pt(path: Path) -> GRU:
     where = f"read: {str(path)!r}"
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{where}: is not a PyTorch file (torch.save writes a zip archive)")
+    with zipfile.ZipFile(path) as archive:  # what each member declares, before torch reads it
+        for info in archive.infolist():
+            check_zip_member(info, where)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -188,6 +195,8 @@ def read(path, *, layer: str | None = None) -> GRU | GoBackwards:
     """The GRU held by a file of any supported format (``layer`` picks a Keras layer)."""
     path = Path(path)
     ext = _format("read", path, _FORMATS)
+    if path.is_dir():
+        raise IsADirectoryError(f"read: {str(path)!r} is a folder; give the file to read")
     if not path.is_file():
         raise FileNotFoundError(f"read: no such file {str(path)!r}")
     if layer is not None and ext not in (".keras", ".weights.h5", ".h5"):
@@ -238,14 +247,17 @@ class Conversion:
         )
 
 
-def convert(source, dest, *, layer: str | None = None) -> Conversion:
+def convert(source, dest, *, layer: str | None = None, overwrite: bool = False) -> Conversion:
     """Read the GRU in ``source`` and write it to ``dest``, each format chosen by extension.
 
-    The destination's format is checked before anything is read; nothing is written unless the
-    whole conversion succeeds.
+    The destination is checked before anything is read: its format; that it is not ``source``;
+    that it does not exist yet, unless ``overwrite``. Nothing is written unless the whole
+    conversion succeeds.
     """
     source, dest = Path(source), Path(dest)
     _format("convert", dest, _WRITTEN)
+    inputs = {"the source": source}
+    check_destination(dest, "convert: dest", inputs=inputs, overwrite=overwrite)
     module = read(source, layer=layer)
     write(module, dest)
     return Conversion(source, dest, module)

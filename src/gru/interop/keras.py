@@ -45,7 +45,7 @@ from gru.interop.keras_config import (
     gru_settings,
     layer_config,
 )
-from gru.interop.keras_files import KerasLayer, read_file, write_file
+from gru.interop.keras_files import KerasLayer, malformed, read_file, write_file
 from gru.interop.layout import (
     gru_from_packed,
     keras_to_packed,
@@ -255,7 +255,9 @@ def from_keras(
     where = "from_keras"
     if isinstance(source, (str, os.PathLike)):
         layers, _, where = read_file(source, "from_keras")
-    elif isinstance(source, (list, tuple)):
+        with malformed(where):
+            return _build(_select(layers, layer, where, reset_after), where)
+    if isinstance(source, (list, tuple)):
         if reset_after is None:
             raise ValueError(
                 "from_keras: a list of weights does not say which convention it follows; "
@@ -394,6 +396,12 @@ def load_model(path) -> KerasModel:
             f"{where}: holds weights only, without the model's configuration; load_model needs "
             "a .keras archive or a Keras 2 .h5 model (use from_keras for a single GRU)"
         )
+    with malformed(where):
+        return _model(layers, where)
+
+
+def _model(layers: list[KerasLayer], where: str) -> KerasModel:
+    """The `KerasModel` of a model file's ``layers`` (`load_model`)."""
     steps: list[nn.Module] = []
     mask_zero = masked = False  # masked: between mask_zero=True and the GRU consuming it
     for layer in layers:

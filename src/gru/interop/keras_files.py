@@ -25,16 +25,19 @@ import itertools
 import json
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gru._io import atomic_write
+from gru._io import atomic_write, read_zip_member
 
-__all__ = ["KerasLayer", "read_file", "write_file"]
+__all__ = ["KerasLayer", "malformed", "read_file", "write_file"]
 
 _KERAS_VERSION = "3.15.1"  # written into a .keras archive's metadata.json
+_CONFIG_LIMIT = 64 << 20  # bytes of a model's config.json: a configuration, not data
 
 
 @dataclass
@@ -56,8 +59,32 @@ def read_file(path, owner: str) -> tuple[list[KerasLayer], bool, str]:
     name for errors (``"owner: 'path'"``). ``owner`` is the public function reading it."""
     path = Path(path)
     where = f"{owner}: {str(path)!r}"
+    if path.is_dir():
+        raise IsADirectoryError(f"{owner}: {str(path)!r} is a folder, not a Keras file")
     if not path.is_file():
         raise FileNotFoundError(f"{owner}: no such file {str(path)!r}")
+    with malformed(where):
+        return _read_layers(path, where)
+
+
+@contextmanager
+def malformed(where: str) -> Iterator[None]:
+    """Inside this block a file's content is interpreted: what its content makes fail (a
+    setting of the wrong kind, a missing entry) becomes a ValueError naming the file."""
+    try:
+        yield
+    except (AttributeError, KeyError, IndexError, TypeError) as error:
+        raise ValueError(
+            f"{where}: its model configuration or weights are not laid out as Keras writes "
+            f"them ({type(error).__name__}: {error})"
+        ) from None
+    except ValueError as error:
+        if str(error).startswith(where):
+            raise
+        raise ValueError(f"{where}: {error}") from None
+
+
+def _read_layers(path: Path, where: str) -> tuple[list[KerasLayer], bool, str]:
     name = path.name.lower()
     if name.endswith(".keras"):
         model_config, blob = _read_archive(path, where)
@@ -77,7 +104,8 @@ def read_file(path, owner: str) -> tuple[list[KerasLayer], bool, str]:
 
 
 def _read_archive(path: Path, where: str) -> tuple[dict, io.BytesIO]:
-    """(the model's config.json, the bytes of model.weights.h5) of a ``.keras`` archive."""
+    """(the model's config.json, the bytes of model.weights.h5) of a ``.keras`` archive, each
+    member's declared size checked before it is read (`gru._io.read_zip_member`)."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
@@ -86,11 +114,25 @@ def _read_archive(path: Path, where: str) -> tuple[dict, io.BytesIO]:
                     raise ValueError(
                         f"{where}: the .keras archive has no {member} (it holds {sorted(members)})"
                     )
-            return json.loads(archive.read("config.json")), io.BytesIO(
-                archive.read("model.weights.h5")
-            )
+            text = read_zip_member(archive, "config.json", where, _CONFIG_LIMIT)
+            weights = io.BytesIO(read_zip_member(archive, "model.weights.h5", where))
     except zipfile.BadZipFile:
         raise ValueError(f"{where}: is not a .keras archive (not a zip file)") from None
+    return _model_config(text, f"{where}: its config.json"), weights
+
+
+def _model_config(text: str | bytes, where: str) -> dict:
+    """A model's configuration (JSON): an object, or ValueError naming it (``where``)."""
+    try:
+        config = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{where} is not JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{where} must be a JSON object (a Keras model's configuration), got "
+            f"{type(config).__name__}"
+        )
+    return config
 
 
 def _open_h5(data, where: str):
@@ -254,7 +296,7 @@ def _legacy_layers(h5, where: str) -> tuple[list[KerasLayer], bool]:
     the model's configuration. Without one, a GRU is told by its weights' names and shapes."""
     weights = _legacy_weights(h5["model_weights"] if "model_weights" in h5 else h5, where)
     if "model_config" in h5.attrs:
-        model_config = json.loads(_text(h5.attrs["model_config"]))
+        model_config = _model_config(_text(h5.attrs["model_config"]), f"{where}: model_config")
         plain = {name: [a for _, a in arrays] for name, arrays in weights.items()}
         return _model_layers(model_config, where, plain), True
     layers = []

@@ -347,6 +347,8 @@ def _read_graph(path) -> tuple:
 
     path = Path(path)
     where = f"load_onnx: {str(path)!r}"
+    if path.is_dir():
+        raise IsADirectoryError(f"{where}: is a folder, not an ONNX file")
     if not path.is_file():
         raise FileNotFoundError(f"load_onnx: no such file {str(path)!r}")
     try:
