@@ -32,3 +32,9 @@ def test_the_class_fits_predicts_evaluates_and_loads(tmp_path):
         Adder(seq_len=1)
     with pytest.raises(ValueError, match=r"Adder.predict: fit or load a model first"):
         Adder().predict(x)
+
+
+def test_a_model_too_large_for_memory_is_refused_before_the_run_folder_is_made(tmp_path):
+    with pytest.raises(ValueError, match=r"^Adder: the model does not fit in memory: building it failed \(an allocation of [\d.]+ PiB\); try a smaller hidden_size \(--hidden-size\)$"):  # fmt: skip
+        Adder(seq_len=4, hidden_size=10_000_000, n_train=64, n_test=16).fit(out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -173,3 +173,16 @@ def test_the_table_of_forecast_examples():
         ["t3", 2, 2.0, 2.5, 0.0],
         ["t5", 4, 4.0, 4.5, 0.0],
     ]
+
+
+def test_with_no_anomaly_to_find_recall_and_f1_are_not_scores():
+    clean = np.zeros(20, bool)
+    flags = np.zeros(20, bool)
+    flags[[4, 5]] = True  # one false alarm
+    scores = detection_scores(flags, clean, [])
+    assert scores["recall"] is None and scores["f1"] is None  # 0/0, not 0.0
+    assert scores["event_recall"] is None and scores["event_f1"] is None
+    assert scores["precision"] == 0.0 and scores["event_precision"] == 0.0  # every alarm false
+    assert (scores["alarms"], scores["false_positives"]) == (1, 2)
+    quiet = detection_scores(np.zeros(20, bool), clean, [])
+    assert quiet["precision"] is None and quiet["alarms"] == 0

@@ -196,3 +196,26 @@ def test_batched_prediction_equals_one_call_in_eval_mode():
     with torch.no_grad():
         assert_close(out, model(x, lengths), what="batched")
     assert batched_predict(model, x[:0], lengths[:0]).shape == (0,)
+
+
+def test_out_of_memory_errors_say_how_much_was_asked_for():
+    from gru.models import build, out_of_memory
+
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 1200000000000000 bytes. Error code 12"
+    )
+    assert out_of_memory(cpu) == "1.07 PiB"
+    assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")) == "20.00 GiB"  # fmt: skip
+    assert out_of_memory(MemoryError("Unable to allocate 7.28 TiB for an array")) == "7.28 TiB"
+    assert out_of_memory(MemoryError()) == ""
+    assert out_of_memory(RuntimeError("shapes do not match")) is None
+    assert out_of_memory(ValueError("can't allocate memory")) is None
+
+    def too_big():
+        raise cpu
+
+    with pytest.raises(ValueError, match=r"^Task: the model does not fit in memory: building it failed \(an allocation of 1\.07 PiB\); try a smaller width$"):  # fmt: skip
+        build(too_big, "Task", "width")
+    with pytest.raises(RuntimeError, match="shapes"):  # any other error is left as it is
+        build(lambda: (_ for _ in ()).throw(RuntimeError("shapes")), "Task", "width")

@@ -195,3 +195,32 @@ def test_predict_refuses_empty_text_and_a_lone_string(trained):
         classifier.predict(["good", "  "])
     with pytest.raises(TypeError, match=r"texts must be a list of strings"):
         classifier.predict("good")
+
+
+def test_too_few_reviews_for_validation_are_refused_before_anything_is_written(tmp_path, capsys):
+    from gru.cli import main
+
+    one = tmp_path / "one.csv"
+    one.write_text('text,label\n"a fine film",1\n')
+    with pytest.raises(ValueError, match=r"data: '.*one\.csv' has 1 training review\(s\), too few to keep 20% for the validation that monitor='val_accuracy' reads; give at least 3"):  # fmt: skip
+        SentimentClassifier.from_preset("seed", **TINY).fit(one, out=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+    code = main(["train", "sentiment", "--data", str(one), "--out", str(tmp_path / "run")])
+    assert code == 2 and "too few to keep 20%" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # no config.json or vocabulary.json left behind
+
+
+def test_reviews_of_one_label_train_with_a_warning(tmp_path, capsys):
+    from gru.cli import main
+
+    data = tmp_path / "positive.csv"
+    data.write_text("text,label\n" + "".join(f'"good film {i}",1\n' for i in range(10)))
+    with pytest.warns(UserWarning, match=r"every training review of '.*positive\.csv' is positive: the model can only learn to answer positive; give reviews of both labels"):  # fmt: skip
+        SentimentClassifier.from_preset("seed", **TINY).fit(data, quiet=True)
+    code = main(["train", "sentiment", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err == (
+        f"gru: warning: every training review of '{data}' is positive: the model can only learn "
+        "to answer positive; give reviews of both labels\n"
+    )

@@ -2,6 +2,7 @@
 real model's explanation: test_explanations.py)."""
 
 import numpy as np
+import pytest
 import torch
 
 import gru
@@ -33,3 +34,6 @@ def test_a_forecast_page_shows_the_window_forecast_actual_and_gates(tmp_path):
     e.actual = None
     page = write_forecast_explanation(e, tmp_path / "f.html").read_text()
     assert "The data ends with the window: there are no actual values to compare." in page
+    # Python's words from Python: the argument is out, not --out.
+    with pytest.raises(ValueError, match=r"^write_forecast_explanation: out '.*' is a folder; name the HTML file to write$"):  # fmt: skip
+        write_forecast_explanation(e, tmp_path)

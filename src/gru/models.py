@@ -15,6 +15,7 @@ segments, M = F / S output segments, d the SegRNN width; for the language model 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
 
@@ -33,9 +34,11 @@ __all__ = [
     "SequenceRegressor",
     "TextClassifier",
     "batched_predict",
+    "build",
     "final_state",
     "forecaster",
     "gru_layer",
+    "out_of_memory",
 ]
 
 FEATURES = ("last", "pool")
@@ -48,6 +51,44 @@ def gru_layer(backend: str = "auto", **options) -> LayerFactory:
     """`gru.GRU` as a layer factory: batch first, computed by ``backend``, with ``options``
     (``reset_after``, ``layer_norm``, ...) added to those a model gives."""
     return partial(GRU, batch_first=True, backend=backend, **options)
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """How much memory ``error`` says an allocation asked for ("1.1 PiB"; "" when it does not
+    say) if it is an out-of-memory error of Python, NumPy, torch's CPU allocator or CUDA; None
+    for any other error."""
+    text = str(error)
+    if not isinstance(error, MemoryError | torch.OutOfMemoryError) and not (
+        isinstance(error, RuntimeError)
+        and ("can't allocate memory" in text or "out of memory" in text)
+    ):
+        return None
+    exact = re.search(r"tried to allocate (\d+) bytes", text)
+    if exact:
+        size, unit = float(exact.group(1)), "bytes"
+        for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+            if size < 1024 or unit == "EiB":
+                break
+            size /= 1024
+        return f"{size:.3g} {unit}" if unit != "bytes" else f"{int(size)} bytes"
+    stated = re.search(r"(?:[Tt]ried|[Uu]nable) to allocate ([\d.]+ ?[KMGTPE]i?B)", text)
+    return stated.group(1) if stated else ""
+
+
+def build(make: Callable[[], nn.Module], owner: str, sizes: str) -> nn.Module:
+    """``make()``, a model; running out of memory while building it is a ValueError naming
+    ``owner``, how much was asked for, and the ``sizes`` (settings) to make smaller."""
+    try:
+        return make()
+    except (MemoryError, RuntimeError) as error:
+        asked = out_of_memory(error)
+        if asked is None:
+            raise
+        asked = f" (an allocation of {asked})" if asked else ""
+        raise ValueError(
+            f"{owner}: the model does not fit in memory: building it failed{asked}; try a "
+            f"smaller {sizes}"
+        ) from None
 
 
 @torch.no_grad()

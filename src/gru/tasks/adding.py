@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gru.data.synthetic import adding_problem
-from gru.models import SequenceRegressor
+from gru.models import SequenceRegressor, build
 from gru.tasks import runs
 from gru.tasks.baselines import training_mean
 from gru.training import TrainConfig
@@ -71,7 +72,8 @@ class Adder(runs.Task):
     model: SequenceRegressor | None = None
 
     def _build_model(self) -> SequenceRegressor:
-        return SequenceRegressor(2, self.config.hidden_size, backend=self.backend)
+        make = partial(SequenceRegressor, 2, self.config.hidden_size, backend=self.backend)
+        return build(make, "Adder", "hidden_size (--hidden-size)")
 
     def data(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """((x, y) training, (x, y) test) of the config's size, drawn from its seed."""
@@ -99,7 +101,6 @@ class Adder(runs.Task):
         c.check()
         run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict())
-        run.start(c.to_dict())
         (x_train, y_train), (x_test, y_test) = self.data()
         baseline = F.mse_loss(training_mean(y_train, y_test), y_test).item()
         run.say(
@@ -108,6 +109,7 @@ class Adder(runs.Task):
         )
         torch.manual_seed(c.train.seed)
         self.model = self._build_model()
+        run.start(c.to_dict())  # once the data and the model are made: nothing left to refuse
         evaluate = lambda model: {"test_mse": F.mse_loss(model(x_test), y_test).item()}
         result = run.train(self.model, F.mse_loss, (x_train, y_train), c.train, evaluate=evaluate)
         test_mse = result.history[-1]["test_mse"]

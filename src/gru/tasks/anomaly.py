@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from gru import checkpoint
 from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries
-from gru.models import GRUForecaster, batched_predict
+from gru.models import GRUForecaster, batched_predict, build
 from gru.tasks import evaluation, runs
 from gru.tasks.baselines import rolling_zscore, rolling_zscore_part
 from gru.tasks.evaluation import KINDS, detection_scores, inject_anomalies  # importable here
@@ -145,9 +146,9 @@ class AnomalyDetector(runs.Task):
 
     def _build_model(self) -> GRUForecaster:
         c = self.config
-        return GRUForecaster(
-            1, 1, c.hidden_size, num_layers=c.num_layers, dropout=c.dropout, backend=self.backend
-        )
+        options = {"num_layers": c.num_layers, "dropout": c.dropout, "backend": self.backend}
+        make = partial(GRUForecaster, 1, 1, c.hidden_size, **options)
+        return build(make, "AnomalyDetector", "hidden_size (--hidden-size) or num_layers")
 
     def read(self, data) -> TimeSeries:
         """The detector's column of ``data`` (a CSV path or a DataFrame), as it reads it."""

@@ -269,7 +269,9 @@ def detection_scores(flags: np.ndarray, labels: np.ndarray, events: list[dict]) 
 
     Point-wise: precision, recall and F1 over points. By event: "event_recall", the share of
     events with at least one flagged point; "event_precision", the share of alarms (runs of
-    consecutive flagged points) that touch an anomalous point; "event_f1" of the two.
+    consecutive flagged points) that touch an anomalous point; "event_f1" of the two. With no
+    anomaly to find, recall and F1 (point-wise and by event) are None: they measure nothing
+    (and so is precision without alarms).
     """
     flags, labels = np.asarray(flags, bool), np.asarray(labels, bool)
     tp = int(np.sum(flags & labels))
@@ -287,6 +289,9 @@ def detection_scores(flags: np.ndarray, labels: np.ndarray, events: list[dict]) 
         if event_precision + event_recall
         else 0.0
     )
+    if not labels.any() and not events:  # nothing to find: 0/0, not a score of 0
+        recall = f1 = event_recall = event_f1 = None
+        precision, event_precision = (0.0, 0.0) if alarms else (None, None)  # all false
     return {
         "precision": precision,
         "recall": recall,

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from gru import checkpoint
+from gru._io import check_destination
 from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
 from gru.tasks.forecast import Forecaster
 from gru.tasks.sentiment import SentimentClassifier
@@ -36,8 +37,17 @@ from gru.viz import (
     write_forecast_explanation,
     write_text_explanation,
 )
+from gru.viz.explain import FORECAST_FIGURES, TEXT_FIGURES, figure_paths
 
-__all__ = ["EXPLAINERS", "START_TOKEN", "explain", "explain_series", "explain_text"]
+__all__ = [
+    "EXPLAINERS",
+    "START_TOKEN",
+    "destinations",
+    "explain",
+    "explain_series",
+    "explain_text",
+    "run_inputs",
+]
 
 EXPLAIN_FILE = "explain.html"
 START_TOKEN = "⟨start⟩"
@@ -167,11 +177,38 @@ def _explain_sentiment(run_dir: Path, text, csv, backend: str) -> TextExplanatio
     return explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
 
 
-# A run's task: (its explanation from (run folder, text, csv, backend), the page's writer).
+# A run's task: (its explanation from (run folder, text, csv, backend), the page's writer,
+# the names of the figures written beside the page).
 EXPLAINERS = {
-    "sentiment": (_explain_sentiment, write_text_explanation),
-    "forecast": (_explain_forecast, write_forecast_explanation),
+    "sentiment": (_explain_sentiment, write_text_explanation, TEXT_FIGURES),
+    "forecast": (_explain_forecast, write_forecast_explanation, FORECAST_FIGURES),
 }
+
+
+def _task(run_dir: Path) -> str:
+    task = checkpoint.load_config(run_dir)["task"]
+    if task not in EXPLAINERS:
+        raise ValueError(
+            f"explain: {str(run_dir)!r} is a {task!r} run, and gru explain explains "
+            f"{' and '.join(EXPLAINERS)} runs only"
+        )
+    return task
+
+
+def destinations(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[Path]:
+    """The files `explain` writes for the run ``run_dir``: the page ``out`` (default:
+    explain.html in the run folder), then its figures beside it."""
+    run_dir = checkpoint.check_run_dir(run_dir)
+    page = Path(out) if out is not None else run_dir / EXPLAIN_FILE
+    return [page, *figure_paths(page, EXPLAINERS[_task(run_dir)][2]).values()]
+
+
+def run_inputs(run_dir: str | os.PathLike, csv=None, *, csv_name: str = "csv") -> dict:
+    """{how an input is named: its path} of an explanation: the run's own files (which the
+    page must never replace) and the ``csv`` read (named ``csv_name``)."""
+    run_dir = Path(run_dir)
+    names = [p.name for p in run_dir.iterdir() if p.suffix in (".json", ".safetensors")]
+    return {csv_name: csv, **{f"the run's {n}": run_dir / n for n in sorted(names)}}
 
 
 def explain(
@@ -181,23 +218,25 @@ def explain(
     csv: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     backend: str = "auto",
+    overwrite: bool = False,
 ) -> Path:
     """Explain the model of ``run_dir`` on ``text`` (sentiment) or ``csv`` (forecast); write the
-    page to ``out`` (default: explain.html in the run folder) and return its path.
+    page to ``out`` (default: explain.html in the run folder) and its figures beside it
+    (`destinations`), and return the page's path.
 
-    Nothing is written unless the whole explanation succeeds; a bad input raises ValueError
-    (FileNotFoundError for a missing file) naming it.
+    Nothing is written unless the whole explanation succeeds; no file of the run or ``csv``
+    is ever replaced, and any other existing file only with ``overwrite=True``; a bad input
+    raises ValueError (FileNotFoundError for a missing file, FileExistsError for an existing
+    one) naming it.
     """
     run_dir = checkpoint.check_run_dir(run_dir)
-    task = checkpoint.load_config(run_dir)["task"]
-    if task not in EXPLAINERS:
-        raise ValueError(
-            f"explain: {str(run_dir)!r} is a {task!r} run, and gru explain explains "
-            f"{' and '.join(EXPLAINERS)} runs only"
-        )
+    task = _task(run_dir)
     out = Path(out) if out is not None else run_dir / EXPLAIN_FILE
-    build, write = EXPLAINERS[task]
+    build, write, _ = EXPLAINERS[task]
     explanation = build(run_dir, text, csv, backend)
+    check = {"inputs": run_inputs(run_dir, csv), "overwrite": overwrite, "what": "HTML file"}
+    for path in destinations(run_dir, out):  # once the inputs are known to be good
+        check_destination(path, "explain: out", **check, replace="overwrite=True (--overwrite)")
     explanation.model = {"run": str(run_dir), **explanation.model}
     return write(explanation, out)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 
 from gru.data import timeseries
 from gru.data.timeseries import Scaler, TimeSeries, Windows
-from gru.models import FORECASTERS, batched_predict, forecaster
+from gru.models import FORECASTERS, batched_predict, build, forecaster
 from gru.tasks import runs
 from gru.tasks.baselines import LinearBaseline, forecast_baselines, persistence, seasonal_naive
 from gru.tasks.evaluation import forecast_examples, forecast_scores, forecast_table, headline
@@ -190,7 +191,8 @@ class Forecaster(runs.Task):
         options = {"segment": c.segment, "num_layers": c.num_layers, "dropout": c.dropout}
         targets = [inputs.index(o) for o in outputs]
         size = (len(inputs), c.lookback, c.horizon, c.hidden_size)
-        return forecaster(c.model, *size, **options, targets=targets, backend=self.backend)
+        make = partial(forecaster, c.model, *size, **options, targets=targets, backend=self.backend)
+        return build(make, "Forecaster", "hidden_size (--hidden-size) or lookback and horizon")
 
     def forecast_windows(self, x: Windows | Tensor, batch: int = 512) -> Tensor:
         """The model's forecasts (N, F, K) of the standardized windows ``x`` (N, W, C) of the

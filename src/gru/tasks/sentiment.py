@@ -22,8 +22,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from torch import Tensor
 
 from gru.data import imdb
 from gru.data.text import Sequences, encode, limit_vocabulary, load_word_index, pad_sequences
-from gru.models import TextClassifier, batched_predict
+from gru.models import TextClassifier, batched_predict, build
 from gru.tasks import runs
 from gru.tasks.baselines import majority_class
 from gru.tasks.evaluation import accuracy, binary_scores
@@ -201,7 +203,8 @@ class SentimentClassifier(runs.Task):
 
     def _build_model(self) -> TextClassifier:
         c = self.config
-        model = TextClassifier(
+        make = partial(
+            TextClassifier,
             c.num_words,
             c.embedding_dim,
             c.hidden_size,
@@ -214,6 +217,7 @@ class SentimentClassifier(runs.Task):
             torch_layer=c.torch_layer,
             backend=self.backend,
         )
+        model = build(make, "SentimentClassifier", "hidden_size, embedding_dim or num_words")
         return model.keras_init_() if c.init == "keras" else model
 
     @property
@@ -339,6 +343,22 @@ class SentimentClassifier(runs.Task):
         n_val = round(len(order) * c.validation_split)
         if len(order) - n_val < 1:
             raise ValueError(f"data: {len(order)} training reviews leave none after validation")
+        if n_val == 0 and str(c.train.monitor).startswith("val_"):  # refused before any file
+            need = next(n for n in range(2, 10**6) if round(n * c.validation_split) >= 1)
+            raise ValueError(
+                f"data: {loaded.source!r} has {len(order)} training review(s), too few to keep "
+                f"{c.validation_split:.0%} for the validation that monitor={c.train.monitor!r} "
+                f"reads; give at least {need}"
+            )
+        labels = np.unique(train_all.labels)
+        if len(labels) == 1:
+            label = "positive" if labels[0] else "negative"
+            warnings.warn(
+                f"every training review of {loaded.source!r} is {label}: the model can only "
+                f"learn to answer {label}; give reviews of both labels",
+                UserWarning,
+                stacklevel=3,
+            )
         train_part, val_part = train_all.subset(order[: len(order) - n_val]), None
         if n_val:
             val_part = train_all.subset(order[len(order) - n_val :])

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gru.models import CharLM
+from gru.models import CharLM, build
 from gru.tasks import runs
 from gru.tasks.baselines import ngram_loss
 from gru.training import TrainConfig
@@ -55,6 +56,8 @@ def read_text(path: str | os.PathLike) -> str:
     (naming the offset of the first byte that is not).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"text: {str(path)!r} is a folder; give the text file")
     if not path.is_file():
         raise FileNotFoundError(f"text: {str(path)!r} does not exist")
     raw = path.read_bytes()
@@ -172,14 +175,9 @@ class TextGenerator(runs.Task):
 
     def _build_model(self) -> CharLM:
         c = self.config
-        return CharLM(
-            len(self.vocabulary),
-            c.embedding_dim,
-            c.hidden_size,
-            c.num_layers,
-            dropout=c.dropout,
-            backend=self.backend,
-        )
+        sizes = (len(self.vocabulary), c.embedding_dim, c.hidden_size, c.num_layers)
+        make = partial(CharLM, *sizes, dropout=c.dropout, backend=self.backend)
+        return build(make, "TextGenerator", "hidden_size, num_layers or embedding_dim")
 
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         self.vocabulary = vocabulary

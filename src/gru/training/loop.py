@@ -427,6 +427,12 @@ class _Run:
 
     def finish(self) -> FitResult:
         """End with the best weights when asked, and say what happened."""
+        model_file = None if self.run_dir is None else self.run_dir / checkpoint.MODEL_FILE
+        if self.rank == 0 and model_file is not None and not model_file.is_file():
+            # A finished run resumed after its model file was deleted: write it again.
+            kept = self.config.restore_best and self.best_weights is not None
+            weights = self.best_weights if kept else self.model.state_dict()
+            checkpoint.save_model(self.run_dir, weights, self.run_config)
         if self.config.restore_best and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
         self.trace.write(final=_digest(self.model))

@@ -28,6 +28,8 @@ from gru.viz.html import cards, details, esc, fmt, image, key_value_table, note,
 from gru.viz.recording import GateRecording
 
 __all__ = [
+    "FORECAST_FIGURES",
+    "TEXT_FIGURES",
     "ForecastExplanation",
     "TextExplanation",
     "figure_paths",
@@ -35,6 +37,8 @@ __all__ = [
     "write_text_explanation",
 ]
 
+TEXT_FIGURES = ("probability", "gates")  # the PNG files beside a page: <stem>_<name>.png
+FORECAST_FIGURES = ("forecast", "gates")
 UPDATE_RGB = (234, 88, 12)  # orange: the background, 1 − z̄
 RESET_RGB = (37, 99, 235)  # blue: the underline, 1 − r̄
 FOOTER = (
@@ -109,12 +113,13 @@ def figure_paths(out: str | os.PathLike, names: Sequence[str]) -> dict[str, Path
     return {name: out.with_name(f"{out.stem}_{name}.png") for name in names}
 
 
-def _check_out(out: str | os.PathLike) -> Path:
+def _check_out(out: str | os.PathLike, owner: str) -> Path:
+    """``out`` as a Path, if a page can be written there (an existing page is replaced)."""
     out = Path(out)
     if out.is_dir():
-        raise ValueError(f"--out: {str(out)!r} is a folder; name the HTML file to write")
+        raise ValueError(f"{owner}: out {str(out)!r} is a folder; name the HTML file to write")
     if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out: the folder of {str(out)!r} does not exist")
+        raise FileNotFoundError(f"{owner}: the folder of out {str(out)!r} does not exist")
     return out
 
 
@@ -287,7 +292,7 @@ def write_text_explanation(e: TextExplanation, out: str | os.PathLike) -> Path:
     (``<stem>_probability.png``, ``<stem>_gates.png``); return ``out``."""
     from gru.viz import figures  # matplotlib loads only when a page is drawn
 
-    out = _check_out(out)
+    out = _check_out(out, "write_text_explanation")
     pngs = {
         "probability": figures.png(
             figures.probability_curve(e.probabilities, e.tokens, ylabel=e.label)
@@ -359,7 +364,7 @@ def write_forecast_explanation(e: ForecastExplanation, out: str | os.PathLike) -
     (``<stem>_forecast.png``, ``<stem>_gates.png``); return ``out``."""
     from gru.viz import figures  # matplotlib loads only when a page is drawn
 
-    out = _check_out(out)
+    out = _check_out(out, "write_forecast_explanation")
     index = e.columns.index(e.target)
     pngs = {
         "forecast": figures.png(
