@@ -150,3 +150,36 @@ def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_
     )
     code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv)
     assert code == 2 and "is a 'anomaly' run, not a forecast run" in err
+
+
+def test_no_planted_anomalies_report_no_recall_or_f1(capsys, tmp_path):
+    csv = tmp_path / "series.csv"
+    series_frame(400).to_csv(csv, index=False)
+    options = ["--csv", csv, "--column", "load", "--lookback", 16, "--hidden-size", 4, "--epochs", 1, "--quiet"]  # fmt: skip
+    code, stdout, _ = run(capsys, "train", "anomaly", *options, "--anomalies", 0, "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0
+    assert "no planted anomalies (--anomalies 0): recall and F1 measure nothing" in stdout
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("  gru ")]
+    assert rows[0][3:6] == ["-", "-", "-"]  # recall, F1, events found: not 0.000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["f1"] is None and metrics["test"]["recall"] is None
+
+
+def test_detect_never_writes_over_its_input_and_an_existing_file_only_when_asked(
+    anomaly_trained, capsys, tmp_path
+):
+    _, run_dir = anomaly_trained
+    csv = tmp_path / "in.csv"
+    series_frame(300).to_csv(csv, index=False)
+    original = csv.read_bytes()
+    for overwrite in ([], ["--overwrite"]):
+        code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", csv, *overwrite)  # fmt: skip
+        assert code == 2 and f"--output: '{csv}' is --csv '{csv}', which it would overwrite" in err
+    assert csv.read_bytes() == original
+    output = tmp_path / "flags.csv"
+    output.write_text("precious")
+    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", output)
+    assert code == 2 and f"--output: '{output}' already exists; choose another name, or replace it with --overwrite" in err  # fmt: skip
+    assert output.read_text() == "precious"
+    code, out, _ = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", output, "--overwrite")  # fmt: skip
+    assert code == 0 and f"wrote {output}" in out and output.read_text() != "precious"

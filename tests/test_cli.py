@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from gru import __version__
 from gru.cli import main
@@ -315,3 +316,95 @@ def test_version_and_module_entry_point():
         [sys.executable, "-m", "gru", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"gru {__version__}"
+
+
+# --- what is not bad input: one line, no traceback unless asked ---------------------------------
+
+ADDING = ["train", "adding", "--seq-len", "4", "--hidden-size", "3", "--n-train", "64", "--n-test", "16", "--epochs", "1", "--quiet"]  # fmt: skip
+
+
+def test_an_unexpected_error_is_one_line_saying_it_is_a_bug(capsys, monkeypatch):
+    from gru.cli import commands, use
+
+    def broken(args):
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    monkeypatch.setitem(commands.COMMANDS, "predict", (use.add_predict, broken))
+    monkeypatch.delenv("GRU_DEBUG", raising=False)
+    code, out, err = run(capsys, "predict", "--run", "r", "text")
+    assert code == 1 and out == ""  # neither 0 nor 2 (bad input)
+    assert err.strip() == (
+        "gru: error: AttributeError: 'list' object has no attribute 'get'. This is a bug in gru, "
+        "not in what you asked: please report it with the command that failed (GRU_DEBUG=1 "
+        "shows where it happened)"
+    )
+    monkeypatch.setenv("GRU_DEBUG", "1")
+    code, _, err = run(capsys, "predict", "--run", "r", "text")
+    assert code == 1 and err.startswith("Traceback (most recent call last):")
+    assert 'raise AttributeError("' in err and err.splitlines()[-1].startswith("gru: error: ")
+
+
+def test_a_model_too_large_for_memory_is_bad_input_and_writes_nothing(capsys, tmp_path):
+    out = tmp_path / "big"
+    code, _, err = run(capsys, *ADDING, "--hidden-size", 10_000_000, "--out", out)
+    assert code == 2 and "Traceback" not in err
+    assert re.fullmatch(r"gru: error: Adder: the model does not fit in memory: building it failed \(an allocation of [\d.]+ PiB\); try a smaller hidden_size \(--hidden-size\)\n", err), err  # fmt: skip
+    assert not out.exists()  # refused before the run folder was made
+
+
+def test_running_out_of_memory_while_training_says_how_much_and_what_to_try(
+    capsys, tmp_path, monkeypatch
+):
+    from gru.tasks import Adder
+
+    def fit(self, **options):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 123456789012 bytes. Error code 12 (Cannot allocate "
+            "memory)"
+        )
+
+    monkeypatch.setattr(Adder, "fit", fit)
+    code, _, err = run(capsys, *ADDING, "--out", tmp_path / "run")
+    assert code == 2
+    assert err == (
+        "gru: error: out of memory (an allocation of 115 GiB): the model or the batches are too "
+        "large for this machine; try a smaller --hidden-size, --batch-size, --maxlen, --seq-len "
+        "or --lookback\n"
+    )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**70])
+def test_a_seed_out_of_range_is_named(capsys, seed):
+    for argv in (ADDING, ["generate", "--run", "r"], ["compare", "--quick"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--seed", str(seed)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --seed: must be an integer from 0 to 2**63 - 1, got {seed}" in err
+
+
+def test_an_out_below_a_file_is_named(capsys, tmp_path):
+    (tmp_path / "good.csv").write_text("a\n1\n")
+    code, _, err = run(capsys, *ADDING, "--out", tmp_path / "good.csv" / "sub")
+    assert code == 2
+    assert err.strip() == (
+        f"gru: error: --out: '{tmp_path / 'good.csv' / 'sub'}' cannot be a run folder: "
+        f"'{tmp_path / 'good.csv'}' is a file, not a folder"
+    )
+    assert (tmp_path / "good.csv").read_text() == "a\n1\n"
+
+
+def test_resuming_a_finished_run_whose_weights_were_deleted_writes_them_again(capsys, tmp_path):
+    from gru.tasks import adding
+
+    out = tmp_path / "run"
+    assert run(capsys, *ADDING, "--out", out)[0] == 0
+    before = adding.load(out).state_dict()
+    (out / "model.safetensors").unlink()
+    code, _, err = run(capsys, "train", "adding", "--resume", out, "--quiet")
+    assert code == 0 and err == ""
+    after = adding.load(out).state_dict()  # it used to say: no model.safetensors, --resume
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key

@@ -97,11 +97,24 @@ def test_go_backwards_stays_in_keras_files(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+class Payload:
+    """Unpickled, runs ``code``: what a hostile .pt holds in place of a state dict."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):
+        return (exec, (self.code,))
+
+
 def test_bad_sources_are_named_and_nothing_is_written(tmp_path, capsys):
     dest = tmp_path / "dest.onnx"
     dest.write_bytes(b"precious")
 
-    torch.save(torch.nn.GRU(I, H), tmp_path / "pickled.pt")  # a whole module: needs pickle
+    # A state dict whose weight runs code when unpickled: it would write the marker file.
+    marker = tmp_path / "code-ran"
+    payload = Payload(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')")
+    torch.save({"weight_ih_l0": payload, "weight_hh_l0": payload}, tmp_path / "pickled.pt")
     torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "linear.pt")
     (tmp_path / "fake.onnx").write_bytes(b"\x00\x01not onnx")
     (tmp_path / "fake.pt").write_text("just text")
@@ -125,19 +138,22 @@ def test_bad_sources_are_named_and_nothing_is_written(tmp_path, capsys):
             r"read: '.*model\.txt' has no known extension; expected one of \.keras, \.weights\.h5, \.h5, \.onnx, \.safetensors, \.pt",
         ),
     ]
-    for source, message in cases:
+    for source, message in cases:  # even where dest may be replaced, a bad source keeps it
         with pytest.raises(ValueError, match=message):
-            convert(tmp_path / source, dest)
+            convert(tmp_path / source, dest, overwrite=True)
         assert dest.read_bytes() == b"precious"
     with pytest.raises(FileNotFoundError, match=r"read: no such file '.*absent\.pt'"):
-        convert(tmp_path / "absent.pt", dest)
+        convert(tmp_path / "absent.pt", dest, overwrite=True)
 
     # The command line reports the same errors with exit code 2.
-    assert main(["convert", str(tmp_path / "pickled.pt"), str(dest)]) == 2
+    assert main(["convert", str(tmp_path / "pickled.pt"), str(dest), "--overwrite"]) == 2
     assert "gru: error: read: " in capsys.readouterr().err
     assert dest.read_bytes() == b"precious"
     leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".")]
     assert leftovers == []
+    assert not marker.exists()  # nothing in the file ran
+    torch.load(tmp_path / "pickled.pt", weights_only=False)  # what plain unpickling would do
+    assert marker.read_text() == "ran"
 
 
 def test_bad_destinations_are_refused_before_reading(tmp_path):
@@ -171,3 +187,62 @@ def test_safetensors_without_our_metadata_is_refused(tmp_path):
         load_safetensors(tmp_path / "ok.safetensors").weight_hh_l0.detach().numpy(),
         ours.weight_hh_l0.detach().numpy(),
     )
+
+
+def test_convert_never_writes_over_its_source_and_an_existing_file_only_when_asked(
+    tmp_path, capsys
+):
+    source = tmp_path / "a.safetensors"
+    save_safetensors(gru.GRU(I, H), source)
+    original = source.read_bytes()
+    (tmp_path / "link.safetensors").symlink_to(source)
+    for dest in (source, tmp_path / "." / "a.safetensors", tmp_path / "link.safetensors"):
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match=r"convert: dest: '.*' is the source '.*a\.safetensors', which it would overwrite; a command never replaces its input"):  # fmt: skip
+                convert(source, dest, overwrite=overwrite)
+        assert main(["convert", str(source), str(dest), "--overwrite"]) == 2
+        assert "gru: error: DEST: " in capsys.readouterr().err
+    assert source.read_bytes() == original
+
+    dest = tmp_path / "b.onnx"
+    dest.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match=r"convert: dest: '.*b\.onnx' already exists; choose another name, or replace it with overwrite=True"):  # fmt: skip
+        convert(source, dest)
+    assert main(["convert", str(source), str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"gru: error: DEST: '{dest}' already exists; choose another name, or replace it with --overwrite"  # fmt: skip
+    assert dest.read_bytes() == b"precious"
+    assert main(["convert", str(source), str(dest), "--overwrite"]) == 0
+    same_layer(read(dest), read(source))
+
+
+def test_an_unwritable_destination_is_named_not_its_temporary_file(tmp_path, capsys):
+    source = tmp_path / "a.safetensors"
+    save_safetensors(gru.GRU(I, H), source)
+    # No one can create a file in /proc, not even root: the write itself fails.
+    assert main(["convert", str(source), "/proc/gru-test.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "'/proc/gru-test.onnx'" in err and ".tmp" not in err and "[Errno" not in err, err
+    with pytest.raises(OSError, match=r"cannot write '/proc/gru-test\.onnx'") as error:
+        write(gru.GRU(I, H), "/proc/gru-test.onnx")
+    assert ".tmp" not in str(error.value)
+
+
+def test_a_folder_is_not_a_file_to_read(tmp_path, capsys):
+    (tmp_path / "model.onnx").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"read: '.*model\.onnx' is a folder; give the file to read"):  # fmt: skip
+        convert(tmp_path / "model.onnx", tmp_path / "x.safetensors")
+    assert main(["convert", str(tmp_path / "model.onnx"), str(tmp_path / "x.safetensors")]) == 2
+    assert "is a folder; give the file to read" in capsys.readouterr().err
+
+
+def test_a_pt_zip_bomb_is_refused_before_torch_reads_it(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb/data.pkl", b"\0" * (64 << 20))  # 64 MiB of zeros: 64 KB packed
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"read: '.*bomb\.pt': its member 'bomb/data\.pkl' would inflate \d[\d,]* bytes to 67,108,864 \([\d,]+ times, more than 100\): refused as a zip bomb"):  # fmt: skip
+        convert(path, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

@@ -154,3 +154,55 @@ def test_a_forecast_window_is_explained_as_the_model_forecasts_it(forecast_train
     expected = forecaster.predict(series_frame().head(588))["temp"].to_numpy()
     np.testing.assert_array_equal(e.forecast, expected)
     assert set(EXPLAINERS) == {"sentiment", "forecast"}
+
+
+def test_explain_writes_over_no_input_and_an_existing_page_only_when_asked(
+    seed, forecast_trained, capsys, tmp_path
+):
+    _, run = seed
+    before = digest(run)
+    for name in ("config.json", "model.safetensors", "vocabulary.json"):
+        code = main(["explain", "--run", str(run), "good", "--out", str(run / name), "--overwrite"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out: '{run / name}' is the run's {name} " in err, err
+        with pytest.raises(ValueError, match=rf"explain: out: '.*{name}' is the run's {name} .*a command never replaces its input"):  # fmt: skip
+            explain(run, "good", out=run / name, overwrite=True)
+    assert digest(run) == before
+    _, forecast_run = forecast_trained
+    csv = tmp_path / "in.csv"
+    series_frame().to_csv(csv, index=False)
+    code = main(["explain", "--run", str(forecast_run), "--csv", str(csv), "--out", str(csv)])
+    assert code == 2 and f"--out: '{csv}' is --csv '{csv}'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"explain: out: '.*in\.csv' is csv '.*in\.csv'"):
+        explain(forecast_run, csv=csv, out=csv)
+
+    page = tmp_path / "page.html"
+    page.write_text("precious")
+    with pytest.raises(FileExistsError, match=r"explain: out: '.*page\.html' already exists; choose another name, or replace it with overwrite=True \(--overwrite\)"):  # fmt: skip
+        explain(run, "good", out=page)
+    assert main(["explain", "--run", str(run), "good", "--out", str(page)]) == 2
+    assert "already exists" in capsys.readouterr().err and page.read_text() == "precious"
+    (tmp_path / "mine_gates.png").write_bytes(b"mine")  # a figure beside the page counts too
+    with pytest.raises(FileExistsError, match=r"'.*mine_gates\.png' already exists"):
+        explain(run, "good", out=tmp_path / "mine.html")
+    assert (tmp_path / "mine_gates.png").read_bytes() == b"mine"
+    assert not (tmp_path / "mine.html").exists()
+    assert main(["explain", "--run", str(run), "good", "--out", str(page), "--overwrite"]) == 0
+    assert "<html" in page.read_text()
+    assert explain(run, "fine", out=page, overwrite=True) == page
+
+
+def test_the_python_api_names_its_own_arguments(seed, tmp_path):
+    _, run = seed
+    with pytest.raises(IsADirectoryError, match=r"^explain: out: '.*' is a folder; name the HTML file to write$"):  # fmt: skip
+        explain(run, "good", out=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^explain: out: the folder of '.*x\.html' does not exist$"):  # fmt: skip
+        explain(run, "good", out=tmp_path / "no" / "x.html")
+    classifier, _ = seed
+    from gru.viz import write_text_explanation
+
+    e = explain_text(classifier, "good")
+    with pytest.raises(ValueError, match=r"^write_text_explanation: out '.*' is a folder; name the HTML file to write$"):  # fmt: skip
+        write_text_explanation(e, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^write_text_explanation: the folder of out '.*x\.html' does not exist$"):  # fmt: skip
+        write_text_explanation(e, tmp_path / "no" / "x.html")

@@ -6,7 +6,10 @@ in `gru.cli.train`, the commands on its runs in `gru.cli.use`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
+import warnings
 
 from gru import __version__
 from gru.cli import tools, train, use
@@ -47,11 +50,54 @@ def parser() -> argparse.ArgumentParser:
     return gru
 
 
+# Exit codes: 0 done; 2 a bad input (as argparse's usage errors), the message says which;
+# 1 a failure that is a bug in gru (Ctrl-C stops a command as it stops Python).
+BAD_INPUT, BUG = 2, 1
+DEBUG = "GRU_DEBUG"  # set to 1 to see the traceback of any error
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``gru`` command line with ``argv`` (default: sys.argv[1:]); return the exit code."""
+    """Run the ``gru`` command line with ``argv`` (default: sys.argv[1:]); return the exit code.
+
+    Every error is one line on stderr, ``gru: error: ...``, without a traceback unless the
+    environment variable GRU_DEBUG is set; warnings are lines ``gru: warning: ...``.
+    """
     args = parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except (ValueError, TypeError, OSError) as error:  # FileNotFoundError is an OSError
-        print(f"gru: error: {error}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():  # both restored when the command ends
+            warnings.simplefilter("default", UserWarning)  # what gru warns of, once each
+            warnings.showwarning = _show_warning
+            return args.handler(args)
+    except Exception as error:
+        if os.environ.get(DEBUG):
+            traceback.print_exc()
+        code, message = _explain(error)
+        print(f"gru: error: {message}", file=sys.stderr)
+        return code
+
+
+def _explain(error: Exception) -> tuple[int, str]:
+    """(exit code, the line that tells what failed) of an error that ended a command."""
+    from gru.models import out_of_memory
+
+    asked = out_of_memory(error)
+    if asked is not None:
+        asked = f" (an allocation of {asked})" if asked else ""
+        return BAD_INPUT, (
+            f"out of memory{asked}: the model or the batches are too large for this machine; "
+            "try a smaller --hidden-size, --batch-size, --maxlen, --seq-len or --lookback"
+        )
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return BAD_INPUT, f"{error.strerror}: {error.filename!r}"  # without "[Errno N]"
+    if isinstance(error, OSError) and error.strerror and error.errno is not None:
+        return BAD_INPUT, error.strerror
+    if isinstance(error, ValueError | TypeError | OSError):  # FileNotFoundError is an OSError
+        return BAD_INPUT, str(error)
+    return BUG, (
+        f"{type(error).__name__}: {error}. This is a bug in gru, not in what you asked: "
+        f"please report it with the command that failed ({DEBUG}=1 shows where it happened)"
+    )
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"gru: warning: {message}", file=sys.stderr)

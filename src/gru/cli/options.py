@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 __all__ = [
+    "OVERWRITE",
     "add_output_options",
+    "add_overwrite",
     "add_run_on_csv",
     "add_series_options",
     "add_training_options",
@@ -23,6 +25,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "ran",
+    "seed",
     "train_config",
     "write_csv",
 ]
@@ -45,6 +48,29 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
     return value
+
+
+SEEDS = 2**63  # a seed is an int in [0, 2**63): what torch, NumPy and Python all take
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < SEEDS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {value}")
+    return value
+
+
+OVERWRITE = "--overwrite"  # how a command is asked to replace an existing file
+
+
+def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite: let the command replace ``what`` (its files) when they exist already."""
+    parser.add_argument(
+        OVERWRITE,
+        action="store_true",
+        help=f"replace {what} if it exists (it is never one of the command's inputs); without "
+        "it an existing file is refused",
+    )
 
 
 # --- gru train TASK ------------------------------------------------------------------------------
@@ -74,7 +100,7 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
         type=positive_float,
         help=f"the optimizer's learning rate (default {defaults['lr']})",
     )
-    group.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    group.add_argument("--seed", type=seed, help="seed of every random choice (default 0)")
     group.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -145,7 +171,16 @@ def run_folder(args, task: str) -> tuple[Path, bool]:
                 "run stays in its folder"
             )
         return Path(args.resume), True
-    return (Path(args.out) if args.out is not None else default_out(task)), False
+    if args.out is not None:
+        out = Path(args.out)
+        found = next((p for p in (out, *out.parents) if p.exists()), None)
+        if found is not None and found != out and not found.is_dir():
+            raise NotADirectoryError(
+                f"--out: {args.out!r} cannot be a run folder: {str(found)!r} is a file, not a "
+                "folder"
+            )
+        return out, False
+    return default_out(task), False
 
 
 def train_config(args, task, fresh=None, *, fresh_on_resume: bool = False):
@@ -230,8 +265,9 @@ def add_run_on_csv(parser, prefix: str, *, run: str, csv: str) -> None:
 
 
 def add_output_options(parser, writes: str) -> None:
-    """--output and --fillna of a command of `add_run_on_csv`: where it ``writes`` ("the …
-    go, the plot") and how the CSV's missing values are filled."""
+    """--output, --overwrite and --fillna of a command of `add_run_on_csv`: where it ``writes``
+    ("the … go, the plot"), whether it may replace them, how the CSV's missing values are
+    filled."""
     from gru.data.timeseries import FILLNA
 
     prefix = parser.get_default("prefix")
@@ -240,6 +276,7 @@ def add_output_options(parser, writes: str) -> None:
         metavar="FILE.csv",
         help=f"where {writes} beside it as .png (default: RUN_DIR/{prefix}-<name of the CSV>.csv)",
     )
+    add_overwrite(parser, "the CSV and the plot")
     parser.add_argument(
         "--fillna",
         choices=FILLNA,
@@ -249,7 +286,10 @@ def add_output_options(parser, writes: str) -> None:
 
 def output_paths(args) -> tuple[Path, Path]:
     """(the CSV to write, the PNG beside it) of a command on a trained run: --output, else
-    RUN_DIR/<the command's prefix>-<name of the CSV>.csv."""
+    RUN_DIR/<the command's prefix>-<name of the CSV>.csv. Neither may be the --csv read, nor
+    exist already unless --overwrite (`gru._io.check_destination`)."""
+    from gru._io import check_destination
+
     output = (
         Path(args.output)
         if args.output is not None
@@ -257,9 +297,12 @@ def output_paths(args) -> tuple[Path, Path]:
     )
     if output.suffix.lower() != ".csv":
         raise ValueError(f"--output: {str(output)!r} must be a .csv file")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"--output: the folder of {str(output)!r} does not exist")
-    return output, output.with_suffix(".png")
+    name = "--output" if args.output is not None else "--output (by default)"
+    check = {"inputs": {"--csv": args.csv}, "overwrite": args.overwrite, "replace": OVERWRITE}
+    picture = output.with_suffix(".png")
+    check_destination(output, name, **check)
+    check_destination(picture, f"{name}'s plot", **check)
+    return output, picture
 
 
 def write_csv(frame, path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gru.cli.options import default_out, overlay, positive_int
+from gru.cli.options import OVERWRITE, add_overwrite, default_out, overlay, positive_int, seed
 
 __all__ = ["COMMANDS"]
 
@@ -17,18 +17,23 @@ def add_convert(commands):
         description="Read the GRU in SOURCE and write it to DEST, each format chosen by the "
         "file's extension: .keras, .weights.h5, .h5 (Keras 2, read only), .onnx, .safetensors, "
         ".pt (a torch.nn.GRU state dict, loaded without pickle). Both conventions convert "
-        "exactly; DEST is written atomically.",
+        "exactly; DEST is written atomically, never over SOURCE, and an existing DEST only with "
+        "--overwrite.",
     )
     convert.add_argument("source", metavar="SOURCE", help="file to read")
     convert.add_argument("dest", metavar="DEST", help="file to write")
     convert.add_argument("--layer", help="name of the Keras layer, when SOURCE has several")
+    add_overwrite(convert, "DEST")
     return convert
 
 
 def convert(args) -> int:
+    from gru._io import check_destination
     from gru.interop.convert import convert
 
-    print(convert(args.source, args.dest, layer=args.layer))
+    inputs = {"SOURCE": args.source}
+    check_destination(args.dest, "DEST", inputs=inputs, overwrite=args.overwrite, replace=OVERWRITE)
+    print(convert(args.source, args.dest, layer=args.layer, overwrite=args.overwrite))
     return 0
 
 
@@ -71,7 +76,7 @@ def add_compare(commands):
     compare.add_argument(
         "--etth1-stride", type=positive_int, help="train on every n-th ETTh1 window (1)"
     )
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--seed", type=seed, default=0, help="seed of every random choice (0)")
     compare.add_argument(
         "--threads", type=positive_int, help="torch threads (default: torch's choice)"
     )

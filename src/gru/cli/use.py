@@ -8,10 +8,12 @@ from pathlib import Path
 
 from gru.cli.options import (
     add_output_options,
+    add_overwrite,
     add_run_on_csv,
     output_paths,
     positive_float,
     positive_int,
+    seed,
     write_csv,
 )
 
@@ -37,6 +39,8 @@ def add_predict(commands):
 def _lines(file: str) -> list[str]:
     """The lines of --file, each a text."""
     path = Path(file)
+    if path.is_dir():
+        raise IsADirectoryError(f"--file: {str(path)!r} is a folder; give a text file")
     if not path.is_file():
         raise FileNotFoundError(f"--file: {str(path)!r} does not exist")
     try:
@@ -154,7 +158,7 @@ def add_generate(commands):
     generate.add_argument(
         "--top-k", type=positive_int, help="draw only among the K likeliest characters"
     )
-    generate.add_argument("--seed", type=int, help="the same seed writes the same text")
+    generate.add_argument("--seed", type=seed, help="the same seed writes the same text")
     return generate
 
 
@@ -229,13 +233,24 @@ def add_explain(commands):
     explain.add_argument(
         "--out", metavar="FILE.html", help="where the page goes (default: RUN_DIR/explain.html)"
     )
+    add_overwrite(explain, "the page and its PNG files")
     return explain
 
 
 def explain(args) -> int:
+    from gru._io import check_destination
     from gru.tasks import explanations
 
-    print(f"wrote {explanations.explain(args.run, args.text, csv=args.csv, out=args.out)}")
+    # Where the files go, in the command's words; whether they exist already, once the input is
+    # known to be good (`explanations.explain`).
+    paths = explanations.destinations(args.run, args.out)
+    inputs = explanations.run_inputs(args.run, args.csv, csv_name="--csv")
+    for path in paths:
+        check_destination(path, "--out", inputs=inputs, overwrite=True, what="HTML file")
+    written = explanations.explain(
+        args.run, args.text, csv=args.csv, out=args.out, overwrite=args.overwrite
+    )
+    print(f"wrote {written}")
     return 0
 
 

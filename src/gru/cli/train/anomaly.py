@@ -63,10 +63,13 @@ def run(args) -> int:
         return 0
     kinds = sorted({e["kind"] for e in report.events})
     points = sum(e["end"] - e["start"] for e in report.events)
-    print(
-        f"test rows with {len(report.events)} planted anomalies ({', '.join(kinds)}; "
-        f"{points} points):"
-    )
+    if report.events:
+        print(
+            f"test rows with {len(report.events)} planted anomalies ({', '.join(kinds)}; "
+            f"{points} points):"
+        )
+    else:
+        print("test rows with no planted anomalies (--anomalies 0): recall and F1 measure nothing")
     print(
         f"  {'detector':<16} {'threshold':>9} {'precision':>9} {'recall':>7} {'F1':>6} "
         f"{'events found':>12} {'alarms':>6}"
@@ -75,8 +78,9 @@ def run(args) -> int:
         ("gru", report.test, report.threshold),
         ("rolling z-score", report.baseline, report.baseline_threshold),
     ):
+        shown = {k: "-" if v is None else f"{v:.3f}" for k, v in scores.items()}
         print(
-            f"  {name:<16} {threshold:>9.2f} {scores['precision']:>9.3f} {scores['recall']:>7.3f} "
-            f"{scores['f1']:>6.3f} {scores['event_recall']:>12.3f} {scores['alarms']:>6}"
+            f"  {name:<16} {threshold:>9.2f} {shown['precision']:>9} {shown['recall']:>7} "
+            f"{shown['f1']:>6} {shown['event_recall']:>12} {scores['alarms']:>6}"
         )
     return 0
