@@ -183,3 +183,12 @@ def test_detect_never_writes_over_its_input_and_an_existing_file_only_when_asked
     assert output.read_text() == "precious"
     code, out, _ = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", output, "--overwrite")  # fmt: skip
     assert code == 0 and f"wrote {output}" in out and output.read_text() != "precious"
+
+
+def test_settings_of_the_wrong_type_are_named(anomaly_trained):
+    for name in ("quantile", "magnitude"):
+        with pytest.raises(TypeError, match=rf"^AnomalyConfig: {name} must be a number, got 'a'$"):
+            AnomalyDetector(**{name: "a"})
+    detector, _ = anomaly_trained
+    with pytest.raises(ValueError, match=r"AnomalyDetector.detect: threshold must be positive, got 'a'"):  # fmt: skip
+        detector.detect(series_frame(100), threshold="a")

@@ -270,3 +270,8 @@ def test_forecast_never_writes_over_its_input_and_an_existing_file_only_when_ask
     assert list(pd.read_csv(output).columns) == ["date", "load", "temp"]
     code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", tmp_path / "in.csv" / "x.csv")  # fmt: skip
     assert code == 2 and f"'{csv}' is a file, not a folder" in err
+
+
+def test_a_dropout_of_the_wrong_type_is_named():
+    with pytest.raises(TypeError, match=r"^ForecastConfig: dropout must be a number, got 'a'$"):
+        Forecaster(dropout="a")

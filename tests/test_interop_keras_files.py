@@ -248,7 +248,9 @@ def test_a_configuration_that_is_not_a_model_is_refused_naming_the_file(tmp_path
     for i, (text, message) in enumerate(cases.items()):
         path = rewritten(tmp_path / "good.keras", tmp_path, f"bad{i}.keras", text)
         for read in (from_keras, load_model):
-            with pytest.raises(ValueError, match=rf"{read.__name__}: '.*bad{i}\.keras': .*{message}"):
+            with pytest.raises(
+                ValueError, match=rf"{read.__name__}: '.*bad{i}\.keras': .*{message}"
+            ):
                 read(path)
         assert main(["convert", str(path), str(tmp_path / f"out{i}.onnx")]) == 2
         err = capsys.readouterr().err

@@ -224,3 +224,12 @@ def test_reviews_of_one_label_train_with_a_warning(tmp_path, capsys):
         f"gru: warning: every training review of '{data}' is positive: the model can only learn "
         "to answer positive; give reviews of both labels\n"
     )
+
+
+def test_settings_of_the_wrong_type_or_range_are_named():
+    with pytest.raises(TypeError, match=r"^SentimentConfig: dropout must be a number, got 'a'$"):
+        SentimentClassifier(dropout="a")  # it was accepted, and failed inside the model
+    with pytest.raises(TypeError, match=r"^SentimentConfig: validation_split must be a number, got 'a'$"):  # fmt: skip
+        SentimentClassifier(validation_split="a")
+    with pytest.raises(ValueError, match=r"^SentimentConfig: embedding_dropout must be in \[0, 1\), got 1.5$"):  # fmt: skip
+        SentimentClassifier(embedding_dropout=1.5)

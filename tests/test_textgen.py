@@ -290,3 +290,17 @@ def test_a_folder_given_as_the_text_is_named_as_a_folder(tmp_path, capsys):
     code, _, err = run(capsys, "train", "textgen", "--text", tmp_path / "somedir", "--out", tmp_path / "run", "--quiet")  # fmt: skip
     assert code == 2 and "is a folder; give the text file" in err and "does not exist" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_settings_of_the_wrong_type_are_named():
+    for name in ("dropout", "validation_split"):
+        with pytest.raises(TypeError, match=rf"^TextGenConfig: {name} must be a number, got 'a'$"):
+            TextGenerator(**{name: "a"})
+
+
+def test_generation_arguments_of_the_wrong_type_are_named(textgen_trained):
+    generator, _, _ = textgen_trained
+    with pytest.raises(ValueError, match=r"TextGenerator.generate: temperature must be ≥ 0, got 'a'"):  # fmt: skip
+        generator.generate("R", 5, temperature="a")  # it was a TypeError from a comparison
+    with pytest.raises(ValueError, match=r"TextGenerator.generate: seed must be an int ≥ 0, got -1"):  # fmt: skip
+        generator.generate("R", 5, seed=-1)  # NumPy's "expected non-negative integer"

@@ -99,6 +99,7 @@ class AnomalyConfig(runs.TaskConfig):
         minimums = {"lookback": 2, "hidden_size": 1, "num_layers": 1, "baseline_window": 2}
         minimums["anomalies"] = 0  # or None: as many as fit
         runs.check_ints("AnomalyConfig", self, minimums, optional=("anomalies",))
+        runs.check_numbers("AnomalyConfig", self, ("quantile", "magnitude"))
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"AnomalyConfig: quantile must be in [0.5, 1), got {self.quantile}")
         if not self.magnitude > 0:
@@ -440,8 +441,10 @@ class AnomalyDetector(runs.Task):
         anomaly (bool). ``threshold`` replaces the one chosen on validation data."""
         if self.model is None:
             raise ValueError("AnomalyDetector.detect: fit or load a model first")
-        if threshold is not None and not threshold > 0:
-            raise ValueError(f"AnomalyDetector.detect: threshold must be positive, got {threshold}")
+        if threshold is not None and (not isinstance(threshold, int | float) or not threshold > 0):
+            raise ValueError(
+                f"AnomalyDetector.detect: threshold must be positive, got {threshold!r}"
+            )
         series = self.read(data)
         W = self.config.lookback
         if len(series) <= W:

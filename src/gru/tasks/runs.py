@@ -46,6 +46,7 @@ __all__ = [
     "apply_settings",
     "check_ints",
     "check_new_folder",
+    "check_numbers",
     "config_from_dict",
     "differences",
     "least_val_loss",
@@ -109,6 +110,15 @@ def check_ints(owner: str, config, minimums: dict[str, int], *, optional=()) -> 
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             what = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
             raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+
+def check_numbers(owner: str, config, names) -> None:
+    """TypeError naming the first setting of ``config`` in ``names`` that is not a real number
+    (an int or float, not a bool), before its range is compared."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
 
 
 def settled_config(config, cls, settings: dict, owner: str):

@@ -80,6 +80,13 @@ class SentimentConfig(runs.TaskConfig):
         """Raise ValueError naming the first setting out of range."""
         minimums = {"num_words": 4, "maxlen": 1, "embedding_dim": 1, "hidden_size": 1}
         runs.check_ints("SentimentConfig", self, {**minimums, "num_layers": 1})
+        fractions = ("dropout", "embedding_dropout", "validation_split")
+        runs.check_numbers("SentimentConfig", self, fractions)
+        for name in fractions[:2]:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(
+                    f"SentimentConfig: {name} must be in [0, 1), got {getattr(self, name)}"
+                )
         for name in ("padding", "truncating"):
             if getattr(self, name) not in ("pre", "post"):
                 raise ValueError(

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gru.data import timeseries
 from gru.data.timeseries import Scaler, Split, TimeSeries
+from gru.tasks.runs import check_numbers
 
 __all__ = ["check_reading", "read_series", "scaled", "short_part", "split_series"]
 
@@ -58,6 +59,7 @@ def check_reading(owner: str, config) -> None:
         raise ValueError(
             f"{owner}: fillna must be one of {timeseries.FILLNA} or None, got {config.fillna!r}"
         )
+    check_numbers(owner, config, ("dropout",))
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"{owner}: dropout must be in [0, 1), got {config.dropout}")
 

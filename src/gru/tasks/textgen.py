@@ -99,6 +99,7 @@ class TextGenConfig(runs.TaskConfig):
         """Raise ValueError naming the first setting out of range."""
         names = ("embedding_dim", "hidden_size", "num_layers", "seq_len")
         runs.check_ints("TextGenConfig", self, dict.fromkeys(names, 1))
+        runs.check_numbers("TextGenConfig", self, ("validation_split", "dropout"))
         if not 0.0 < self.validation_split < 1.0:
             raise ValueError(
                 "TextGenConfig: validation_split must be a fraction in (0, 1), "
@@ -412,8 +413,12 @@ class TextGenerator(runs.Task):
             raise ValueError("TextGenerator.generate: prompt must be a non-empty string")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise ValueError(f"TextGenerator.generate: length must be an int ≥ 0, got {length!r}")
-        if not temperature >= 0:
-            raise ValueError(f"TextGenerator.generate: temperature must be ≥ 0, got {temperature}")
+        if not isinstance(temperature, int | float) or not temperature >= 0:
+            raise ValueError(
+                f"TextGenerator.generate: temperature must be ≥ 0, got {temperature!r}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"TextGenerator.generate: seed must be an int ≥ 0, got {seed!r}")
         V = len(self.vocabulary)
         if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k):
             raise ValueError(f"TextGenerator.generate: top_k must be a positive int, got {top_k!r}")
