@@ -188,8 +188,8 @@ def _numeric(
         i, many = int(infinite[0]), f" ({len(infinite)} such values)" if len(infinite) > 1 else ""
         raise ValueError(
             f"data: column {name!r} of {source} holds an infinite value: {float(values[i])} on "
-            f"{_where(is_file, i)}{many}; replace it, or fill it as a missing value with --fillna {'|'.join(FILLNA)} "
-            "(fillna= in Python)"
+            f"{_where(is_file, i)}{many}; replace it, or fill it as a missing value with "
+            f"--fillna {'|'.join(FILLNA)} (fillna= in Python)"
         )
     values[infinite] = np.nan  # filled as the missing values are
     missing = np.flatnonzero(np.isnan(values))
