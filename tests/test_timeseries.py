@@ -204,3 +204,22 @@ def test_an_infinite_value_is_named_as_one_not_as_missing(tmp_path):
 def test_a_folder_given_as_the_csv_is_named_as_a_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"data: '.*' is a folder; give the CSV file"):
         timeseries.read_csv(tmp_path)
+
+
+def test_minimum_length_of_a_huge_lookback_is_found_at_once():
+    def shortest(lookback, horizon):  # the definition, counted up from lookback + horizon
+        n = lookback + horizon
+        while True:
+            parts = split_rows(n)
+            counts = [p[1] - max(p[0], lookback) - horizon + 1 for p in (parts.train, parts.validation, parts.test)]  # fmt: skip
+            if min(counts) >= 1:
+                return n
+            n += 1
+
+    for lookback in range(1, 41):
+        for horizon in range(1, 41):
+            assert timeseries.minimum_length(lookback, horizon) == shortest(lookback, horizon)
+    # It counted up one row at a time: --lookback 1000000000 hung for minutes in a message.
+    assert timeseries.minimum_length(10**9, 6) == 1_428_571_438
+    parts = split_rows(1_428_571_438)
+    assert parts.train[1] - 10**9 - 6 + 1 == 1

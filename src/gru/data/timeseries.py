@@ -16,6 +16,7 @@ forecast by a window.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,7 +349,11 @@ def split_rows(n: int, split: str = "ratio", *, per_day: float | None = None) ->
 def minimum_length(lookback: int, horizon: int, split: str = "ratio") -> int:
     """The fewest rows a ratio split needs to give every part one window (for ``"ett"`` the
     20 months decide)."""
-    n = lookback + horizon
+    # No shorter series can do: the train part needs lookback + horizon rows of its 70%, the
+    # validation part horizon rows of its 10% (plus what rounding gives it), the test part
+    # horizon rows of its 20%; counting up from there is a few steps, not lookback / 0.7.
+    bound = max((lookback + horizon) / RATIOS[0], (horizon - 2) / RATIOS[1], horizon / RATIOS[2])
+    n = max(lookback + horizon, math.floor(bound) - 1)
     while True:
         parts = split_rows(n, "ratio")
         counts = [
