@@ -8,7 +8,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: demo test lint format bench bench-tasks clean browser
 
 # The package and what it needs to run (all the demo needs), then the tools of the tests, lint
-# and benchmarks (pytest, hypothesis, ruff, onnx, onnxruntime, keras) into the same .venv.
+# and benchmarks (pytest, hypothesis, ruff, onnx, onnxruntime, onnxscript, keras, scikit-learn,
+# openvino) into the same .venv.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e .
