@@ -344,6 +344,25 @@ def test_an_unexpected_error_is_one_line_saying_it_is_a_bug(capsys, monkeypatch)
     assert 'raise AttributeError("' in err and err.splitlines()[-1].startswith("gru: error: ")
 
 
+def test_a_missing_extra_is_bad_input_naming_what_to_install(capsys, monkeypatch):
+    # Any command whose feature needs an optional package; gru convert is tested on ONNX itself.
+    from gru._extras import require
+    from gru.cli import commands, use
+
+    def needs_keras(args):
+        require("keras", "keras", "predict: building the Keras model")
+
+    monkeypatch.setitem(commands.COMMANDS, "predict", (use.add_predict, needs_keras))
+    monkeypatch.setitem(sys.modules, "keras", None)
+    monkeypatch.delenv("GRU_DEBUG", raising=False)
+    code, out, err = run(capsys, "predict", "--run", "r", "text")
+    assert code == 2 and out == ""  # the user's to fix, not a bug in gru
+    assert err == (
+        "gru: error: predict: building the Keras model needs the 'keras' extra: pip install "
+        "'gru[keras]' (import keras failed: import of keras halted; None in sys.modules)\n"
+    )
+
+
 def test_a_model_too_large_for_memory_is_bad_input_and_writes_nothing(capsys, tmp_path):
     out = tmp_path / "big"
     code, _, err = run(capsys, *ADDING, "--hidden-size", 10_000_000, "--out", out)

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _explain(error: Exception) -> tuple[int, str]:
     """(exit code, the line that tells what failed) of an error that ended a command."""
+    from gru._extras import MissingExtra
     from gru.models import out_of_memory
 
     asked = out_of_memory(error)
@@ -91,6 +92,8 @@ def _explain(error: Exception) -> tuple[int, str]:
         return BAD_INPUT, f"{error.strerror}: {error.filename!r}"  # without "[Errno N]"
     if isinstance(error, OSError) and error.strerror and error.errno is not None:
         return BAD_INPUT, error.strerror
+    if isinstance(error, MissingExtra):  # an optional package to install, named by its extra
+        return BAD_INPUT, str(error)
     if isinstance(error, ValueError | TypeError | OSError):  # FileNotFoundError is an OSError
         return BAD_INPUT, str(error)
     return BUG, (
