@@ -1,6 +1,7 @@
 """gru.interop.convert and `gru convert`: any supported file to any other, exactly, atomically."""
 
 import itertools
+import json
 import os
 
 import numpy as np
@@ -246,3 +247,93 @@ def test_a_pt_zip_bomb_is_refused_before_torch_reads_it(tmp_path):
     with pytest.raises(ValueError, match=r"read: '.*bomb\.pt': its member 'bomb/data\.pkl' would inflate \d[\d,]* bytes to 67,108,864 \([\d,]+ times, more than 100\): refused as a zip bomb"):  # fmt: skip
         convert(path, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+# --- every constructor setting through .pt and .safetensors -------------------------------
+
+SETTINGS = [
+    {"batch_first": True},
+    {"hidden_size": 7},
+    {"num_layers": 3},
+    {"bidirectional": True},
+    {"bias": False},
+    {"reset_after": False},
+    {"dropout": 0.25, "num_layers": 2},
+    {"layer_norm": True},
+    {"zoneout": 0.1},
+    {"recurrent_dropout": 0.2},
+    {"backend": "torch"},
+    {"dtype": torch.float64},
+    {"batch_first": True, "num_layers": 2, "bidirectional": True, "bias": False, "dropout": 0.5},
+]
+ATTRIBUTES = (
+    "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
+    "reset_after", "layer_norm", "zoneout", "recurrent_dropout", "backend",
+)  # fmt: skip
+
+
+def same_settings(a, b):
+    for key in ATTRIBUTES:
+        assert getattr(a, key) == getattr(b, key), key
+    same_layer(a, b)
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert p.dtype == q.dtype and torch.equal(p, q), name
+
+
+@pytest.mark.parametrize("kw", SETTINGS, ids=lambda kw: ",".join(map(str, kw.items())))
+def test_every_setting_survives_pt_and_safetensors(kw, tmp_path):
+    torch.manual_seed(3)
+    ours = gru.GRU(I, kw.pop("hidden_size", H), **kw)
+    save_safetensors(ours, tmp_path / "a.safetensors")
+    same_settings(load_safetensors(tmp_path / "a.safetensors"), ours)
+    if not ours.reset_after:  # a .pt is read by torch.nn.GRU: refused (tested above)
+        return
+    convert(tmp_path / "a.safetensors", tmp_path / "b.pt")
+    convert(tmp_path / "b.pt", tmp_path / "c.safetensors")
+    same_settings(read(tmp_path / "b.pt"), ours)
+    same_settings(load_safetensors(tmp_path / "c.safetensors"), ours)
+    state = torch.load(tmp_path / "b.pt", weights_only=True)
+    if not ours.layer_norm:  # the settings ride in _metadata, where torch.nn.GRU reads past them
+        D = dict(num_layers=ours.num_layers, bias=ours.bias, bidirectional=ours.bidirectional)
+        theirs = torch.nn.GRU(I, ours.hidden_size, **D, dtype=ours.weight_ih_l0.dtype)
+        theirs.load_state_dict(state)
+        for key, value in ours.state_dict().items():
+            assert torch.equal(theirs.state_dict()[key], value), key
+
+
+def test_a_bare_state_dict_is_read_as_torch_builds_it(tmp_path):
+    torch.manual_seed(4)
+    theirs = torch.nn.GRU(I, H, 2, batch_first=True)  # a state dict cannot say batch_first
+    torch.save(theirs.state_dict(), tmp_path / "theirs.pt")
+    back = read(tmp_path / "theirs.pt")
+    assert not back.batch_first and back.reset_after and back.num_layers == 2
+    ours = gru.GRU(I, H, layer_norm=True)  # its parameters say layer_norm
+    torch.save(ours.state_dict(), tmp_path / "ours.pt")
+    same_settings(read(tmp_path / "ours.pt"), ours)
+
+
+def test_recorded_settings_of_the_wrong_kind_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    ours = gru.GRU(I, H)
+    tensors = {k: v.detach() for k, v in ours.state_dict().items()}
+    metadata = {k: json.dumps(getattr(ours, k)) for k in ATTRIBUTES}
+    for key, value, message in [
+        ("batch_first", "1", r"its recorded batch_first must be a bool, got 1"),
+        ("dropout", '"a"', r"its recorded dropout must be a float, got 'a'"),
+        ("backend", '"gpu"', r"records settings no gru\.GRU has \(GRU: backend must be one of"),
+    ]:
+        save_file(tensors, str(tmp_path / "x.safetensors"), metadata={**metadata, key: value})
+        with pytest.raises(ValueError, match=r"load_safetensors: '.*x\.safetensors': " + message):
+            load_safetensors(tmp_path / "x.safetensors")
+    # A file written before the other settings were recorded reads them as the defaults.
+    first = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
+    old = {k: metadata[k] for k in (*first, "reset_after")}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=old)
+    same_settings(load_safetensors(tmp_path / "old.safetensors"), ours)
+
+    state = ours.state_dict()
+    state._metadata[""]["gru"] = {"batch_first": True, "time_major": True}
+    torch.save(state, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match=r"read: '.*future\.pt': records settings this version of gru does not know: \['time_major'\]"):  # fmt: skip
+        read(tmp_path / "future.pt")

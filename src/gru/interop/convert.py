@@ -6,9 +6,12 @@ This is what ``gru convert SOURCE DEST`` runs. Formats, by the end of the file n
     .weights.h5   Keras 3 weights (read and written)
     .h5           Keras 2 model or weights (read only)
     .onnx         ONNX model with GRU nodes (read and written)
-    .safetensors  the state dict of a gru.GRU, its configuration in the header's metadata
+    .safetensors  the state dict of a gru.GRU, every constructor setting in the metadata
     .pt           a torch.nn.GRU state dict, loaded with torch.load(weights_only=True): no
-                  pickled code runs; the torch convention (reset after), not batch first
+                  pickled code runs. gru records the settings a state dict does not hold
+                  (batch_first, dropout, ...) in its _metadata, where torch keeps versions;
+                  without them it is read as a torch.nn.GRU (reset after, not batch first)
+
 
 Every file is written atomically: on any error nothing is written and an existing destination
 is left as it was. `convert` never writes over its source, nor over an existing file unless
@@ -18,10 +21,12 @@ replace an existing file, as ``torch.save`` does.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,18 @@ _CONFIG_KEYS = (
     "bidirectional",
     "reset_after",
 )
+# The other constructor settings, by their type and the value a file without them means (files
+# written before they were recorded, and torch.nn.GRU state dicts).
+_SETTINGS = {
+    "batch_first": (bool, False),
+    "reset_after": (bool, True),
+    "dropout": (float, 0.0),
+    "layer_norm": (bool, False),
+    "zoneout": (float, 0.0),
+    "recurrent_dropout": (float, 0.0),
+    "backend": (str, "auto"),
+}
+_PT_KEY = "gru"  # a .pt state dict's _metadata[""][_PT_KEY]: the settings its shapes do not say
 _FORMATS = {
     ".keras": "Keras 3 archive",
     ".weights.h5": "Keras 3 weights",
@@ -73,14 +90,19 @@ def _format(owner: str, path: Path, allowed) -> str:
 # --- safetensors and .pt ------------------------------------------------------------------
 
 
+def _recorded(module: GRU) -> dict:
+    """Every constructor setting of ``module`` (but device and dtype, which its tensors say)."""
+    return {key: getattr(module, key) for key in (*_CONFIG_KEYS, *_SETTINGS)}
+
+
 def save_safetensors(module: GRU, path) -> Path:
     """Write a `gru.GRU`'s parameters (names as in its state dict) to a ``.safetensors`` file,
-    with its configuration as the header's metadata, atomically."""
+    with every constructor setting in the header's metadata, atomically."""
     from safetensors.torch import save
 
     if not isinstance(module, GRU):
         raise TypeError(f"save_safetensors: module must be a gru.GRU, got {type(module).__name__}")
-    metadata = {key: json.dumps(getattr(module, key)) for key in _CONFIG_KEYS}
+    metadata = {key: json.dumps(value) for key, value in _recorded(module).items()}
     metadata["format"] = "pt"
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     data = save(tensors, metadata=metadata)
@@ -88,7 +110,8 @@ def save_safetensors(module: GRU, path) -> Path:
 
 
 def load_safetensors(path) -> GRU:
-    """The `gru.GRU` written by `save_safetensors` (its configuration read from the metadata)."""
+    """The `gru.GRU` written by `save_safetensors`, with the settings its metadata records (a
+    setting that files of earlier versions do not record takes its default)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -110,18 +133,42 @@ def load_safetensors(path) -> GRU:
             "gru (save_safetensors), so the layer's configuration is unknown"
         )
     try:
-        config = {key: json.loads(metadata[key]) for key in _CONFIG_KEYS}
+        recorded = {
+            key: json.loads(metadata[key]) for key in (*_CONFIG_KEYS, *_SETTINGS) if key in metadata
+        }
     except json.JSONDecodeError as error:
         raise ValueError(f"{where}: unreadable metadata ({error})") from None
+    config = {key: recorded[key] for key in _CONFIG_KEYS} | _settings(recorded, where)
     return _from_state_dict(tensors, config, where)
+
+
+def _settings(recorded, where: str) -> dict:
+    """The settings of `_SETTINGS` that a file records, each checked to be of its type, and
+    the default of each it does not record."""
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{where}: its recorded settings must be a dict, got {recorded!r}")
+    settings = {}
+    for key, (kind, default) in _SETTINGS.items():
+        value = recorded.get(key, default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(
+                f"{where}: its recorded {key} must be a {kind.__name__}, got {value!r}"
+            )
+        settings[key] = value
+    return settings
 
 
 def _from_state_dict(tensors: dict, config: dict, where: str) -> GRU:
     dtypes = {t.dtype for t in tensors.values()}
     if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
         raise ValueError(f"{where}: the tensors must share one floating dtype, got {dtypes}")
-    with torch.device("meta"):
-        module = GRU(**config, dtype=next(iter(dtypes)))
+    try:
+        with torch.device("meta"):
+            module = GRU(**config, dtype=next(iter(dtypes)))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: records settings no gru.GRU has ({error})") from None
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != got:
@@ -170,11 +217,30 @@ def _load_pt(path: Path) -> GRU:
             1 for key in state if key.startswith("weight_ih_l") and "_reverse" not in key
         ),
         "bias": "bias_ih_l0" in state,
-        "batch_first": False,
         "bidirectional": "weight_ih_l0_reverse" in state,
-        "reset_after": True,  # the only convention torch.nn.GRU computes
     }
+    # The other settings as gru recorded them; else those of a torch.nn.GRU (reset after, not
+    # batch first), with the layer norms that the parameters show.
+    recorded = _pt_recorded(state, where) | {"layer_norm": "ln_ih_weight_l0" in state}
+    config |= _settings(recorded, where)
     return _from_state_dict(dict(state), config, where)
+
+
+def _pt_recorded(state: dict, where: str) -> dict:
+    """The settings that `_save_pt` records in a state dict's ``_metadata`` (where torch keeps
+    each module's version; torch.nn.GRU.load_state_dict reads past them), or {}."""
+    metadata = getattr(state, "_metadata", None)
+    top = metadata.get("", {}) if isinstance(metadata, dict) else {}
+    recorded = top.get(_PT_KEY, {}) if isinstance(top, dict) else {}
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{where}: its recorded settings must be a dict, got {recorded!r}")
+    unknown = sorted(set(recorded) - set(_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"{where}: records settings this version of gru does not know: {unknown}; "
+            "refusing to convert approximately"
+        )
+    return recorded
 
 
 def _save_pt(module: GRU, path: Path) -> Path:
@@ -184,7 +250,11 @@ def _save_pt(module: GRU, path: Path) -> Path:
             "only reset_after=True; this layer has reset_after=False (write .safetensors, "
             ".onnx or .keras instead)"
         )
-    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    state = module.state_dict()
+    metadata = copy.deepcopy(state._metadata)  # each module's version, as torch.save keeps it
+    state = OrderedDict((k, v.detach().cpu().clone()) for k, v in state.items())
+    metadata[""] = {**metadata.get("", {}), _PT_KEY: {k: getattr(module, k) for k in _SETTINGS}}
+    state._metadata = metadata
     return atomic_write(path, lambda file: torch.save(state, file))
 
 
