@@ -132,7 +132,7 @@ def test_a_model_containing_grus_exports_and_matches(tmp_path):
         assert_close(output, model(tokens), what="KerasModel through ONNX")
     with pytest.raises(
         ValueError,
-        match=r"load_onnx: '.*model\.onnx': holds 3 GRU nodes and node 1 does not read the output of node 0; only a stack of GRU layers converts",
+        match=r"load_onnx: '.*model\.onnx': computes more than GRU layers \(Gather 'gather_\d+', Slice 'slice_\d+', MatMul 'matmul_\d+', Add 'add_\d+', Relu 'relu_\d+', MatMul 'matmul_\d+', \.\.\.: 7 nodes\), which reading it as a gru\.GRU would drop; only an ONNX model of GRU layers converts to one",
     ):
         load_onnx(path)
 
@@ -161,6 +161,29 @@ def graph_with(node_attrs, *, with_gru=True, tmp_path, name="custom.onnx"):
     path = tmp_path / name
     onnx.save(model, str(path))
     return path
+
+
+def test_gru_nodes_side_by_side_are_not_a_stack(tmp_path):
+    W = numpy_helper.from_array(np.ones((1, 3 * H, I), np.float32), "W")
+    R = numpy_helper.from_array(np.ones((1, 3 * H, H), np.float32), "R")
+    nodes = [
+        helper.make_node("GRU", ["X", "W", "R"], [f"Y{i}", f"Y_h{i}"], hidden_size=H)
+        for i in range(2)
+    ]
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Concat", ["Y0", "Y1"], ["Y"], axis=-1)],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [W, R],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "side.onnx"))
+    with pytest.raises(
+        ValueError,
+        match=r"load_onnx: '.*side\.onnx': holds 2 GRU nodes and node 1 does not read the output of node 0; only a stack of GRU layers converts",
+    ):
+        load_onnx(tmp_path / "side.onnx")
 
 
 def test_load_onnx_reads_a_foreign_default_gru_node(tmp_path):

@@ -18,7 +18,9 @@ def add_convert(commands):
         "file's extension: .keras, .weights.h5, .h5 (Keras 2, read only), .onnx, .safetensors, "
         ".pt (a torch.nn.GRU state dict, loaded without pickle). Both conventions convert "
         "exactly; DEST is written atomically, never over SOURCE, and an existing DEST only with "
-        "--overwrite.",
+        "--overwrite. A Keras model with other layers (Embedding, Dense, Dropout) converts whole "
+        "to .onnx; the other formats hold GRU layers only and refuse it, naming the layers they "
+        "lack (--layer NAME converts that GRU alone). ONNX files need the 'onnx' extra.",
     )
     convert.add_argument("source", metavar="SOURCE", help="file to read")
     convert.add_argument("dest", metavar="DEST", help="file to write")

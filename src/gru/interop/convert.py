@@ -1,17 +1,21 @@
-"""One GRU layer from any supported file to any other, chosen by file extension.
+"""A GRU from any supported file to any other, chosen by file extension, and a Keras model
+with more than GRU layers whole to ONNX.
 
-This is what ``gru convert SOURCE DEST`` runs. Formats, by the end of the file name:
+This is what ``gru convert SOURCE DEST`` runs. What a source computes is converted whole or not
+at all: a Keras model that holds an Embedding, Dense or Dropout layer besides its GRU becomes a
+`KerasModel` and is written as ONNX (the GRU alone only when ``layer`` names it); the formats
+that hold GRU layers only refuse it, naming the layers they lack; an ONNX model that computes
+more than GRU layers is refused when read. Formats, by the end of the file name:
 
     .keras        Keras 3 archive (read and written: a Sequential model of the GRU layers)
     .weights.h5   Keras 3 weights (read and written)
     .h5           Keras 2 model or weights (read only)
-    .onnx         ONNX model with GRU nodes (read and written)
+    .onnx         ONNX model with GRU nodes (read and written; written for a whole Keras model)
     .safetensors  the state dict of a gru.GRU, every constructor setting in the metadata
     .pt           a torch.nn.GRU state dict, loaded with torch.load(weights_only=True): no
                   pickled code runs. gru records the settings a state dict does not hold
                   (batch_first, dropout, ...) in its _metadata, where torch keeps versions;
                   without them it is read as a torch.nn.GRU (reset after, not batch first)
-
 
 Every file is written atomically: on any error nothing is written and an existing destination
 is left as it was. `convert` never writes over its source, nor over an existing file unless
@@ -32,9 +36,10 @@ from pathlib import Path
 
 import torch
 
+from gru._extras import require
 from gru._io import atomic_write, check_destination, check_zip_member
-from gru.interop.keras import from_keras, save_keras
-from gru.interop.modules import GoBackwards, unwrap
+from gru.interop.keras import read_keras, save_keras
+from gru.interop.modules import GoBackwards, KerasModel, unwrap
 from gru.interop.onnx import export_onnx, load_onnx
 from gru.nn import GRU
 
@@ -261,8 +266,12 @@ def _save_pt(module: GRU, path: Path) -> Path:
 # --- any format ---------------------------------------------------------------------------
 
 
-def read(path, *, layer: str | None = None) -> GRU | GoBackwards:
-    """The GRU held by a file of any supported format (``layer`` picks a Keras layer)."""
+def read(path, *, layer: str | None = None) -> GRU | GoBackwards | KerasModel:
+    """What a file of any supported format computes, whole: its GRU, or for a Keras model with
+    other layers (Embedding, Dense, Dropout) the whole model as a `KerasModel`; ``layer``
+    picks one GRU layer of a Keras file. A file that computes more than can be read (an ONNX
+    model with other operators, a Keras weights file with other layers) is refused, naming
+    what would be lost."""
     path = Path(path)
     ext = _format("read", path, _FORMATS)
     if path.is_dir():
@@ -272,7 +281,7 @@ def read(path, *, layer: str | None = None) -> GRU | GoBackwards:
     if layer is not None and ext not in (".keras", ".weights.h5", ".h5"):
         raise ValueError(f"read: layer= picks a layer of a Keras file, not of {str(path)!r}")
     if ext in (".keras", ".weights.h5", ".h5"):
-        return from_keras(path, layer=layer)
+        return read_keras(path, layer=layer)
     if ext == ".onnx":
         return load_onnx(path)
     if ext == ".safetensors":
@@ -280,10 +289,22 @@ def read(path, *, layer: str | None = None) -> GRU | GoBackwards:
     return _load_pt(path)
 
 
-def write(module: GRU | GoBackwards, path) -> Path:
-    """Write a GRU in the format its file name says (atomically) and return the path."""
+def write(module: GRU | GoBackwards | KerasModel, path) -> Path:
+    """Write what `read` gives in the format its file name says (atomically); return the path.
+
+    A `KerasModel` (a Keras model with more than GRU layers) is written whole, as ONNX; the
+    other formats hold GRU layers only, so it is refused there, naming the layers they lack.
+    """
     path = Path(path)
     ext = _format("write", path, _WRITTEN)
+    if isinstance(module, KerasModel):
+        if ext == ".onnx":
+            return export_onnx(module, path)
+        raise ValueError(
+            f"write: {str(path)!r}: the model holds {', '.join(module.besides_gru())} besides "
+            f"its GRU layers, which a {_FORMATS[ext]} file does not hold; write .onnx to keep "
+            "the whole model, or convert the GRU alone with layer=NAME (gru convert --layer NAME)"
+        )
     if ext in (".keras", ".weights.h5"):
         return save_keras(module, path)
     if isinstance(module, GoBackwards):
@@ -300,34 +321,43 @@ def write(module: GRU | GoBackwards, path) -> Path:
 
 @dataclass
 class Conversion:
-    """What `convert` did."""
+    """What `convert` did: ``module`` is what it read and wrote, ``layer`` the Keras layer
+    picked (None: the whole of the source)."""
 
     source: Path
     dest: Path
-    module: GRU | GoBackwards
+    module: GRU | GoBackwards | KerasModel
+    layer: str | None = None
 
     def __str__(self) -> str:
-        gru = unwrap(self.module)
-        kind = "GoBackwards(gru.GRU" if isinstance(self.module, GoBackwards) else "gru.GRU"
-        close = "))" if isinstance(self.module, GoBackwards) else ")"
-        return (
+        formats = (
             f"converted {self.source} ({_FORMATS[_format('convert', self.source, _FORMATS)]}) "
-            f"to {self.dest} ({_FORMATS[_format('convert', self.dest, _WRITTEN)]}): "
-            f"{kind}({gru.extra_repr()}{close}"
+            f"to {self.dest} ({_FORMATS[_format('convert', self.dest, _WRITTEN)]})"
         )
+        if isinstance(self.module, KerasModel):
+            return f"{formats}: the whole model, {self.module.describe()}"
+        gru = f"gru.GRU({unwrap(self.module).extra_repr()})"
+        gru = f"GoBackwards({gru})" if isinstance(self.module, GoBackwards) else gru
+        picked = f"layer {self.layer!r} alone, " if self.layer is not None else ""
+        return f"{formats}: {picked}{gru}"
 
 
 def convert(source, dest, *, layer: str | None = None, overwrite: bool = False) -> Conversion:
-    """Read the GRU in ``source`` and write it to ``dest``, each format chosen by extension.
+    """Read what ``source`` computes and write it to ``dest``, each format chosen by extension:
+    a GRU to any format, a Keras model with more than GRU layers whole to ONNX (refused by the
+    other formats, naming its other layers), or with ``layer`` that one GRU layer alone.
 
     The destination is checked before anything is read: its format; that it is not ``source``;
-    that it does not exist yet, unless ``overwrite``. Nothing is written unless the whole
-    conversion succeeds.
+    that it does not exist yet, unless ``overwrite``; and that the packages an ONNX file needs
+    are installed (the 'onnx' extra). Nothing is written unless the whole conversion succeeds.
     """
     source, dest = Path(source), Path(dest)
     _format("convert", dest, _WRITTEN)
     inputs = {"the source": source}
     check_destination(dest, "convert: dest", inputs=inputs, overwrite=overwrite)
+    for path, doing in ((source, "reading"), (dest, "writing")):
+        if path.name.lower().endswith(".onnx"):
+            require("onnx", "onnx", f"convert: {doing} {str(path)!r} (ONNX)")
     module = read(source, layer=layer)
     write(module, dest)
-    return Conversion(source, dest, module)
+    return Conversion(source, dest, module, layer)

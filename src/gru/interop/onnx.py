@@ -37,6 +37,7 @@ from gru.interop.layout import (
     refuse_variants,
 )
 from gru.interop.modules import GoBackwards, KerasModel, Recurrent
+from gru.interop.onnx_graph import extra_computation
 from gru.nn import GRU
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "load_onnx"]
@@ -314,7 +315,9 @@ def load_onnx(path) -> GRU:
     Constants. ``batch_first`` is True when the first node has layout=1 or reads a graph input
     through a (1, 0, 2) Transpose. Raises ValueError for a file that is not ONNX, a model
     without a GRU node, or attributes gru.GRU does not compute (clip, other activations,
-    direction="reverse").
+    direction="reverse"), and for a model that computes more than its GRU layers (an
+    embedding, a dense layer, ...: see `gru.interop.onnx_graph`), which one `gru.GRU` would
+    cut down. Needs the 'onnx' extra.
     """
     graph, where = _read_graph(path)
     values, producers = _values_and_producers(graph)
@@ -322,6 +325,13 @@ def load_onnx(path) -> GRU:
     if not nodes:
         ops = sorted({node.op_type for node in graph.node})
         raise ValueError(f"{where}: has no GRU node (its operators: {', '.join(ops)})")
+    extra = extra_computation(graph, values)
+    if extra:
+        raise ValueError(
+            f"{where}: computes more than GRU layers ({', '.join(extra[:6])}"
+            f"{', ...' if len(extra) > 6 else ''}: {len(extra)} nodes), which reading it as a "
+            "gru.GRU would drop; only an ONNX model of GRU layers converts to one"
+        )
     layers = []
     for index, node in enumerate(nodes):
         attrs, W, R, B = _node_weights(where, node, values)
