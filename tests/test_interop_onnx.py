@@ -1,6 +1,7 @@
 """gru.interop.onnx against ONNX Runtime: every exported configuration runs and matches."""
 
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -244,3 +245,35 @@ def test_bad_onnx_files_and_arguments(tmp_path):
         export_onnx(torch.nn.GRU(I, H), dest)
     assert not dest.exists()
     assert sorted(os.listdir(tmp_path)) == ["relu.onnx", "text.onnx"]  # nothing half-written
+
+
+class LinearOnGRU(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = torch.nn.GRU(I, H, batch_first=True)
+        self.fc = torch.nn.Linear(H, 1)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def test_torch_exports_read_as_their_gru_or_refused_for_what_else_they_compute(tmp_path):
+    # The TorchScript exporter (fast; the dynamo one gives the same verdicts) computes the zero
+    # initial state from the input's shape: Shape, Gather, Expand that are not on the data's way.
+    torch.manual_seed(3)
+    theirs = torch.nn.GRU(I, H, 2, batch_first=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(theirs, (torch.randn(B, T, I),), tmp_path / "gru.onnx", dynamo=False)
+        torch.onnx.export(LinearOnGRU().eval(), (torch.randn(B, T, I),), tmp_path / "fc.onnx", dynamo=False)  # fmt: skip
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "gru.onnx")).graph.node}
+    assert {"Shape", "Gather", "Expand"} <= ops
+    ours = load_onnx(tmp_path / "gru.onnx")
+    assert ours.extra_repr() == "4, 5, num_layers=2, batch_first=True"
+    for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
+        assert torch.equal(p, q), name
+    with pytest.raises(
+        ValueError,
+        match=r"load_onnx: '.*fc\.onnx': computes more than GRU layers \(MatMul '/fc/MatMul', Add '/fc/Add': 2 nodes\), which reading it as a gru\.GRU would drop",
+    ):
+        load_onnx(tmp_path / "fc.onnx")
