@@ -1,0 +1,257 @@
+"""TorchScript for `GRU`: `ScriptableGRU`, the module that ``torch.jit.script`` compiles in
+place of a `GRU`, and the path ``torch.jit.trace`` records.
+
+``torch.jit.script(model)`` calls ``__prepare_scriptable__`` on every submodule and compiles
+what it returns; `GRU` returns a `ScriptableGRU`, which shares its Parameters (same objects,
+same names, so ``state_dict`` keys do not change) and settings. TorchScript replaces the
+submodule in ``model`` itself too (torch's rule for ``__prepare_scriptable__``): a
+`ScriptableGRU` called from Python runs its `GRU`, so the eager model computes what it did.
+
+Compiled, `ScriptableGRU.forward` runs the engine through its custom operator
+``torch.ops.gru.sequence_forward`` on CPU tensors of float32 or float64 (autograd included),
+and elsewhere torch's native GRU (``torch._VF.gru``, reset after) or a loop of torch
+operations (reset before). A scripted module saved with ``torch.jit.save`` loads in another
+process once ``import gru`` has registered the operator (and, for hidden sizes above 512, once
+``gru.ops.start_engine()`` has given the engine torch's BLAS).
+
+Tracing records the same operations: the operator (not the NumPy inside it) and sizes read
+from the input tensors, so a traced graph runs other batch sizes and lengths.
+
+Shapes: T time steps, B batch, I input features, H hidden units, L layers, D directions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ScriptableGRU", "refuse_scripting"]
+
+
+def refuse_scripting(owner: str, setting: str, fix: str) -> None:
+    """Raise the error for a setting that TorchScript cannot compile: which, and what to do."""
+    raise RuntimeError(
+        f"{owner}: {setting} cannot be compiled by torch.jit.script or recorded by "
+        f"torch.jit.trace (the engine's TorchScript operator computes the plain GRU); {fix}"
+    )
+
+
+def _refuse_variants(module) -> None:
+    """`ScriptableGRU` computes the plain GRU, and recurrent dropout, which acts in training
+    only (refused there at run time); a layer norm or zoneout is refused here."""
+    variants = module.variant_settings(inference_only=True)
+    if variants:
+        refuse_scripting(
+            "GRU",
+            " and ".join(variants),
+            "use it in eager mode, under torch.compile or torch.export, or train a GRU "
+            "without it to deploy with TorchScript",
+        )
+
+
+class ScriptableGRU(nn.Module):
+    """A `GRU` as TorchScript compiles it: the same Parameters and settings, and a forward of
+    TorchScript's types, ``forward(input, hx=None) -> (output, h_n)`` with the shapes of
+    `GRU.forward` (batch_first, unbatched input). ``lengths=`` and PackedSequence are for eager
+    mode (a scripted module takes a padded tensor); the variants layer norm and zoneout are
+    refused (`refuse_scripting`), recurrent dropout is refused in training mode.
+    """
+
+    def __init__(self, module) -> None:
+        super().__init__()
+        _refuse_variants(module)
+        self.input_size: int = module.input_size
+        self.hidden_size: int = module.hidden_size
+        self.num_layers: int = module.num_layers
+        self.bias: bool = module.bias
+        self.batch_first: bool = module.batch_first
+        self.dropout: float = module.dropout
+        self.bidirectional: bool = module.bidirectional
+        self.reset_after: bool = module.reset_after
+        self.recurrent_dropout: float = module.recurrent_dropout
+        self.engine: bool = module.backend != "torch"
+        self.train(module.training)
+        D = 2 if module.bidirectional else 1
+        self._names: list[str] = []
+        for index in range(D * self.num_layers):
+            names = module.layer_weight_names(index)
+            weights = [w for w in module.layer_weights(index) if w is not None]
+            for name, weight in zip(names, weights, strict=True):
+                self.register_parameter(name, weight)  # the same Parameter: shared, same name
+            self._names.extend(names)
+        self._flat_weights: list[Tensor] = [getattr(self, n) for n in self._names]
+        self._eager_module = (module,)  # not a submodule: the Parameters are registered above
+
+    def _apply(self, fn, recurse=True):
+        """Moves and casts (``.to``, ``.double()``) reach the list forward reads too."""
+        result = super()._apply(fn, recurse)
+        self._flat_weights = [getattr(self, n) for n in self._names]
+        return result
+
+    @torch.jit.unused
+    def _eager(self, input: Tensor, hx: Tensor | None) -> tuple[Tensor, Tensor]:
+        return self._eager_module[0](input, hx)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(output, h_n)`` as `GRU.forward` (see `GRU` for the shapes)."""
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            return self._eager(input, hx)  # Python: the GRU itself (lengths, PackedSequence)
+        batched = input.dim() == 3
+        if not torch.jit.is_tracing():  # a trace keeps no Python checks: they read sizes
+            self._check(input, hx)
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        D = 2 if self.bidirectional else 1
+        if hx is None:
+            h0 = x.new_zeros((D * self.num_layers, x.size(1), self.hidden_size))
+        else:
+            h0 = hx if batched else hx.unsqueeze(1)  # (D·L, B, H)
+        output, h_n = self.run(x, h0)
+        if batched and self.batch_first:
+            output = output.transpose(0, 1)
+        if not batched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+        return output, h_n
+
+    def _check(self, input: Tensor, hx: Tensor | None) -> None:
+        """The checks of `GRU.forward` that a scripted module can make, with its messages."""
+        if not input.is_floating_point():
+            raise TypeError(
+                "GRU.forward: input must be a floating-point tensor, got dtype "
+                + str(input.dtype)
+                + "; token ids go through an nn.Embedding first"
+            )
+        if input.dim() != 2 and input.dim() != 3:
+            raise ValueError(
+                "GRU.forward: input must be 3-D (T, B, I) ((B, T, I) with batch_first) or 2-D "
+                "(T, I) unbatched, got shape " + str(input.shape)
+            )
+        if input.size(-1) != self.input_size:
+            raise ValueError(
+                "GRU.forward: input.shape[-1] must equal input_size="
+                + str(self.input_size)
+                + ", got shape "
+                + str(input.shape)
+            )
+        if self.training and self.recurrent_dropout > 0:
+            raise RuntimeError(
+                "GRU.forward: recurrent_dropout="
+                + str(self.recurrent_dropout)
+                + " acts in training, which a scripted GRU does not compute; call .eval() "
+                "for inference, or train the eager module"
+            )
+        if hx is not None:
+            D = 2 if self.bidirectional else 1
+            B = input.size(0) if self.batch_first else input.size(1)
+            expected = [D * self.num_layers, B, self.hidden_size]
+            if input.dim() == 2:
+                expected = [D * self.num_layers, self.hidden_size]
+            if hx.shape != expected:
+                raise ValueError(
+                    "GRU.forward: hx must have shape (num_layers * num_directions, batch, "
+                    "hidden_size) = " + str(expected) + ", got " + str(hx.shape)
+                )
+
+    def _uses_engine(self, x: Tensor) -> bool:
+        floating = x.dtype == torch.float32 or x.dtype == torch.float64
+        return self.engine and x.device.type == "cpu" and floating
+
+    def run(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """Every layer and direction over x (T, B, I) from h0 (D·L, B, H):
+        (output (T, B, D·H), h_n (D·L, B, H))."""
+        engine = self._uses_engine(x)
+        if not engine and self.reset_after:  # torch's own GRU: cuDNN on CUDA
+            result = torch._VF.gru(
+                x, h0, self._flat_weights, self.bias, self.num_layers, self.dropout,
+                self.training, self.bidirectional, False,
+            )  # fmt: skip
+            return result[0], result[1]
+        D = 2 if self.bidirectional else 1
+        per_layer = 4 if self.bias else 2
+        h_n: list[Tensor] = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs: list[Tensor] = []
+            for direction in range(D):
+                index = layer * D + direction
+                w = self._flat_weights[index * per_layer : (index + 1) * per_layer]
+                b_ih: Tensor | None = None
+                b_hh: Tensor | None = None
+                if self.bias:
+                    b_ih, b_hh = w[2], w[3]
+                reverse = direction == 1
+                if engine:
+                    out, h = _engine_layer(layer_input, h0[index], w[0], w[1], b_ih, b_hh,
+                                           self.reset_after, reverse)  # fmt: skip
+                else:
+                    out, h = _reset_before_layer(layer_input, h0[index], w[0], w[1], b_ih,
+                                                 b_hh, reverse)  # fmt: skip
+                outputs.append(out)
+                h_n.append(h)
+            layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)  # (T, B, D·H)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, True)
+        return layer_input, torch.stack(h_n)
+
+
+def _engine_layer(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reset_after: bool,
+    reverse: bool,
+) -> tuple[Tensor, Tensor]:
+    """One layer in one direction on the engine's custom operator: (output (T, B, H), h_n (B, H)).
+
+    The operator keeps what its backward needs when a gradient may be asked for: in a trace
+    that is decided once, by whether the weights require gradients (the trace records a
+    constant).
+    """
+    if torch.jit.is_tracing():
+        save = w_hh.requires_grad
+    else:
+        save = torch.is_grad_enabled() and (
+            x.requires_grad or h0.requires_grad or w_ih.requires_grad or w_hh.requires_grad
+        )
+    output, h_n, _ = torch.ops.gru.sequence_forward(
+        x, h0, w_ih, w_hh, b_ih, b_hh, None, reset_after, reverse, save
+    )
+    return output, h_n
+
+
+def _reset_before_layer(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, Tensor]:
+    """One reset-before layer in one direction from torch operations, where the engine does not
+    run (other devices and dtypes), step by step as `gru.reference` writes the equations:
+    (output (T, B, H), h_n (B, H))."""
+    H = w_hh.size(1)
+    if reverse:
+        x = x.flip(0)
+    gx = F.linear(x, w_ih, b_ih)  # W_i x_t + b_i for every step: (T, B, 3H)
+    b_rz: Tensor | None = None
+    b_n: Tensor | None = None
+    if b_hh is not None:
+        b_rz, b_n = b_hh[: 2 * H], b_hh[2 * H :]
+    outputs: list[Tensor] = []
+    for t in range(x.size(0)):
+        rz = torch.sigmoid(gx[t, :, : 2 * H] + F.linear(h, w_hh[: 2 * H], b_rz))  # (B, 2H)
+        r, z = rz[:, :H], rz[:, H:]
+        n = torch.tanh(gx[t, :, 2 * H :] + F.linear(r * h, w_hh[2 * H :], b_n))  # (B, H)
+        h = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+        outputs.append(h)
+    output = torch.stack(outputs)  # (T, B, H)
+    if reverse:
+        output = output.flip(0)
+    return output, h
