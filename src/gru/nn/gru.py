@@ -270,7 +270,7 @@ Outputs: ``(output, h_n)``
         with the sizes read from the input (the eager path would record constants)."""
         if isinstance(input, PackedSequence) or lengths is not None:
             script.refuse_scripting(
-                "GRU", "a PackedSequence or lengths=",
+                "GRU", "a PackedSequence or lengths=", "a trace would fix the lengths it saw",
                 "trace with the padded tensor alone and read each sequence's output at its "
                 "last step",
             )  # fmt: skip

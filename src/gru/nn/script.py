@@ -26,14 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gru import ops
+
 __all__ = ["ScriptableGRU", "refuse_scripting"]
 
 
-def refuse_scripting(owner: str, setting: str, fix: str) -> None:
-    """Raise the error for a setting that TorchScript cannot compile: which, and what to do."""
+def refuse_scripting(owner: str, what: str, why: str, fix: str) -> None:
+    """Raise the error for what TorchScript cannot compile or trace: what, why, what to do."""
     raise RuntimeError(
-        f"{owner}: {setting} cannot be compiled by torch.jit.script or recorded by "
-        f"torch.jit.trace (the engine's TorchScript operator computes the plain GRU); {fix}"
+        f"{owner}: {what} cannot be compiled by torch.jit.script or recorded by "
+        f"torch.jit.trace ({why}); {fix}"
     )
 
 
@@ -45,6 +47,7 @@ def _refuse_variants(module) -> None:
         refuse_scripting(
             "GRU",
             " and ".join(variants),
+            "the engine's TorchScript operator computes the plain GRU",
             "use it in eager mode, under torch.compile or torch.export, or train a GRU "
             "without it to deploy with TorchScript",
         )
@@ -70,17 +73,20 @@ class ScriptableGRU(nn.Module):
         self.bidirectional: bool = module.bidirectional
         self.reset_after: bool = module.reset_after
         self.recurrent_dropout: float = module.recurrent_dropout
-        self.engine: bool = module.backend != "torch"
+        # The engine where it runs a layer of this size (with a BLAS bound beyond 512 units).
+        fused = ops.resolve_backend("auto", torch.empty(0), module.hidden_size) == "fused"
+        self.engine: bool = module.backend != "torch" and fused
         self.train(module.training)
         D = 2 if module.bidirectional else 1
-        self._names: list[str] = []
+        all_names = []  # filled before it is set: TorchScript infers list[str] from the items
         for index in range(D * self.num_layers):
             names = module.layer_weight_names(index)
             weights = [w for w in module.layer_weights(index) if w is not None]
             for name, weight in zip(names, weights, strict=True):
                 self.register_parameter(name, weight)  # the same Parameter: shared, same name
-            self._names.extend(names)
-        self._flat_weights: list[Tensor] = [getattr(self, n) for n in self._names]
+            all_names.extend(names)
+        self._names = all_names
+        self._flat_weights = [getattr(self, n) for n in self._names]
         self._eager_module = (module,)  # not a submodule: the Parameters are registered above
 
     def _apply(self, fn, recurse=True):
@@ -91,12 +97,21 @@ class ScriptableGRU(nn.Module):
 
     @torch.jit.unused
     def _eager(self, input: Tensor, hx: Tensor | None) -> tuple[Tensor, Tensor]:
-        return self._eager_module[0](input, hx)
+        module = self._eager_module[0]
+        module.train(self.training)  # .train() and .eval() reach this module only
+        return module(input, hx)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(output, h_n)`` as `GRU.forward` (see `GRU` for the shapes)."""
         if not torch.jit.is_scripting() and not torch.jit.is_tracing():
             return self._eager(input, hx)  # Python: the GRU itself (lengths, PackedSequence)
+        if self.training and self.recurrent_dropout > 0:
+            raise RuntimeError(
+                "GRU.forward: recurrent_dropout="
+                + str(self.recurrent_dropout)
+                + " acts in training, which neither torch.jit.script nor torch.jit.trace can "
+                "compute; call .eval() first to run it for inference, or train the eager module"
+            )
         batched = input.dim() == 3
         if not torch.jit.is_tracing():  # a trace keeps no Python checks: they read sizes
             self._check(input, hx)
@@ -134,13 +149,6 @@ class ScriptableGRU(nn.Module):
                 + str(self.input_size)
                 + ", got shape "
                 + str(input.shape)
-            )
-        if self.training and self.recurrent_dropout > 0:
-            raise RuntimeError(
-                "GRU.forward: recurrent_dropout="
-                + str(self.recurrent_dropout)
-                + " acts in training, which a scripted GRU does not compute; call .eval() "
-                "for inference, or train the eager module"
             )
         if hx is not None:
             D = 2 if self.bidirectional else 1
