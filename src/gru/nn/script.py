@@ -73,6 +73,7 @@ class ScriptableGRU(nn.Module):
         self.bidirectional: bool = module.bidirectional
         self.reset_after: bool = module.reset_after
         self.recurrent_dropout: float = module.recurrent_dropout
+        self.recurrent_dropout_setting = f"recurrent_dropout={module.recurrent_dropout}"
         # The engine where it runs a layer of this size (with a BLAS bound beyond 512 units).
         fused = ops.resolve_backend("auto", torch.empty(0), module.hidden_size) == "fused"
         self.engine: bool = module.backend != "torch" and fused
@@ -96,19 +97,29 @@ class ScriptableGRU(nn.Module):
         return result
 
     @torch.jit.unused
-    def _eager(self, input: Tensor, hx: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _eager(
+        self, input: Tensor, hx: Tensor | None, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         module = self._eager_module[0]
         module.train(self.training)  # .train() and .eval() reach this module only
-        return module(input, hx)
+        return module(input, hx, lengths=lengths)
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(output, h_n)`` as `GRU.forward` (see `GRU` for the shapes)."""
+    def forward(
+        self, input: Tensor, hx: Tensor | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(output, h_n)`` as `GRU.forward` (see `GRU` for the shapes). ``lengths`` is taken
+        from Python only (the `GRU` computes it); compiled, it is refused."""
         if not torch.jit.is_scripting() and not torch.jit.is_tracing():
-            return self._eager(input, hx)  # Python: the GRU itself (lengths, PackedSequence)
+            return self._eager(input, hx, lengths)  # the GRU itself (lengths, PackedSequence)
+        if lengths is not None:
+            raise ValueError(
+                "GRU.forward: lengths= is not supported by a scripted GRU; pass the padded "
+                "input alone and read each sequence's output at its last step"
+            )
         if self.training and self.recurrent_dropout > 0:
             raise RuntimeError(
-                "GRU.forward: recurrent_dropout="
-                + str(self.recurrent_dropout)
+                "GRU.forward: "
+                + self.recurrent_dropout_setting
                 + " acts in training, which neither torch.jit.script nor torch.jit.trace can "
                 "compute; call .eval() first to run it for inference, or train the eager module"
             )
