@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import gru
 from checks import assert_close
@@ -43,6 +44,24 @@ class Tagger(nn.Module):
     def forward(self, tokens: torch.Tensor, hx: torch.Tensor | None = None):
         y, h_n = self.gru(self.embed(tokens), hx)
         return self.out(y), h_n
+
+
+class Holder(nn.Module):
+    """A module holding a layer, as a model does: TorchScript compiles the overloads of the
+    layer's forward (tensor or PackedSequence) where a caller uses them, so a GRU scripted alone
+    has no forward (as torch.nn.GRU has none)."""
+
+    def __init__(self, layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, hx: torch.Tensor | None = None):
+        return self.layer(x, hx)
+
+
+class PackedHolder(Holder):
+    def forward(self, x: PackedSequence, hx: torch.Tensor | None = None):
+        return self.layer(x, hx)
 
 
 CONFIGS = [
@@ -95,7 +114,7 @@ def test_script_equals_eager(reset_after, config, batch_first, with_h0):
     model = Tagger(**kwargs)
     eager = copy.deepcopy(model)
     scripted = torch.jit.script(model)
-    assert "gru::sequence_forward" in str(scripted.gru.inlined_graph)  # the engine, not torch's GRU
+    assert "gru::sequence_forward" in str(scripted.inlined_graph)  # the engine
     _compare(scripted, eager, kwargs, with_h0)
 
 
@@ -129,11 +148,11 @@ def test_trace_under_no_grad_runs_other_shapes():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_script_and_trace_of_the_layer_alone(dtype, reset_after):
-    """The GRU itself scripted and traced, batched and unbatched, in float32 and float64."""
+    """The GRU in a minimal module scripted, and alone traced, batched and unbatched, in
+    float32 and float64."""
     torch.manual_seed(0)
     layer = gru.GRU(4, 6, num_layers=2, bidirectional=True, reset_after=reset_after, dtype=dtype)
-    scripted = torch.jit.script(layer)
-    assert isinstance(layer, gru.GRU)  # at the top, nothing is replaced
+    scripted = torch.jit.script(Holder(layer))
     traced = torch.jit.trace(layer, torch.randn(5, 2, 4, dtype=dtype))
     for shape in [(5, 2, 4), (9, 3, 4), (8, 4)]:
         x = torch.randn(shape, dtype=dtype)
@@ -253,6 +272,36 @@ def test_a_saved_model_loads_in_a_new_process_after_import_gru(tmp_path):
     assert done.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_script_of_packed_sequences(reset_after, backend):
+    """PackedSequence in a scripted model, sorted and not, with and without h0: on the engine
+    (lengths), torch's packed GRU (reset after) and the masked loop (reset before)."""
+    torch.manual_seed(0)
+    layer = gru.GRU(3, 4, num_layers=2, bidirectional=True, reset_after=reset_after,
+                    backend=backend, dtype=torch.float64)  # fmt: skip
+    eager = copy.deepcopy(layer)
+    scripted = torch.jit.script(PackedHolder(layer))
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    lengths = torch.tensor([3, 6, 2, 6])
+    for enforce_sorted in (True, False):
+        order = lengths.argsort(descending=True) if enforce_sorted else torch.arange(4)
+        packed = pack_padded_sequence(x[:, order], lengths[order], enforce_sorted=enforce_sorted)
+        for h0 in (None, torch.randn(4, 4, 4, dtype=torch.float64)):
+            (y, h_n), (y_e, h_n_e) = scripted(packed, h0), eager(packed, h0)
+            assert torch.equal(y.batch_sizes, y_e.batch_sizes)
+            what = f"sorted={enforce_sorted} h0={h0 is not None}"
+            assert_close(y.data, y_e.data, what=what)
+            assert_close(h_n, h_n_e, what=what)
+            (y.data.square().sum() + h_n.sum()).backward()
+            grads = [p.grad.clone() for p in layer.parameters()]
+            layer.zero_grad()
+            (y_e.data.square().sum() + h_n_e.sum()).backward()
+            for g, p in zip(grads, eager.parameters(), strict=True):
+                assert_close(g, p.grad, what=f"gradient {what}")
+            eager.zero_grad()
+
+
 # --- what TorchScript cannot take -----------------------------------------------------------
 
 
@@ -263,7 +312,7 @@ def test_a_saved_model_loads_in_a_new_process_after_import_gru(tmp_path):
 def test_variants_are_refused_by_name(kwargs, setting):
     layer = gru.GRU(3, 4, **kwargs)
     x = torch.randn(5, 2, 3)
-    for make in (lambda: torch.jit.script(layer), lambda: torch.jit.trace(layer, x)):
+    for make in (lambda: torch.jit.script(Holder(layer)), lambda: torch.jit.trace(layer, x)):
         with pytest.raises(RuntimeError, match=f"GRU: {setting} cannot be compiled.*eager mode"):
             make()
 
@@ -272,7 +321,7 @@ def test_recurrent_dropout_runs_in_evaluation_and_is_refused_in_training():
     torch.manual_seed(0)
     layer = gru.GRU(3, 4, recurrent_dropout=0.2)
     x = torch.randn(5, 2, 3)
-    scripted = torch.jit.script(layer)
+    scripted = torch.jit.script(Holder(layer))
     message = r"recurrent_dropout=0.2 acts in training.*call \.eval\(\)"
     with pytest.raises(torch.jit.Error, match=message):
         scripted(x)
@@ -290,7 +339,7 @@ def test_recurrent_dropout_runs_in_evaluation_and_is_refused_in_training():
 def test_min_gru_is_refused():
     layer = gru.MinGRU(3, 4)
     with pytest.raises(RuntimeError, match=r"MinGRU: MinGRU cannot be compiled.*torch.compile"):
-        torch.jit.script(layer)
+        torch.jit.script(Holder(layer))
     with pytest.raises(RuntimeError, match=r"MinGRU: MinGRU cannot be compiled.*eager mode"):
         torch.jit.trace(layer, torch.randn(5, 2, 3))
 
@@ -306,10 +355,16 @@ def test_lengths_and_packed_input_are_refused_under_trace():
         torch.jit.trace(lambda d: layer(packed._replace(data=d))[0].data, packed.data)
 
 
+class LengthsHolder(Holder):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        return self.layer(x, None, lengths)
+
+
 def test_a_scripted_module_checks_its_input():
-    scripted = torch.jit.script(gru.GRU(3, 4, num_layers=2))
+    layer = gru.GRU(3, 4, num_layers=2)
     with pytest.raises(torch.jit.Error, match="lengths= is not supported by a scripted GRU"):
-        scripted(torch.randn(5, 2, 3), None, torch.tensor([5, 3]))
+        torch.jit.script(LengthsHolder(layer))(torch.randn(5, 2, 3), torch.tensor([5, 3]))
+    scripted = torch.jit.script(Holder(layer))
     with pytest.raises(torch.jit.Error, match=r"input.shape.-1. must equal input_size=3"):
         scripted(torch.randn(5, 2, 7))
     with pytest.raises(torch.jit.Error, match="input must be a floating-point tensor"):

@@ -245,7 +245,7 @@ Outputs: ``(output, h_n)``
 
     def forward(self, input, hx: Tensor | None = None, *, lengths=None):
         """See the class docstring for shapes: returns ``(output, h_n)``."""
-        if torch.jit.is_tracing():
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():  # ONNX has its own
             return self._forward_traced(input, hx, lengths)
         if isinstance(input, PackedSequence):
             if lengths is not None:

@@ -129,7 +129,7 @@ Outputs: ``(output, h_n)``
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See the class docstring for shapes: returns ``(output, h_n)``."""
-        if torch.jit.is_tracing():
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
             self.__prepare_scriptable__()
         self._refuse_packed(input)
         weight = self.weight_z_l0
