@@ -7,6 +7,7 @@ The math of one layer in one direction is delegated to `gru.ops`.
     gru.py       GRU, GRUStream         cell.py      GRUCell
     mingru.py    MinGRU, MinGRUStream   _base.py     what the layers share (checks, layouts)
     packing.py   lengths and PackedSequence          convert.py   torch.nn.GRU ↔ gru.GRU
+    script.py    TorchScript (ScriptableGRU)
 """
 
 from gru.nn.cell import GRUCell

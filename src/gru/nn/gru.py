@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from gru import ops
-from gru.nn import convert, packing
+from gru.nn import convert, packing, script
 from gru.nn._base import (
     EQUATIONS,
     RecurrentBase,
@@ -245,6 +245,8 @@ Outputs: ``(output, h_n)``
 
     def forward(self, input, hx: Tensor | None = None, *, lengths=None):
         """See the class docstring for shapes: returns ``(output, h_n)``."""
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():  # ONNX has its own
+            return self._forward_traced(input, hx, lengths)
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError(
@@ -262,6 +264,22 @@ Outputs: ``(output, h_n)``
             lengths = packing.check_lengths(lengths, T, B)
         output, h_n = self._run(x, h0, lengths)
         return self._batch_major(output, h_n, batched)
+
+    def _forward_traced(self, input, hx, lengths):
+        """Under ``torch.jit.trace``: the operations of `ScriptableGRU`, which a trace records
+        with the sizes read from the input (the eager path would record constants)."""
+        if isinstance(input, PackedSequence) or lengths is not None:
+            script.refuse_scripting(
+                "GRU", "a PackedSequence or lengths=", "a trace would fix the lengths it saw",
+                "trace with the padded tensor alone and read each sequence's output at its "
+                "last step",
+            )  # fmt: skip
+        return self.__prepare_scriptable__()(input, hx)
+
+    def __prepare_scriptable__(self) -> script.ScriptableGRU:
+        """What ``torch.jit.script`` compiles in place of this layer: a `ScriptableGRU` with
+        the same Parameters (see `gru.nn.script`)."""
+        return script.ScriptableGRU(self)
 
     def _forward_packed(self, packed: PackedSequence, hx):
         data, batch_sizes, sorted_indices, unsorted_indices = packed

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gru import ops
+from gru.nn import script
 from gru.nn._base import RecurrentBase, check_size
 
 __all__ = ["MinGRU", "MinGRUStream"]
@@ -128,6 +129,8 @@ Outputs: ``(output, h_n)``
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See the class docstring for shapes: returns ``(output, h_n)``."""
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            self.__prepare_scriptable__()
         self._refuse_packed(input)
         weight = self.weight_z_l0
         x, batched = self._time_major(input, weight)
@@ -143,6 +146,15 @@ Outputs: ``(output, h_n)``
             h_n.append(out[-1])
             layer_input = self._between_layers(out, layer)
         return self._batch_major(layer_input, torch.stack(h_n), batched)  # (T, B, H), (L, B, H)
+
+    def __prepare_scriptable__(self):
+        """TorchScript can neither compile nor trace the scan: refused with a message."""
+        script.refuse_scripting(
+            "MinGRU", "MinGRU",
+            "its scan is an autograd.Function with a hand-written backward, and runs chunks "
+            "of the sequence in Python, which a trace would fix to the length it saw",
+            "run it in eager mode or under torch.compile or torch.export, or deploy a gru.GRU",
+        )  # fmt: skip
 
     def stream(self, batch_size: int = 1) -> MinGRUStream:
         """A stateful one-step-at-a-time runner of this MinGRU, for generation and online use.
