@@ -172,7 +172,8 @@ def test_fit_options_change_no_parameter():
 def test_grid_search_and_pipeline():
     X, y = regression_data(n=48)
     flat = X[:, :, 0]  # (N, T): what a scikit-learn transformer takes
-    search = GridSearchCV(GRURegressor(**TINY), {"hidden_size": [2, 5]}, cv=2).fit(flat, y)
+    grid = {"hidden_size": np.array([2, 5]), "epochs": np.array([1])}  # NumPy ints, as people give
+    search = GridSearchCV(GRURegressor(**TINY), grid, cv=2).fit(flat, y)
     assert search.best_params_["hidden_size"] in (2, 5)
     assert search.best_estimator_.n_features_in_ == 1
     pipeline = make_pipeline(StandardScaler(), GRURegressor(**TINY)).fit(flat, y)
@@ -382,6 +383,12 @@ def test_bad_labels_and_settings_are_named():
         ValueError, match=r"GRUClassifier.fit: y must be \(N,\) labels, got shape \(4, 2\)"
     ):
         GRUClassifier(**TINY).fit(GOOD_X, np.zeros((4, 2)))
+    mixed = np.array([1, "a", 2, "b"], dtype=object)
+    with pytest.raises(
+        TypeError,
+        match=r"GRUClassifier.fit: y must hold labels of one kind \(all numbers or all strings\), got \['int', 'str'\]",
+    ):
+        GRUClassifier(**TINY).fit(GOOD_X, mixed)
     settings = [
         ({"hidden_size": 0}, r"hidden_size must be an int ≥ 1, got 0"),
         (

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru import checkpoint, training
-from gru.data.arrays import as_inputs, read_sequences, real_numbers, standardizer
+from gru.data.arrays import as_inputs, check_rows, read_sequences, real_numbers, standardizer
 from gru.models import POOLINGS, SequenceModel, batched_predict
 
 __all__ = ["GRUClassifier", "GRURegressor", "NotFittedError"]
@@ -69,12 +69,6 @@ def _not_fitted(owner: str) -> Exception:
     except ImportError:
         error = NotFittedError
     return error(f"{owner}: this estimator is not fitted yet; call fit(X, y) first")
-
-
-def _check_rows(y: np.ndarray, n: int, owner: str) -> None:
-    if y.ndim == 0 or len(y) != n:
-        got = "a scalar" if y.ndim == 0 else f"{len(y)} rows (shape {y.shape})"
-        raise ValueError(f"{owner}: y must have one row per sequence of X ({n}), got {got}")
 
 
 # --- hyperparameters -------------------------------------------------------------------------
@@ -226,7 +220,7 @@ class _SequenceEstimator:
         fitted.update(x_mean_=mean, x_scale_=scale, n_features_in_=_features(X))
         seed = _seed(self.random_state, owner)
         config = training.TrainConfig(
-            epochs=call["epochs"], batch_size=call["batch_size"], lr=self.lr,
+            epochs=int(call["epochs"]), batch_size=int(call["batch_size"]), lr=self.lr,
             optimizer=self.optimizer, weight_decay=self.weight_decay,
             clip_grad_norm=self.clip_grad_norm, seed=seed,
         )  # fmt: skip
@@ -234,7 +228,7 @@ class _SequenceEstimator:
         train, valid = _split(inputs, target, call["validation_split"], seed, owner)
         if self.early_stopping:
             config.monitor = "val_loss" if valid else "train_loss"
-            config.mode, config.patience, config.restore_best = "min", self.patience, True
+            config.mode, config.patience, config.restore_best = "min", int(self.patience), True
         try:
             config.check()
         except ValueError as error:
@@ -256,9 +250,9 @@ class _SequenceEstimator:
     def build(self, fitted: dict) -> SequenceModel:
         """The untrained model of these hyperparameters for the data ``fitted`` describes."""
         return SequenceModel(
-            int(fitted["n_features_in_"]), self.hidden_size, self.output_size(fitted),
-            num_layers=self.num_layers, bidirectional=self.bidirectional,
-            reset_after=self.reset_after, pooling=self.pooling, dropout=self.dropout,
+            int(fitted["n_features_in_"]), int(self.hidden_size), self.output_size(fitted),
+            num_layers=int(self.num_layers), bidirectional=bool(self.bidirectional),
+            reset_after=bool(self.reset_after), pooling=self.pooling, dropout=float(self.dropout),
             backend=self.backend,
         )  # fmt: skip
 
@@ -303,7 +297,7 @@ class _SequenceEstimator:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ValueError(f"{owner}: path {str(path)!r} already exists and is not empty")
-        params = self.get_params()
+        params = {k: _to_json(v) for k, v in self.get_params().items()}  # NumPy scalars too
         if not isinstance(params["random_state"], int | type(None)):
             params["random_state"] = None  # a generator object: its draw is in the weights
         fitted = {k: _to_json(getattr(self, k)) for k in (*_FITTED, *self.fitted_names)}
@@ -385,7 +379,7 @@ class GRURegressor(_SequenceEstimator):
 
     def encode(self, y, n: int, owner: str) -> tuple[Tensor, dict]:
         y = real_numbers(y, "y", owner)
-        _check_rows(y, n, owner)
+        check_rows(y, n, owner)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):
             raise ValueError(f"{owner}: y must be (N,) or (N, k) with k ≥ 1, got shape {y.shape}")
         values = y.reshape(n, -1)  # (N, k)
@@ -419,7 +413,7 @@ class GRURegressor(_SequenceEstimator):
         the k outputs as scikit-learn's ``r2_score`` does."""
         y = real_numbers(y, "y", "GRURegressor.score")
         prediction = self.predict(X)
-        _check_rows(y, len(prediction), "GRURegressor.score")
+        check_rows(y, len(prediction), "GRURegressor.score")
         return _r2(prediction.reshape(len(y), -1), y.reshape(len(y), -1))
 
 
@@ -447,7 +441,7 @@ class GRUClassifier(_SequenceEstimator):
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn(_column_warning(), stacklevel=3)
             y = y[:, 0]
-        _check_rows(y, n, owner)
+        check_rows(y, n, owner)
         if y.ndim != 1:
             raise ValueError(f"{owner}: y must be (N,) labels, got shape {y.shape}")
         if y.dtype.kind in "fc" and (real_numbers(y, "y", owner) % 1).any():
@@ -455,7 +449,13 @@ class GRUClassifier(_SequenceEstimator):
                 f"{owner}: y holds continuous values ({y[(y % 1) != 0].tolist()[0]!r} is not a "
                 "label); a classifier needs labels (ints, strings): for values use GRURegressor"
             )
-        classes, codes = np.unique(y, return_inverse=True)
+        try:
+            classes, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise TypeError(
+                f"{owner}: y must hold labels of one kind (all numbers or all strings), got "
+                f"{sorted({type(v).__name__ for v in y.tolist()})}"
+            ) from None
         if len(classes) < 2:
             raise ValueError(
                 f"{owner}: y holds one class only ({classes.tolist()[0]!r}); a classifier needs at "
@@ -484,7 +484,7 @@ class GRUClassifier(_SequenceEstimator):
     def score(self, X, y) -> float:
         """The accuracy of `predict` on X against the labels y."""
         prediction, y = self.predict(X), np.asarray(y).reshape(-1)
-        _check_rows(y, len(prediction), "GRUClassifier.score")
+        check_rows(y, len(prediction), "GRUClassifier.score")
         return float(np.mean(prediction == y))
 
 

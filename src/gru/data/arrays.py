@@ -17,7 +17,14 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-__all__ = ["Sequences", "as_inputs", "read_sequences", "real_numbers", "standardizer"]
+__all__ = [
+    "Sequences",
+    "as_inputs",
+    "check_rows",
+    "read_sequences",
+    "real_numbers",
+    "standardizer",
+]
 
 
 class Sequences:
@@ -116,3 +123,10 @@ def as_inputs(X, lengths: np.ndarray, mean, scale) -> tuple:
         return (torch.from_numpy(((X - mean) / scale).astype(np.float32)),)
     items = [torch.from_numpy(((x - mean) / scale).astype(np.float32)) for x in X]
     return Sequences(items), torch.from_numpy(lengths)
+
+
+def check_rows(y: np.ndarray, n: int, owner: str) -> None:
+    """ValueError unless the targets ``y`` have one row for each of the ``n`` sequences."""
+    if y.ndim == 0 or len(y) != n:
+        got = "a scalar" if y.ndim == 0 else f"{len(y)} rows (shape {y.shape})"
+        raise ValueError(f"{owner}: y must have one row per sequence of X ({n}), got {got}")
