@@ -55,6 +55,20 @@ def test_fit_reaches_the_known_minimum_of_a_linear_problem():
     assert model[0].bias.item() == pytest.approx(0.25, abs=1e-2)
 
 
+def test_fit_takes_numpy_arrays_as_float32_tensors():
+    """The seeds' Keras habit, model.fit(X, y) on NumPy arrays (float64 here), trains the same
+    as on the float32 tensors of those arrays."""
+    x, y = linear_problem()
+    weights = {}
+    for kind, data in (("numpy", (x.double().numpy(), y.double().numpy())), ("torch", (x, y))):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+        fit(model, F.mse_loss, data, TrainConfig(epochs=2, batch_size=64), quiet=True)
+        weights[kind] = model.state_dict()
+    for name, weight in weights["torch"].items():
+        assert torch.equal(weights["numpy"][name], weight), name
+
+
 def test_quiet_logs_nothing_and_gradients_are_clipped():
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():

@@ -73,7 +73,8 @@ def fit(
 
     ``train`` is a sequence of tensors with the same first dimension N (or objects that index
     like them: ``len()`` and ``[LongTensor] -> Tensor``): the model's inputs and, last, the
-    target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``.
+    target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``. NumPy arrays are
+    taken as tensors, floating ones as float32 (the dtype of the models' weights).
     ``metrics`` {name: fn(output, target) -> scalar} are averaged over each epoch's batches
     and shown live as ``train_<name>``. After every epoch ``evaluate(model)`` (in eval mode,
     without gradients) gives the validation metrics recorded beside them. ``sort_key`` (N,)
@@ -90,6 +91,7 @@ def fit(
     NaN or infinite, before anything of the diverged steps is saved.
     """
     config.check()
+    train = [_tensor(t) if isinstance(t, np.ndarray) else t for t in train]
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be a positive int, got {checkpoint_every}")
     n = len(train[0])
@@ -445,6 +447,11 @@ class _Run:
             steps=s["global_step"],
             resumed_at_step=self.resumed_at,
         )
+
+
+def _tensor(array: np.ndarray) -> Tensor:
+    tensor = torch.as_tensor(array)
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def _restore(model, optimizer, scheduler, tensors, saved, rank, world) -> None:
