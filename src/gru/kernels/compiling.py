@@ -11,15 +11,16 @@ stderr while it runs, then timed:
     gru: compiling the CPU engine for training, float32 (once per machine, ~16 s)... done in 15.2 s
 
 The estimate comes from `ESTIMATE_SECONDS`, measured with an empty cache on a 2-core
-machine. `compile_all` compiles every kind ahead of time (``gru compile``), for images and CI.
+machine. `gru.kernels.precompile` compiles every kind ahead of time (``gru compile``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import numpy as np
 from numba.core import event
@@ -27,8 +28,7 @@ from numba.core import event
 __all__ = [
     "ESTIMATE_SECONDS",
     "PATIENCE",
-    "TARGETS",
-    "compile_all",
+    "counted",
     "first_use",
     "ready",
 ]
@@ -57,7 +57,7 @@ takes about as long), measured on a 2-core machine: the ``~N s`` of the message.
 
 _ready: set[tuple] = set()  # the keys of the kinds of call that have returned in this process
 _lock = threading.Lock()
-_announce: list[bool] = [True]  # False while `compile_all` reports for itself
+_announce: list[bool] = [True]  # False while `counted` (the caller reports for itself)
 
 
 class _Nothing:
@@ -143,108 +143,25 @@ def ready(key: tuple) -> bool:
     return key in _ready
 
 
-# --- ahead of time ----------------------------------------------------------------------------
+class _Count(event.Listener):
+    def __init__(self) -> None:
+        self.compiles = 0
 
-TARGETS = ("inference", "training", "variants", "blas", "streaming")
-"""What `compile_all` compiles, each for float32 and float64: the plain layer without and
-with gradients, the variants (layer norm, zoneout, recurrent dropout), the loops of large
-layers on the bound BLAS, the streaming step. Both conventions, both directions, lengths and
-every batch sharding are in each (they are arguments of the same compiled code)."""
+    def on_start(self, ev) -> None:
+        self.compiles += 1
 
-
-def _layers(dtype, T: int, B: int, H: int, I: int = 4):
-    rng = np.random.default_rng(0)
-
-    def a(*shape):
-        return rng.standard_normal(shape).astype(dtype) * 0.1
-
-    return a(T, B, I), a(3 * H, I), a(3 * H, H), a(3 * H), a(3 * H)
+    def on_end(self, ev) -> None:
+        return None
 
 
-def _inference(dtype) -> None:
-    from gru.kernels import layer
-
-    for T, B in ((100, 2), (100, 1), (2, 2)):  # sharded, one thread, one small call
-        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)
-        layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
-
-
-def _training(dtype, H: int = 64) -> None:
-    from gru.kernels import layer
-
-    for B in (2, 1):  # sharded and one thread
-        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
-        out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
-        args = (x, None, w_ih, w_hh, out, saved)
-        layer.backward(out, h_n, *args, has_bias=True, threads=2)
-
-
-def _variants(dtype, H: int = 64) -> None:
-    from gru.kernels import layer
-
-    for B in (2, 1):
-        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
-        a = x @ w_ih.T  # (T, B, 3H)
-        ln = (np.ones(3 * H, dtype), np.zeros(3 * H, dtype))
-        options = {"threads": 2, "mask": np.ones((B, H), dtype), "recurrent_ln": ln}
-        out, h_n, state = layer.forward_variants(a, None, w_hh, b_ih, b_hh, **options)
-        layer.backward_variants(out, h_n, None, w_hh, out, state, has_bias=True, threads=2)
-
-
-def _blas(dtype) -> bool:
-    from gru.kernels import blas
-    from gru.kernels.recurrence import BLAS_MIN_HIDDEN
-
-    if not blas.available():
-        return False
-    _training(dtype, BLAS_MIN_HIDDEN)
-    _variants(dtype, BLAS_MIN_HIDDEN)
-    return True
-
-
-def _streaming(dtype) -> None:
-    from gru.kernels import stream
-
-    _, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 1, 1, 8)
-    stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=True, dtype=dtype)
-
-
-_COMPILE = {
-    "inference": _inference,
-    "training": _training,
-    "variants": _variants,
-    "blas": _blas,
-    "streaming": _streaming,
-}
-
-
-def compile_all(
-    only: list[str] | None = None, say: Callable[[str], None] = print
-) -> dict[str, float]:
-    """Compile every kernel the engine can use (or ``only`` some: names "TARGET-DTYPE" of
-    `TARGETS` and float32 / float64, e.g. "inference-float32"), into Numba's cache, saying
-    each and its seconds. Returns {name: seconds}. The large layers' loops need a BLAS:
-    bind one first (`gru.kernels.blas.bind`; ``gru.ops.start_engine`` binds torch's)."""
-    names = [f"{t}-{d}" for t in TARGETS for d in ("float32", "float64")]
-    for name in only or []:
-        if name not in names:
-            raise ValueError(f"compile: unknown target {name!r}; valid: {', '.join(names)}")
-    seconds: dict[str, float] = {}
+@contextlib.contextmanager
+def counted() -> Iterator[_Count]:
+    """Inside the block no compile is announced (the caller reports for itself); the object
+    it gives counts Numba's compiles there (``.compiles``)."""
+    count = _Count()
     _announce[0] = False
     try:
-        for name in only or names:
-            target, dtype = name.rsplit("-", 1)
-            listener = _Watch((name, dtype), target)
-            start = time.perf_counter()
-            with event.install_listener("numba:compile", listener):
-                done = _COMPILE[target](np.dtype(dtype))
-            seconds[name] = time.perf_counter() - start
-            if done is False:
-                say(f"{name}: skipped (no BLAS bound for the large layers)")
-            elif listener.compiles:
-                say(f"{name}: compiled in {seconds[name]:.1f} s")
-            else:
-                say(f"{name}: already compiled (loaded in {seconds[name]:.1f} s)")
+        with event.install_listener("numba:compile", count):
+            yield count
     finally:
         _announce[0] = True
-    return seconds
