@@ -1,9 +1,11 @@
 """How long a first use waits for the engine to compile, with an empty compile cache.
 
 Each case runs in its own process with a fresh, empty ``NUMBA_CACHE_DIR`` and reports the
-seconds from its start to its first result (the imports included, and apart); then the same
-case once more in a process that finds the cache the first one left (warm). The last case is
-a whole ``gru train sentiment --preset seed --epochs 1`` on the sample in the package.
+seconds from its start to its first result (the imports included, and apart) and the CPU
+seconds the process used (on a machine that other programs keep busy, the wall time swells
+and the CPU time much less); then the same case once more in a process that finds the cache
+the first one left (warm). The last case is a whole ``gru train sentiment --preset seed
+--epochs 1`` on the sample in the package, with what it said about compiling.
 
     python benchmarks/cold_start.py            # every case
     python benchmarks/cold_start.py inference  # some of them
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -61,25 +64,29 @@ print(json.dumps({"imported": imported, "first_result": time.perf_counter() - t0
 """
 
 
-def _python(code: str, cache: str) -> tuple[dict, str]:
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-    done = subprocess.run(
-        [sys.executable, "-c", _SETUP + code + _REPORT],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
-def _train(cache: str, out: str) -> tuple[float, str]:
+def _run(command: list[str], cache: str) -> tuple[str, str, float, float]:
+    """(stdout, stderr, wall seconds, CPU seconds) of a process with its own cache."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    start, cpu = time.perf_counter(), _cpu()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return done.stdout, done.stderr, time.perf_counter() - start, _cpu() - cpu
+
+
+def _python(code: str, cache: str) -> tuple[dict, str, float]:
+    out, err, _, cpu = _run([sys.executable, "-c", _SETUP + code + _REPORT], cache)
+    return json.loads(out.strip().splitlines()[-1]), err, cpu
+
+
+def _train(cache: str, out: str) -> tuple[float, str, float]:
     command = [sys.executable, "-m", "gru", "train", "sentiment", "--preset", "seed"]
     command += ["--epochs", "1", "--quiet", "--out", out]
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return time.perf_counter() - start, done.stderr
+    _, err, wall, cpu = _run(command, cache)
+    return wall, err, cpu
 
 
 def main() -> None:
@@ -87,20 +94,26 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", help=f"of {', '.join(CASES)}, train (default all)")
     parser.add_argument("--show", action="store_true", help="print what each run wrote on stderr")
     names = parser.parse_args().cases or [*CASES, "train"]
-    print("| case | cold: import s | cold: first result s | warm: first result s |")
-    print("|---|---|---|---|")
+    print(
+        "| case | cold: import s | cold: first result s | cold: CPU s | warm: first result s "
+        "| warm: CPU s |"
+    )
+    print("|---|---|---|---|---|---|")
     for name in names:
         with tempfile.TemporaryDirectory() as cache:
             if name == "train":
-                cold, said = _train(cache, os.path.join(cache, "run1"))
-                warm, _ = _train(cache, os.path.join(cache, "run2"))
-                row = f"| train sentiment (whole run) | | {cold:.1f} | {warm:.1f} |"
+                cold, said, cold_cpu = _train(cache, os.path.join(cache, "run1"))
+                warm, _, warm_cpu = _train(cache, os.path.join(cache, "run2"))
+                row = (
+                    f"| train sentiment (whole run) | | {cold:.1f} | {cold_cpu:.1f} | {warm:.1f} "
+                    f"| {warm_cpu:.1f} |"
+                )
             else:
-                cold, said = _python(CASES[name], cache)
-                warm, _ = _python(CASES[name], cache)
+                cold, said, cold_cpu = _python(CASES[name], cache)
+                warm, _, warm_cpu = _python(CASES[name], cache)
                 row = (
                     f"| {name} | {cold['imported']:.1f} | {cold['first_result']:.1f} | "
-                    f"{warm['first_result']:.2f} |"
+                    f"{cold_cpu:.1f} | {warm['first_result']:.2f} | {warm_cpu:.1f} |"
                 )
         print(row, flush=True)
         if parser.parse_args().show and said.strip():
