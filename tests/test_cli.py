@@ -427,3 +427,49 @@ def test_resuming_a_finished_run_whose_weights_were_deleted_writes_them_again(ca
     assert before.keys() == after.keys()
     for key, value in before.items():
         assert torch.equal(value, after[key]), key
+
+
+# --- threads and compiling ------------------------------------------------------------------------
+
+COMPUTING = (
+    [["train", task] for task in ("adding", "sentiment", "forecast", "textgen", "anomaly")]
+    + [[name] for name in ("predict", "evaluate", "forecast", "generate", "detect", "explain")]
+    + [["compare"]]
+)
+
+
+@pytest.mark.parametrize("argv", COMPUTING, ids=" ".join)
+def test_every_command_that_computes_takes_threads(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert "--threads N" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--threads", "0"])
+    assert exit_info.value.code == 2
+    assert "--threads: must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_threads_reach_torch_and_the_engine_and_are_restored(capsys, tmp_path, monkeypatch):
+    from gru.kernels import recurrence
+
+    seen = []
+    shard_count = recurrence.shard_count
+
+    def spy(B, T, H, threads):
+        seen.append((threads, torch.get_num_threads()))
+        return shard_count(B, T, H, threads)
+
+    monkeypatch.setattr(recurrence, "shard_count", spy)
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    code, _, err = run(capsys, *ADDING, "--threads", wanted, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert seen and set(seen) == {(wanted, wanted)}  # the engine was handed torch's count
+    assert torch.get_num_threads() == before
+
+
+def test_compile_refuses_an_unknown_target(capsys):
+    code, _, err = run(capsys, "compile", "--only", "inference-float16")
+    assert code == 2
+    assert "compile: unknown target 'inference-float16'; valid: inference-float32," in err

@@ -19,10 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gru import checkpoint
+from gru import GRU, checkpoint
 from gru._io import STOP_IN_WRITE, leftovers
 from gru.training import TrainConfig, TrainingDiverged, fit
 from gru.training.batches import epoch_batches, lr_factor
+from gru.training.warmup import warm_up
 from test_checkpoint import edit_state, finish, scale_lr, step_back
 
 
@@ -458,3 +459,48 @@ def test_a_trained_model_has_a_finite_loss_and_finite_predictions(tmp_path):
     probabilities = SentimentClassifier.load(tmp_path / "run").predict(["a good film", "awful"])
     assert probabilities.shape == (2,) and np.isfinite(probabilities).all()
     assert ((0 < probabilities) & (probabilities < 1)).all()
+
+
+_CALLS: list[tuple[int, bool, bool]] = []  # (id of the module, training, grad enabled)
+
+
+class _Probe(torch.nn.Module):
+    """A GRU with layer norm and a head that notes in _CALLS who ran each forward, and how."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = GRU(3, 8, batch_first=True, layer_norm=True, recurrent_dropout=0.2)
+        self.head = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        _CALLS.append((id(self), self.training, torch.is_grad_enabled()))
+        return self.head(self.rnn(x)[0][:, -1]).squeeze(-1)
+
+
+def test_the_warm_up_changes_neither_the_model_nor_the_random_numbers():
+    """The engine compiles on a copy; the model, its gradients and the RNG are untouched."""
+    torch.manual_seed(0)
+    model = _Probe()
+    x, y = torch.randn(6, 5, 3), torch.randn(6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    warm_up(model, F.mse_loss, (x, y), batch_size=4)
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in model.parameters())
+    assert model.training
+
+
+def test_fit_warms_up_on_a_copy_before_its_first_step():
+    """Training and inference both run once on a copy before the model's first step, so the
+    progress bar's clock starts after the compile."""
+    torch.manual_seed(0)
+    model = _Probe()
+    x, y = torch.randn(8, 5, 3), torch.randn(8)
+    _CALLS.clear()
+    fit(model, F.mse_loss, (x, y), TrainConfig(epochs=1, batch_size=4), quiet=True)
+    copy_id = _CALLS[0][0]
+    assert copy_id != id(model)
+    assert _CALLS[:2] == [(copy_id, True, True), (copy_id, False, False)]
+    assert _CALLS[2:] == [(id(model), True, True)] * 2  # the two steps of the epoch

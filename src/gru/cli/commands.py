@@ -12,7 +12,7 @@ import traceback
 import warnings
 
 from gru import __version__
-from gru.cli import tools, train, use
+from gru.cli import compiling, options, tools, train, use
 
 __all__ = ["COMMANDS", "main", "parser"]
 
@@ -33,6 +33,7 @@ COMMANDS = {
     "train": (add_train, None),
     **use.COMMANDS,
     "compare": tools.COMMANDS["compare"],
+    "compile": (compiling.add, compiling.run),
 }
 
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():  # both restored when the command ends
+        with warnings.catch_warnings(), options.threads(args):  # all restored at the end
             warnings.simplefilter("default", UserWarning)  # what gru warns of, once each
             warnings.showwarning = _show_warning
             return args.handler(args)

@@ -32,6 +32,7 @@ from gru._io import remove_leftovers
 from gru.training.batches import epoch_batches, lr_factor
 from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
+from gru.training.warmup import warm_up
 
 __all__ = ["fit", "plot_history"]
 
@@ -124,6 +125,8 @@ def fit(
         checkpoint_every=checkpoint_every, device=device, rank=rank, world=world,
         say=log if (main and not quiet) else (lambda message: None), progress=main and not quiet,
     )  # fmt: skip
+    if device == "cpu":  # the engine compiles what the run calls before the clocks start
+        warm_up(model, loss_fn, train, batch_size=config.batch_size, carry=carry)
     run.begin(resume)
     while not run.s["finished"] and run.s["epoch"] <= config.epochs:
         run.epoch()
