@@ -384,6 +384,22 @@ def test_a_seed_out_of_range_is_named(capsys, seed):
         assert f"argument --seed: must be an integer from 0 to 2**63 - 1, got {seed}" in err
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_a_number_that_must_be_positive_and_finite_is_named(capsys, value):
+    # --lr inf passed the option's check and was refused later as "TrainConfig: lr ...",
+    # without naming --lr; --threshold inf flagged nothing without a word.
+    for argv, option in (
+        (ADDING, "--lr"),
+        (["detect", "--run", "r", "--csv", "c.csv"], "--threshold"),
+        (["train", "anomaly"], "--magnitude"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, option, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {option}: must be a finite number > 0, got {float(value)}" in err
+
+
 def test_an_out_below_a_file_is_named(capsys, tmp_path):
     (tmp_path / "good.csv").write_text("a\n1\n")
     code, _, err = run(capsys, *ADDING, "--out", tmp_path / "good.csv" / "sub")

@@ -424,8 +424,10 @@ def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_
 
     tiny = ["train", "sentiment", "--limit", "200", "--num-words", "200", "--maxlen", "20"]
     tiny += ["--hidden-size", "4", "--embedding-dim", "4", "--epochs", "2", "--quiet"]
-    assert main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")]) == 2
-    assert "lr must be a finite number > 0, got inf" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")])
+    assert exit_info.value.code == 2
+    assert "argument --lr: must be a finite number > 0, got inf" in capsys.readouterr().err
     assert not (tmp_path / "inf").exists()
     assert main([*tiny, "--lr", "1e30", "--out", str(tmp_path / "huge")]) == 2
     error = capsys.readouterr().err
