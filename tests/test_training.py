@@ -417,6 +417,22 @@ def test_weights_that_turn_non_finite_stop_the_run_before_they_are_saved(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_an_epoch_scored_as_not_finite_stops_the_run_before_its_files_are_written(tmp_path):
+    # One step of lr 1e30 leaves weights that are finite but answer inf: `gru train adding
+    # --lr 1e30` exited 0 with a test MSE of Infinity in metrics.json and the report.
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    config = TrainConfig(epochs=2, batch_size=256, lr=1e30, clip_grad_norm=None)
+
+    def evaluate(model):
+        return {"val_mse": F.mse_loss(model(x), y).item()}
+
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 1 of 1 .*its val_mse is inf"):  # fmt: skip
+        fit(model, F.mse_loss, (x, y), config, evaluate=evaluate, run_dir=tmp_path, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_run(
     tmp_path, capsys
 ):
