@@ -301,6 +301,17 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     assert code == 2 and "is a 'adding' run, not a sentiment run" in err
 
 
+def test_an_empty_file_of_texts_is_named(capsys, tmp_path):
+    # It was "predict: give texts to label, or --file with one text per line", as if no
+    # --file had been given.
+    (tmp_path / "texts.txt").write_text("")
+    code, _, err = run(capsys, "predict", "--run", tmp_path, "--file", tmp_path / "texts.txt")
+    assert code == 2
+    assert (
+        err == f"gru: error: --file: '{tmp_path / 'texts.txt'}' is empty; give one text per line\n"
+    )
+
+
 def test_bad_arguments_exit_2_with_a_message(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "adding", "--epochs", "0"])
