@@ -121,6 +121,12 @@ def test_early_stopping_keeps_the_best_epochs_weights():
         ({"eps": 0.0}, r"eps must be a finite number > 0, got 0.0"),
         ({"weight_decay": math.inf}, r"weight_decay must be a finite number ≥ 0, got inf"),
         ({"weight_decay": -0.1}, r"weight_decay must be a finite number ≥ 0, got -0.1"),
+        # From Python, seed=-1 trained (or failed inside NumPy) and 2**70 failed in torch
+        # with "Overflow when unpacking long long", naming nothing.
+        ({"seed": -1}, r"seed must be an int from 0 to 2\*\*63 - 1, got -1"),
+        ({"seed": 2**70}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1180591620717411303424"),
+        ({"seed": 1.5}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1.5"),
+        ({"seed": True}, r"seed must be an int from 0 to 2\*\*63 - 1, got True"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
