@@ -301,6 +301,17 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     assert code == 2 and "is a 'adding' run, not a sentiment run" in err
 
 
+def test_an_empty_file_of_texts_is_named(capsys, tmp_path):
+    # It was "predict: give texts to label, or --file with one text per line", as if no
+    # --file had been given.
+    (tmp_path / "texts.txt").write_text("")
+    code, _, err = run(capsys, "predict", "--run", tmp_path, "--file", tmp_path / "texts.txt")
+    assert code == 2
+    assert (
+        err == f"gru: error: --file: '{tmp_path / 'texts.txt'}' is empty; give one text per line\n"
+    )
+
+
 def test_bad_arguments_exit_2_with_a_message(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "adding", "--epochs", "0"])
@@ -401,6 +412,22 @@ def test_a_seed_out_of_range_is_named(capsys, seed):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert f"argument --seed: must be an integer from 0 to 2**63 - 1, got {seed}" in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_a_number_that_must_be_positive_and_finite_is_named(capsys, value):
+    # --lr inf passed the option's check and was refused later as "TrainConfig: lr ...",
+    # without naming --lr; --threshold inf flagged nothing without a word.
+    for argv, option in (
+        (ADDING, "--lr"),
+        (["detect", "--run", "r", "--csv", "c.csv"], "--threshold"),
+        (["train", "anomaly"], "--magnitude"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, option, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {option}: must be a finite number > 0, got {float(value)}" in err
 
 
 def test_an_out_below_a_file_is_named(capsys, tmp_path):

@@ -136,6 +136,12 @@ def test_early_stopping_keeps_the_best_epochs_weights():
         ({"eps": 0.0}, r"eps must be a finite number > 0, got 0.0"),
         ({"weight_decay": math.inf}, r"weight_decay must be a finite number ≥ 0, got inf"),
         ({"weight_decay": -0.1}, r"weight_decay must be a finite number ≥ 0, got -0.1"),
+        # From Python, seed=-1 trained (or failed inside NumPy) and 2**70 failed in torch
+        # with "Overflow when unpacking long long", naming nothing.
+        ({"seed": -1}, r"seed must be an int from 0 to 2\*\*63 - 1, got -1"),
+        ({"seed": 2**70}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1180591620717411303424"),
+        ({"seed": 1.5}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1.5"),
+        ({"seed": True}, r"seed must be an int from 0 to 2\*\*63 - 1, got True"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
@@ -432,6 +438,22 @@ def test_weights_that_turn_non_finite_stop_the_run_before_they_are_saved(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_an_epoch_scored_as_not_finite_stops_the_run_before_its_files_are_written(tmp_path):
+    # One step of lr 1e30 leaves weights that are finite but answer inf: `gru train adding
+    # --lr 1e30` exited 0 with a test MSE of Infinity in metrics.json and the report.
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    config = TrainConfig(epochs=2, batch_size=256, lr=1e30, clip_grad_norm=None)
+
+    def evaluate(model):
+        return {"val_mse": F.mse_loss(model(x), y).item()}
+
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 1 of 1 .*its val_mse is inf"):  # fmt: skip
+        fit(model, F.mse_loss, (x, y), config, evaluate=evaluate, run_dir=tmp_path, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_run(
     tmp_path, capsys
 ):
@@ -439,8 +461,10 @@ def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_
 
     tiny = ["train", "sentiment", "--limit", "200", "--num-words", "200", "--maxlen", "20"]
     tiny += ["--hidden-size", "4", "--embedding-dim", "4", "--epochs", "2", "--quiet"]
-    assert main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")]) == 2
-    assert "lr must be a finite number > 0, got inf" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")])
+    assert exit_info.value.code == 2
+    assert "argument --lr: must be a finite number > 0, got inf" in capsys.readouterr().err
     assert not (tmp_path / "inf").exists()
     assert main([*tiny, "--lr", "1e30", "--out", str(tmp_path / "huge")]) == 2
     error = capsys.readouterr().err

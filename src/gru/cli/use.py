@@ -49,6 +49,8 @@ def _lines(file: str) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"--file: cannot read {str(path)!r} as UTF-8 text: {error}") from None
+    if not lines:
+        raise ValueError(f"--file: {str(path)!r} is empty; give one text per line")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise ValueError(f"--file: line {number} of {str(path)!r} is empty")

@@ -382,7 +382,13 @@ class _Run:
         if self.evaluate is not None:
             self.model.eval()
             with torch.no_grad():
-                record.update(self.evaluate(self.model))
+                scores = self.evaluate(self.model)
+            # Finite weights can still answer inf (a step of lr 1e30 leaves weights ~1e30):
+            # a score that is not finite is a diverged run, not a result to report.
+            for name, value in scores.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    self.diverged(f"its {name} is {value:g}", self.s["step_in_epoch"])
+            record.update(scores)
         record["seconds"] = time.perf_counter() - epoch_start
         self.s["history"].append(record)
         self.say(
