@@ -549,3 +549,31 @@ def test_state_dicts_and_safetensors_of_more_than_a_gru_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"load_safetensors: '.*extra\.safetensors': does not hold the parameters of gru\.GRU\(3, 4\): missing \[\], unexpected \['fc\.weight'\]"):  # fmt: skip
         convert(tmp_path / "extra.safetensors", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_keras_model_with_a_layer_not_converted_or_no_gru_is_refused(tmp_path):
+    rng = np.random.default_rng(7)
+    draw = lambda *shape: (0.5 * rng.normal(size=shape)).astype(np.float32)
+    gru_weights = {
+        "gru/gru_cell/kernel:0": draw(I, 3 * H),
+        "gru/gru_cell/recurrent_kernel:0": draw(H, 3 * H),
+        "gru/gru_cell/bias:0": draw(2, 3 * H),
+    }
+    gru_layer = ("gru", "GRU", {"units": H, "reset_after": True, "return_sequences": True}, gru_weights)  # fmt: skip
+    norm = ("norm", "LayerNormalization", {}, {"norm/gamma:0": draw(H), "norm/beta:0": draw(H)})
+    write_keras2(tmp_path / "norm.h5", [gru_layer, norm])
+    with pytest.raises(ValueError, match=r"read: '.*norm\.h5': layer 'norm' is a LayerNormalization, which load_model does not convert \(.*\); or convert the GRU alone with layer=NAME \(gru convert --layer NAME\)$"):  # fmt: skip
+        convert(tmp_path / "norm.h5", tmp_path / "x.onnx")
+    convert(tmp_path / "norm.h5", tmp_path / "x.onnx", layer="gru")  # asked for by name
+    assert load_onnx(tmp_path / "x.onnx").extra_repr() == "3, 4, batch_first=True"
+
+    dense = (
+        "dense",
+        "Dense",
+        {"units": 1},
+        {"dense/kernel:0": draw(I, 1), "dense/bias:0": draw(1)},
+    )
+    write_keras2(tmp_path / "dense.h5", [dense])
+    with pytest.raises(ValueError, match=r"read: '.*dense\.h5': holds no GRU weights \(layers: 'dense' \(Dense\)\)"):  # fmt: skip
+        convert(tmp_path / "dense.h5", tmp_path / "y.onnx")
+    assert not (tmp_path / "y.onnx").exists()

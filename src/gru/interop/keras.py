@@ -409,16 +409,20 @@ def read_keras(path, *, layer: str | None = None, owner: str = "read"):
     them. ``owner`` names the caller in messages."""
     layers, configured, where = read_file(path, owner)
     others = [f"{c.name!r} ({c.kind})" for c in layers if c.kind not in _RECURRENT]
+    alone = "the GRU alone with layer=NAME (gru convert --layer NAME)"
     with malformed(where):
-        if layer is not None or not others:
+        if layer is not None or not others or len(others) == len(layers):  # the last: no GRU
             return _build(_select(layers, layer, where, None), where)
         if not configured:
             raise ValueError(
                 f"{where}: holds {', '.join(others)} besides its GRU layers, and a weights "
-                "file has no configuration to rebuild them from; convert the model's .keras "
-                "file, or the GRU alone with layer=NAME (gru convert --layer NAME)"
+                f"file has no configuration to rebuild them from; convert the model's .keras "
+                f"file, or {alone}"
             )
-        return _model(layers, where)
+        try:
+            return _model(layers, where)
+        except ValueError as error:  # a layer load_model does not convert
+            raise ValueError(f"{error}; or convert {alone}") from None
 
 
 def _model(layers: list[KerasLayer], where: str) -> KerasModel:
