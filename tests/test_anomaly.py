@@ -83,6 +83,16 @@ def test_sunspots_by_default_plant_as_many_anomalies_as_fit(tmp_path, capsys):
 # --- bad input ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("magnitude", [float("inf"), float("nan"), 0.0, -1.0])
+def test_a_magnitude_that_is_not_finite_and_positive_is_refused(tmp_path, magnitude):
+    # magnitude=inf planted infinite anomalies and reported a score for finding them.
+    with pytest.raises(
+        ValueError, match=rf"AnomalyConfig: magnitude must be a finite number > 0, got {magnitude}"
+    ):
+        AnomalyDetector(**TINY, magnitude=magnitude).fit(series_frame(1200), column="load")
+    assert not list(tmp_path.iterdir())
+
+
 def test_bad_input_is_named_before_training(tmp_path, capsys):
     frame = series_frame(1200)
     with pytest.raises(

@@ -16,6 +16,7 @@ PACKAGE = SRC / "gru"
 # modules of its own part. `gru` itself (the package's __init__) only re-exports.
 LAYERS = {
     "gru._io": 0,
+    "gru._extras": 0,
     "gru.reference": 0,
     "gru.kernels": 1,
     "gru.ops": 2,

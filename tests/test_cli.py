@@ -301,6 +301,17 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     assert code == 2 and "is a 'adding' run, not a sentiment run" in err
 
 
+def test_an_empty_file_of_texts_is_named(capsys, tmp_path):
+    # It was "predict: give texts to label, or --file with one text per line", as if no
+    # --file had been given.
+    (tmp_path / "texts.txt").write_text("")
+    code, _, err = run(capsys, "predict", "--run", tmp_path, "--file", tmp_path / "texts.txt")
+    assert code == 2
+    assert (
+        err == f"gru: error: --file: '{tmp_path / 'texts.txt'}' is empty; give one text per line\n"
+    )
+
+
 def test_bad_arguments_exit_2_with_a_message(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "adding", "--epochs", "0"])
@@ -344,6 +355,25 @@ def test_an_unexpected_error_is_one_line_saying_it_is_a_bug(capsys, monkeypatch)
     assert 'raise AttributeError("' in err and err.splitlines()[-1].startswith("gru: error: ")
 
 
+def test_a_missing_extra_is_bad_input_naming_what_to_install(capsys, monkeypatch):
+    # Any command whose feature needs an optional package; gru convert is tested on ONNX itself.
+    from gru._extras import require
+    from gru.cli import commands, use
+
+    def needs_keras(args):
+        require("keras", "keras", "predict: building the Keras model")
+
+    monkeypatch.setitem(commands.COMMANDS, "predict", (use.add_predict, needs_keras))
+    monkeypatch.setitem(sys.modules, "keras", None)
+    monkeypatch.delenv("GRU_DEBUG", raising=False)
+    code, out, err = run(capsys, "predict", "--run", "r", "text")
+    assert code == 2 and out == ""  # the user's to fix, not a bug in gru
+    assert err == (
+        "gru: error: predict: building the Keras model needs the 'keras' extra: pip install "
+        "'gru[keras]' (import keras failed: import of keras halted; None in sys.modules)\n"
+    )
+
+
 def test_a_model_too_large_for_memory_is_bad_input_and_writes_nothing(capsys, tmp_path):
     out = tmp_path / "big"
     code, _, err = run(capsys, *ADDING, "--hidden-size", 10_000_000, "--out", out)
@@ -384,6 +414,22 @@ def test_a_seed_out_of_range_is_named(capsys, seed):
         assert f"argument --seed: must be an integer from 0 to 2**63 - 1, got {seed}" in err
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_a_number_that_must_be_positive_and_finite_is_named(capsys, value):
+    # --lr inf passed the option's check and was refused later as "TrainConfig: lr ...",
+    # without naming --lr; --threshold inf flagged nothing without a word.
+    for argv, option in (
+        (ADDING, "--lr"),
+        (["detect", "--run", "r", "--csv", "c.csv"], "--threshold"),
+        (["train", "anomaly"], "--magnitude"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, option, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {option}: must be a finite number > 0, got {float(value)}" in err
+
+
 def test_an_out_below_a_file_is_named(capsys, tmp_path):
     (tmp_path / "good.csv").write_text("a\n1\n")
     code, _, err = run(capsys, *ADDING, "--out", tmp_path / "good.csv" / "sub")
@@ -408,3 +454,49 @@ def test_resuming_a_finished_run_whose_weights_were_deleted_writes_them_again(ca
     assert before.keys() == after.keys()
     for key, value in before.items():
         assert torch.equal(value, after[key]), key
+
+
+# --- threads and compiling ------------------------------------------------------------------------
+
+COMPUTING = (
+    [["train", task] for task in ("adding", "sentiment", "forecast", "textgen", "anomaly")]
+    + [[name] for name in ("predict", "evaluate", "forecast", "generate", "detect", "explain")]
+    + [["compare"]]
+)
+
+
+@pytest.mark.parametrize("argv", COMPUTING, ids=" ".join)
+def test_every_command_that_computes_takes_threads(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert "--threads N" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--threads", "0"])
+    assert exit_info.value.code == 2
+    assert "--threads: must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_threads_reach_torch_and_the_engine_and_are_restored(capsys, tmp_path, monkeypatch):
+    from gru.kernels import recurrence
+
+    seen = []
+    shard_count = recurrence.shard_count
+
+    def spy(B, T, H, threads):
+        seen.append((threads, torch.get_num_threads()))
+        return shard_count(B, T, H, threads)
+
+    monkeypatch.setattr(recurrence, "shard_count", spy)
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    code, _, err = run(capsys, *ADDING, "--threads", wanted, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert seen and set(seen) == {(wanted, wanted)}  # the engine was handed torch's count
+    assert torch.get_num_threads() == before
+
+
+def test_compile_refuses_an_unknown_target(capsys):
+    code, _, err = run(capsys, "compile", "--only", "inference-float16")
+    assert code == 2
+    assert "compile: unknown target 'inference-float16'; valid: inference-float32," in err

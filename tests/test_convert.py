@@ -1,8 +1,14 @@
 """gru.interop.convert and `gru convert`: any supported file to any other, exactly, atomically."""
 
 import itertools
+import json
 import os
+import re
+import sys
 
+os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras on torch, for the whole-model tests
+
+import h5py
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -10,8 +16,11 @@ import torch
 
 import gru
 from checks import assert_close
+from gru._extras import MissingExtra
 from gru.cli import main
 from gru.interop.convert import convert, load_safetensors, read, save_safetensors, write
+from gru.interop.keras import from_keras, load_model
+from gru.interop.onnx import export_onnx, load_onnx
 
 T, B, I, H = 6, 2, 3, 4
 
@@ -245,4 +254,298 @@ def test_a_pt_zip_bomb_is_refused_before_torch_reads_it(tmp_path):
     assert path.stat().st_size < 100_000
     with pytest.raises(ValueError, match=r"read: '.*bomb\.pt': its member 'bomb/data\.pkl' would inflate \d[\d,]* bytes to 67,108,864 \([\d,]+ times, more than 100\): refused as a zip bomb"):  # fmt: skip
         convert(path, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# --- a missing extra ----------------------------------------------------------------------
+
+EXTRA_HINT = r"needs the 'onnx' extra: pip install 'gru\[onnx\]' \(import onnx failed: .+\)$"
+
+
+def test_onnx_without_its_extra_names_the_extra_in_python_and_on_the_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    layer = gru.GRU(I, H)
+    export_onnx(layer, tmp_path / "a.onnx")
+    save_safetensors(layer, tmp_path / "a.safetensors")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    cases = [
+        (lambda: export_onnx(layer, tmp_path / "b.onnx"), r"^export_onnx: writing ONNX "),
+        (lambda: write(layer, tmp_path / "b.onnx"), r"^export_onnx: writing ONNX "),
+        (lambda: load_onnx(tmp_path / "a.onnx"), r"^load_onnx: reading ONNX "),
+        (lambda: read(tmp_path / "a.onnx"), r"^load_onnx: reading ONNX "),
+        (
+            lambda: convert(tmp_path / "a.safetensors", tmp_path / "b.onnx"),
+            r"^convert: writing '.*b\.onnx' \(ONNX\) ",
+        ),
+        (
+            lambda: convert(tmp_path / "a.onnx", tmp_path / "b.safetensors"),
+            r"^convert: reading '.*a\.onnx' \(ONNX\) ",
+        ),
+    ]
+    for call, feature in cases:
+        with pytest.raises(MissingExtra, match=feature + EXTRA_HINT) as error:
+            call()
+        assert isinstance(error.value, ModuleNotFoundError) and error.value.name == "onnx"
+    for source, dest in (("a.safetensors", "b.onnx"), ("a.onnx", "b.safetensors")):
+        assert main(["convert", str(tmp_path / source), str(tmp_path / dest)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("gru: error: convert: "), err
+        assert err.rstrip().endswith("(import onnx failed: import of onnx halted; None in sys.modules)")  # fmt: skip
+        assert "pip install 'gru[onnx]'" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["a.onnx", "a.safetensors"]
+
+
+# --- every constructor setting through .pt and .safetensors -------------------------------
+
+SETTINGS = [
+    {"batch_first": True},
+    {"hidden_size": 7},
+    {"num_layers": 3},
+    {"bidirectional": True},
+    {"bias": False},
+    {"reset_after": False},
+    {"dropout": 0.25, "num_layers": 2},
+    {"layer_norm": True},
+    {"zoneout": 0.1},
+    {"recurrent_dropout": 0.2},
+    {"backend": "torch"},
+    {"dtype": torch.float64},
+    {"batch_first": True, "num_layers": 2, "bidirectional": True, "bias": False, "dropout": 0.5},
+]
+ATTRIBUTES = (
+    "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
+    "reset_after", "layer_norm", "zoneout", "recurrent_dropout", "backend",
+)  # fmt: skip
+
+
+def same_settings(a, b):
+    for key in ATTRIBUTES:
+        assert getattr(a, key) == getattr(b, key), key
+    same_layer(a, b)
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert p.dtype == q.dtype and torch.equal(p, q), name
+
+
+@pytest.mark.parametrize("kw", SETTINGS, ids=lambda kw: ",".join(map(str, kw.items())))
+def test_every_setting_survives_pt_and_safetensors(kw, tmp_path):
+    torch.manual_seed(3)
+    ours = gru.GRU(I, kw.pop("hidden_size", H), **kw)
+    save_safetensors(ours, tmp_path / "a.safetensors")
+    same_settings(load_safetensors(tmp_path / "a.safetensors"), ours)
+    if not ours.reset_after:  # a .pt is read by torch.nn.GRU: refused (tested above)
+        return
+    convert(tmp_path / "a.safetensors", tmp_path / "b.pt")
+    convert(tmp_path / "b.pt", tmp_path / "c.safetensors")
+    same_settings(read(tmp_path / "b.pt"), ours)
+    same_settings(load_safetensors(tmp_path / "c.safetensors"), ours)
+    state = torch.load(tmp_path / "b.pt", weights_only=True)
+    if not ours.layer_norm:  # the settings ride in _metadata, where torch.nn.GRU reads past them
+        D = dict(num_layers=ours.num_layers, bias=ours.bias, bidirectional=ours.bidirectional)
+        theirs = torch.nn.GRU(I, ours.hidden_size, **D, dtype=ours.weight_ih_l0.dtype)
+        theirs.load_state_dict(state)
+        for key, value in ours.state_dict().items():
+            assert torch.equal(theirs.state_dict()[key], value), key
+
+
+def test_a_bare_state_dict_is_read_as_torch_builds_it(tmp_path):
+    torch.manual_seed(4)
+    theirs = torch.nn.GRU(I, H, 2, batch_first=True)  # a state dict cannot say batch_first
+    torch.save(theirs.state_dict(), tmp_path / "theirs.pt")
+    back = read(tmp_path / "theirs.pt")
+    assert not back.batch_first and back.reset_after and back.num_layers == 2
+    ours = gru.GRU(I, H, layer_norm=True)  # its parameters say layer_norm
+    torch.save(ours.state_dict(), tmp_path / "ours.pt")
+    same_settings(read(tmp_path / "ours.pt"), ours)
+
+
+def test_recorded_settings_of_the_wrong_kind_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    ours = gru.GRU(I, H)
+    tensors = {k: v.detach() for k, v in ours.state_dict().items()}
+    metadata = {k: json.dumps(getattr(ours, k)) for k in ATTRIBUTES}
+    for key, value, message in [
+        ("batch_first", "1", r"its recorded batch_first must be a bool, got 1"),
+        ("dropout", '"a"', r"its recorded dropout must be a float, got 'a'"),
+        ("backend", '"gpu"', r"records settings no gru\.GRU has \(GRU: backend must be one of"),
+    ]:
+        save_file(tensors, str(tmp_path / "x.safetensors"), metadata={**metadata, key: value})
+        with pytest.raises(ValueError, match=r"load_safetensors: '.*x\.safetensors': " + message):
+            load_safetensors(tmp_path / "x.safetensors")
+    # A file written before the other settings were recorded reads them as the defaults.
+    first = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
+    old = {k: metadata[k] for k in (*first, "reset_after")}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=old)
+    same_settings(load_safetensors(tmp_path / "old.safetensors"), ours)
+
+    state = ours.state_dict()
+    state._metadata[""]["gru"] = {"batch_first": True, "time_major": True}
+    torch.save(state, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match=r"read: '.*future\.pt': records settings this version of gru does not know: \['time_major'\]"):  # fmt: skip
+        read(tmp_path / "future.pt")
+
+
+# --- whole models: converted whole to ONNX, or refused naming what would be dropped --------
+
+OTHERS = (
+    r"Embedding\(20, 3\), Dropout\(p=0\.1, inplace=False\), "
+    r"Linear\(in_features=4, out_features=1, bias=True\), Sigmoid\(\) besides its GRU layers"
+)
+GRU_ONLY = [
+    ("x.safetensors", "safetensors"),
+    ("x.pt", "PyTorch state dict"),
+    ("x.keras", "Keras 3 archive"),
+    ("x.weights.h5", "Keras 3 weights"),
+]
+
+
+def onnx_output(path, tokens):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["output"], {"input": tokens})[0]
+
+
+def refused_everywhere_but_onnx(source, tmp_path, capsys):
+    for dest, kind in GRU_ONLY:
+        message = rf"write: '.*{re.escape(dest)}': the model holds {OTHERS}, which a {kind} file does not hold; write \.onnx to keep the whole model, or convert the GRU alone with layer=NAME \(gru convert --layer NAME\)$"  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            convert(source, tmp_path / dest)
+        assert main(["convert", str(source), str(tmp_path / dest)]) == 2
+        assert re.fullmatch("gru: error: " + message + "\n", capsys.readouterr().err, re.S)
+        assert not (tmp_path / dest).exists()
+
+
+@pytest.mark.filterwarnings(  # Keras 3.15 on NumPy 2 warns about its own variables
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+def test_a_keras_model_converts_whole_to_onnx_or_is_refused_naming_its_other_layers(
+    tmp_path, capsys
+):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((T,), dtype="int32"),
+            keras.layers.Embedding(20, I, name="embedding"),
+            keras.layers.GRU(H, name="gru"),
+            keras.layers.Dropout(0.1, name="dropout"),
+            keras.layers.Dense(1, activation="sigmoid", name="dense"),
+        ]
+    )
+    rng = np.random.default_rng(5)
+    model.set_weights([(0.5 * rng.normal(size=w.shape)).astype(w.dtype) for w in model.get_weights()])  # fmt: skip
+    tokens = rng.integers(0, 20, size=(B, T))
+    expected = keras.ops.convert_to_numpy(model(tokens.astype("int32")))
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+
+    assert main(["convert", str(tmp_path / "m.keras"), str(tmp_path / "m.onnx")]) == 0
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith(
+            "(ONNX): the whole model, Embedding(20, 3) -> gru.GRU(3, 4, batch_first=True)[last] -> "
+            "Dropout(p=0.1, inplace=False) -> Linear(in_features=4, out_features=1, bias=True) -> "
+            "Sigmoid()"
+        )
+    )
+    assert_close(onnx_output(tmp_path / "m.onnx", tokens), expected, what="whole model via ONNX")
+    refused_everywhere_but_onnx(tmp_path / "m.keras", tmp_path, capsys)
+
+    # A weights file cannot rebuild the other layers (its groups are read in name order); the
+    # whole model's ONNX is not its GRU.
+    with pytest.raises(ValueError, match=r"read: '.*m\.weights\.h5': holds 'dense' \(Dense\), 'dropout' \(Dropout\), 'embedding' \(Embedding\) besides its GRU layers, and a weights file has no configuration to rebuild them from; convert the model's \.keras file, or the GRU alone with layer=NAME"):  # fmt: skip
+        convert(tmp_path / "m.weights.h5", tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match=r"load_onnx: '.*m\.onnx': computes more than GRU layers \(Gather '\w+', MatMul '\w+', Add '\w+', Sigmoid '\w+': 4 nodes\), which reading it as a gru\.GRU would drop"):  # fmt: skip
+        convert(tmp_path / "m.onnx", tmp_path / "x.safetensors")
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.onnx", "m.weights.h5"]
+
+    # The GRU alone when it is named, from the model or from its weights.
+    for source in ("m.keras", "m.weights.h5"):
+        conversion = convert(tmp_path / source, tmp_path / "g.safetensors", layer="gru", overwrite=True)  # fmt: skip
+        assert str(conversion).endswith(": layer 'gru' alone, gru.GRU(3, 4, batch_first=True)")
+        same_layer(read(tmp_path / "g.safetensors"), from_keras(model.get_layer("gru")))
+
+
+def write_keras2(path, layers, *, config=True):
+    """A Keras 2 HDF5 file (the documented layout: model_config, model_weights/layer_names,
+    per layer weight_names) of layers [(name, class_name, config, {weight name: array})]."""
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.15.0"
+        root = f
+        if config:
+            layers_config = [{"class_name": c, "config": {"name": n, **k}} for n, c, k, _ in layers]
+            model_config = {"class_name": "Sequential", "config": {"layers": layers_config}}
+            f.attrs["model_config"] = json.dumps(model_config).encode()
+            root = f.create_group("model_weights")
+        root.attrs["layer_names"] = [n.encode() for n, *_ in layers]
+        for name, _, _, weights in layers:
+            root.create_group(name).attrs["weight_names"] = [w.encode() for w in weights]
+            for weight_name, array in weights.items():
+                root.create_dataset(f"{name}/{weight_name}", data=array)
+
+
+def test_a_keras2_model_converts_whole_to_onnx_or_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    draw = lambda *shape: (0.5 * rng.normal(size=shape)).astype(np.float32)
+    gru_config = {"units": H, "reset_after": True, "return_sequences": False}
+    layers = [
+        (
+            "embedding",
+            "Embedding",
+            {"input_dim": 20, "output_dim": I},
+            {"embedding/embeddings:0": draw(20, I)},
+        ),
+        (
+            "gru",
+            "GRU",
+            gru_config,
+            {
+                f"gru/gru_cell/{n}:0": draw(*s)
+                for n, s in (
+                    ("kernel", (I, 3 * H)),
+                    ("recurrent_kernel", (H, 3 * H)),
+                    ("bias", (2, 3 * H)),
+                )
+            },
+        ),
+        ("dropout", "Dropout", {"rate": 0.1}, {}),
+        (
+            "dense",
+            "Dense",
+            {"units": 1, "activation": "sigmoid"},
+            {"dense/kernel:0": draw(H, 1), "dense/bias:0": draw(1)},
+        ),
+    ]
+    write_keras2(tmp_path / "m.h5", layers)
+    tokens = rng.integers(0, 20, size=(B, T))
+    with torch.no_grad():  # load_model itself is tested against Keras in test_interop_keras
+        expected = load_model(tmp_path / "m.h5")(torch.from_numpy(tokens))
+    assert str(convert(tmp_path / "m.h5", tmp_path / "m.onnx")).startswith(
+        f"converted {tmp_path / 'm.h5'} (Keras 2 HDF5) to {tmp_path / 'm.onnx'} (ONNX): the whole model, Embedding(20, 3)"
+    )
+    assert_close(onnx_output(tmp_path / "m.onnx", tokens), expected, what="Keras 2 model via ONNX")
+    refused_everywhere_but_onnx(tmp_path / "m.h5", tmp_path, capsys)
+    write_keras2(tmp_path / "w.h5", layers, config=False)
+    with pytest.raises(ValueError, match=r"read: '.*w\.h5': holds 'embedding' \(unknown class\), 'dropout' \(unknown class\), 'dense' \(unknown class\) besides its GRU layers, and a weights file has no configuration"):  # fmt: skip
+        convert(tmp_path / "w.h5", tmp_path / "x.onnx")
+
+
+def test_state_dicts_and_safetensors_of_more_than_a_gru_are_refused(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Embedding(20, I), gru.GRU(I, H))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=r"read: '.*model\.pt': is not the state dict of a torch\.nn\.GRU \(no weight_ih_l0 / weight_hh_l0; keys \['0\.weight', '1\.bias_hh_l0'"):  # fmt: skip
+        convert(tmp_path / "model.pt", tmp_path / "x.onnx")
+    state = {**gru.GRU(I, H).state_dict(), "fc.weight": torch.zeros(1, H)}
+    torch.save(state, tmp_path / "extra.pt")
+    with pytest.raises(ValueError, match=r"read: '.*extra\.pt': does not hold the parameters of gru\.GRU\(3, 4\): missing \[\], unexpected \['fc\.weight'\]"):  # fmt: skip
+        convert(tmp_path / "extra.pt", tmp_path / "x.onnx")
+    from safetensors.torch import save_file
+
+    ours = gru.GRU(I, H)
+    save_safetensors(ours, tmp_path / "a.safetensors")
+    metadata = {k: json.dumps(getattr(ours, k)) for k in ATTRIBUTES}
+    save_file(state, str(tmp_path / "extra.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match=r"load_safetensors: '.*extra\.safetensors': does not hold the parameters of gru\.GRU\(3, 4\): missing \[\], unexpected \['fc\.weight'\]"):  # fmt: skip
+        convert(tmp_path / "extra.safetensors", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()

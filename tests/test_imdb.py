@@ -71,6 +71,9 @@ def test_missing_unreadable_and_unknown_paths(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"no reviews in .*empty'; expected \{train,test\}"):
         imdb.load(tmp_path / "empty")
+    # data=123 failed inside pathlib: "expected str, bytes or os.PathLike object, not int".
+    with pytest.raises(TypeError, match=r"data: must be a path, 'sample' or 'keras', got int 123"):
+        imdb.load(123)
 
 
 def test_the_packaged_sample_is_small_balanced_and_cited():

@@ -254,7 +254,7 @@ def test_a_configuration_that_is_not_a_model_is_refused_naming_the_file(tmp_path
                 read(path)
         assert main(["convert", str(path), str(tmp_path / f"out{i}.onnx")]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"gru: error: from_keras: '{path}': ") and "Traceback" not in err
+        assert err.startswith(f"gru: error: read: '{path}': ") and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.glob("out*")) == []
 
 

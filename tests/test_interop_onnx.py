@@ -1,6 +1,7 @@
 """gru.interop.onnx against ONNX Runtime: every exported configuration runs and matches."""
 
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -132,7 +133,7 @@ def test_a_model_containing_grus_exports_and_matches(tmp_path):
         assert_close(output, model(tokens), what="KerasModel through ONNX")
     with pytest.raises(
         ValueError,
-        match=r"load_onnx: '.*model\.onnx': holds 3 GRU nodes and node 1 does not read the output of node 0; only a stack of GRU layers converts",
+        match=r"load_onnx: '.*model\.onnx': computes more than GRU layers \(Gather 'gather_\d+', Slice 'slice_\d+', MatMul 'matmul_\d+', Add 'add_\d+', Relu 'relu_\d+', MatMul 'matmul_\d+', \.\.\.: 7 nodes\), which reading it as a gru\.GRU would drop; only an ONNX model of GRU layers converts to one",
     ):
         load_onnx(path)
 
@@ -161,6 +162,29 @@ def graph_with(node_attrs, *, with_gru=True, tmp_path, name="custom.onnx"):
     path = tmp_path / name
     onnx.save(model, str(path))
     return path
+
+
+def test_gru_nodes_side_by_side_are_not_a_stack(tmp_path):
+    W = numpy_helper.from_array(np.ones((1, 3 * H, I), np.float32), "W")
+    R = numpy_helper.from_array(np.ones((1, 3 * H, H), np.float32), "R")
+    nodes = [
+        helper.make_node("GRU", ["X", "W", "R"], [f"Y{i}", f"Y_h{i}"], hidden_size=H)
+        for i in range(2)
+    ]
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Concat", ["Y0", "Y1"], ["Y"], axis=-1)],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [W, R],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "side.onnx"))
+    with pytest.raises(
+        ValueError,
+        match=r"load_onnx: '.*side\.onnx': holds 2 GRU nodes and node 1 does not read the output of node 0; only a stack of GRU layers converts",
+    ):
+        load_onnx(tmp_path / "side.onnx")
 
 
 def test_load_onnx_reads_a_foreign_default_gru_node(tmp_path):
@@ -221,3 +245,35 @@ def test_bad_onnx_files_and_arguments(tmp_path):
         export_onnx(torch.nn.GRU(I, H), dest)
     assert not dest.exists()
     assert sorted(os.listdir(tmp_path)) == ["relu.onnx", "text.onnx"]  # nothing half-written
+
+
+class LinearOnGRU(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = torch.nn.GRU(I, H, batch_first=True)
+        self.fc = torch.nn.Linear(H, 1)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def test_torch_exports_read_as_their_gru_or_refused_for_what_else_they_compute(tmp_path):
+    # The TorchScript exporter (fast; the dynamo one gives the same verdicts) computes the zero
+    # initial state from the input's shape: Shape, Gather, Expand that are not on the data's way.
+    torch.manual_seed(3)
+    theirs = torch.nn.GRU(I, H, 2, batch_first=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(theirs, (torch.randn(B, T, I),), tmp_path / "gru.onnx", dynamo=False)
+        torch.onnx.export(LinearOnGRU().eval(), (torch.randn(B, T, I),), tmp_path / "fc.onnx", dynamo=False)  # fmt: skip
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "gru.onnx")).graph.node}
+    assert {"Shape", "Gather", "Expand"} <= ops
+    ours = load_onnx(tmp_path / "gru.onnx")
+    assert ours.extra_repr() == "4, 5, num_layers=2, batch_first=True"
+    for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
+        assert torch.equal(p, q), name
+    with pytest.raises(
+        ValueError,
+        match=r"load_onnx: '.*fc\.onnx': computes more than GRU layers \(MatMul '/fc/MatMul', Add '/fc/Add': 2 nodes\), which reading it as a gru\.GRU would drop",
+    ):
+        load_onnx(tmp_path / "fc.onnx")

@@ -99,8 +99,13 @@ def test_out_must_be_new_or_empty_and_resume_needs_it(tmp_path):
         folder(tmp_path).check({})
     with pytest.raises(ValueError, match=r"Tiny.fit: resume=True needs out, the run to resume"):
         runs.RunFolder("tiny", "Tiny.fit", None, resume=True)
-    with pytest.raises(ValueError, match=r"--out: '.*file' already exists and is not empty$"):
+    # A file was "already exists and is not empty; pick a new folder, or continue that run
+    # with --resume": neither a folder nor a run.
+    with pytest.raises(ValueError, match=r"--out: '.*file' is a file, not a folder; pick a new folder$"):  # fmt: skip
         runs.check_new_folder(tmp_path / "run" / "file", "--out:")
+    with pytest.raises(ValueError, match=r"Tiny.fit: out '.*file' is a file, not a folder"):
+        runs.RunFolder("tiny", "Tiny.fit", tmp_path / "run" / "file").check({})
+    assert (tmp_path / "run" / "file").read_text() == "x"
 
 
 def test_resume_must_be_a_run_of_this_task_with_this_config_and_data(tmp_path):

@@ -19,10 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gru import checkpoint
+from gru import GRU, checkpoint
 from gru._io import STOP_IN_WRITE, leftovers
 from gru.training import TrainConfig, TrainingDiverged, fit
 from gru.training.batches import epoch_batches, lr_factor
+from gru.training.warmup import warm_up
 from test_checkpoint import edit_state, finish, scale_lr, step_back
 
 
@@ -53,6 +54,20 @@ def test_fit_reaches_the_known_minimum_of_a_linear_problem():
     assert result.steps == 60 * 8 and result.best_epoch == 60 and not result.stopped_early
     assert torch.allclose(model[0].weight, torch.tensor([[1.0, -2.0, 0.5]]), atol=1e-2)
     assert model[0].bias.item() == pytest.approx(0.25, abs=1e-2)
+
+
+def test_fit_takes_numpy_arrays_as_float32_tensors():
+    """The seeds' Keras habit, model.fit(X, y) on NumPy arrays (float64 here), trains the same
+    as on the float32 tensors of those arrays."""
+    x, y = linear_problem()
+    weights = {}
+    for kind, data in (("numpy", (x.double().numpy(), y.double().numpy())), ("torch", (x, y))):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+        fit(model, F.mse_loss, data, TrainConfig(epochs=2, batch_size=64), quiet=True)
+        weights[kind] = model.state_dict()
+    for name, weight in weights["torch"].items():
+        assert torch.equal(weights["numpy"][name], weight), name
 
 
 def test_quiet_logs_nothing_and_gradients_are_clipped():
@@ -121,6 +136,12 @@ def test_early_stopping_keeps_the_best_epochs_weights():
         ({"eps": 0.0}, r"eps must be a finite number > 0, got 0.0"),
         ({"weight_decay": math.inf}, r"weight_decay must be a finite number ≥ 0, got inf"),
         ({"weight_decay": -0.1}, r"weight_decay must be a finite number ≥ 0, got -0.1"),
+        # From Python, seed=-1 trained (or failed inside NumPy) and 2**70 failed in torch
+        # with "Overflow when unpacking long long", naming nothing.
+        ({"seed": -1}, r"seed must be an int from 0 to 2\*\*63 - 1, got -1"),
+        ({"seed": 2**70}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1180591620717411303424"),
+        ({"seed": 1.5}, r"seed must be an int from 0 to 2\*\*63 - 1, got 1.5"),
+        ({"seed": True}, r"seed must be an int from 0 to 2\*\*63 - 1, got True"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
@@ -417,6 +438,22 @@ def test_weights_that_turn_non_finite_stop_the_run_before_they_are_saved(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_an_epoch_scored_as_not_finite_stops_the_run_before_its_files_are_written(tmp_path):
+    # One step of lr 1e30 leaves weights that are finite but answer inf: `gru train adding
+    # --lr 1e30` exited 0 with a test MSE of Infinity in metrics.json and the report.
+    x, y = linear_problem()
+    checkpoint.save_config(tmp_path, {"task": "toy"})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0))
+    config = TrainConfig(epochs=2, batch_size=256, lr=1e30, clip_grad_norm=None)
+
+    def evaluate(model):
+        return {"val_mse": F.mse_loss(model(x), y).item()}
+
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1, step 1 of 1 .*its val_mse is inf"):  # fmt: skip
+        fit(model, F.mse_loss, (x, y), config, evaluate=evaluate, run_dir=tmp_path, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_run(
     tmp_path, capsys
 ):
@@ -424,8 +461,10 @@ def test_the_command_line_refuses_an_lr_that_cannot_train_and_stops_a_diverging_
 
     tiny = ["train", "sentiment", "--limit", "200", "--num-words", "200", "--maxlen", "20"]
     tiny += ["--hidden-size", "4", "--embedding-dim", "4", "--epochs", "2", "--quiet"]
-    assert main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")]) == 2
-    assert "lr must be a finite number > 0, got inf" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny, "--lr", "inf", "--out", str(tmp_path / "inf")])
+    assert exit_info.value.code == 2
+    assert "argument --lr: must be a finite number > 0, got inf" in capsys.readouterr().err
     assert not (tmp_path / "inf").exists()
     assert main([*tiny, "--lr", "1e30", "--out", str(tmp_path / "huge")]) == 2
     error = capsys.readouterr().err
@@ -444,3 +483,48 @@ def test_a_trained_model_has_a_finite_loss_and_finite_predictions(tmp_path):
     probabilities = SentimentClassifier.load(tmp_path / "run").predict(["a good film", "awful"])
     assert probabilities.shape == (2,) and np.isfinite(probabilities).all()
     assert ((0 < probabilities) & (probabilities < 1)).all()
+
+
+_CALLS: list[tuple[int, bool, bool]] = []  # (id of the module, training, grad enabled)
+
+
+class _Probe(torch.nn.Module):
+    """A GRU with layer norm and a head that notes in _CALLS who ran each forward, and how."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = GRU(3, 8, batch_first=True, layer_norm=True, recurrent_dropout=0.2)
+        self.head = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        _CALLS.append((id(self), self.training, torch.is_grad_enabled()))
+        return self.head(self.rnn(x)[0][:, -1]).squeeze(-1)
+
+
+def test_the_warm_up_changes_neither_the_model_nor_the_random_numbers():
+    """The engine compiles on a copy; the model, its gradients and the RNG are untouched."""
+    torch.manual_seed(0)
+    model = _Probe()
+    x, y = torch.randn(6, 5, 3), torch.randn(6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    warm_up(model, F.mse_loss, (x, y), batch_size=4)
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in model.parameters())
+    assert model.training
+
+
+def test_fit_warms_up_on_a_copy_before_its_first_step():
+    """Training and inference both run once on a copy before the model's first step, so the
+    progress bar's clock starts after the compile."""
+    torch.manual_seed(0)
+    model = _Probe()
+    x, y = torch.randn(8, 5, 3), torch.randn(8)
+    _CALLS.clear()
+    fit(model, F.mse_loss, (x, y), TrainConfig(epochs=1, batch_size=4), quiet=True)
+    copy_id = _CALLS[0][0]
+    assert copy_id != id(model)
+    assert _CALLS[:2] == [(copy_id, True, True), (copy_id, False, False)]
+    assert _CALLS[2:] == [(id(model), True, True)] * 2  # the two steps of the epoch

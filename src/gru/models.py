@@ -27,10 +27,12 @@ from gru.nn import GRU
 
 __all__ = [
     "FORECASTERS",
+    "POOLINGS",
     "CharLM",
     "GRUForecaster",
     "LayerFactory",
     "SegRNN",
+    "SequenceModel",
     "SequenceRegressor",
     "TextClassifier",
     "batched_predict",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 FEATURES = ("last", "pool")
+POOLINGS = ("last", "mean", "max", "mean_max")
 
 # (input_size, hidden_size, **options) -> a batch-first layer returning (output, state).
 LayerFactory = Callable[..., nn.Module]
@@ -148,6 +151,46 @@ class SequenceRegressor(nn.Module):
         h_n = final_state(state)  # (L, B, H)
         y = self.head(h_n[-1])  # (B, output_size)
         return y.squeeze(-1) if y.shape[-1] == 1 else y
+
+
+class SequenceModel(nn.Module):
+    """x (B, T, I) -> `gru.GRU` -> pooled over time -> dropout -> Linear -> (B, output_size):
+    the model of `gru.GRURegressor` and `gru.GRUClassifier`. ``pooling`` is what the head reads
+    of the last layer: "last", its final state (D·H values, both directions'); "mean" or "max"
+    of its outputs over time; "mean_max", both (2·D·H). With ``lengths`` (B,) in [1, T] the
+    batch is cut to its longest sequence, the GRU stops at each length and the pooling reads no
+    padding. ``options`` go to `gru.GRU` (``bidirectional``, ``reset_after``, ``backend``...).
+    """
+
+    def __init__(
+        self, input_size: int, hidden_size: int, output_size: int, *, pooling: str = "last",
+        dropout: float = 0.0, num_layers: int = 1, **options,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"SequenceModel: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling, self.directions = pooling, 2 if options.get("bidirectional") else 1
+        layer_dropout = dropout if num_layers > 1 else 0.0
+        self.rnn = GRU(input_size, hidden_size, num_layers, True, True, layer_dropout, **options)
+        width = self.directions * hidden_size * (2 if pooling == "mean_max" else 1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(width, output_size)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if lengths is not None:
+            x = x[:, : int(lengths.max())]  # (B, T, I) with T the longest length
+        out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D·H), (L·D, B, H)
+        B, T = out.shape[:2]
+        if self.pooling == "last":
+            features = h_n[-self.directions :].transpose(0, 1).reshape(B, -1)  # (B, D·H)
+        else:
+            steps = lengths.to(out) if lengths is not None else out.new_full((B,), T)
+            valid = (torch.arange(T, device=out.device) < steps.unsqueeze(1)).unsqueeze(-1)
+            mean = out.sum(dim=1) / steps.unsqueeze(1)  # (B, D·H): outputs past a length are 0
+            top = out.masked_fill(~valid, float("-inf")).amax(dim=1)  # (B, D·H)
+            pooled = {"mean": [mean], "max": [top], "mean_max": [mean, top]}[self.pooling]
+            features = torch.cat(pooled, dim=-1)  # (B, D·H) or (B, 2·D·H)
+        return self.head(self.dropout(features))  # (B, output_size)
 
 
 class TextClassifier(nn.Module):

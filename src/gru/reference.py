@@ -40,6 +40,7 @@ import numpy as np
 
 __all__ = [
     "GATES",
+    "GATE_ORDERS",
     "LN_EPS",
     "GRUCache",
     "GRUGradients",
@@ -65,6 +66,17 @@ __all__ = [
 
 GATES = ("r", "z", "n")
 """Order of the gate blocks along the 3H axis of every packed weight and bias."""
+
+GATE_ORDERS: dict[str, tuple[str, str, str]] = {
+    "gru": GATES,
+    "torch": ("r", "z", "n"),
+    "keras": ("z", "r", "n"),
+    "onnx": ("z", "r", "n"),
+}
+"""Order of the gate blocks along the 3H axis, per framework: the one gate-order table (Keras and
+ONNX call n the candidate h). It lives here, the lowest layer, so that `gru.interop.layout`
+(which converts weights with it, as ``ORDER``) and `gru.ops.export` (which writes ONNX nodes
+from inside the layer) read the same table."""
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:

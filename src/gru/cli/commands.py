@@ -12,7 +12,7 @@ import traceback
 import warnings
 
 from gru import __version__
-from gru.cli import tools, train, use
+from gru.cli import compiling, options, tools, train, use
 
 __all__ = ["COMMANDS", "main", "parser"]
 
@@ -33,6 +33,7 @@ COMMANDS = {
     "train": (add_train, None),
     **use.COMMANDS,
     "compare": tools.COMMANDS["compare"],
+    "compile": (compiling.add, compiling.run),
 }
 
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():  # both restored when the command ends
+        with warnings.catch_warnings(), options.threads(args):  # all restored at the end
             warnings.simplefilter("default", UserWarning)  # what gru warns of, once each
             warnings.showwarning = _show_warning
             return args.handler(args)
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _explain(error: Exception) -> tuple[int, str]:
     """(exit code, the line that tells what failed) of an error that ended a command."""
+    from gru._extras import MissingExtra
     from gru.models import out_of_memory
 
     asked = out_of_memory(error)
@@ -91,6 +93,8 @@ def _explain(error: Exception) -> tuple[int, str]:
         return BAD_INPUT, f"{error.strerror}: {error.filename!r}"  # without "[Errno N]"
     if isinstance(error, OSError) and error.strerror and error.errno is not None:
         return BAD_INPUT, error.strerror
+    if isinstance(error, MissingExtra):  # an optional package to install, named by its extra
+        return BAD_INPUT, str(error)
     if isinstance(error, ValueError | TypeError | OSError):  # FileNotFoundError is an OSError
         return BAD_INPUT, str(error)
     return BUG, (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ __all__ = [
     "add_overwrite",
     "add_run_on_csv",
     "add_series_options",
+    "add_threads",
     "add_training_options",
     "count",
     "default_out",
@@ -26,6 +28,7 @@ __all__ = [
     "positive_int",
     "ran",
     "seed",
+    "threads",
     "train_config",
     "write_csv",
 ]
@@ -45,8 +48,8 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    if not 0 < value < math.inf:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return value
 
 
@@ -71,6 +74,29 @@ def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
         help=f"replace {what} if it exists (it is never one of the command's inputs); without "
         "it an existing file is refused",
     )
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """--threads N of every command that computes (read by `threads`)."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="compute on N threads, torch's and the CPU engine's (default: one per core); "
+        "on a machine other programs keep busy, fewer threads are often faster",
+    )
+
+
+def threads(args):
+    """The context a command runs in: on --threads N threads when given (`gru.ops.threads`),
+    torch's and the engine's thread counts restored after it."""
+    import contextlib
+
+    if getattr(args, "threads", None) is None:
+        return contextlib.nullcontext()
+    from gru.ops.threads import threads as computing_on
+
+    return computing_on(args.threads)
 
 
 # --- gru train TASK ------------------------------------------------------------------------------
@@ -127,6 +153,7 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
         help="where to train; under torchrun, cuda gives each process its own GPU (default cpu)",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    add_threads(group)
 
 
 def add_series_options(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gru.cli.options import OVERWRITE, add_overwrite, default_out, overlay, positive_int, seed
+from gru.cli.options import (
+    OVERWRITE,
+    add_overwrite,
+    add_threads,
+    default_out,
+    overlay,
+    positive_int,
+    seed,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -18,7 +26,9 @@ def add_convert(commands):
         "file's extension: .keras, .weights.h5, .h5 (Keras 2, read only), .onnx, .safetensors, "
         ".pt (a torch.nn.GRU state dict, loaded without pickle). Both conventions convert "
         "exactly; DEST is written atomically, never over SOURCE, and an existing DEST only with "
-        "--overwrite.",
+        "--overwrite. A Keras model with other layers (Embedding, Dense, Dropout) converts whole "
+        "to .onnx; the other formats hold GRU layers only and refuse it, naming the layers they "
+        "lack (--layer NAME converts that GRU alone). ONNX files need the 'onnx' extra.",
     )
     convert.add_argument("source", metavar="SOURCE", help="file to read")
     convert.add_argument("dest", metavar="DEST", help="file to write")
@@ -77,9 +87,7 @@ def add_compare(commands):
         "--etth1-stride", type=positive_int, help="train on every n-th ETTh1 window (1)"
     )
     compare.add_argument("--seed", type=seed, default=0, help="seed of every random choice (0)")
-    compare.add_argument(
-        "--threads", type=positive_int, help="torch threads (default: torch's choice)"
-    )
+    add_threads(compare)
     compare.add_argument("--quiet", action="store_true", help="print only the table")
     return compare
 
@@ -89,12 +97,8 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def compare(args) -> int:
-    import torch
-
     from gru.tasks import compare as comparison
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tasks = _names(args.task_names)
     if tasks is None:
         tasks = ["adding-100", "adding-400"]

@@ -10,6 +10,7 @@ from gru.cli.options import (
     add_output_options,
     add_overwrite,
     add_run_on_csv,
+    add_threads,
     output_paths,
     positive_float,
     positive_int,
@@ -33,6 +34,7 @@ def add_predict(commands):
     predict.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label")
     predict.add_argument("--file", metavar="FILE", help="a UTF-8 file with one text per line")
+    add_threads(predict)
     return predict
 
 
@@ -47,6 +49,8 @@ def _lines(file: str) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"--file: cannot read {str(path)!r} as UTF-8 text: {error}") from None
+    if not lines:
+        raise ValueError(f"--file: {str(path)!r} is empty; give one text per line")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise ValueError(f"--file: line {number} of {str(path)!r} is empty")
@@ -82,6 +86,7 @@ def add_evaluate(commands):
     )
     evaluate.add_argument("--text-column", default="text", help="CSV column of the texts")
     evaluate.add_argument("--label-column", default="label", help="CSV column of the labels")
+    add_threads(evaluate)
     return evaluate
 
 
@@ -111,6 +116,7 @@ def add_forecast(commands):
     )
     add_run_on_csv(forecast, "forecast", run="a forecast run folder", csv="the series to continue")
     add_output_options(forecast, writes="the forecast goes, its plot")
+    add_threads(forecast)
     return forecast
 
 
@@ -159,6 +165,7 @@ def add_generate(commands):
         "--top-k", type=positive_int, help="draw only among the K likeliest characters"
     )
     generate.add_argument("--seed", type=seed, help="the same seed writes the same text")
+    add_threads(generate)
     return generate
 
 
@@ -191,6 +198,7 @@ def add_detect(commands):
         help="flag scores beyond this (default: the one chosen on validation data)",
     )
     add_output_options(detect, writes="the flagged points go, the plot")
+    add_threads(detect)
     return detect
 
 
@@ -234,6 +242,7 @@ def add_explain(commands):
         "--out", metavar="FILE.html", help="where the page goes (default: RUN_DIR/explain.html)"
     )
     add_overwrite(explain, "the page and its PNG files")
+    add_threads(explain)
     return explain
 
 

@@ -217,6 +217,10 @@ def load(
     ``log`` (a function of one string) hears where the data and the word index came from.
     """
     say = log or (lambda message: None)
+    if not isinstance(data, str | os.PathLike):
+        raise TypeError(
+            f"data: must be a path, 'sample' or 'keras', got {type(data).__name__} {data!r}"
+        )
     if str(data) == "sample":
         splits, index = read_sample()
         return SentimentData(splits["train"], splits["test"], index, "keras", "sample", raw=False)

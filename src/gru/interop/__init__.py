@@ -8,5 +8,7 @@ keras_config.py  the Keras settings that convert exactly, and the configs writte
 keras_files.py   .keras, .weights.h5 and Keras 2 .h5 files, read and written
 modules.py       GoBackwards, Recurrent, KerasModel: what converted models are made of
 onnx.py          gru.GRU and KerasModel ↔ the ONNX GRU operator
-convert.py       one GRU from any of these files to any other (``gru convert``)
+onnx_graph.py    what an ONNX graph computes besides its GRU nodes (refused when read)
+convert.py       a GRU from any of these files to any other, a whole Keras model to ONNX
+                 (``gru convert``)
 """

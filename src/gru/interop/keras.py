@@ -63,6 +63,7 @@ __all__ = [
     "keras_to_packed",
     "load_model",
     "packed_to_keras",
+    "read_keras",
     "save_keras",
     "to_keras_weights",
 ]
@@ -397,6 +398,26 @@ def load_model(path) -> KerasModel:
             "a .keras archive or a Keras 2 .h5 model (use from_keras for a single GRU)"
         )
     with malformed(where):
+        return _model(layers, where)
+
+
+def read_keras(path, *, layer: str | None = None, owner: str = "read"):
+    """The whole of what a Keras file computes, never less: with ``layer``, that GRU layer
+    (`from_keras`); else a file of GRU layers only as `from_keras` reads it, and a model with
+    any other layer (Embedding, Dense, Dropout) as a `KerasModel` (`load_model`). A weights
+    file holds no configuration to rebuild other layers from: with any, it is refused, naming
+    them. ``owner`` names the caller in messages."""
+    layers, configured, where = read_file(path, owner)
+    others = [f"{c.name!r} ({c.kind})" for c in layers if c.kind not in _RECURRENT]
+    with malformed(where):
+        if layer is not None or not others:
+            return _build(_select(layers, layer, where, None), where)
+        if not configured:
+            raise ValueError(
+                f"{where}: holds {', '.join(others)} besides its GRU layers, and a weights "
+                "file has no configuration to rebuild them from; convert the model's .keras "
+                "file, or the GRU alone with layer=NAME (gru convert --layer NAME)"
+            )
         return _model(layers, where)
 
 

@@ -238,17 +238,19 @@ def _keras3_weights(root, where: str) -> dict[str, tuple[str, list]]:
 
 
 def _keras3_weights_only(root, where: str) -> list[KerasLayer]:
-    """The GRU layers of a Keras 3 ``.weights.h5`` file, which holds no configuration.
+    """The layers of a Keras 3 ``.weights.h5`` file, which holds no configuration: its GRU
+    layers, then the others (so that a reader can name what it leaves out).
 
-    Keras names each layer's group after its class (``gru``, ``gru_1``, ``bidirectional``), so
-    that is what tells a GRU here; the groups come in the order Keras numbered them.
+    Keras names each layer's group after its class (``gru``, ``gru_1``, ``bidirectional``,
+    ``dense``), so that is what tells a GRU here, and the kind of the others (``Dense``); the
+    GRU groups come in the order Keras numbered them.
     """
 
     def number(key: str) -> int:
         tail = key.rsplit("_", 1)[-1]
         return int(tail) if "_" in key and tail.isdigit() else 0
 
-    layers = []
+    layers, others = [], []
     for name, (key, arrays) in _keras3_weights(root, where).items():
         if re.fullmatch(r"gru(_\d+)?", key):
             layers.append((number(key), 0, KerasLayer(name, "GRU", {}, arrays)))
@@ -256,7 +258,10 @@ def _keras3_weights_only(root, where: str) -> list[KerasLayer]:
             arrays[: len(arrays) // 2]
         ):
             layers.append((number(key), 1, KerasLayer(name, "Bidirectional", {}, arrays)))
-    return [layer for *_, layer in sorted(layers, key=lambda item: item[:2])]
+        else:
+            kind = "".join(word.title() for word in re.sub(r"_\d+$", "", key).split("_"))
+            others.append(KerasLayer(name, kind, {}, arrays))
+    return [layer for *_, layer in sorted(layers, key=lambda item: item[:2])] + others
 
 
 def _looks_like_gru(arrays: list) -> bool:
@@ -293,13 +298,15 @@ def _legacy_weights(root, where: str) -> dict[str, list[tuple[str, np.ndarray]]]
 
 def _legacy_layers(h5, where: str) -> tuple[list[KerasLayer], bool]:
     """The layers of a Keras 2 ``.h5`` file (a whole model or save_weights), and whether it has
-    the model's configuration. Without one, a GRU is told by its weights' names and shapes."""
+    the model's configuration. Without one, a GRU is told by its weights' names and shapes, and
+    the other layers follow the GRU layers, of an unknown class (so that a reader can name what
+    it leaves out)."""
     weights = _legacy_weights(h5["model_weights"] if "model_weights" in h5 else h5, where)
     if "model_config" in h5.attrs:
         model_config = _model_config(_text(h5.attrs["model_config"]), f"{where}: model_config")
         plain = {name: [a for _, a in arrays] for name, arrays in weights.items()}
         return _model_layers(model_config, where, plain), True
-    layers = []
+    layers, others = [], []
     for name, arrays in weights.items():
         names = [n for n, _ in arrays]
         values = [a for _, a in arrays]
@@ -308,7 +315,9 @@ def _legacy_layers(h5, where: str) -> tuple[list[KerasLayer], bool]:
             layers.append(KerasLayer(name, "Bidirectional", {}, values))
         elif _looks_like_gru(values) and any("recurrent_kernel" in n for n in names):
             layers.append(KerasLayer(name, "GRU", {}, values))
-    return layers, False
+        else:
+            others.append(KerasLayer(name, "unknown class", {}, values))
+    return layers + others, False
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gru.nn import GRU, convert
-from gru.reference import GATES
+from gru.reference import GATE_ORDERS
 
 __all__ = [
     "ORDER",
@@ -41,13 +41,9 @@ __all__ = [
     "reorder",
 ]
 
-ORDER: dict[str, tuple[str, str, str]] = {
-    "gru": GATES,  # ("r", "z", "n"), the packing of gru.GRU
-    "torch": ("r", "z", "n"),
-    "keras": ("z", "r", "n"),
-    "onnx": ("z", "r", "n"),
-}
-"""Order of the gate blocks along the 3H axis, per framework."""
+ORDER: dict[str, tuple[str, str, str]] = GATE_ORDERS
+"""Order of the gate blocks along the 3H axis, per framework (the table is
+`gru.reference.GATE_ORDERS`, where `gru.ops.export` reads it too)."""
 
 
 def reorder(array: np.ndarray, source: str, target: str, axis: int = 0) -> np.ndarray:

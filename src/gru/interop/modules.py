@@ -88,6 +88,15 @@ class KerasModel(nn.Sequential):
         super().__init__(*steps)
         self.mask_zero = bool(mask_zero)
 
+    def describe(self) -> str:
+        """The steps in one line, as ``Embedding(100, 8) -> gru.GRU(8, 16, batch_first=True)
+        -> Linear(in_features=16, out_features=1, bias=True) -> Sigmoid()``."""
+        return " -> ".join(_describe(step) for step in self)
+
+    def besides_gru(self) -> list[str]:
+        """The steps that are not GRU layers, described as in `describe`."""
+        return [_describe(step) for step in self if not isinstance(step, Recurrent)]
+
     def forward(self, input: Tensor) -> Tensor:
         if not self.mask_zero:
             return super().forward(input)
@@ -105,3 +114,11 @@ class KerasModel(nn.Sequential):
             else:
                 x = step(x)
         return x
+
+
+def _describe(step: nn.Module) -> str:
+    if isinstance(step, Recurrent):
+        inner = f"gru.GRU({step.gru.extra_repr()})"
+        inner = f"GoBackwards({inner})" if isinstance(step.layer, GoBackwards) else inner
+        return inner if step.return_sequences else f"{inner}[last]"
+    return f"{type(step).__name__}({step.extra_repr()})"

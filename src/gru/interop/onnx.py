@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gru._extras import require
 from gru._io import atomic_write
 from gru.interop.layout import (
     gru_from_packed,
@@ -36,6 +37,7 @@ from gru.interop.layout import (
     refuse_variants,
 )
 from gru.interop.modules import GoBackwards, KerasModel, Recurrent
+from gru.interop.onnx_graph import extra_computation
 from gru.nn import GRU
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "load_onnx"]
@@ -46,15 +48,21 @@ had its current meaning since opset 7; opset 13 fixed Softmax's axis semantics).
 _MIN_OPSET = 13
 _ACTIVATIONS = {nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh", nn.ReLU: "Relu"}
 _PASS_THROUGH = ("Transpose", "Reshape", "Squeeze", "Identity")
+_WRITING, _READING = "export_onnx: writing ONNX", "load_onnx: reading ONNX"
+
+
+def _onnx(feature: str):
+    """The onnx package, or `gru._extras.MissingExtra` naming the 'onnx' extra."""
+    return require("onnx", "onnx", feature)
 
 
 class _Graph:
     """Nodes, initializers and unique names of the graph being written."""
 
     def __init__(self) -> None:
-        from onnx import helper, numpy_helper
-
-        self.helper, self.numpy_helper = helper, numpy_helper
+        onnx = _onnx(_WRITING)
+        self.helper, self.numpy_helper = onnx.helper, onnx.numpy_helper
+        self.TensorProto = onnx.TensorProto
         self.nodes, self.initializers = [], []
         self.count = 0
 
@@ -117,9 +125,7 @@ def _check_gru(owner: str, gru: GRU) -> None:
 
 
 def _export_gru(g: _Graph, gru: GRU, lengths: bool, initial_state: bool):
-    from onnx import TensorProto
-
-    helper = g.helper
+    helper, TensorProto = g.helper, g.TensorProto
     D = 2 if gru.bidirectional else 1
     LD = gru.num_layers * D
     x_dims = (
@@ -176,9 +182,7 @@ def _recurrent_step(g: _Graph, step: Recurrent, x: str, dims: list) -> tuple[str
 
 def _export_keras_model(g: _Graph, model: KerasModel):
     """A `KerasModel` chain: Gather for Embedding, GRU nodes, MatMul + Add for Linear."""
-    from onnx import TensorProto
-
-    helper = g.helper
+    helper, TensorProto = g.helper, g.TensorProto
     if model.mask_zero:
         raise ValueError(
             "export_onnx: this KerasModel masks token 0 (Keras mask_zero=True), which the "
@@ -236,9 +240,9 @@ def export_onnx(
     ``lengths=True`` (the layer's ``lengths=``), ``h0`` (L·D, B, H) when
     ``initial_state=True``, and its outputs ``output`` and ``h_n``, as `gru.GRU.forward`.
     A KerasModel takes ``input`` (token ids (B, T) or features (B, T, I)) and gives ``output``.
-    The model passes ``onnx.checker.check_model``.
+    The model passes ``onnx.checker.check_model``. Needs the 'onnx' extra.
     """
-    import onnx
+    onnx = _onnx(_WRITING)
 
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not _MIN_OPSET <= opset <= newest:
@@ -276,8 +280,7 @@ def export_onnx(
 
 
 def _attributes(node) -> dict:
-    from onnx import helper
-
+    helper = _onnx(_READING).helper
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -312,7 +315,9 @@ def load_onnx(path) -> GRU:
     Constants. ``batch_first`` is True when the first node has layout=1 or reads a graph input
     through a (1, 0, 2) Transpose. Raises ValueError for a file that is not ONNX, a model
     without a GRU node, or attributes gru.GRU does not compute (clip, other activations,
-    direction="reverse").
+    direction="reverse"), and for a model that computes more than its GRU layers (an
+    embedding, a dense layer, ...: see `gru.interop.onnx_graph`), which one `gru.GRU` would
+    cut down. Needs the 'onnx' extra.
     """
     graph, where = _read_graph(path)
     values, producers = _values_and_producers(graph)
@@ -320,6 +325,13 @@ def load_onnx(path) -> GRU:
     if not nodes:
         ops = sorted({node.op_type for node in graph.node})
         raise ValueError(f"{where}: has no GRU node (its operators: {', '.join(ops)})")
+    extra = extra_computation(graph, values)
+    if extra:
+        raise ValueError(
+            f"{where}: computes more than GRU layers ({', '.join(extra[:6])}"
+            f"{', ...' if len(extra) > 6 else ''}: {len(extra)} nodes), which reading it as a "
+            "gru.GRU would drop; only an ONNX model of GRU layers converts to one"
+        )
     layers = []
     for index, node in enumerate(nodes):
         attrs, W, R, B = _node_weights(where, node, values)
@@ -343,8 +355,7 @@ def load_onnx(path) -> GRU:
 
 def _read_graph(path) -> tuple:
     """(the graph of the ONNX model at ``path``, the file's name for errors), checked to be one."""
-    import onnx
-
+    onnx = _onnx(_READING)
     path = Path(path)
     where = f"load_onnx: {str(path)!r}"
     if path.is_dir():
@@ -364,8 +375,7 @@ def _read_graph(path) -> tuple:
 
 def _values_and_producers(graph) -> tuple[dict, dict]:
     """({name: array} of every initializer and Constant, {tensor name: the node computing it})."""
-    from onnx import numpy_helper
-
+    numpy_helper = _onnx(_READING).numpy_helper
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producers = {}
     for node in graph.node:

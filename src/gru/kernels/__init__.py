@@ -8,18 +8,21 @@ The entry points take and return a layer's arrays as the layer stores them (gate
     pack / step                            one step of a stack of layers (`gru.kernels.stream`)
     min_gru_step                           one step of a minGRU stack (`gru.kernels.mingru`)
     blas.bind(library)                     give the engine a BLAS for large hidden sizes
+    bf16.forward                           a layer without gradients with bfloat16 products
+                                           (float32 gates and state), on a bound bf16 GEMM
 
 Inside: `layer` (the GEMMs around the loop), `padding` (the width and the bias convention),
 `recurrence` (the time loop: rows or BLAS, sharded over threads), `small` (small layers in
-one call), `rows` / `variants` / `blas` (the compiled loops), `products` (their vector–matrix
-products and scratch), `activations` (σ and tanh in float32, with their accuracy).
+one call), `rows` / `variants` / `blas` / `bf16` (the compiled loops), `products` (their
+vector–matrix products and scratch), `activations` (σ and tanh in float32, with their
+accuracy).
 """
 
 import hashlib
 import os
 from pathlib import Path
 
-from gru.kernels import blas, rows
+from gru.kernels import bf16, blas, rows
 from gru.kernels.layer import (
     Matmul,
     VariantState,
@@ -74,6 +77,7 @@ __all__ = [
     "VariantState",
     "backward",
     "backward_variants",
+    "bf16",
     "blas",
     "forward",
     "forward_variants",

@@ -7,6 +7,11 @@ loop stays compiled (no Python per step) and the code stays cacheable on disk. W
 fast BLAS (``gru.ops`` binds the MKL that torch carries) calls `bind` once; until then
 `available()` is False and the row kernels serve every size.
 
+bfloat16: where the library also exports MKL's ``gemm_bf16bf16f32_`` (the arguments of
+``sgemm_``, with A and B bfloat16 stored as 16-bit integers and alpha, beta and C float32:
+bf16 products, float32 accumulation), `bind` registers it too and `bf16_available()` is True;
+`gemm_bf16` calls it from compiled code, and `gru.kernels.bf16` runs its layers on it.
+
 Shapes and the meaning of every array are those of `gru.kernels.rows`.
 """
 
@@ -27,16 +32,28 @@ from gru.kernels.variants import gates_before_n as gates_before_n_v
 from gru.kernels.variants import gates_before_rz as gates_before_rz_v
 from gru.kernels.variants import layer_norm_backward_row, layer_norm_row
 
-__all__ = ["available", "backward", "backward_variants", "bind", "forward", "forward_variants"]
+__all__ = [
+    "available",
+    "backward",
+    "backward_variants",
+    "bf16_available",
+    "bind",
+    "forward",
+    "forward_variants",
+    "gemm_bf16",
+]
 
 _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a pointer
 _sgemm = types.ExternalFunction("gru_kernels_sgemm", _SIGNATURE)
 _dgemm = types.ExternalFunction("gru_kernels_dgemm", _SIGNATURE)
+_gemm_bf16 = types.ExternalFunction("gru_kernels_gemm_bf16", _SIGNATURE)
 _bound: list[str] = []
+_bound_bf16: list[str] = []
 
 
 def bind(library: str | os.PathLike) -> bool:
-    """Use the ``sgemm_`` and ``dgemm_`` of a shared library; False if it has none."""
+    """Use the ``sgemm_`` and ``dgemm_`` of a shared library; False if it has none. Its
+    ``gemm_bf16bf16f32_``, where it has one, is bound too (see `bf16_available`)."""
     try:
         lib = ctypes.CDLL(os.fspath(library))
         sgemm, dgemm = lib.sgemm_, lib.dgemm_
@@ -45,12 +62,21 @@ def bind(library: str | os.PathLike) -> bool:
     llvm.add_symbol("gru_kernels_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
     llvm.add_symbol("gru_kernels_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
     _bound[:] = [os.fspath(library)]
+    bf16 = getattr(lib, "gemm_bf16bf16f32_", None)
+    if bf16 is not None:
+        llvm.add_symbol("gru_kernels_gemm_bf16", ctypes.cast(bf16, ctypes.c_void_p).value)
+        _bound_bf16[:] = [os.fspath(library)]
     return True
 
 
 def available() -> bool:
     """Whether `bind` has given the kernels a BLAS."""
     return bool(_bound)
+
+
+def bf16_available() -> bool:
+    """Whether `bind` has given the kernels a bfloat16 GEMM (``gemm_bf16bf16f32_``)."""
+    return bool(_bound_bf16)
 
 
 _JIT = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
@@ -95,6 +121,40 @@ def _gemm(args, scalars, transposed_w, m, n, k, w, w_offset, ldw, x, ldx, beta, 
         _sgemm(*call)
     else:
         _dgemm(*call)
+
+
+@njit(**_JIT)
+def gemm_bf16(
+    args, scalars, transposed_w, m, n, k, w, w_offset, ldw, x, ldx, beta, c, c_offset, ldc
+):
+    """`_gemm` with w and x bfloat16 (uint16 arrays of their bits; offsets in elements), c and
+    ``scalars`` float32: ``c[:, :m] = x[:, :k] @ op(w)`` (+ beta·c), accumulated in float32."""
+    args[0] = ord("T") if transposed_w else ord("N")
+    args[1] = ord("N")
+    args[2] = m
+    args[3] = n
+    args[4] = k
+    args[5] = ldw
+    args[6] = ldx
+    args[7] = ldc
+    scalars[0] = 1.0
+    scalars[1] = beta
+    p = args.ctypes.data
+    _gemm_bf16(
+        p,
+        p + 4,
+        p + 8,
+        p + 12,
+        p + 16,
+        scalars.ctypes.data,
+        w.ctypes.data + w_offset * 2,
+        p + 20,
+        x.ctypes.data,
+        p + 24,
+        scalars.ctypes.data + 4,
+        c.ctypes.data + c_offset * 4,
+        p + 28,
+    )
 
 
 @njit(**_JIT)

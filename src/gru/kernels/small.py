@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from gru.kernels import rows
+from gru.kernels.compiling import first_use
 from gru.kernels.padding import fold_biases
 from gru.kernels.products import ENTRY, STACK_HIDDEN
 from gru.kernels.recurrence import lengths_array, shard_count, uses_blas
@@ -35,7 +36,7 @@ def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool
 
 
 @njit(**ENTRY)
-def _forward_small(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after):
+def _forward_small(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, save, start):
     T, B, I = x.shape
     H = w_hh.shape[1]
     w_ih_t = np.ascontiguousarray(w_ih.T)  # (I, 3H): the projection's inner loop runs over 3H
@@ -53,7 +54,7 @@ def _forward_small(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after):
     h_n = np.empty((B, H), x.dtype)
     unused = np.empty((1, 1, 1), x.dtype)
     rows.forward_rows(
-        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, False, out, h_n, unused, 0, B
+        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, unused, start, B
     )
     return out, h_n
 
@@ -70,7 +71,7 @@ def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=Tr
     H = w_hh.shape[1]
     dtype = x.dtype
     b_x, b_hn = fold_biases(b_ih, b_hh, reset_after, dtype)
-    return _forward_small(
+    arrays = (
         np.ascontiguousarray(x),
         np.ascontiguousarray(w_ih, dtype=dtype),
         np.ascontiguousarray(w_hh, dtype=dtype),
@@ -78,6 +79,8 @@ def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=Tr
         np.zeros(H, dtype) if b_hn is None else np.ascontiguousarray(b_hn),
         np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
         lengths_array(lengths, T, B),
-        bool(reverse),
-        bool(reset_after),
     )
+    # save (False) and the first row (0) are passed in, not written as constants in the
+    # compiled call: constants there would compile `rows.forward_rows` a second time for them.
+    with first_use(("small", dtype), "inference"):
+        return _forward_small(*arrays, bool(reverse), bool(reset_after), False, 0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gru.kernels.compiling import first_use, ready
 from gru.kernels.padding import fold_biases
 from gru.kernels.rows import step_stack
 
@@ -62,9 +63,13 @@ def pack(layers, batch_size: int, *, reset_after: bool, dtype) -> PackedStack:
     work = np.zeros(2 * L * B * H + 8 * B * H, dtype)  # h, outputs, then scratch
     state = work[: L * B * H].reshape(L, B, H)
     output = work[L * B * H : 2 * L * B * H].reshape(L, B, H)[-1]
-    return PackedStack(
-        np.concatenate(blocks), work, np.asarray(layout, np.int64), state, output, reset_after
-    )
+    weights, layout = np.concatenate(blocks), np.asarray(layout, np.int64)
+    key = ("step", np.dtype(dtype))
+    if not ready(key):  # compile the step where a stream starts, not inside its first step
+        with first_use(key, "streaming"):
+            x = np.zeros((B, layers[0][0].shape[1]), dtype)
+            step_stack(x, weights, work.copy(), layout, reset_after)  # on a copy of the state
+    return PackedStack(weights, work, layout, state, output, reset_after)
 
 
 step = step_stack

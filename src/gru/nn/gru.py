@@ -258,6 +258,8 @@ Outputs: ``(output, h_n)``
         x, batched = self._time_major(input, weight)
         T, B = x.shape[:2]
         h0 = self._check_hx(hx, B, batched, weight)
+        if torch.onnx.is_in_onnx_export():  # native ONNX GRU nodes instead of the engine
+            return self._batch_major(*self._onnx_stack(x, h0, lengths), batched)
         if lengths is not None:
             if not batched:
                 raise ValueError("GRU.forward: lengths needs batched input, got 2-D input")
@@ -281,7 +283,25 @@ Outputs: ``(output, h_n)``
         the same Parameters (see `gru.nn.script`)."""
         return script.ScriptableGRU(self)
 
+    def _onnx_stack(self, x: Tensor, h0: Tensor | None, lengths) -> tuple[Tensor, Tensor]:
+        """What `_run` computes in evaluation mode, as ONNX GRU nodes (`gru.ops.export`)."""
+        refused = self.variant_settings(inference_only=not self.training)
+        if self.training and self.dropout and self.num_layers > 1:
+            refused.append(f"dropout={self.dropout}")
+        ops.refuse_for_onnx("GRU", refused)
+        weights = [self.layer_weights(i) for i in range(len(self._all_weights))]
+        return ops.onnx_stack(
+            x, h0, lengths, weights, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bidirectional=self.bidirectional, reset_after=self.reset_after,
+        )  # fmt: skip
+
     def _forward_packed(self, packed: PackedSequence, hx):
+        if torch.onnx.is_in_onnx_export():
+            raise ValueError(
+                "GRU.forward: a PackedSequence cannot be exported to ONNX; give the padded "
+                "tensor and its lengths (GRU(x, lengths=lengths)), which export as the GRU "
+                "nodes' sequence_lens"
+            )
         data, batch_sizes, sorted_indices, unsorted_indices = packed
         weight = self.weight_ih_l0
         check_float_input("GRU.forward", "input.data", data, weight)

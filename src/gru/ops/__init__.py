@@ -8,6 +8,7 @@ computing a GRU plugs in at this boundary:
     composed.py   the same math composed from torch operations, any device; `gru_cell`
     cudnn.py      whole stacks through torch's native GRU on CUDA
     stream.py     stacks advanced one step at a time (GRU and minGRU streams)
+    export.py     native ONNX GRU nodes in place of all of these under torch.onnx.export
     scan.py       minGRU's whole-sequence scan and its backward
 
 Shapes: T time steps, B batch, I input features, H hidden units, L layers, D directions.
@@ -25,6 +26,7 @@ from gru.ops.dispatch import (
     stream_backend,
     uses_cudnn,
 )
+from gru.ops.export import onnx_stack, refuse_for_onnx
 from gru.ops.scan import min_gru_scan
 from gru.ops.stream import MinGRUStepper, Stepper
 
@@ -37,6 +39,8 @@ __all__ = [
     "gru_cell",
     "gru_sequence",
     "min_gru_scan",
+    "onnx_stack",
+    "refuse_for_onnx",
     "resolve_backend",
     "start_engine",
     "stream_backend",

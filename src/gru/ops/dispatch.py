@@ -5,6 +5,14 @@
     "auto"    "fused" where it applies, else "torch"; on CUDA, whole reset-after stacks
               without variants go to cuDNN (`gru.ops.cudnn`)
 
+bfloat16 on the CPU, without gradients and variants ("auto" or "fused"): a layer whose input
+and weights are bfloat16, or float32 under ``torch.autocast("cpu", dtype=torch.bfloat16)``,
+runs on the engine with bfloat16 products (`gru.ops.fused.bf16_sequence`) and returns its
+input's dtype (bfloat16, or float32 under autocast, as torch.nn.GRU returns there). Where the
+CPU has no bfloat16 instructions (`bf16_hardware`) the same call runs float32 products and
+says so once. With gradients, bfloat16 layers take composed torch operations and float32
+layers under autocast the float32 engine, as before.
+
 The engine is started on its first use (`start_engine`), not on import: that binds the BLAS
 torch carries for the engine's large layers and tunes the C allocator (see there).
 """
@@ -12,8 +20,10 @@ torch carries for the engine's large layers and tunes the C allocator (see there
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
+import warnings
 
 import torch
 from torch import Tensor
@@ -23,6 +33,8 @@ from gru.ops import composed, fused
 
 __all__ = [
     "BACKENDS",
+    "bf16_hardware",
+    "bf16_products",
     "gru_sequence",
     "resolve_backend",
     "start_engine",
@@ -32,7 +44,9 @@ __all__ = [
 
 BACKENDS = ("auto", "fused", "torch")
 _FUSED_DTYPES = (torch.float32, torch.float64)
+_BF16 = torch.bfloat16
 _started: list[bool] = []
+_said_no_bf16: list[bool] = []
 
 
 def _bind_torch_blas() -> bool:
@@ -73,6 +87,56 @@ def start_engine() -> None:
     _bind_torch_blas()
     _keep_freed_memory()
     _started.append(True)
+
+
+@functools.cache
+def bf16_hardware() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions: ``amx_bf16`` or ``avx512_bf16``
+    among the flags of /proc/cpuinfo (Linux), else torch's CPU capability naming them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability().upper()
+    return "AMX" in capability or "BF16" in capability
+
+
+def bf16_products() -> bool:
+    """Whether bfloat16 layers get bfloat16 products here: the CPU has the instructions and
+    the engine a bfloat16 GEMM. If not, says once (a warning) that they run float32 products."""
+    start_engine()
+    if bf16_hardware() and kernels.bf16.available():
+        return True
+    if not _said_no_bf16:
+        _said_no_bf16.append(True)
+        why = (
+            "this CPU has no bfloat16 instructions (amx_bf16 or avx512_bf16)"
+            if not bf16_hardware()
+            else "torch's BLAS has no bfloat16 GEMM (gemm_bf16bf16f32_)"
+        )
+        warnings.warn(
+            f"gru: {why}; bfloat16 layers run with float32 products (same results within "
+            "bfloat16's precision, no bfloat16 speed-up)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return False
+
+
+def _bf16_output_dtype(x: Tensor, w: Tensor) -> torch.dtype | None:
+    """The dtype a bfloat16 run on the engine returns, or None where none applies: bfloat16
+    for bfloat16 input and weights; float32 for float32 ones under CPU autocast to bfloat16
+    (torch.nn.GRU returns float32 there)."""
+    if x.device.type != "cpu" or x.dtype != w.dtype:
+        return None
+    if x.dtype == torch.bfloat16:
+        return torch.bfloat16
+    autocast = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == _BF16
+    return torch.float32 if x.dtype == torch.float32 and autocast else None
 
 
 def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
@@ -147,6 +211,19 @@ def gru_sequence(
         lengths = None  # nothing to mask
     args = (x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths)
     variants = layer_norm is not None or zoneout is not None or recurrent_mask is not None
+    out_dtype = _bf16_output_dtype(x, w_ih)
+    if (
+        out_dtype is not None
+        and backend != "torch"
+        and not variants
+        and not torch.compiler.is_compiling()
+        and not (
+            torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args)
+        )
+    ):
+        products = bf16_products()
+        if products or kernels.supports(w_hh.shape[1]):
+            return fused.bf16_sequence(*args, out_dtype=out_dtype, bf16_products=products)
     if resolve_backend(backend, x, w_hh.shape[1]) == "fused":
         if not variants:
             return fused.sequence(*args)

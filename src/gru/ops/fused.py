@@ -1,4 +1,5 @@
-"""The compiled engine (`gru.kernels`) behind autograd: CPU tensors of float32 or float64.
+"""The compiled engine (`gru.kernels`) behind autograd: CPU tensors of float32 or float64,
+and bfloat16 without gradients (`bf16_sequence`).
 
 The engine works on NumPy arrays; this module hands it the tensors' memory (no copies) and
 torch's BLAS for its GEMMs (`torch_matmul`), and wraps it for autograd three ways:
@@ -7,7 +8,9 @@ torch's BLAS for its GEMMs (`torch_matmul`), and wraps it for autograd three way
   microseconds per call, as much as a short sequence takes), or a plain call without gradients;
 - ``torch.compile`` / ``torch.export``: the custom operators ``gru::sequence_forward`` and
   ``gru::sequence_backward``, with fake kernels and autograd registered;
-- with the variants (eager): `_FusedVariantGRU`, whose input layer norm runs on torch's kernels.
+- with the variants (eager): `_FusedVariantGRU`, whose input layer norm runs on torch's kernels;
+- bfloat16 without gradients: `bf16_sequence`, products in bfloat16 on `gru.kernels.bf16`
+  (or in float32 where that is faster or the CPU has no bfloat16 instructions).
 
 Shapes: T time steps, B batch, I input features, H hidden units.
 """
@@ -21,11 +24,15 @@ from torch import Tensor
 from gru import kernels
 from gru.ops.composed import LN_EPS
 
-__all__ = ["sequence", "torch_matmul", "variant_sequence"]
+__all__ = ["bf16_sequence", "sequence", "torch_matmul", "variant_sequence"]
 
 
 def torch_matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """The engine's GEMMs on torch's BLAS (MKL here): ``a @ b`` (+ ``bias`` on every row)."""
+    """The engine's GEMMs on torch's BLAS (MKL here): ``a @ b`` (+ ``bias`` on every row), in
+    the arrays' dtype even under autocast (whose bfloat16 result NumPy cannot take)."""
+    if torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return torch_matmul(a, b, bias)
     a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
     if bias is None:
         return torch.mm(a_t, b_t).numpy()
@@ -201,6 +208,44 @@ def sequence(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths):
         return _FusedGRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse)
     output, h_n, _ = _forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, False)
     return output, h_n
+
+
+# --- bfloat16 without gradients ---------------------------------------------------------------
+
+
+def _bf16_bits(t: Tensor) -> np.ndarray:
+    """t rounded to bfloat16 by torch (to nearest, ties to even), as a uint16 array of bits."""
+    return t.detach().to(torch.bfloat16).contiguous().view(torch.int16).numpy().view(np.uint16)
+
+
+def _float32(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to(torch.float32).contiguous().numpy()
+
+
+def bf16_sequence(
+    x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths, *, out_dtype, bf16_products
+):
+    """One layer in one direction without gradients for bfloat16 work: (output, h_n) in
+    ``out_dtype``.
+
+    With ``bf16_products`` and where `gru.kernels.bf16.serves` the size, x, W_ih and W_hh are
+    rounded to bfloat16 once and every product runs in bfloat16 with float32 accumulation
+    (h_{t-1} rounded at each step); gates and state are float32. Otherwise the float32
+    engine runs on the values as given (bfloat16 values are exact in float32).
+    """
+    H = w_hh.shape[1]
+    if bf16_products and kernels.bf16.serves(H):
+        output, h_n = kernels.bf16.forward(
+            _bf16_bits(x), _bf16_bits(w_ih), _bf16_bits(w_hh), _float32(b_ih), _float32(b_hh),
+            _float32(h0), lengths=_np(lengths), reset_after=reset_after, reverse=reverse,
+        )  # fmt: skip
+    else:
+        output, h_n, _ = kernels.forward(
+            _float32(x), _float32(w_ih), _float32(w_hh), _float32(b_ih), _float32(b_hh),
+            _float32(h0), lengths=_np(lengths), reset_after=reset_after, reverse=reverse,
+            save=False, threads=torch.get_num_threads(), matmul=torch_matmul,
+        )  # fmt: skip
+    return torch.from_numpy(output).to(out_dtype), torch.from_numpy(h_n).to(out_dtype)
 
 
 # --- the variants (eager) -------------------------------------------------------------------

@@ -102,8 +102,10 @@ class AnomalyConfig(runs.TaskConfig):
         runs.check_numbers("AnomalyConfig", self, ("quantile", "magnitude"))
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"AnomalyConfig: quantile must be in [0.5, 1), got {self.quantile}")
-        if not self.magnitude > 0:
-            raise ValueError(f"AnomalyConfig: magnitude must be positive, got {self.magnitude}")
+        if not 0 < self.magnitude < float("inf"):
+            raise ValueError(
+                f"AnomalyConfig: magnitude must be a finite number > 0, got {self.magnitude}"
+            )
         check_reading("AnomalyConfig", self)
         self.train.check()
 

@@ -35,7 +35,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -336,21 +335,9 @@ def _latencies(model: nn.Module, problem: _Problem, quick: bool) -> tuple[float,
     return per_sequence, per_step
 
 
-def _warm_up(model: nn.Module, problem: _Problem) -> None:
-    """One training step's forward and backward on a copy of ``model``, its random numbers
-    drawn from a fork: the engine compiles a kernel on its first use (tens of seconds for a
-    variant in a fresh install), which is not a cost of the epoch it would fall in."""
-    index = torch.arange(min(2, len(problem.train[0])))
-    *inputs, target = (t[index] for t in problem.train)
-    with torch.random.fork_rng():
-        copy = deepcopy(model)
-        problem.loss(copy(*inputs), target).backward()
-
-
 def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log) -> dict:
     torch.manual_seed(problem.train_config.seed)
-    model = problem.build(model_name)
-    _warm_up(model, problem)
+    model = problem.build(model_name)  # fit compiles on a copy before its clocks start
     validation_seconds = []
 
     def evaluate(m) -> dict[str, float]:

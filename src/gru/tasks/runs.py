@@ -241,8 +241,11 @@ def check_new_folder(path: Path, name: str, hint: str = "") -> None:
     """ValueError "``name`` 'path' already exists and is not empty" (and ``hint``) unless
     ``path`` does not exist yet or is an empty folder: nothing is ever overwritten. A folder
     that holds nothing but the temporary files of killed writes (`gru._io.leftovers`, all
-    that a run killed while writing its first file leaves) counts as empty."""
-    if path.exists() and (not path.is_dir() or len(leftovers(path)) < len(list(path.iterdir()))):
+    that a run killed while writing its first file leaves) counts as empty. A file there is
+    named as a file (ValueError "... is a file, not a folder")."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file, not a folder; pick a new folder")
+    if path.exists() and len(leftovers(path)) < len(list(path.iterdir())):
         raise ValueError(f"{name} {str(path)!r} already exists and is not empty{hint}")
 
 

@@ -55,6 +55,9 @@ class TrainConfig:
                 raise ValueError(
                     f"TrainConfig: {name} must be a finite number {least}, got {value!r}"
                 )
+        seed = self.seed  # what torch, NumPy and Python all take (the CLI's --seed too)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"TrainConfig: seed must be an int from 0 to 2**63 - 1, got {seed!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"TrainConfig: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"

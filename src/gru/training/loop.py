@@ -32,6 +32,7 @@ from gru._io import remove_leftovers
 from gru.training.batches import epoch_batches, lr_factor
 from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
+from gru.training.warmup import warm_up
 
 __all__ = ["fit", "plot_history"]
 
@@ -73,7 +74,8 @@ def fit(
 
     ``train`` is a sequence of tensors with the same first dimension N (or objects that index
     like them: ``len()`` and ``[LongTensor] -> Tensor``): the model's inputs and, last, the
-    target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``.
+    target; a batch's loss is ``loss_fn(model(*inputs[idx]), target[idx])``. NumPy arrays are
+    taken as tensors, floating ones as float32 (the dtype of the models' weights).
     ``metrics`` {name: fn(output, target) -> scalar} are averaged over each epoch's batches
     and shown live as ``train_<name>``. After every epoch ``evaluate(model)`` (in eval mode,
     without gradients) gives the validation metrics recorded beside them. ``sort_key`` (N,)
@@ -90,6 +92,7 @@ def fit(
     NaN or infinite, before anything of the diverged steps is saved.
     """
     config.check()
+    train = [_tensor(t) if isinstance(t, np.ndarray) else t for t in train]
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"fit: checkpoint_every must be a positive int, got {checkpoint_every}")
     n = len(train[0])
@@ -122,6 +125,8 @@ def fit(
         checkpoint_every=checkpoint_every, device=device, rank=rank, world=world,
         say=log if (main and not quiet) else (lambda message: None), progress=main and not quiet,
     )  # fmt: skip
+    if device == "cpu":  # the engine compiles what the run calls before the clocks start
+        warm_up(model, loss_fn, train, batch_size=config.batch_size, carry=carry)
     run.begin(resume)
     while not run.s["finished"] and run.s["epoch"] <= config.epochs:
         run.epoch()
@@ -377,7 +382,13 @@ class _Run:
         if self.evaluate is not None:
             self.model.eval()
             with torch.no_grad():
-                record.update(self.evaluate(self.model))
+                scores = self.evaluate(self.model)
+            # Finite weights can still answer inf (a step of lr 1e30 leaves weights ~1e30):
+            # a score that is not finite is a diverged run, not a result to report.
+            for name, value in scores.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    self.diverged(f"its {name} is {value:g}", self.s["step_in_epoch"])
+            record.update(scores)
         record["seconds"] = time.perf_counter() - epoch_start
         self.s["history"].append(record)
         self.say(
@@ -445,6 +456,11 @@ class _Run:
             steps=s["global_step"],
             resumed_at_step=self.resumed_at,
         )
+
+
+def _tensor(array: np.ndarray) -> Tensor:
+    tensor = torch.as_tensor(array)
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def _restore(model, optimizer, scheduler, tensors, saved, rank, world) -> None:

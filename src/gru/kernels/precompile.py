@@ -1,0 +1,108 @@
+"""Compiling the whole engine ahead of time, for images and CI (``gru compile``).
+
+Each target runs the engine's entry points once on tiny arrays, in the ways that reach each
+compiled loop, so Numba compiles them into its cache (`gru.kernels.compiling`); a machine
+with that cache never waits for a compile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from gru.kernels import blas, layer, stream
+from gru.kernels.compiling import counted
+from gru.kernels.recurrence import BLAS_MIN_HIDDEN
+
+__all__ = ["TARGETS", "compile_all"]
+
+
+TARGETS = ("inference", "training", "variants", "blas", "streaming")
+"""What `compile_all` compiles, each for float32 and float64: the plain layer without and
+with gradients, the variants (layer norm, zoneout, recurrent dropout), the loops of large
+layers on the bound BLAS, the streaming step. Both conventions, both directions, lengths and
+every batch sharding are in each (they are arguments of the same compiled code)."""
+
+
+def _layers(dtype, T: int, B: int, H: int, I: int = 4):
+    rng = np.random.default_rng(0)
+
+    def a(*shape):
+        return rng.standard_normal(shape).astype(dtype) * 0.1
+
+    return a(T, B, I), a(3 * H, I), a(3 * H, H), a(3 * H), a(3 * H)
+
+
+def _inference(dtype) -> None:
+    for T, B in ((100, 2), (100, 1), (2, 2)):  # sharded, one thread, one small call
+        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)
+        layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
+
+
+def _training(dtype, H: int = 64) -> None:
+    for B in (2, 1):  # sharded and one thread
+        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
+        out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
+        args = (x, None, w_ih, w_hh, out, saved)
+        layer.backward(out, h_n, *args, has_bias=True, threads=2)
+
+
+def _variants(dtype, H: int = 64) -> None:
+    for B in (2, 1):
+        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
+        a = x @ w_ih.T  # (T, B, 3H)
+        ln = (np.ones(3 * H, dtype), np.zeros(3 * H, dtype))
+        options = {"threads": 2, "mask": np.ones((B, H), dtype), "recurrent_ln": ln}
+        out, h_n, state = layer.forward_variants(a, None, w_hh, b_ih, b_hh, **options)
+        layer.backward_variants(out, h_n, None, w_hh, out, state, has_bias=True, threads=2)
+
+
+def _blas(dtype) -> bool:
+    if not blas.available():
+        return False
+    _training(dtype, BLAS_MIN_HIDDEN)
+    _variants(dtype, BLAS_MIN_HIDDEN)
+    return True
+
+
+def _streaming(dtype) -> None:
+    _, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 1, 1, 8)
+    stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=True, dtype=dtype)
+
+
+_COMPILE = {
+    "inference": _inference,
+    "training": _training,
+    "variants": _variants,
+    "blas": _blas,
+    "streaming": _streaming,
+}
+
+
+def compile_all(
+    only: list[str] | None = None, say: Callable[[str], None] = print
+) -> dict[str, float]:
+    """Compile every kernel the engine can use (or ``only`` some: names "TARGET-DTYPE" of
+    `TARGETS` and float32 / float64, e.g. "inference-float32"), into Numba's cache, saying
+    each and its seconds. Returns {name: seconds}. The large layers' loops need a BLAS:
+    bind one first (`gru.kernels.blas.bind`; ``gru.ops.start_engine`` binds torch's)."""
+    names = [f"{t}-{d}" for t in TARGETS for d in ("float32", "float64")]
+    for name in only or []:
+        if name not in names:
+            raise ValueError(f"compile: unknown target {name!r}; valid: {', '.join(names)}")
+    seconds: dict[str, float] = {}
+    for name in only or names:
+        target, dtype = name.rsplit("-", 1)
+        start = time.perf_counter()
+        with counted() as count:
+            done = _COMPILE[target](np.dtype(dtype))
+        seconds[name] = time.perf_counter() - start
+        if done is False:
+            say(f"{name}: skipped (no BLAS bound for the large layers)")
+        elif count.compiles:
+            say(f"{name}: compiled in {seconds[name]:.1f} s")
+        else:
+            say(f"{name}: already compiled (loaded in {seconds[name]:.1f} s)")
+    return seconds

@@ -1,0 +1,99 @@
+"""`gru.kernels.compiling`: a first use that waits for a compile says so; `gru compile`.
+
+The subprocess tests start from an empty Numba cache (their own NUMBA_CACHE_DIR) and use the
+cheapest kernel to compile, the streaming step (seconds)."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from gru.kernels import compiling, precompile
+
+ANNOUNCED = re.compile(
+    r"gru: compiling the CPU engine for streaming, float32 \(once per machine, ~\d+ s\)\.\.\. "
+    r"done in \d+\.\d s\n"
+)
+FIRST_STREAM = "import torch, gru; gru.GRU(4, 8).stream(1)(torch.zeros(1, 4)); print('stepped')"
+
+
+def python(cache, *argv):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+def test_a_cold_first_use_says_what_it_compiles_and_a_warm_one_says_nothing(tmp_path):
+    out, err = python(tmp_path, "-c", FIRST_STREAM)
+    assert out == "stepped\n"
+    assert ANNOUNCED.fullmatch(err), err
+    out, err = python(tmp_path, "-c", FIRST_STREAM)  # the cache the first process left
+    assert (out, err) == ("stepped\n", "")
+
+
+def test_gru_compile_compiles_into_an_empty_cache_and_then_finds_it(tmp_path):
+    out, err = python(tmp_path, "-m", "gru", "compile", "--only", "streaming-float32")
+    assert re.fullmatch(
+        r"streaming-float32: compiled in \d+\.\d s\ncompiled 1 targets in \d+\.\d s\n", out
+    )
+    assert err == ""
+    out, _ = python(tmp_path, "-m", "gru", "compile", "--only", "streaming-float32")
+    assert out.startswith("streaming-float32: already compiled (loaded in ")
+    _, err = python(tmp_path, "-c", FIRST_STREAM)
+    assert err == ""  # what gru compile compiled is what the first use needs
+
+
+@pytest.fixture
+def impatient(monkeypatch):
+    """Announce every compile at once (`PATIENCE` 0) and forget which kinds have run."""
+    monkeypatch.setattr(compiling, "PATIENCE", 0.0)
+    monkeypatch.setattr(compiling, "_ready", set())
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_first_call_of_a_kind_announces_its_compile_and_later_calls_cost_a_lookup(
+    impatient, capsys
+):
+    key = ("a test kernel", np.dtype(np.float64))
+    with compiling.first_use(key, "a test") as watch:
+        assert numba.njit(lambda x: x + 1)(1.0) == 2.0  # a compile (a new function)
+        _wait_for(lambda: watch.announced)
+    assert re.fullmatch(
+        r"gru: compiling the CPU engine for a test, float64 \(once per machine\)\.\.\. "
+        r"done in \d+\.\d s\n",
+        capsys.readouterr().err,
+    )
+    assert compiling.ready(key)
+    with compiling.first_use(key, "a test") as nothing:
+        assert numba.njit(lambda x: x + 2)(1.0) == 3.0
+    assert nothing is None and capsys.readouterr().err == ""
+
+
+def test_a_first_call_that_compiles_nothing_or_fails_says_nothing(impatient, capsys):
+    add = numba.njit(lambda x: x + 1)
+    add(1.0)
+    with compiling.first_use(("compiled already", np.dtype(np.float32)), "a test"):
+        time.sleep(0.05)
+        add(2.0)
+    with pytest.raises(ZeroDivisionError):
+        with compiling.first_use(("fails", np.dtype(np.float32)), "a test"):
+            raise ZeroDivisionError
+    assert capsys.readouterr().err == ""
+    assert compiling.ready(("compiled already", np.dtype(np.float32)))
+    assert not compiling.ready(("fails", np.dtype(np.float32)))  # tried again next time
+
+
+def test_compile_all_names_a_wrong_target():
+    with pytest.raises(ValueError, match=r"compile: unknown target 'training'; valid: infer"):
+        precompile.compile_all(["training"])
