@@ -302,6 +302,48 @@ def test_script_of_packed_sequences(reset_after, backend):
             eager.zero_grad()
 
 
+class CellLoop(nn.Module):
+    """A loop of gru.GRUCell over time, as a decoder runs one."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        self.cell = gru.GRUCell(3, 4, **kwargs)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor):
+        outputs = []
+        for t in range(x.size(0)):
+            h = self.cell(x[t], h)
+            outputs.append(h)
+        return torch.stack(outputs)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_script_and_trace_of_gru_cell(reset_after, bias):
+    """GRUCell scripted in a loop over time and traced alone equal eager, gradients included,
+    and the loop equals gru.GRU with the same weights."""
+    torch.manual_seed(0)
+    model = CellLoop(reset_after=reset_after, bias=bias)
+    eager = copy.deepcopy(model)
+    scripted = torch.jit.script(model)
+    traced = torch.jit.trace(copy.deepcopy(eager.cell), (torch.randn(2, 3), torch.randn(2, 4)))
+    x, h0 = torch.randn(6, 5, 3), torch.randn(5, 4)
+    for m in (scripted, eager):
+        m.zero_grad()
+        m(x, h0).square().sum().backward()
+    for p, p_e in zip(scripted.parameters(), eager.parameters(), strict=True):
+        assert_close(p.grad, p_e.grad)
+    assert_close(scripted(x, h0), eager(x, h0))
+    layer = gru.GRU(3, 4, reset_after=reset_after, bias=bias)
+    layer.load_state_dict({f"{k}_l0": v for k, v in eager.cell.state_dict().items()})
+    assert_close(scripted(x, h0), layer(x, h0[None])[0])
+    for shape in [(7, 3), (3,)]:  # other batch sizes; unbatched
+        x1, h1 = torch.randn(shape), torch.randn((*shape[:-1], 4))
+        assert_close(
+            traced(x1.reshape(-1, 3), h1.reshape(-1, 4)), eager.cell(x1, h1).reshape(-1, 4)
+        )
+
+
 # --- what TorchScript cannot take -----------------------------------------------------------
 
 
@@ -334,6 +376,19 @@ def test_recurrent_dropout_runs_in_evaluation_and_is_refused_in_training():
     for m in (scripted, traced):
         for a, e in zip(m(x2), layer(x2), strict=True):
             assert_close(a, e)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting"),
+    [(dict(layer_norm=True), "layer_norm=True"), (dict(zoneout=0.1), "zoneout=0.1")],
+)
+def test_cell_variants_are_refused_by_name(kwargs, setting):
+    cell = gru.GRUCell(3, 4, **kwargs)
+    message = f"GRUCell: {setting} cannot be compiled.*eager mode"
+    with pytest.raises(RuntimeError, match=message):
+        torch.jit.script(cell)
+    with pytest.raises(RuntimeError, match=message):
+        torch.jit.trace(cell, torch.randn(2, 3))
 
 
 def test_min_gru_is_refused():

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gru import ops
-from gru.nn import convert
+from gru.nn import convert, script
 from gru.nn._base import EQUATIONS, check_features, check_float_input, check_probability, check_size
 
 __all__ = ["GRUCell"]
@@ -103,6 +103,8 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
         return s
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            return self.__prepare_scriptable__()(input, hx)  # sizes read from the input
         if not isinstance(input, Tensor):
             raise TypeError(
                 f"GRUCell.forward: input must be a torch.Tensor, got {type(input).__name__}"
@@ -148,6 +150,10 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
             zoneout=zoneout,
         )
         return h_new if batched else h_new.squeeze(0)
+
+    def __prepare_scriptable__(self) -> script.ScriptableGRUCell:
+        """What ``torch.jit.script`` compiles in place of this cell (see `gru.nn.script`)."""
+        return script.ScriptableGRUCell(self)
 
     @classmethod
     def from_torch(cls, module: nn.GRUCell) -> GRUCell:

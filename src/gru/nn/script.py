@@ -37,7 +37,7 @@ from gru import ops
 from gru.nn import packing
 from gru.ops import composed
 
-__all__ = ["ScriptableGRU", "refuse_scripting"]
+__all__ = ["ScriptableGRU", "ScriptableGRUCell", "refuse_scripting"]
 
 
 def refuse_scripting(owner: str, what: str, why: str, fix: str) -> None:
@@ -321,7 +321,6 @@ def _reset_before_layer(
     run (other devices and dtypes), step by step as `gru.reference` writes the equations, each
     sequence to its length (B,) (None: all T): (output (T, B, H), h_n (B, H)); outputs past a
     sequence's length are zero, and its h_n is the state at its last step."""
-    H = w_hh.size(1)
     T = x.size(0)
     if reverse:
         x = composed.reverse_time(x, lengths)
@@ -329,16 +328,10 @@ def _reset_before_layer(
     if lengths is not None:
         active = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
     gx = F.linear(x, w_ih, b_ih)  # W_i x_t + b_i for every step: (T, B, 3H)
-    b_rz: Tensor | None = None
-    b_n: Tensor | None = None
-    if b_hh is not None:
-        b_rz, b_n = b_hh[: 2 * H], b_hh[2 * H :]
+    b_rz, b_n = _split_recurrent_bias(b_hh, w_hh.size(1))
     outputs: list[Tensor] = []
     for t in range(T):
-        rz = torch.sigmoid(gx[t, :, : 2 * H] + F.linear(h, w_hh[: 2 * H], b_rz))  # (B, 2H)
-        r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(gx[t, :, 2 * H :] + F.linear(r * h, w_hh[2 * H :], b_n))  # (B, H)
-        h_new = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+        h_new = _reset_before_step(gx[t], h, w_hh, b_rz, b_n)
         if active is None:
             h = h_new
             outputs.append(h)
@@ -350,3 +343,75 @@ def _reset_before_layer(
     if reverse:
         output = composed.reverse_time(output, lengths)
     return output, h
+
+
+def _split_recurrent_bias(b_hh: Tensor | None, H: int) -> tuple[Tensor | None, Tensor | None]:
+    """(b_hr|b_hz (2H,), b_hn (H,)), or Nones without bias."""
+    if b_hh is None:
+        return None, None
+    return b_hh[: 2 * H], b_hh[2 * H :]
+
+
+def _reset_before_step(
+    gx: Tensor, h: Tensor, w_hh: Tensor, b_rz: Tensor | None, b_n: Tensor | None
+) -> Tensor:
+    """One reset-before step from gx = W_i x_t + b_i (B, 3H) and h_{t-1} (B, H): h_t (B, H)."""
+    H = h.size(-1)
+    rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(h, w_hh[: 2 * H], b_rz))  # (B, 2H)
+    r, z = rz[:, :H], rz[:, H:]
+    n = torch.tanh(gx[:, 2 * H :] + F.linear(r * h, w_hh[2 * H :], b_n))  # (B, H)
+    return n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+
+
+class ScriptableGRUCell(nn.Module):
+    """A `GRUCell` as TorchScript compiles it: the same Parameters, ``forward(input, hx=None)
+    -> h'`` with the shapes of `GRUCell.forward`; torch's GRU cell for reset after, the step
+    above for reset before. layer_norm and zoneout are refused (`refuse_scripting`)."""
+
+    def __init__(self, module) -> None:
+        super().__init__()
+        found = [
+            f"{n}={getattr(module, n)}" for n in ("layer_norm", "zoneout") if getattr(module, n)
+        ]
+        if found:
+            refuse_scripting(
+                "GRUCell", " and ".join(found), "the scripted cell computes the plain step",
+                "use it in eager mode or under torch.compile, or a cell without it",
+            )  # fmt: skip
+        self.input_size: int = module.input_size
+        self.hidden_size: int = module.hidden_size
+        self.reset_after: bool = module.reset_after
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            self.register_parameter(name, getattr(module, name))  # the same Parameter, or None
+        self.train(module.training)
+        self._eager_module = (module,)  # not a submodule: the Parameters are registered above
+
+    @torch.jit.unused
+    def _eager(self, input: Tensor, hx: Tensor | None) -> Tensor:
+        return self._eager_module[0](input, hx)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            return self._eager(input, hx)  # the GRUCell itself
+        if not torch.jit.is_tracing() and (
+            (input.dim() != 1 and input.dim() != 2) or input.size(-1) != self.input_size
+        ):
+            raise ValueError(
+                "GRUCell.forward: input must be (B, input_size="
+                + str(self.input_size)
+                + ") or (input_size,) unbatched, got shape "
+                + str(input.shape)
+            )
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        if hx is None:
+            h = x.new_zeros((x.size(0), self.hidden_size))
+        else:
+            h = hx if batched else hx.unsqueeze(0)
+        if self.reset_after:
+            h_new = torch.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        else:
+            b_rz, b_n = _split_recurrent_bias(self.bias_hh, self.hidden_size)
+            h_new = _reset_before_step(F.linear(x, self.weight_ih, self.bias_ih), h,
+                                       self.weight_hh, b_rz, b_n)  # fmt: skip
+        return h_new if batched else h_new.squeeze(0)
