@@ -241,13 +241,20 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_a_saved_model_loads_in_a_new_process_after_import_gru(tmp_path):
-    """Without ``import gru`` the engine's operator is unknown to torch; with it, the file runs."""
+    """Without ``import gru`` the engine's operator is unknown to torch; with it, the file runs
+    (a wide layer too: the operator starts the engine, binding the BLAS of large layers)."""
     torch.manual_seed(0)
     model = Tagger(num_layers=2)
     path = tmp_path / "model.pt"
     torch.jit.save(torch.jit.script(copy.deepcopy(model)), path)
     tokens, _ = _inputs({}, 6, 3, False)
-    torch.save({"tokens": tokens, "expected": model(tokens)[0].detach()}, tmp_path / "io.pt")
+    # above 512 hidden units the engine runs a BLAS GEMM per step: the operator binds it itself
+    wide = gru.GRU(3, 520)
+    x = torch.randn(4, 2, 3)
+    torch.jit.save(torch.jit.trace(wide, x), tmp_path / "wide.pt")
+    expected = {"tokens": tokens, "expected": model(tokens)[0].detach(), "x": x}
+    expected["wide"] = wide(x)[0].detach()
+    torch.save(expected, tmp_path / "io.pt")
     code = textwrap.dedent(
         f"""
         import torch
@@ -261,6 +268,8 @@ def test_a_saved_model_loads_in_a_new_process_after_import_gru(tmp_path):
         loaded = torch.jit.load({str(path)!r})
         io = torch.load({str(tmp_path / "io.pt")!r})
         torch.testing.assert_close(loaded(io["tokens"])[0], io["expected"], rtol=1e-5, atol=1e-6)
+        wide = torch.jit.load({str(tmp_path / "wide.pt")!r})
+        torch.testing.assert_close(wide(io["x"])[0], io["wide"], rtol=1e-5, atol=1e-6)
         print("ok")
         """
     )

@@ -11,8 +11,7 @@ Compiled, `ScriptableGRU.forward` runs the engine through its custom operator
 ``torch.ops.gru.sequence_forward`` on CPU tensors of float32 or float64 (autograd included),
 and elsewhere torch's native GRU (``torch._VF.gru``, reset after) or a loop of torch
 operations (reset before). A scripted module saved with ``torch.jit.save`` loads in another
-process once ``import gru`` has registered the operator (and, for hidden sizes above 512, once
-``gru.ops.start_engine()`` has given the engine torch's BLAS).
+process once ``import gru`` has registered the operator (which starts the engine itself).
 
 As torch.nn.GRU's, the forward has two overloads (a tensor, a PackedSequence), which
 TorchScript compiles where a caller uses them: script the model that holds the layer (a layer

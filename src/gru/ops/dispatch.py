@@ -19,10 +19,7 @@ torch carries for the engine's large layers and tunes the C allocator (see there
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import os
-import sys
 import warnings
 
 import torch
@@ -30,6 +27,7 @@ from torch import Tensor
 
 from gru import kernels
 from gru.ops import composed, fused
+from gru.ops.engine import start_engine
 
 __all__ = [
     "BACKENDS",
@@ -45,48 +43,7 @@ __all__ = [
 BACKENDS = ("auto", "fused", "torch")
 _FUSED_DTYPES = (torch.float32, torch.float64)
 _BF16 = torch.bfloat16
-_started: list[bool] = []
 _said_no_bf16: list[bool] = []
-
-
-def _bind_torch_blas() -> bool:
-    """Give the engine the BLAS that torch carries (MKL on x86-64 Linux), if it exports one."""
-    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
-        path = os.path.join(lib, name)
-        if os.path.exists(path) and kernels.blas.bind(path):
-            return True
-    return False
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep large freed blocks for reuse instead of returning them to the OS.
-
-    By default glibc serves every block above a few hundred KB with a fresh mmap and unmaps it
-    on free, so each training step touches its sequence-sized arrays anew: one page fault per
-    4 KB (about 1,000 per step of a 32-unit layer over 100 steps, and a fault costs
-    microseconds in a virtual machine). This slowed torch.nn.GRU as much as the engine.
-    Set GRU_MALLOC_DEFAULTS=1 to leave the allocator as it is.
-    """
-    if os.environ.get("GRU_MALLOC_DEFAULTS") == "1" or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 128 << 20)  # M_MMAP_THRESHOLD: blocks up to 128 MB from the heap
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of freed heap
-    except (OSError, AttributeError):
-        pass  # not glibc
-
-
-def start_engine() -> None:
-    """Prepare the process for the engine, once: bind torch's BLAS to it and keep freed
-    memory (`_keep_freed_memory`, process-wide: it is the one setting the engine changes,
-    and only when the engine is first used)."""
-    if _started:
-        return
-    _bind_torch_blas()
-    _keep_freed_memory()
-    _started.append(True)
 
 
 @functools.cache

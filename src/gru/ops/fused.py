@@ -23,6 +23,7 @@ from torch import Tensor
 
 from gru import kernels
 from gru.ops.composed import LN_EPS
+from gru.ops.engine import start_engine
 
 __all__ = ["bf16_sequence", "sequence", "torch_matmul", "variant_sequence"]
 
@@ -87,6 +88,7 @@ def _sequence_forward(
     save: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The engine's forward: (output (T, B, H), h_n (B, H), saved, or (0,) without save)."""
+    start_engine()  # a TorchScript file loaded in a new process calls this op first
     output, h_n, saved = _forward(
         x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reset_after, reverse, save
     )
