@@ -3,6 +3,7 @@ generation equal to reading the whole prefix, sampling rules, tiny runs through 
 CLI (the n-gram baselines beside the loss), resume mid-epoch, and bad input by its message."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +142,12 @@ def test_bad_generation_arguments_are_named(textgen_trained):
         ValueError, match=r"TextGenerator.generate: prompt must be a non-empty string"
     ):
         generator.generate("", 5)
-    with pytest.raises(ValueError, match=r"temperature must be ≥ 0, got -1"):
-        generator.generate("R", 5, temperature=-1)
+    # inf was taken: every character drawn alike, a text of noise from any model.
+    for temperature in (math.inf, math.nan, -1):
+        with pytest.raises(
+            ValueError, match=rf"temperature must be a finite number ≥ 0, got {temperature}"
+        ):
+            generator.generate("R", 5, temperature=temperature)
     with pytest.raises(ValueError, match=r"top_k must be a positive int, got 0"):
         generator.generate("R", 5, top_k=0)
     with pytest.raises(ValueError, match=r"length must be an int ≥ 0, got -2"):

@@ -413,9 +413,10 @@ class TextGenerator(runs.Task):
             raise ValueError("TextGenerator.generate: prompt must be a non-empty string")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise ValueError(f"TextGenerator.generate: length must be an int ≥ 0, got {length!r}")
-        if not isinstance(temperature, int | float) or not temperature >= 0:
-            raise ValueError(
-                f"TextGenerator.generate: temperature must be ≥ 0, got {temperature!r}"
+        if not isinstance(temperature, int | float) or not 0 <= temperature < float("inf"):
+            raise ValueError(  # inf would draw every character alike, whatever the model says
+                f"TextGenerator.generate: temperature must be a finite number ≥ 0, got "
+                f"{temperature!r}"
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"TextGenerator.generate: seed must be an int ≥ 0, got {seed!r}")
