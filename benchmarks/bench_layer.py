@@ -6,15 +6,19 @@ inference on the same weights (exported with gru.interop.onnx), the ratios torch
 onnxruntime / gru (above 1: gru is faster), and the fraction of the GEMM roofline reached:
 the time the configuration's matrix products alone would take at this machine's measured GEMM
 rate, divided by gru's time. Then the variants (reset before, bidirectional, two layers,
-packed), the memory kept for backward, and the start-up of a second process.
+packed), the memory kept for backward, and the start-up of a second process; then bfloat16
+inference (S2, S4, S5: gru.GRU in bfloat16 beside torch.nn.GRU and gru.GRU in float32,
+torch.nn.GRU in bfloat16 and OpenVINO in bfloat16 in its own process) and the largest error of
+gru's bfloat16 output against its float32 output for S1-S5.
 Everything is also written to bench-results/layer.json.
 
-    python benchmarks/bench_layer.py [--threads 2] [--quick]
+    python benchmarks/bench_layer.py [--threads 2] [--quick] [--bf16-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -195,6 +199,121 @@ print(time.perf_counter() - t)
     return float(result.stdout.strip().splitlines()[-1])
 
 
+BF16_CONFIGS = ("S2", "S4", "S5")
+
+OPENVINO_CODE = """
+import statistics, sys, time
+import numpy as np
+import openvino as ov
+path, T, B, I, threads, precision = sys.argv[1:]
+core = ov.Core()
+config = {"INFERENCE_NUM_THREADS": int(threads), "INFERENCE_PRECISION_HINT": precision}
+compiled = core.compile_model(core.read_model(path), "CPU", config)
+request = compiled.create_infer_request()
+x = np.random.default_rng(0).normal(size=(int(T), int(B), int(I))).astype(np.float32)
+for _ in range(3):
+    request.infer({0: x})
+times = []
+start = time.perf_counter()
+while len(times) < 7 or (time.perf_counter() - start < 3.0 and len(times) < 2000):
+    t0 = time.perf_counter()
+    request.infer({0: x})
+    times.append(time.perf_counter() - t0)
+print(statistics.median(times), compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+"""
+
+
+def openvino_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int, precision: str):
+    """(median inference seconds, precision used) of OpenVINO on the CPU in its own process,
+    from the ONNX file of the same weights; (None, reason) if OpenVINO cannot run it."""
+    try:
+        from gru.interop.onnx import export_onnx
+    except ImportError:
+        return None, "no onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(ours, Path(tmp) / "gru.onnx")
+        args = [str(path), str(T), str(B), str(I), str(threads), precision]
+        result = subprocess.run(
+            [sys.executable, "-c", OPENVINO_CODE, *args], capture_output=True, text=True
+        )
+    if result.returncode != 0:
+        return None, (result.stderr.strip().splitlines() or ["failed"])[-1]
+    seconds, used = result.stdout.strip().splitlines()[-1].split(maxsplit=1)
+    return float(seconds), used
+
+
+def bf16_max_errors(results: dict) -> None:
+    """The largest |gru bf16 − gru float32| of the outputs for S1-S5 (same weights and input)."""
+    print()
+    print("bfloat16 against float32 (gru.GRU, same float32 weights and input), max |error|:")
+    print("| cfg | bf16 layer | autocast |")
+    print("|---|---|---|")
+    errors = {}
+    for name in ("S1", "S2", "S3", "S4", "S5"):
+        I, H, B, T = CONFIGS[name]
+        ours = gru.GRU(I, H)
+        x = torch.randn(T, B, I)
+        with torch.no_grad():
+            exact, _ = ours(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                autocast, _ = ours(x)
+            low, _ = ours.to(torch.bfloat16)(x.bfloat16())
+        errors[name] = {
+            "bf16_layer": (low.float() - exact).abs().max().item(),
+            "autocast": (autocast - exact).abs().max().item(),
+        }
+        print(f"| {name} | {errors[name]['bf16_layer']:.2e} | {errors[name]['autocast']:.2e} |")
+    results["bf16_max_abs_error"] = errors
+
+
+def bf16_section(results: dict, threads: int) -> None:
+    """bfloat16 inference: gru in bf16 against torch.nn.GRU and gru in float32, torch.nn.GRU
+    in bf16 (in one process, interleaved), OpenVINO bf16 (its own process)."""
+    results["machine"]["bf16_instructions"] = ops.bf16_hardware()
+    results["machine"]["bf16_gemm"] = kernels.bf16.available()
+    print()
+    print(
+        f"bfloat16 inference (bf16 instructions: {ops.bf16_hardware()}, MKL bf16 GEMM bound: "
+        f"{kernels.bf16.available()}); ratios: the other's time / gru bf16's"
+    )
+    print(
+        "| cfg | I/H/B/T | torch f32 | gru f32 | torch bf16 | gru bf16 | OpenVINO bf16 "
+        "| vs torch f32 | vs gru f32 | vs OpenVINO |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results["bf16"] = {}
+    for name in BF16_CONFIGS:
+        I, H, B, T = CONFIGS[name]
+        theirs = torch.nn.GRU(I, H)
+        ours = gru.GRU.from_torch(theirs)
+        theirs_low = copy.deepcopy(theirs).to(torch.bfloat16)
+        ours_low = copy.deepcopy(ours).to(torch.bfloat16)
+        x = torch.randn(T, B, I)
+        x_low = x.bfloat16()
+        fns = {
+            "tf": sequence_runs(theirs, x)[0],
+            "gf": sequence_runs(ours, x)[0],
+            "tb": sequence_runs(theirs_low, x_low)[0],
+            "gb": sequence_runs(ours_low, x_low)[0],
+        }
+        m = interleaved(fns)
+        ov, used = openvino_seconds(ours, T, B, I, threads, "bf16")
+        results["bf16"][name] = {
+            "torch_f32_infer_s": m["tf"],
+            "gru_f32_infer_s": m["gf"],
+            "torch_bf16_infer_s": m["tb"],
+            "gru_bf16_infer_s": m["gb"],
+            "openvino_bf16_infer_s": ov,
+            "openvino_precision": used,
+        }
+        print(
+            f"| {name} | {I}/{H}/{B}/{T} | {fmt(m['tf'])} | {fmt(m['gf'])} | {fmt(m['tb'])} "
+            f"| {fmt(m['gb'])} | {fmt(ov)} ({used}) | {ratio(m['tf'], m['gb'])} "
+            f"| {ratio(m['gf'], m['gb'])} | {ratio(ov, m['gb'])} |"
+        )
+    bf16_max_errors(results)
+
+
 def fmt(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -211,6 +330,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="skip S5, LONG and the memory runs")
+    parser.add_argument("--bf16-only", action="store_true", help="only the bfloat16 section")
     parser.add_argument("--out", type=Path, default=Path("bench-results/layer.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -233,6 +353,12 @@ def main(argv=None) -> None:
         f"gru {gru.__version__}, torch {torch.__version__}, {args.threads} threads, float32, "
         f"medians; measured GEMM rate {rate / 1e9:.0f} GFLOP/s"
     )
+    if args.bf16_only:
+        bf16_section(results, args.threads)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.out}")
+        return
     print()
     print(
         "| cfg | I/H/B/T | torch infer | ort infer | gru infer | vs torch | vs ort | roofline "
@@ -338,6 +464,7 @@ def main(argv=None) -> None:
             f"(input and output included; 4·T·B·H = {budget:.1f}); peak resident growth "
             f"torch.nn.GRU {mem['torch'][1]:.1f}, gru.GRU {mem['gru'][1]:.1f}"
         )
+    bf16_section(results, args.threads)
     cold = cold_start_seconds()
     results["cold_start_s"] = cold
     print(f"A second process: first result {cold:.2f} s after `import gru` (compiled code cached)")

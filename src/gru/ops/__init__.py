@@ -20,6 +20,7 @@ from gru.ops.composed import LN_EPS, gru_cell
 from gru.ops.cudnn import cudnn_stack
 from gru.ops.dispatch import (
     BACKENDS,
+    bf16_hardware,
     gru_sequence,
     resolve_backend,
     start_engine,
@@ -35,6 +36,7 @@ __all__ = [
     "LN_EPS",
     "MinGRUStepper",
     "Stepper",
+    "bf16_hardware",
     "cudnn_stack",
     "gru_cell",
     "gru_sequence",
