@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from gru.kernels import blas, recurrence
+from gru.kernels.compiling import first_use
 from gru.kernels.padding import fold_biases, pad_hidden, padded_size, unpad_hidden
 from gru.kernels.products import ENTRY, INLINE
 from gru.kernels.rows import gates_after, gates_before_n, gates_before_rz
@@ -154,7 +155,7 @@ def forward(
     b_hn = np.zeros(Hp, np.float32) if b_hn is None else pad_hidden(b_hn, H, Hp)
     w_hh_p = pad_hidden(pad_hidden(w_hh, H, Hp), H, Hp, axis=0, blocks=3)  # (3Hp, Hp)
     h0 = np.zeros((B, Hp), np.float32) if h0 is None else pad_hidden(h0, H, Hp)
-    out, h_n = _layer(
+    arrays = (
         np.ascontiguousarray(x, np.uint16),
         np.ascontiguousarray(pad_hidden(w_ih, H, Hp, axis=0, blocks=3).T, np.uint16),
         np.ascontiguousarray(w_hh_p.T, np.uint16),
@@ -165,4 +166,6 @@ def forward(
         bool(reverse),
         bool(reset_after),
     )
+    with first_use(("bf16", np.dtype(np.float32)), "inference with bfloat16 products"):
+        out, h_n = _layer(*arrays)
     return unpad_hidden(out, H, Hp), unpad_hidden(h_n, H, Hp)

@@ -12,17 +12,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gru.kernels import blas, layer, stream
+from gru.kernels import bf16, blas, layer, stream
 from gru.kernels.compiling import counted
 from gru.kernels.recurrence import BLAS_MIN_HIDDEN
 
 __all__ = ["TARGETS", "compile_all"]
 
 
-TARGETS = ("inference", "training", "variants", "blas", "streaming")
+TARGETS = ("inference", "training", "variants", "blas", "bf16", "streaming")
 """What `compile_all` compiles, each for float32 and float64: the plain layer without and
 with gradients, the variants (layer norm, zoneout, recurrent dropout), the loops of large
-layers on the bound BLAS, the streaming step. Both conventions, both directions, lengths and
+layers on the bound BLAS, bfloat16 products (float32 only, where a bfloat16 GEMM is bound),
+the streaming step. Both conventions, both directions, lengths and
 every batch sharding are in each (they are arguments of the same compiled code)."""
 
 
@@ -67,16 +68,32 @@ def _blas(dtype) -> bool:
     return True
 
 
+def _bf16(dtype) -> bool:
+    """Layers with bfloat16 products (float32 gates), where a bfloat16 GEMM is bound."""
+    if not bf16.available():
+        return False
+    H = BLAS_MIN_HIDDEN
+    x, w_ih, w_hh, b_ih, b_hh = _layers(np.float32, 4, 2, H)
+    bf16.forward(bf16.to_bf16(x), bf16.to_bf16(w_ih), bf16.to_bf16(w_hh), b_ih, b_hh, None)
+    return True
+
+
 def _streaming(dtype) -> None:
     _, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 1, 1, 8)
     stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=True, dtype=dtype)
 
+
+_SKIPPED = {
+    "blas": "no BLAS bound for the large layers",
+    "bf16": "no bfloat16 GEMM bound",
+}
 
 _COMPILE = {
     "inference": _inference,
     "training": _training,
     "variants": _variants,
     "blas": _blas,
+    "bf16": _bf16,
     "streaming": _streaming,
 }
 
@@ -89,6 +106,7 @@ def compile_all(
     each and its seconds. Returns {name: seconds}. The large layers' loops need a BLAS:
     bind one first (`gru.kernels.blas.bind`; ``gru.ops.start_engine`` binds torch's)."""
     names = [f"{t}-{d}" for t in TARGETS for d in ("float32", "float64")]
+    names.remove("bf16-float64")  # bfloat16 layers compute in float32
     for name in only or []:
         if name not in names:
             raise ValueError(f"compile: unknown target {name!r}; valid: {', '.join(names)}")
@@ -100,7 +118,7 @@ def compile_all(
             done = _COMPILE[target](np.dtype(dtype))
         seconds[name] = time.perf_counter() - start
         if done is False:
-            say(f"{name}: skipped (no BLAS bound for the large layers)")
+            say(f"{name}: skipped ({_SKIPPED[target]})")
         elif count.compiles:
             say(f"{name}: compiled in {seconds[name]:.1f} s")
         else:
