@@ -258,7 +258,7 @@ Outputs: ``(output, h_n)``
         x, batched = self._time_major(input, weight)
         T, B = x.shape[:2]
         h0 = self._check_hx(hx, B, batched, weight)
-        if torch.onnx.is_in_onnx_export():  # native ONNX GRU nodes instead of the engine
+        if ops.exporting_to_onnx():  # native ONNX GRU nodes instead of the engine
             return self._batch_major(*self._onnx_stack(x, h0, lengths), batched)
         if lengths is not None:
             if not batched:
@@ -296,7 +296,7 @@ Outputs: ``(output, h_n)``
         )  # fmt: skip
 
     def _forward_packed(self, packed: PackedSequence, hx):
-        if torch.onnx.is_in_onnx_export():
+        if ops.exporting_to_onnx():
             raise ValueError(
                 "GRU.forward: a PackedSequence cannot be exported to ONNX; give the padded "
                 "tensor and its lengths (GRU(x, lengths=lengths)), which export as the GRU "

@@ -27,7 +27,7 @@ from gru.ops.dispatch import (
     stream_backend,
     uses_cudnn,
 )
-from gru.ops.export import onnx_stack, refuse_for_onnx
+from gru.ops.export import exporting_to_onnx, onnx_stack, refuse_for_onnx
 from gru.ops.scan import min_gru_scan
 from gru.ops.stream import MinGRUStepper, Stepper
 
@@ -38,6 +38,7 @@ __all__ = [
     "Stepper",
     "bf16_hardware",
     "cudnn_stack",
+    "exporting_to_onnx",
     "gru_cell",
     "gru_sequence",
     "min_gru_scan",

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from gru.reference import GATE_ORDERS
 
-__all__ = ["onnx_stack", "refuse_for_onnx"]
+__all__ = ["exporting_to_onnx", "onnx_stack", "refuse_for_onnx"]
 
 _TO_ONNX = [GATE_ORDERS["gru"].index(gate) for gate in GATE_ORDERS["onnx"]]
 """For each block of ONNX's packing, the block of ours that goes there."""
@@ -46,6 +46,20 @@ _REASONS = {
     "dropout": "dropout between layers acts in training mode only; call model.eval() before "
     "exporting",
 }
+
+
+@torch.compiler.assume_constant_result
+def exporting_to_onnx() -> bool:
+    """Whether ``torch.onnx.export`` is tracing the model now.
+
+    Dynamo reads `torch.onnx.is_in_onnx_export()` as False while it traces, and the default
+    exporter falls back to ``torch.export(strict=True)`` (Dynamo) when its first try fails:
+    there a layer that ONNX cannot compute would have taken the composed operations, for
+    the traced length only, instead of being refused. Called here, Dynamo evaluates the
+    function as it stands (False under torch.compile and torch.export, True under
+    torch.onnx.export) and keeps the answer as a constant.
+    """
+    return torch.onnx.is_in_onnx_export()
 
 
 def refuse_for_onnx(owner: str, settings: list[str]) -> None:
