@@ -26,7 +26,9 @@ from gru.estimators import GRUClassifier, GRURegressor
 from gru.models import SequenceModel
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"hidden_size": 4, "epochs": 1, "batch_size": 16, "random_state": 0}
+# One thread: two threads of small batches cost most of their time waiting for each other on a
+# loaded 2-core machine (a 3 s fit took 25 s there); the seed test keeps torch's default.
+TINY = {"hidden_size": 4, "epochs": 1, "batch_size": 16, "random_state": 0, "threads": 1}
 
 
 def regression_data(n=192, T=8, seed=0):
@@ -50,7 +52,8 @@ def ragged_data(n=150, seed=0):
 @pytest.fixture(scope="module")
 def regressor():
     X, y = regression_data()
-    model = GRURegressor(hidden_size=16, epochs=25, lr=3e-3, random_state=0).fit(X[:128], y[:128])
+    model = GRURegressor(hidden_size=16, epochs=25, lr=3e-3, random_state=0, threads=1)
+    model.fit(X[:128], y[:128])
     return model, X[128:], y[128:]
 
 
@@ -58,7 +61,7 @@ def regressor():
 def classifier():
     X, y = ragged_data()
     options = {"bidirectional": True, "pooling": "mean_max", "validation_split": 0.2}
-    model = GRUClassifier(hidden_size=12, epochs=20, lr=3e-3, random_state=0, **options)
+    model = GRUClassifier(hidden_size=12, epochs=20, lr=3e-3, random_state=0, threads=1, **options)
     return model.fit(X[:100], y[:100]), X[100:], y[100:]
 
 
@@ -106,7 +109,7 @@ def test_a_ragged_fit_is_the_loop_on_padded_sequences_with_lengths():
     """The estimator on a list equals `training.fit` of the same model on one zero-padded
     (N, T, F) tensor with its lengths: the same batches, and padding that is never read."""
     X, labels = ragged_data(n=40)
-    options = {"hidden_size": 6, "epochs": 2, "batch_size": 8, "random_state": 3}
+    options = {"hidden_size": 6, "epochs": 2, "batch_size": 8, "random_state": 3, "threads": 1}
     ours = GRUClassifier(standardize=False, bidirectional=True, pooling="mean", **options)
     ours.fit(X, labels)
 
@@ -116,11 +119,16 @@ def test_a_ragged_fit_is_the_loop_on_padded_sequences_with_lengths():
         padded[i, : len(x)] = torch.from_numpy(x)
         padded[i, len(x) :] = 1e3  # never read: the model stops at each length
     target = torch.from_numpy(np.unique(labels, return_inverse=True)[1])
+    threads = torch.get_num_threads()
     torch.manual_seed(3)
     model = SequenceModel(3, 6, 3, bidirectional=True, pooling="mean")
     config = training.TrainConfig(epochs=2, batch_size=8, seed=3)
     loss = torch.nn.functional.cross_entropy
-    training.fit(model, loss, (padded, lengths, target), config, sort_key=lengths, quiet=True)
+    torch.set_num_threads(1)
+    try:
+        training.fit(model, loss, (padded, lengths, target), config, sort_key=lengths, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
     for name, weight in model.state_dict().items():
         assert_close(ours.model_.state_dict()[name], weight, what=name)
 
@@ -129,6 +137,7 @@ def test_a_ragged_fit_is_the_loop_on_padded_sequences_with_lengths():
 def test_a_prediction_does_not_depend_on_the_other_sequences(pooling):
     X, labels = ragged_data(n=12)
     model = GRUClassifier(bidirectional=True, pooling=pooling, **TINY).fit(X, labels)
+    model.set_params(threads=None)  # predicted on torch's threads: the batch split among them
     together = model.predict_proba(X)
     longer = [*X[:-1], np.concatenate([X[-1], X[-1], X[-1]])]  # pads every batch further
     assert_close(model.predict_proba(longer)[:-1], together[:-1], what="with more padding")
@@ -432,6 +441,7 @@ def test_a_diverged_fit_is_an_error():
 def test_the_same_seed_gives_the_same_weights():
     X, y = regression_data(n=48)
     options = {**TINY, "epochs": 2, "dropout": 0.2, "validation_split": 0.25, "num_layers": 2}
+    options["threads"] = None  # torch's default: the engine's batch split over threads too
     a, b = GRURegressor(**options).fit(X, y), GRURegressor(**options).fit(X, y)
     c = GRURegressor(**{**options, "random_state": 1}).fit(X, y)
     for name, weight in a.model_.state_dict().items():
@@ -447,19 +457,19 @@ def test_the_same_seed_gives_the_same_weights():
 def test_threads_are_set_for_the_call_and_restored():
     X, y = regression_data(n=16)
     before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
     seen = []
-    model = GRURegressor(**TINY, threads=1)
-    model.fit(X, y, verbose=0)
+    model = GRURegressor(**{**TINY, "threads": other}).fit(X, y)
     original = model.model_.forward
     model.model_.forward = lambda *a: seen.append(torch.get_num_threads()) or original(*a)
     model.predict(X)
-    assert seen == [1] and torch.get_num_threads() == before
+    assert seen == [other] and torch.get_num_threads() == before
 
 
 def test_progress_and_early_stopping(capsys):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(64, 6, 2)), rng.normal(size=64)  # noise: nothing to learn
-    model = GRURegressor(hidden_size=32, epochs=40, lr=1e-2, random_state=0, verbose=1)
+    model = GRURegressor(hidden_size=32, epochs=40, lr=1e-2, random_state=0, verbose=1, threads=1)
     model.set_params(validation_split=0.25, early_stopping=True, patience=2).fit(X, y)
     out = capsys.readouterr().out
     assert out.startswith("epoch 1/40  train_loss ") and "val_loss" in out
@@ -483,6 +493,11 @@ def readme_example() -> str:
 
 def test_the_readme_example_runs():
     namespace = {}
-    exec(readme_example(), namespace)  # the README's example, as written
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as TINY's threads, for a loaded machine
+    try:
+        exec(readme_example(), namespace)  # the README's example, as written
+    finally:
+        torch.set_num_threads(threads)
     assert isinstance(namespace["model"], gru.GRURegressor)
     assert namespace["model"].score(namespace["X"], namespace["y"]) > 0.5
