@@ -305,7 +305,7 @@ def test_settings_of_the_wrong_type_are_named():
 
 def test_generation_arguments_of_the_wrong_type_are_named(textgen_trained):
     generator, _, _ = textgen_trained
-    with pytest.raises(ValueError, match=r"TextGenerator.generate: temperature must be ≥ 0, got 'a'"):  # fmt: skip
+    with pytest.raises(ValueError, match=r"TextGenerator.generate: temperature must be a finite number ≥ 0, got 'a'"):  # fmt: skip
         generator.generate("R", 5, temperature="a")  # it was a TypeError from a comparison
     with pytest.raises(ValueError, match=r"TextGenerator.generate: seed must be an int ≥ 0, got -1"):  # fmt: skip
         generator.generate("R", 5, seed=-1)  # NumPy's "expected non-negative integer"
