@@ -255,6 +255,58 @@ def test_the_layer_alone_exports_with_no_argument_but_the_input(tmp_path):
     assert_close(torch.from_numpy(h_n), expected[1], what="h_n")
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_the_layer_alone_runs_at_other_shapes_with_both_exporters(exporter, tmp_path):
+    """The TorchScript exporter passes every argument with a default by position: lengths
+    is an ordinary argument so that a bare layer exports there too."""
+    torch.manual_seed(5)
+    layer = gru.GRU(I, H, num_layers=2, bidirectional=True).eval()
+    export(layer, (torch.randn(T, B, I),), tmp_path / "gru.onnx", exporter, {"x": {0: "T", 1: "B"}}
+           if exporter == "torchscript" else {"input": {0: "T", 1: "B"}})  # fmt: skip
+    session = ort.InferenceSession(str(tmp_path / "gru.onnx"), providers=["CPUExecutionProvider"])
+    for T_run, B_run in RUNS:
+        x = torch.randn(T_run, B_run, I)
+        output, h_n = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        with torch.no_grad():
+            expected = layer(x)
+        assert_close(torch.from_numpy(output), expected[0], what=f"output, T={T_run}")
+        assert_close(torch.from_numpy(h_n), expected[1], what=f"h_n, T={T_run}")
+
+
+class MinTagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = gru.MinGRU(I, H, num_layers=2)
+
+    def forward(self, x, h0):
+        return self.layer(x, h0)
+
+
+def test_a_mingru_exports_as_onnx_operations_right_at_every_length(tmp_path):
+    """No ONNX operator computes a minGRU: the default exporter writes its scan as ONNX
+    operations, traced at T = 5 and right at lengths across chunk boundaries and long enough
+    that a log-space scan in ONNX would lose its early terms (T = 100 was off by 0.8)."""
+    torch.manual_seed(6)
+    model = MinTagger().eval()
+    export(model, (torch.randn(T, B, I), torch.randn(2, B, H)), tmp_path / "min.onnx",
+           "dynamo", {"x": {0: "T", 1: "B"}, "h0": {1: "B"}})  # fmt: skip
+    session = ort.InferenceSession(str(tmp_path / "min.onnx"), providers=["CPUExecutionProvider"])
+    for T_run, B_run in ((1, 2), (33, 1), (100, 3), (1000, 2)):
+        x, h0 = torch.randn(T_run, B_run, I), torch.randn(2, B_run, H)
+        output, h_n = session.run(None, {"x": x.numpy(), "h0": h0.numpy()})
+        with torch.no_grad():
+            expected = model(x, h0)
+        assert_close(torch.from_numpy(output), expected[0], what=f"output, T={T_run}")
+        assert_close(torch.from_numpy(h_n), expected[1], what=f"h_n, T={T_run}")
+
+
+def test_a_mingru_names_the_exporter_that_takes_it(tmp_path):
+    with pytest.raises(ValueError, match=r"MinGRU: torch.onnx.export\(..., dynamo=False\) "
+                       r"cannot export a MinGRU: .* export with the default exporter"):  # fmt: skip
+        export(MinTagger().eval(), (torch.randn(T, B, I), torch.randn(2, B, H)),
+               tmp_path / "min.onnx", "torchscript", {"x": {}, "h0": {}})  # fmt: skip
+
+
 class Wrapper(nn.Module):
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()

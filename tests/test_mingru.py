@@ -389,3 +389,19 @@ def test_bad_stream_input_by_message():
         ValueError, match=r"MinGRUStream.state must have shape \(1, 2, 4\), got \(2, 4\)"
     ):
         stream.state = torch.zeros(2, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T", [1, 31, 32, 33, 4096])
+def test_the_scan_written_to_onnx_equals_sequential(T, dtype, monkeypatch):
+    """What torch.onnx.export writes (a linear-space doubling scan, padded to chunks) equals
+    the float64 loop at every length around the chunk size and over a long sequence, at the
+    usual tolerance of each dtype, with and without h0."""
+    monkeypatch.setattr(scan, "exporting_to_onnx", lambda: True)
+    torch.manual_seed(T)
+    k, a = 2 * torch.randn(T, 2, 8, dtype=torch.float64), 2 * torch.randn(T, 2, 8, dtype=torch.float64)  # fmt: skip
+    h0 = torch.randn(2, 8, dtype=torch.float64)
+    for start in (h0, None):
+        expected = scan.min_gru_sequential(k, a, start)
+        got = scan.min_gru_scan(k.to(dtype), a.to(dtype), None if start is None else start.to(dtype))  # fmt: skip
+        assert_close(got, expected.to(dtype), dtype=dtype, what=f"T={T}, h0={start is not None}")

@@ -77,7 +77,7 @@ rows ``[r | z | n]``, each initialized from U(−1/√H, 1/√H) as in torch.nn.
 With ``layer_norm``, also ln_ih_weight_l{k}, ln_ih_bias_l{k}, ln_hh_weight_l{k},
 ln_hh_bias_l{k}: (3H,) — g_ih, c_ih, g_hh, c_hh, initialized to 1 (gains) and 0 (biases).
 
-Inputs: ``input, hx=None, *, lengths=None``
+Inputs: ``input, hx=None, lengths=None``
     input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
     hx: (D·L, B, H), or (D·L, H) for unbatched input; zeros when None.
     lengths: optional (B,) ints in [1, T] for padded batched input, an alternative to packing:
@@ -243,8 +243,12 @@ Outputs: ``(output, h_n)``
 
     # --- forward ---------------------------------------------------------------------------
 
-    def forward(self, input, hx: Tensor | None = None, *, lengths=None):
-        """See the class docstring for shapes: returns ``(output, h_n)``."""
+    def forward(self, input, hx: Tensor | None = None, lengths=None):
+        """See the class docstring for shapes: returns ``(output, h_n)``.
+
+        ``lengths`` may be given by position: torch.onnx.export(..., dynamo=False) passes
+        every argument with a default by position (a keyword-only one broke a bare layer's
+        export there)."""
         if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():  # ONNX has its own
             return self._forward_traced(input, hx, lengths)
         if isinstance(input, PackedSequence):

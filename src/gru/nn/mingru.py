@@ -129,7 +129,14 @@ Outputs: ``(output, h_n)``
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See the class docstring for shapes: returns ``(output, h_n)``."""
-        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+        if torch.jit.is_tracing():
+            if torch.onnx.is_in_onnx_export():  # the TorchScript exporter, dynamo=False
+                raise ValueError(
+                    "MinGRU: torch.onnx.export(..., dynamo=False) cannot export a MinGRU: ONNX "
+                    "has no minGRU operator and that exporter cannot translate its log-space "
+                    "scan (it stops at aten::softplus); export with the default exporter "
+                    "(dynamo=True), which writes the scan as ONNX operations"
+                )
             self.__prepare_scriptable__()
         self._refuse_packed(input)
         weight = self.weight_z_l0

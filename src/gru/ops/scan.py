@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from gru.ops.export import exporting_to_onnx
+
 __all__ = [
     "SCAN_CHUNK",
     "candidate",
@@ -47,9 +49,53 @@ def min_gru_scan(k: Tensor, a: Tensor, h0: Tensor | None) -> Tensor:
 
     The forward is the paper's log-space scan (`_log_space_scan`); the backward is derived by
     hand (`_MinGRUScan`), because autograd through the log-space scan is not accurate enough
-    in float32.
+    in float32. Under ``torch.onnx.export`` the scan is `_scan_for_export`.
     """
+    if exporting_to_onnx():
+        return _scan_for_export(k, a, h0)
     return _MinGRUScan.apply(k, a, h0)
+
+
+_EXPORT_ROUNDS = 24
+"""Doubling rounds over the chunks in `_scan_for_export`: any T up to 2^24 chunks."""
+
+
+def _scan_for_export(k: Tensor, a: Tensor, h0: Tensor | None) -> Tensor:
+    """h (T, B, H) of `min_gru_scan` as ONNX operations that hold for every T of the file.
+
+    The log-space scan cannot go into an ONNX file: its chunks are a Python loop that
+    torch.export guards to the length it traced (the file would drop the guard and return
+    32 steps for 33), and ONNX's logcumsumexp (onnxscript's) subtracts the sequence's global
+    maximum, so once the terms span ~88 nats the early ones underflow (T = 100 was off by
+    0.8). Here in linear space, products and sums only, like `reverse_linear_scan`: the
+    sequence is padded to chunks of `SCAN_CHUNK` steps, each chunk scans its pairs
+    (c_t, v_t) in log2(SCAN_CHUNK) doubling rounds (Hillis and Steele 1986), the chunks'
+    totals scan in `_EXPORT_ROUNDS` rounds, and each chunk starts from the state the
+    chunks before it leave.
+    """
+    T, B, H = k.shape
+    C = SCAN_CHUNK
+    pad = (C - T % C) % C
+    c = F.pad(torch.sigmoid(-k), (0, 0, 0, 0, 0, pad), value=1.0).reshape(-1, C, B, H)
+    v = F.pad(torch.sigmoid(k) * candidate(a), (0, 0, 0, 0, 0, pad)).reshape(-1, C, B, H)
+    c, v = _doubling_scan(c, v, dim=1, rounds=C.bit_length() - 1)  # within chunks
+    c_end, v_end = _doubling_scan(c[:, -1], v[:, -1], dim=0, rounds=_EXPORT_ROUNDS)
+    h_end = v_end if h0 is None else v_end + c_end * h0  # (n, B, H): each chunk's last state
+    h_start = torch.cat([torch.zeros_like(h_end[:1]) if h0 is None else h0[None], h_end[:-1]])
+    h = v + c * h_start[:, None]  # (n, C, B, H)
+    return h.reshape(-1, B, H)[:T]
+
+
+def _doubling_scan(c: Tensor, v: Tensor, dim: int, rounds: int) -> tuple[Tensor, Tensor]:
+    """The inclusive scan of the maps h ↦ c_t ⊙ h + v_t along ``dim``: each t's composition
+    of the maps up to t, exact for up to 2^rounds entries along ``dim``."""
+    n = c.shape[dim]
+    for j in range(rounds):
+        s = 2**j
+        spec = [0, 0] * (c.dim() - dim - 1) + [s, 0]  # s entries of the identity map first
+        v = v + c * F.pad(v, spec).narrow(dim, 0, n)
+        c = c * F.pad(c, spec, value=1.0).narrow(dim, 0, n)
+    return c, v
 
 
 def _log_space_scan(k: Tensor, a: Tensor, h0: Tensor | None) -> Tensor:
