@@ -150,7 +150,7 @@ def test_bad_generation_arguments_are_named(textgen_trained):
             generator.generate("R", 5, temperature=temperature)
     with pytest.raises(ValueError, match=r"top_k must be a positive int, got 0"):
         generator.generate("R", 5, top_k=0)
-    with pytest.raises(ValueError, match=r"length must be an int ≥ 0, got -2"):
+    with pytest.raises(ValueError, match=r"length must be an int in \[0, 1,000,000\], got -2"):
         generator.generate("R", -2)
 
 
@@ -238,7 +238,11 @@ def test_train_resume_and_generate_from_the_command_line(
     code, _, err = run(
         capsys, "generate", "--run", tmp_path / "whole", "--prompt", "R", "--length", -1
     )
-    assert code == 2 and "length must be an int ≥ 0, got -1" in err
+    assert code == 2 and "length must be an int in [0, 1,000,000], got -1" in err
+    code, _, err = run(  # it was accepted, and would have run for days
+        capsys, "generate", "--run", tmp_path / "whole", "--prompt", "R", "--length", 10**12
+    )
+    assert code == 2 and "got 1000000000000" in err
 
 
 def test_tiny_shakespeare_with_a_limit(tmp_path):

@@ -47,6 +47,8 @@ __all__ = ["TextGenConfig", "TextGenReport", "TextGenerator", "ngram_loss", "rea
 
 VALIDATION_STREAMS = 8  # the validation text is read as this many contiguous streams
 SAMPLE_PROMPT = "ROMEO:"
+MAX_LENGTH = 1_000_000
+"""The most characters one `TextGenerator.generate` call writes (about a minute on one core)."""
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -411,8 +413,11 @@ class TextGenerator(runs.Task):
             raise ValueError("TextGenerator.generate: fit or load a model first")
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("TextGenerator.generate: prompt must be a non-empty string")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"TextGenerator.generate: length must be an int ≥ 0, got {length!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= MAX_LENGTH:
+            raise ValueError(  # 10**12 was accepted and would have run for days
+                f"TextGenerator.generate: length must be an int in [0, {MAX_LENGTH:,}], got "
+                f"{length!r}"
+            )
         if not isinstance(temperature, int | float) or not 0 <= temperature < float("inf"):
             raise ValueError(  # inf would draw every character alike, whatever the model says
                 f"TextGenerator.generate: temperature must be a finite number ≥ 0, got "
