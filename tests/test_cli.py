@@ -298,7 +298,7 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     )
     capsys.readouterr()
     code, _, err = run(capsys, "predict", "--run", adding_run, "good")
-    assert code == 2 and "is a 'adding' run, not a sentiment run" in err
+    assert code == 2 and "is an 'adding' run, not a sentiment run" in err
 
 
 def test_an_empty_file_of_texts_is_named(capsys, tmp_path):

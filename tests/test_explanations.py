@@ -129,7 +129,7 @@ def test_bad_input_is_refused_and_nothing_is_written(seed, capsys, tmp_path):
         (["--run", run, "!!! ..."], "explain: the text '!!! ...' has no words once lower-cased and stripped of punctuation"),
         (["--run", run], "explain: give the text to explain (a review in quotes)"),
         (["--run", run, "--csv", tmp_path / "x.csv"], "explain: --csv is for forecast runs; give a sentiment run a text"),
-        (["--run", other, "good"], f"explain: '{other}' is a 'adding' run, and gru explain explains sentiment"),
+        (["--run", other, "good"], f"explain: '{other}' is an 'adding' run, and gru explain explains sentiment"),
         (["--run", tmp_path / "nowhere", "good"], f"run: '{tmp_path / 'nowhere'}' does not exist"),
         (["--run", run, "good", "--out", tmp_path / "no" / "x.html"], f"--out: the folder of '{tmp_path / 'no' / 'x.html'}' does not exist"),
         (["--run", run, "good", "--out", tmp_path], f"--out: '{tmp_path}' is a folder; name the HTML file to write"),

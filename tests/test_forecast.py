@@ -249,26 +249,26 @@ def test_forecast_never_writes_over_its_input_and_an_existing_file_only_when_ask
     (tmp_path / "link.csv").symlink_to(csv)
     for output in (csv, tmp_path / "." / "in.csv", tmp_path / "link.csv"):
         for overwrite in ([], ["--overwrite"]):
-            code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output, *overwrite)  # fmt: skip
-            assert code == 2 and f"gru: error: --output: '{output}' is --csv '{csv}', which it would overwrite; a command never replaces its input" in err  # fmt: skip
+            code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output, *overwrite)  # fmt: skip
+            assert code == 2 and f"gru: error: --out: '{output}' is --csv '{csv}', which it would overwrite; a command never replaces its input" in err  # fmt: skip
     (tmp_path / "data.png").write_bytes(original)  # a CSV named .png: the plot would replace it
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", tmp_path / "data.png", "--output", tmp_path / "data.csv")  # fmt: skip
-    assert code == 2 and f"--output's plot: '{tmp_path / 'data.png'}' is --csv" in err
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", tmp_path / "data.png", "--out", tmp_path / "data.csv")  # fmt: skip
+    assert code == 2 and f"--out's plot: '{tmp_path / 'data.png'}' is --csv" in err
     assert csv.read_bytes() == original
 
     output = tmp_path / "out.csv"
     output.write_text("precious")
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output)
-    assert code == 2 and err.strip() == f"gru: error: --output: '{output}' already exists; choose another name, or replace it with --overwrite"  # fmt: skip
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output)
+    assert code == 2 and err.strip() == f"gru: error: --out: '{output}' already exists; choose another name, or replace it with --overwrite"  # fmt: skip
     assert output.read_text() == "precious" and not output.with_suffix(".png").exists()
     (tmp_path / "pic.png").write_bytes(b"mine")
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", tmp_path / "pic.csv")  # fmt: skip
-    assert code == 2 and f"--output's plot: '{tmp_path / 'pic.png'}' already exists" in err
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", tmp_path / "pic.csv")  # fmt: skip
+    assert code == 2 and f"--out's plot: '{tmp_path / 'pic.png'}' already exists" in err
     assert (tmp_path / "pic.png").read_bytes() == b"mine" and not (tmp_path / "pic.csv").exists()
-    code, out, _ = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output, "--overwrite")  # fmt: skip
+    code, out, _ = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output, "--overwrite")  # fmt: skip
     assert code == 0 and f"wrote {output} and {output.with_suffix('.png')}" in out
     assert list(pd.read_csv(output).columns) == ["date", "load", "temp"]
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", tmp_path / "in.csv" / "x.csv")  # fmt: skip
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", tmp_path / "in.csv" / "x.csv")  # fmt: skip
     assert code == 2 and f"'{csv}' is a file, not a folder" in err
 
 
