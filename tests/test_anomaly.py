@@ -49,6 +49,15 @@ def test_a_tiny_run_plants_what_fits_and_scores_both_detectors(anomaly_trained):
     assert again["score"].iloc[:16].isna().all() and again["score"].iloc[16:].notna().all()
 
 
+def test_limit_reads_the_first_rows_only(anomaly_trained):
+    detector, _ = anomaly_trained
+    assert len(detector.read(series_frame(1200), 300)) == 300
+    with pytest.raises(ValueError, match=r"has 50 rows, too few for lookback 16"):  # read first
+        AnomalyDetector(**TINY, limit=50).fit(series_frame(1200), column="load")
+    with pytest.raises(ValueError, match=r"AnomalyConfig: limit must be an int ≥ 2, got 0"):
+        AnomalyDetector(limit=0)
+
+
 def test_train_and_detect_from_the_command_line(capsys, tmp_path):
     frame = series_frame(1200)
     frame.loc[1000, "load"] = 60.0  # far above the cycle between 7 and 13

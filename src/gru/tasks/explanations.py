@@ -256,7 +256,10 @@ def headline(explanation: TextExplanation | ForecastExplanation) -> str:
     if isinstance(explanation, TextExplanation):
         p = explanation.prediction
         label = "positive" if p > 0.5 else "negative"
-        return f"{explanation.label} {p:.4f} ({label}) after {len(explanation.tokens)} tokens"
+        words = sum(kind != "start" for kind in explanation.kinds)
+        cut = sum(token != START_TOKEN for token in explanation.cut)
+        cut = f", {cut} more cut (maxlen {explanation.maxlen})" if cut else ""
+        return f"{explanation.label} {p:.4f} ({label}) after reading {words} words{cut}"
     e = explanation
     f = np.asarray(e.forecast, dtype=float)
     line = (
