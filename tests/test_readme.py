@@ -37,7 +37,9 @@ def python_blocks() -> list[tuple[int, str]]:
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 )
 @pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
-@pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings(
+    r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"
+)
 def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
     blocks = python_blocks()
     assert len(blocks) >= 14  # the fences are found: none skipped by a change of their form
