@@ -516,6 +516,12 @@ def test_compile_refuses_an_unknown_target(capsys):
     assert "compile: unknown target 'inference-float16'; valid: inference-float32," in err
 
 
+def test_an_adding_run_no_better_than_the_mean_says_so(capsys, tmp_path):
+    code, out, _ = run(capsys, *ADDING, "--out", tmp_path / "run")
+    assert code == 0
+    assert "predicting the mean (no better than the mean: the model has not learned to add the marked values)" in out  # fmt: skip
+
+
 def test_a_run_of_any_task_is_named_with_its_article():
     from gru.tasks.runs import a_run
 

@@ -48,8 +48,13 @@ def run(args) -> int:
     if not options.ran(out, result, time):
         return 0
     ratio = result.baseline_mse / max(result.test_mse, 1e-12)
+    verdict = (
+        f"{ratio:.0f}x lower"
+        if ratio >= 2
+        else "no better than the mean: the model has not learned to add the marked values"
+    )
     print(
         f"test MSE {result.test_mse:.4f} vs {result.baseline_mse:.4f} predicting the mean "
-        f"({ratio:.0f}x lower)"
+        f"({verdict})"
     )
     return 0
