@@ -215,7 +215,7 @@ def test_out_must_be_new_or_empty(tmp_path):
 
 
 def test_timings_say_how_far_their_repeats_spread():
-    from gru.tasks.timing import timed
+    from gru.tasks.timing import readable, timed
 
     steady = timed(lambda: None, runs=50)
     assert steady.repeats == 50 and steady.median >= 0 and steady.spread >= 0
@@ -228,3 +228,4 @@ def test_timings_say_how_far_their_repeats_spread():
 
     noisy = timed(uneven, runs=20)
     assert noisy.repeats == 20 and noisy.noisy and noisy.spread > 1
+    assert [readable(t) for t in (1.254, 0.00328, 4.2e-5)] == ["1.25 s", "3.28 ms", "42 µs"]

@@ -57,7 +57,7 @@ from gru.nn import MinGRU
 from gru.tasks.baselines import persistence, training_mean
 from gru.tasks.evaluation import binary_scores
 from gru.tasks.runs import check_ints, check_new_folder
-from gru.tasks.timing import NOISY, latencies
+from gru.tasks.timing import NOISY, latencies, readable
 from gru.training import TrainConfig, fit
 
 __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
@@ -356,7 +356,8 @@ def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log
         "train_seconds_per_epoch": float(np.mean(epoch_seconds)),
         "latency_sequence_s": per_sequence.median,
         "latency_step_s": per_step.median,
-        "latency_spread": max(per_sequence.spread, per_step.spread),
+        "latency_sequence_spread": per_sequence.spread,
+        "latency_step_spread": per_step.spread,
         "metric": problem.metric,
         "test": final,
         "target": problem.target,
@@ -366,19 +367,16 @@ def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log
     }
 
 
-def _seconds(value: float) -> str:
-    if value >= 1:
-        return f"{value:.2f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.2f} ms"
-    return f"{value * 1e6:.0f} µs"
-
-
 SMOKE_TEST = (
     "**A smoke test** (quick: a few hundred sequences, one epoch, a tenth of a second of "
     "timing per model): it shows that every layer trains and runs, not how well or how fast; "
     "its scores and timings compare nothing. Leave out --quick (quick=False) to compare."
 )
+
+
+def _noisy(row: dict, kind: str) -> bool:
+    """Whether the latency ``kind`` ("sequence", "step") of ``row`` spread too far (`NOISY`)."""
+    return row.get(f"latency_{kind}_spread", 0.0) > NOISY
 
 
 def _table(rows: list[dict], no_model: dict[str, float]) -> str:
@@ -402,17 +400,19 @@ def _table(rows: list[dict], no_model: dict[str, float]) -> str:
         target = f"{r['target']:.3g}" if r["metric"] == "mse" else f"{r['target']:.0%}"
         reached = r["steps_to_target"]
         reached = f"not in {r['steps']:,}" if reached is None else f"{reached:,} of {r['steps']:,}"
-        noisy = " †" if r.get("latency_spread", 0.0) > NOISY else ""
+        sequence, step = (
+            readable(r[f"latency_{k}_s"]) + (" †" if _noisy(r, k) else "")
+            for k in ("sequence", "step")
+        )
         lines.append(
             f"| {r['task']} | {r['layer']} | {r['parameters']:,} "
-            f"| {r['train_seconds_per_epoch']:.1f} | {_seconds(r['latency_sequence_s'])}{noisy} "
-            f"| {_seconds(r['latency_step_s'])}{noisy} | {score(r['test'], r['metric'])} "
-            f"| {reached} |"
+            f"| {r['train_seconds_per_epoch']:.1f} | {sequence} | {step} "
+            f"| {score(r['test'], r['metric'])} | {reached} |"
         )
         targets[r["task"]] = f"validation {r['metric']} {sign} {target}"
     legend = "; ".join(f"{task}: {text}" for task, text in targets.items())
     notes = f"\n\nTargets ({legend}) checked after every epoch."
-    if any(r.get("latency_spread", 0.0) > NOISY for r in rows):
+    if any(_noisy(r, "sequence") or _noisy(r, "step") for r in rows):
         notes += f" † Noisy: the repeats spread by more than {NOISY:.0%} of their median."
     return "\n".join(lines) + notes
 
@@ -461,7 +461,9 @@ def run(
     table = _table(rows, {task: problem.baseline for task, problem in problems.items()})
     if config.quick:
         table = f"{SMOKE_TEST}\n\n{table}"
-    noisy = [f"{r['task']} {r['layer']}" for r in rows if r["latency_spread"] > NOISY]
+    noisy = [
+        f"{r['task']} {r['layer']}" for r in rows if _noisy(r, "sequence") or _noisy(r, "step")
+    ]
     if noisy:
         warnings.warn(
             f"compare: the latencies of {', '.join(noisy)} spread by more than {NOISY:.0%} of "

@@ -18,7 +18,7 @@ from torch import nn
 
 from gru.nn import GRU, MinGRU
 
-__all__ = ["NOISY", "Timing", "latencies", "timed"]
+__all__ = ["NOISY", "Timing", "latencies", "readable", "timed"]
 
 NOISY = 0.5  # repeats whose interquartile range exceeds half their median are noise
 
@@ -79,3 +79,12 @@ def latencies(model: nn.Module, example, input_size: int, quick: bool) -> tuple[
     per_sequence = timed(lambda: model(example), runs=20, budget=budget)
     per_step = timed(_stepper(model.rnn, input_size), runs=300, budget=budget / 2)
     return per_sequence, per_step
+
+
+def readable(seconds: float) -> str:
+    """``seconds`` in the unit a reader takes in at a glance: "1.25 s", "3.28 ms", "42 µs"."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.0f} µs"
