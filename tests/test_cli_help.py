@@ -75,8 +75,9 @@ def test_a_resumed_run_needs_no_data_option(capsys, tmp_path):
     # --csv and --target are the run's own: --resume alone parses, and fails only on the folder.
     assert main(["train", "forecast", "--resume", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == f"gru: error: run: '{tmp_path / 'none'}' does not exist\n"
-    args = parser().parse_args(["train", "forecast", f"--resume={tmp_path}"])
-    assert args.csv is None and args.target is None
+    for resume in (f"--resume={tmp_path}", "--resum", "--res"):  # argparse takes prefixes too
+        args = parser().parse_args(["train", "forecast", resume, *([str(tmp_path)] * ("=" not in resume))])  # fmt: skip
+        assert args.resume == str(tmp_path) and args.csv is None and args.target is None
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,8 @@ class Parser(argparse.ArgumentParser):
         self.resumed_run_has: list[argparse.Action] = []
 
     def parse_known_args(self, args=None, namespace=None):
-        words = [] if args is None else list(args)
-        if any(w == "--resume" or w.startswith("--resume=") for w in words):
+        words = [w.split("=", 1)[0] for w in ([] if args is None else args)]
+        if any(len(w) >= 4 and "--resume".startswith(w) for w in words):  # argparse's prefixes
             for action in self.resumed_run_has:
                 action.required = False
         return super().parse_known_args(args, namespace)
