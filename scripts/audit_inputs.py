@@ -630,15 +630,15 @@ def output_cases() -> list[Case]:
         base = [command, "--run", run, "--csv", "in/series.csv"]
         for name, output, expect in (
             ("== --csv", "in/series.csv", "--csv"), ("existing", "in/existing.csv", "--overwrite"),
-            ("unwritable", f"{UNWRITABLE}/x.csv", "--output"), ("in a missing folder", "out/no/x.csv", "--output"),
-            ("a folder", "in/a_folder.csv", "--output"), ("below a file", "in/series.csv/x.csv", "--output"),
-            ("not .csv", "out/x.txt", "--output"),
+            ("unwritable", f"{UNWRITABLE}/x.csv", "--out"), ("in a missing folder", "out/no/x.csv", "--out"),
+            ("a folder", "in/a_folder.csv", "--out"), ("below a file", "in/series.csv/x.csv", "--out"),
+            ("not .csv", "out/x.txt", "--out"),
         ):  # fmt: skip
             cases.append(
-                Case("outputs", f"{command} --output {name}", [*base, "--output", output], expect)
+                Case("outputs", f"{command} --out {name}", [*base, "--out", output], expect)
             )
-        cases.append(Case("outputs", f"{command} --output == --csv --overwrite",
-                          [*base, "--output", "in/series.csv", "--overwrite"], "--csv"))  # fmt: skip
+        cases.append(Case("outputs", f"{command} --out == --csv --overwrite",
+                          [*base, "--out", "in/series.csv", "--overwrite"], "--csv"))  # fmt: skip
     explain = ["explain", "--run", "runs/sentiment", "a fine film"]
     for name, out, expect in (
         ("existing", "in/existing.html", "--overwrite"), ("unwritable", f"{UNWRITABLE}/x.html", "--out"),
@@ -696,8 +696,8 @@ def use_cases() -> list[Case]:
     """The commands on a trained run: wrong runs, bad numbers, bad files."""
     p = ["predict", "--run", "runs/sentiment"]
     g = ["generate", "--run", "runs/textgen"]
-    d = ["detect", "--run", "runs/anomaly", "--csv", "in/series.csv", "--output", "out/d.csv"]
-    f = ["forecast", "--run", "runs/forecast", "--output", "out/f.csv", "--csv"]
+    d = ["detect", "--run", "runs/anomaly", "--csv", "in/series.csv", "--out", "out/d.csv"]
+    f = ["forecast", "--run", "runs/forecast", "--out", "out/f.csv", "--csv"]
     rows = [
         (["predict", "--run", "runs/nope", "x"], "runs/nope"),
         (["predict", "--run", "runs/forecast", "x"], "sentiment"),

@@ -49,6 +49,15 @@ def test_a_tiny_run_plants_what_fits_and_scores_both_detectors(anomaly_trained):
     assert again["score"].iloc[:16].isna().all() and again["score"].iloc[16:].notna().all()
 
 
+def test_limit_reads_the_first_rows_only(anomaly_trained):
+    detector, _ = anomaly_trained
+    assert len(detector.read(series_frame(1200), 300)) == 300
+    with pytest.raises(ValueError, match=r"has 50 rows, too few for lookback 16"):  # read first
+        AnomalyDetector(**TINY, limit=50).fit(series_frame(1200), column="load")
+    with pytest.raises(ValueError, match=r"AnomalyConfig: limit must be an int ≥ 2, got 0"):
+        AnomalyDetector(limit=0)
+
+
 def test_train_and_detect_from_the_command_line(capsys, tmp_path):
     frame = series_frame(1200)
     frame.loc[1000, "load"] = 60.0  # far above the cycle between 7 and 13
@@ -148,7 +157,7 @@ def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_
     csv = tmp_path / "short.csv"
     series_frame(10).to_csv(csv, index=False)
     before = sorted(p.name for p in run_dir.iterdir())
-    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", tmp_path / "flags.csv")  # fmt: skip
+    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--out", tmp_path / "flags.csv")  # fmt: skip
     assert code == 2 and "has 10 rows; the detector reads the 16 values" in err
     assert (
         sorted(p.name for p in run_dir.iterdir()) == before
@@ -156,10 +165,10 @@ def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_
     )
     code, _, err = run(capsys, "explain", "--run", run_dir, "--csv", csv)
     assert (
-        code == 2 and "is a 'anomaly' run, and gru explain explains sentiment and forecast" in err
+        code == 2 and "is an 'anomaly' run, and gru explain explains sentiment and forecast" in err
     )
     code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv)
-    assert code == 2 and "is a 'anomaly' run, not a forecast run" in err
+    assert code == 2 and "is an 'anomaly' run, not a forecast run" in err
 
 
 def test_no_planted_anomalies_report_no_recall_or_f1(capsys, tmp_path):
@@ -183,15 +192,15 @@ def test_detect_never_writes_over_its_input_and_an_existing_file_only_when_asked
     series_frame(300).to_csv(csv, index=False)
     original = csv.read_bytes()
     for overwrite in ([], ["--overwrite"]):
-        code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", csv, *overwrite)  # fmt: skip
-        assert code == 2 and f"--output: '{csv}' is --csv '{csv}', which it would overwrite" in err
+        code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--out", csv, *overwrite)  # fmt: skip
+        assert code == 2 and f"--out: '{csv}' is --csv '{csv}', which it would overwrite" in err
     assert csv.read_bytes() == original
     output = tmp_path / "flags.csv"
     output.write_text("precious")
-    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", output)
-    assert code == 2 and f"--output: '{output}' already exists; choose another name, or replace it with --overwrite" in err  # fmt: skip
+    code, _, err = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--out", output)
+    assert code == 2 and f"--out: '{output}' already exists; choose another name, or replace it with --overwrite" in err  # fmt: skip
     assert output.read_text() == "precious"
-    code, out, _ = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--output", output, "--overwrite")  # fmt: skip
+    code, out, _ = run(capsys, "detect", "--run", run_dir, "--csv", csv, "--out", output, "--overwrite")  # fmt: skip
     assert code == 0 and f"wrote {output}" in out and output.read_text() != "precious"
 
 

@@ -45,9 +45,15 @@ def test_train_adding_beats_the_mean_baseline(capsys, tmp_path):
         "--epochs", 3, "--batch-size", 32, "--lr", 0.01, "--quiet", "--out", tmp_path / "a",
     )  # fmt: skip
     assert code == 0
-    words = out.split()
-    mse, baseline = float(words[words.index("MSE") + 1]), float(words[words.index("baseline") + 1])
+    found = re.search(r"test MSE (\d\.\d+) vs (\d\.\d+) predicting the mean \(\d+x lower\)", out)
+    mse, baseline = float(found[1]), float(found[2])
     assert baseline == pytest.approx(1 / 6, abs=0.03)
+    # The time line every task prints, and the epoch kept by the validation MSE.
+    assert re.search(
+        r"time: 3 epochs in [\d.]+ s of training, [\d.]+ s for the whole run; weights of epoch "
+        r"[123] \(least validation MSE\)",
+        out,
+    )
     assert mse < baseline / 4
     assert f"run folder: {tmp_path / 'a'}" in out
     assert (tmp_path / "a" / "model.safetensors").is_file()
@@ -105,6 +111,17 @@ def test_predict_texts_and_a_file(capsys, run_dir, tmp_path):
     texts.write_text("this movie was wonderful\nawful\n")
     code, from_file, _ = run(capsys, "predict", "--run", run_dir, "--file", texts)
     assert code == 0 and from_file.splitlines()[0] == out.splitlines()[0]
+    # Blank lines (an empty last line, a gap) are skipped, and stderr says how many.
+    texts.write_text("this movie was wonderful\n\n   \nawful\n\n")
+    code, skipping, err = run(capsys, "predict", "--run", run_dir, "--file", texts)
+    assert code == 0 and skipping == from_file
+    assert err == f"gru: skipped 3 blank lines of '{texts}'\n"
+    texts.write_text("\n \n")
+    code, _, err = run(capsys, "predict", "--run", run_dir, "--file", texts)
+    assert code == 2
+    assert (
+        err == f"gru: error: --file: '{texts}' is empty (2 blank lines); give one text per line\n"
+    )
 
 
 def test_evaluate_on_the_sample(capsys, run_dir):
@@ -266,9 +283,6 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     assert code == 2 and "is not a run folder: it has no config.json" in err
     code, _, err = run(capsys, "predict", "--run", run_dir, "")
     assert code == 2 and "gru: error: SentimentClassifier.predict: text 1 is empty" in err
-    (tmp_path / "texts.txt").write_text("good\n\nbad\n")
-    code, _, err = run(capsys, "predict", "--run", run_dir, "--file", tmp_path / "texts.txt")
-    assert code == 2 and "--file: line 2 of" in err and "is empty" in err
     code, _, err = run(capsys, "train", "sentiment", *TINY, "--resume", tmp_path)
     assert code == 2 and "is not a run folder" in err
     before = folder_digest(run_dir)
@@ -298,7 +312,7 @@ def test_bad_runs_and_texts_exit_2_with_a_message(capsys, run_dir, tmp_path):
     )
     capsys.readouterr()
     code, _, err = run(capsys, "predict", "--run", adding_run, "good")
-    assert code == 2 and "is a 'adding' run, not a sentiment run" in err
+    assert code == 2 and "is an 'adding' run, not a sentiment run" in err
 
 
 def test_an_empty_file_of_texts_is_named(capsys, tmp_path):
@@ -500,3 +514,19 @@ def test_compile_refuses_an_unknown_target(capsys):
     code, _, err = run(capsys, "compile", "--only", "inference-float16")
     assert code == 2
     assert "compile: unknown target 'inference-float16'; valid: inference-float32," in err
+
+
+def test_an_adding_run_no_better_than_the_mean_says_so(capsys, tmp_path):
+    code, out, _ = run(capsys, *ADDING, "--out", tmp_path / "run")
+    assert code == 0
+    assert "predicting the mean (no better than the mean: the model has not learned to add the marked values)" in out  # fmt: skip
+
+
+def test_a_run_of_any_task_is_named_with_its_article():
+    from gru.tasks.runs import a_run
+
+    assert (
+        a_run("anomaly") == "an 'anomaly' run" and a_run("adding", quoted=False) == "an adding run"
+    )
+    assert a_run("sentiment") == "a 'sentiment' run" and a_run("textgen", False) == "a textgen run"
+    assert a_run(None) == "a None run"  # a config.json without a task still reads as a sentence

@@ -2,6 +2,8 @@
 written, and bad names and missing data refused by message."""
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import matplotlib.image
@@ -54,7 +56,10 @@ def test_quick_run_measures_every_model_and_writes_table_numbers_and_curves(tmp_
     from gru.data.synthetic import adding_problem
 
     config = CompareConfig(tasks=["adding-100"], models=["lstm", "gru"], quick=True)
-    result = compare.run(config, out=tmp_path / "out", quiet=True)
+    with warnings.catch_warnings(record=True) as warned:  # a loaded machine: noisy latencies
+        warnings.simplefilter("always")
+        result = compare.run(config, out=tmp_path / "out", quiet=True)
+    assert all("spread by more than 50%" in str(w.message) for w in warned), warned
     assert [r["model"] for r in result.rows] == ["lstm", "gru"]
     # The quick problem's data, drawn as compare draws it: 500 training, 200 validation and
     # 200 test sequences from the seed.
@@ -73,13 +78,22 @@ def test_quick_run_measures_every_model_and_writes_table_numbers_and_curves(tmp_
         assert [steps for steps, _ in row["curve"]] == [10]
         assert mean_mse < row["curve"][0][1] < zero_mse  # the validation MSE after 10 steps
         assert row["target"] == 0.05 and row["steps_to_target"] is None
-    again = compare.run(CompareConfig(tasks=["adding-100"], models=["gru"], quick=True), quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # only the timings' noise can warn here
+        again = compare.run(
+            CompareConfig(tasks=["adding-100"], models=["gru"], quick=True), quiet=True
+        )
     assert again.rows[0]["test"] == result.rows[1]["test"]  # seeded: the same run, the same MSE
     assert again.rows[0]["curve"] == result.rows[1]["curve"]
     assert result.rows[0]["parameters"] == 4 * (32 * 34 + 64)
-    lines = result.table.splitlines()
+    # A quick run says it is a smoke test, and every score stands beside no model's.
+    assert result.table.startswith("**A smoke test** (quick: a few hundred sequences, one epoch")
+    lines = result.table.split("\n\n")[1].splitlines()
     assert lines[0].startswith("| task | layer | parameters | training s / epoch |")
-    assert lines[2].startswith("| adding-100 | torch.nn.LSTM | 4,608 |")
+    assert (
+        lines[2] == f"| adding-100 | predict the mean (no model) | 0 | | | | {mean_mse:.4f} MSE | |"
+    )
+    assert lines[3].startswith("| adding-100 | torch.nn.LSTM | 4,608 |")
     assert "Targets (adding-100: validation mse ≤ 0.05)" in result.table
 
     out = tmp_path / "out"
@@ -87,6 +101,7 @@ def test_quick_run_measures_every_model_and_writes_table_numbers_and_curves(tmp_
     assert result.table in (out / "compare.md").read_text()
     saved = json.loads((out / "compare.json").read_text())
     assert [r["layer"] for r in saved["rows"]] == ["torch.nn.LSTM", "gru.GRU"]
+    assert saved["no_model"]["adding-100"] == pytest.approx(mean_mse, rel=1e-5)
     image = matplotlib.image.imread(out / "learning_curves.png")
     assert image.shape[0] > 100 and image.std() > 0  # drawn, not blank
 
@@ -96,17 +111,28 @@ def test_real_data_tasks_run_on_the_shared_data_and_the_sample(tmp_path):
     config = CompareConfig(
         tasks=["imdb", "etth1"], models=["gru"], quick=True, imdb="sample", csv=csv
     )
-    result = compare.run(config, quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # only the timings' noise can warn here
+        result = compare.run(config, quiet=True)
     imdb, etth1 = result.rows
     assert imdb["metric"] == "accuracy" and 0 <= imdb["test"] <= 1
     assert imdb["parameters"] == 3 * (32 * 64 + 64)  # the seeds' GRU(32) on 32-wide embeddings
     assert etth1["metric"] == "mse" and 0 < etth1["test"] < 5
     assert etth1["parameters"] == 3 * (64 * (7 + 64) + 128)  # H = 64 over the 7 channels
     assert 0 < etth1["target"] < 1  # half of persistence's MSE, in standardized units
+    assert re.search(
+        r"\| imdb \| the majority class \(no model\) \| 0 \| \| \| \| \d+\.\d% accuracy \| \|",
+        result.table,
+    )
+    assert "| etth1 | predict the mean (no model) | 0 | | | | " in result.table
     assert result.files == []  # no out: nothing written
 
 
-def test_cli_compare_prints_and_saves(tmp_path, capsys):
+def test_cli_compare_prints_and_saves(tmp_path, capsys, monkeypatch):
+    from gru.tasks.timing import Timing
+
+    noisy = (Timing(0.692, 3.0, 4), Timing(1e-4, 0.1, 300))  # repeats far apart, as under load
+    monkeypatch.setattr(compare, "latencies", lambda *args: noisy)
     out = tmp_path / "cmp"
     code = cli.main(
         [
@@ -122,8 +148,15 @@ def test_cli_compare_prints_and_saves(tmp_path, capsys):
         ]
     )
     assert code == 0
-    printed = capsys.readouterr().out
-    assert "| adding-100 | gru.MinGRU | 192 |" in printed
+    printed, err = capsys.readouterr()
+    assert "| adding-100 | gru.MinGRU | 192 | " in printed and "| 692.00 ms † |" in printed
+    assert printed.startswith("**A smoke test**")
+    assert "† Noisy: the repeats spread by more than 50% of their median." in printed
+    assert err == (
+        "gru: warning: compare: the latencies of adding-100 gru.MinGRU spread by more than 50% "
+        "of their median between repeats (other programs busy?); marked † in the table: compare "
+        "them with care, or measure again on an idle machine\n"
+    )
     assert (out / "compare.md").is_file() and (out / "learning_curves.png").is_file()
 
 
@@ -179,3 +212,20 @@ def test_out_must_be_new_or_empty(tmp_path):
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(ValueError, match=r"--out: '.*taken' already exists and is not empty"):
         compare.run(CompareConfig(quick=True), out=tmp_path / "taken")
+
+
+def test_timings_say_how_far_their_repeats_spread():
+    from gru.tasks.timing import readable, timed
+
+    steady = timed(lambda: None, runs=50)
+    assert steady.repeats == 50 and steady.median >= 0 and steady.spread >= 0
+    durations = iter([0.0] + [0.001, 0.02] * 10)  # a warm-up, then calls 20 times apart
+
+    def uneven():
+        import time
+
+        time.sleep(next(durations))
+
+    noisy = timed(uneven, runs=20)
+    assert noisy.repeats == 20 and noisy.noisy and noisy.spread > 1
+    assert [readable(t) for t in (1.254, 0.00328, 4.2e-5)] == ["1.25 s", "3.28 ms", "42 µs"]

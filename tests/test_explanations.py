@@ -10,7 +10,15 @@ import torch
 
 from gru.cli import main
 from gru.data.text import tokenize
-from gru.tasks.explanations import EXPLAINERS, START_TOKEN, explain, explain_series, explain_text
+from gru.tasks.explanations import (
+    EXPLAINERS,
+    START_TOKEN,
+    explain,
+    explain_series,
+    explain_text,
+    headline,
+)
+from gru.tasks.sentiment import SentimentClassifier
 from gru.viz import record_gates
 from viz_runs import LONG_REVIEW, adding_run, sentiment_run, series_frame
 
@@ -70,6 +78,7 @@ def test_a_long_text_is_cut_as_in_training_and_says_so(seed, tmp_path):
     assert len(e.tokens) == 20 and e.padding_steps == 0
     assert len(words) == 27 and e.tokens == words[7:]  # truncating="pre" keeps the last 20
     assert e.cut == [START_TOKEN, *words[:7]]
+    assert headline(e).endswith("after reading 20 words, 7 more cut (maxlen 20)")
     unknown = [t for t, k in zip(e.tokens, e.kinds, strict=True) if k == "unknown"]
     assert "honestly" in unknown and "great" not in unknown
     from gru.viz import write_text_explanation
@@ -101,7 +110,13 @@ def test_a_bidirectional_pooled_model_is_explained_prefix_by_prefix(strong):
 def test_explain_writes_the_page_and_its_pictures_from_the_cli(seed, capsys, tmp_path):
     _, run = seed
     assert main(["explain", "--run", str(run), "a wonderful film"]) == 0
-    assert capsys.readouterr().out.strip() == f"wrote {run / 'explain.html'}"
+    p = explain_text(SentimentClassifier.load(run), "a wonderful film").prediction
+    assert p == pytest.approx(SentimentClassifier.load(run).predict("a wonderful film"), rel=1e-5)
+    label = "positive" if p > 0.5 else "negative"  # the answer first, then the page
+    assert capsys.readouterr().out.splitlines() == [
+        f"P(positive) {p:.4f} ({label}) after reading 3 words",
+        f"wrote {run / 'explain.html'}",
+    ]
     assert {"explain.html", "explain_probability.png", "explain_gates.png"} <= {
         p.name for p in run.iterdir()
     }
@@ -129,7 +144,7 @@ def test_bad_input_is_refused_and_nothing_is_written(seed, capsys, tmp_path):
         (["--run", run, "!!! ..."], "explain: the text '!!! ...' has no words once lower-cased and stripped of punctuation"),
         (["--run", run], "explain: give the text to explain (a review in quotes)"),
         (["--run", run, "--csv", tmp_path / "x.csv"], "explain: --csv is for forecast runs; give a sentiment run a text"),
-        (["--run", other, "good"], f"explain: '{other}' is a 'adding' run, and gru explain explains sentiment"),
+        (["--run", other, "good"], f"explain: '{other}' is an 'adding' run, and gru explain explains sentiment"),
         (["--run", tmp_path / "nowhere", "good"], f"run: '{tmp_path / 'nowhere'}' does not exist"),
         (["--run", run, "good", "--out", tmp_path / "no" / "x.html"], f"--out: the folder of '{tmp_path / 'no' / 'x.html'}' does not exist"),
         (["--run", run, "good", "--out", tmp_path], f"--out: '{tmp_path}' is a folder; name the HTML file to write"),
@@ -154,6 +169,16 @@ def test_a_forecast_window_is_explained_as_the_model_forecasts_it(forecast_train
     expected = forecaster.predict(series_frame().head(588))["temp"].to_numpy()
     np.testing.assert_array_equal(e.forecast, expected)
     assert set(EXPLAINERS) == {"sentiment", "forecast"}
+    # What `gru explain` prints of it: the forecast's range, its error beside persistence's.
+    mae = np.abs(e.forecast - e.actual).mean()
+    last = np.abs(e.window[-1, 1] - e.actual).mean()
+    assert headline(e) == (
+        f"forecast of temp for 12 steps ({e.forecast_labels[0]} to {e.forecast_labels[-1]}): "
+        f"from {e.forecast.min():.4g} to {e.forecast.max():.4g}, mean {e.forecast.mean():.4g}; "
+        f"MAE {mae:.4g} on the 12 values that followed (repeating the last value: {last:.4g})"
+    )
+    e.actual = None  # a window at the end of the data: the future, nothing to compare with
+    assert headline(e).endswith(f"mean {e.forecast.mean():.4g}")
 
 
 def test_explain_writes_over_no_input_and_an_existing_page_only_when_asked(

@@ -3,6 +3,7 @@ split on ETTh1, tiny runs through Python and the CLI, resume, `gru forecast`, an
 its message. The baselines on hand-made data: test_baselines.py; the models: test_models.py."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -249,27 +250,48 @@ def test_forecast_never_writes_over_its_input_and_an_existing_file_only_when_ask
     (tmp_path / "link.csv").symlink_to(csv)
     for output in (csv, tmp_path / "." / "in.csv", tmp_path / "link.csv"):
         for overwrite in ([], ["--overwrite"]):
-            code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output, *overwrite)  # fmt: skip
-            assert code == 2 and f"gru: error: --output: '{output}' is --csv '{csv}', which it would overwrite; a command never replaces its input" in err  # fmt: skip
+            code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output, *overwrite)  # fmt: skip
+            assert code == 2 and f"gru: error: --out: '{output}' is --csv '{csv}', which it would overwrite; a command never replaces its input" in err  # fmt: skip
     (tmp_path / "data.png").write_bytes(original)  # a CSV named .png: the plot would replace it
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", tmp_path / "data.png", "--output", tmp_path / "data.csv")  # fmt: skip
-    assert code == 2 and f"--output's plot: '{tmp_path / 'data.png'}' is --csv" in err
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", tmp_path / "data.png", "--out", tmp_path / "data.csv")  # fmt: skip
+    assert code == 2 and f"--out's plot: '{tmp_path / 'data.png'}' is --csv" in err
     assert csv.read_bytes() == original
 
     output = tmp_path / "out.csv"
     output.write_text("precious")
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output)
-    assert code == 2 and err.strip() == f"gru: error: --output: '{output}' already exists; choose another name, or replace it with --overwrite"  # fmt: skip
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output)
+    assert code == 2 and err.strip() == f"gru: error: --out: '{output}' already exists; choose another name, or replace it with --overwrite"  # fmt: skip
     assert output.read_text() == "precious" and not output.with_suffix(".png").exists()
     (tmp_path / "pic.png").write_bytes(b"mine")
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", tmp_path / "pic.csv")  # fmt: skip
-    assert code == 2 and f"--output's plot: '{tmp_path / 'pic.png'}' already exists" in err
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", tmp_path / "pic.csv")  # fmt: skip
+    assert code == 2 and f"--out's plot: '{tmp_path / 'pic.png'}' already exists" in err
     assert (tmp_path / "pic.png").read_bytes() == b"mine" and not (tmp_path / "pic.csv").exists()
-    code, out, _ = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", output, "--overwrite")  # fmt: skip
+    code, out, _ = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", output, "--overwrite")  # fmt: skip
     assert code == 0 and f"wrote {output} and {output.with_suffix('.png')}" in out
     assert list(pd.read_csv(output).columns) == ["date", "load", "temp"]
-    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", tmp_path / "in.csv" / "x.csv")  # fmt: skip
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--out", tmp_path / "in.csv" / "x.csv")  # fmt: skip
     assert code == 2 and f"'{csv}' is a file, not a folder" in err
+    # --output, the old name of --out, still works, and says so; both at once are refused.
+    old = tmp_path / "old.csv"
+    code, out, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", old)
+    assert code == 0 and f"wrote {old} and {old.with_suffix('.png')}" in out
+    assert (
+        err == "gru: warning: --output is the old name of --out; it still works, but write --out\n"
+    )
+    code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv, "--output", old, "--out", output)  # fmt: skip
+    assert code == 2 and err == "gru: error: give --out or its old name --output, not both\n"
+
+
+def test_limit_trains_on_the_first_rows_only(capsys, tmp_path):
+    csv = shared("airline-passengers.csv")  # 144 months
+    out = tmp_path / "air"
+    code, stdout, _ = run(capsys, "train", "forecast", "--csv", csv, "--target", "Passengers", "--limit", 100, "--lookback", 12, "--horizon", 3, "--segment", 6, "--hidden-size", 8, "--epochs", 1, "--out", out, "--quiet")  # fmt: skip
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["config"]["limit"] == 100
+    windows = int(re.search(r"test \(([\d,]+) windows", stdout)[1])
+    assert windows == 20 - 3 + 1  # the last 20% of 100 rows, each a start of 3 steps
+    with pytest.raises(ValueError, match=r"ForecastConfig: limit must be an int ≥ 2, got 1"):
+        Forecaster(limit=1)
 
 
 def test_a_dropout_of_the_wrong_type_is_named():

@@ -126,7 +126,7 @@ def test_resume_must_be_a_run_of_this_task_with_this_config_and_data(tmp_path):
         again.check(config, {"target": "HUFL"})
     other = runs.RunFolder("other", "Other.fit", tmp_path / "run", resume=True)
     with pytest.raises(
-        ValueError, match=r"Other.fit: resume: '.*run' is a 'tiny' run, not a other run"
+        ValueError, match=r"Other.fit: resume: '.*run' is a 'tiny' run, not an other run"
     ):
         other.check(config)
     before = (tmp_path / "run" / "config.json").read_text()

@@ -189,12 +189,16 @@ def test_bad_arguments_are_named():
         clf.predict(["good"])
 
 
-def test_predict_refuses_empty_text_and_a_lone_string(trained):
+def test_predict_refuses_empty_text_and_takes_a_lone_string(trained):
     classifier, _, _ = trained
     with pytest.raises(ValueError, match=r"predict: text 2 is empty"):
         classifier.predict(["good", "  "])
-    with pytest.raises(TypeError, match=r"texts must be a list of strings"):
-        classifier.predict("good")
+    with pytest.raises(TypeError, match=r"texts must be a string or a list of them"):
+        classifier.predict(["good", 3])
+    one = classifier.predict("a wonderful film")  # one text: one value, as in the list of one
+    assert isinstance(one, float) and one == classifier.predict(["a wonderful film"])[0]
+    with pytest.raises(ValueError, match=r"predict: text 1 is empty"):
+        classifier.predict("")
 
 
 def test_too_few_reviews_for_validation_are_refused_before_anything_is_written(tmp_path, capsys):

@@ -130,6 +130,11 @@ def test_the_same_seed_writes_the_same_text_and_top_1_is_greedy(textgen_trained)
     greedy = generator.generate("RO", length=30, temperature=0)
     assert generator.generate("RO", length=30, temperature=1.5, top_k=1, seed=9) == greedy
     assert generator.generate("RO", length=0) == ""
+    # include_prompt: the prompt and then the same continuation (what `gru generate` prints).
+    assert (
+        generator.generate("RO", 60, temperature=1.0, seed=3, include_prompt=True) == "RO" + first
+    )
+    assert generator.generate("RO", length=0, include_prompt=True) == "RO"
 
 
 def test_bad_generation_arguments_are_named(textgen_trained):
@@ -233,6 +238,11 @@ def test_train_resume_and_generate_from_the_command_line(
     code, first, _ = run(capsys, *argv)
     assert code == 0 and first.startswith("JULIET") and len(first) == len("JULIET") + 40 + 1
     assert run(capsys, *argv)[1] == first
+    code, continuation, _ = run(capsys, *argv, "--continuation-only")
+    assert code == 0 and continuation == first[len("JULIET") :]  # the same text, no prompt
+    generator = TextGenerator.load(tmp_path / "whole")
+    same = generator.generate("JULIET", 40, seed=7, include_prompt=True)
+    assert first == same + "\n"  # the CLI prints what the Python API returns
     code, _, err = run(capsys, "generate", "--run", tmp_path / "whole", "--prompt", "Xavier")
     assert code == 2 and "the model has never seen: 'X', 'i'" in err
     code, _, err = run(
@@ -288,8 +298,10 @@ def test_bad_text_files_are_named(tmp_path, capsys):
         capsys, "train", "textgen", "--text", empty, "--out", tmp_path / "run", "--quiet"
     )
     assert code == 2 and "is empty" in err and not (tmp_path / "run").exists()
-    code, _, err = run(capsys, "train", "textgen", "--out", tmp_path / "run", "--quiet")
-    assert code == 2 and "--text is required" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: --text is required
+        run(capsys, "train", "textgen", "--out", tmp_path / "run", "--quiet")
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --text" in capsys.readouterr().err
 
 
 def test_a_folder_given_as_the_text_is_named_as_a_folder(tmp_path, capsys):

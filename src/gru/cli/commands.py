@@ -19,7 +19,14 @@ __all__ = ["COMMANDS", "main", "parser"]
 
 def add_train(commands):
     """``gru train TASK``, one subcommand per task of `gru.cli.train.TASKS`."""
-    parser = commands.add_parser("train", help="train a model on a task")
+    parser = commands.add_parser(
+        "train",
+        help="train a model on a task",
+        epilog=options.examples(
+            "gru train adding --seq-len 50 --epochs 2 --out runs/adding",
+            "gru train sentiment --limit 500 --epochs 1 --out runs/sentiment",
+        ),
+    )
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for add, run in train.TASKS.values():
         add(tasks).set_defaults(handler=run)
@@ -39,8 +46,14 @@ COMMANDS = {
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every command; each sets ``handler``, the function that runs it."""
-    gru = argparse.ArgumentParser(
-        prog="gru", description="Gated Recurrent Units: train and use GRU models."
+    gru = options.Parser(
+        prog="gru",
+        description="Gated Recurrent Units: train and use GRU models.",
+        epilog=options.examples(
+            "gru train sentiment --limit 500 --epochs 1 --out runs/sentiment",
+            'gru predict --run runs/sentiment "a wonderful film"',
+            "gru COMMAND --help",
+        ),
     )
     gru.add_argument("--version", action="version", version=f"gru {__version__}")
     commands = gru.add_subparsers(dest="command", required=True, metavar="COMMAND")

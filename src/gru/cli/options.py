@@ -11,6 +11,9 @@ from pathlib import Path
 
 __all__ = [
     "OVERWRITE",
+    "Parser",
+    "add_data_option",
+    "add_limit",
     "add_output_options",
     "add_overwrite",
     "add_run_on_csv",
@@ -19,6 +22,7 @@ __all__ = [
     "add_training_options",
     "count",
     "default_out",
+    "examples",
     "fit",
     "is_main_process",
     "needs",
@@ -30,8 +34,72 @@ __all__ = [
     "seed",
     "threads",
     "train_config",
+    "warn",
     "write_csv",
 ]
+
+EXAMPLES = "examples:"  # how an epilog of examples starts (`examples`); kept as written
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's help, with an epilog of `examples` kept line by line as written (as
+    argparse's RawDescriptionHelpFormatter keeps every text) and the descriptions wrapped."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of ``gru`` and of each command (subcommands take their parent's class):
+    `Formatter`'s help, and the options `add_data_option` marks required unless the command
+    resumes a run (--resume), whose folder holds them."""
+
+    def __init__(self, *args, formatter_class=Formatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+        self.resumed_run_has: list[argparse.Action] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        words = [w.split("=", 1)[0] for w in ([] if args is None else args)]
+        if any(len(w) >= 4 and "--resume".startswith(w) for w in words):  # argparse's prefixes
+            for action in self.resumed_run_has:
+                action.required = False
+        return super().parse_known_args(args, namespace)
+
+
+def examples(*commands: str) -> str:
+    """An epilog of a command's help: ``commands``, real invocations, one a line."""
+    return "\n".join((EXAMPLES, *(f"  {command}" for command in commands)))
+
+
+def add_data_option(parser: Parser, *names: str, help: str, **kwargs) -> argparse.Action:
+    """An option every new run of ``gru train TASK`` requires (--csv, --target, ...): required
+    (shown in the usage without brackets), except under --resume, which reads the run's own."""
+    action = parser.add_argument(
+        *names, required=True, help=f"{help} (required; --resume reads the run's own)", **kwargs
+    )
+    parser.resumed_run_has.append(action)
+    return action
+
+
+LIMITS = {  # what --limit N keeps, by what a task reads
+    "rows": "use only the first N rows of the CSV (quick runs)",
+    "characters": "use only the first N characters (quick runs)",
+    "reviews": "use at most N training and N test reviews (quick runs)",
+}
+
+
+def add_limit(parser, unit: str) -> None:
+    """--limit N of a task that reads data: at most N of its ``unit`` (a key of `LIMITS`)."""
+    parser.add_argument("--limit", type=positive_int, metavar="N", help=LIMITS[unit])
+
+
+def warn(message: str) -> None:
+    """A warning of a command: the line ``gru: warning: <message>`` (`gru.cli.commands.main`)."""
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def count(n: int, noun: str) -> str:
@@ -292,17 +360,18 @@ def add_run_on_csv(parser, prefix: str, *, run: str, csv: str) -> None:
 
 
 def add_output_options(parser, writes: str) -> None:
-    """--output, --overwrite and --fillna of a command of `add_run_on_csv`: where it ``writes``
+    """--out, --overwrite and --fillna of a command of `add_run_on_csv`: where it ``writes``
     ("the … go, the plot"), whether it may replace them, how the CSV's missing values are
-    filled."""
+    filled. --output, the old name of --out, still works (hidden from the help)."""
     from gru.data.timeseries import FILLNA
 
     prefix = parser.get_default("prefix")
     parser.add_argument(
-        "--output",
+        "--out",
         metavar="FILE.csv",
         help=f"where {writes} beside it as .png (default: RUN_DIR/{prefix}-<name of the CSV>.csv)",
     )
+    parser.add_argument("--output", dest="old_out", metavar="FILE.csv", help=argparse.SUPPRESS)
     add_overwrite(parser, "the CSV and the plot")
     parser.add_argument(
         "--fillna",
@@ -312,19 +381,25 @@ def add_output_options(parser, writes: str) -> None:
 
 
 def output_paths(args) -> tuple[Path, Path]:
-    """(the CSV to write, the PNG beside it) of a command on a trained run: --output, else
-    RUN_DIR/<the command's prefix>-<name of the CSV>.csv. Neither may be the --csv read, nor
-    exist already unless --overwrite (`gru._io.check_destination`)."""
+    """(the CSV to write, the PNG beside it) of a command on a trained run: --out (or its old
+    name --output), else RUN_DIR/<the command's prefix>-<name of the CSV>.csv. Neither may be
+    the --csv read, nor exist already unless --overwrite (`gru._io.check_destination`)."""
     from gru._io import check_destination
 
+    given = args.out
+    if args.old_out is not None:
+        if given is not None:
+            raise ValueError("give --out or its old name --output, not both")
+        warn("--output is the old name of --out; it still works, but write --out")
+        given = args.old_out
     output = (
-        Path(args.output)
-        if args.output is not None
+        Path(given)
+        if given is not None
         else Path(args.run) / f"{args.prefix}-{Path(args.csv).stem}.csv"
     )
     if output.suffix.lower() != ".csv":
-        raise ValueError(f"--output: {str(output)!r} must be a .csv file")
-    name = "--output" if args.output is not None else "--output (by default)"
+        raise ValueError(f"--out: {str(output)!r} must be a .csv file")
+    name = "--out" if given is not None else "--out (by default)"
     check = {"inputs": {"--csv": args.csv}, "overwrite": args.overwrite, "replace": OVERWRITE}
     picture = output.with_suffix(".png")
     check_destination(output, name, **check)

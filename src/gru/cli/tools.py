@@ -10,6 +10,7 @@ from gru.cli.options import (
     add_overwrite,
     add_threads,
     default_out,
+    examples,
     overlay,
     positive_int,
     seed,
@@ -29,6 +30,10 @@ def add_convert(commands):
         "--overwrite. A Keras model with other layers (Embedding, Dense, Dropout) converts whole "
         "to .onnx; the other formats hold GRU layers only and refuse it, naming the layers they "
         "lack (--layer NAME converts that GRU alone). ONNX files need the 'onnx' extra.",
+        epilog=examples(
+            "gru convert model.keras model.onnx",
+            "gru convert model.keras gru.safetensors --layer gru_1 --overwrite",
+        ),
     )
     convert.add_argument("source", metavar="SOURCE", help="file to read")
     convert.add_argument("dest", metavar="DEST", help="file to write")
@@ -57,6 +62,10 @@ def add_compare(commands):
         "norm and gru.MinGRU on the same data with the same budget; print and save a Markdown "
         "table (parameters, training seconds per epoch, inference latency per sequence and per "
         "streaming step, test metric, steps to reach a target) and a PNG of the learning curves.",
+        epilog=examples(
+            "gru compare --quick --out compare-quick",
+            "gru compare --models gru,lstm --tasks adding-400 --seed 1",
+        ),
     )
     compare.add_argument(
         "--tasks",
@@ -73,8 +82,19 @@ def add_compare(commands):
     )
     compare.add_argument("--imdb", metavar="PATH", help="IMDB data for the imdb task")
     compare.add_argument("--csv", metavar="PATH", help="ETTh1.csv for the etth1 task")
-    compare.add_argument("--out", type=Path, help="folder for the table, numbers and curves")
-    compare.add_argument("--quick", action="store_true", help="a small run of under 2 minutes")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for the table, numbers and curves; it must not exist yet or be empty "
+        "(default: a new folder under runs/, compare-<date>-<time>)",
+    )
+    compare.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test of under 2 minutes: that every model trains, not how well "
+        "(too little data and training for its scores or timings to compare models)",
+    )
     compare.add_argument("--epochs", type=positive_int, help="epochs for every task")
     compare.add_argument("--hidden-size", type=positive_int, help="H for every layer")
     compare.add_argument(
@@ -86,7 +106,12 @@ def add_compare(commands):
     compare.add_argument(
         "--etth1-stride", type=positive_int, help="train on every n-th ETTh1 window (1)"
     )
-    compare.add_argument("--seed", type=seed, default=0, help="seed of every random choice (0)")
+    compare.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="seed of every random choice: the data drawn and the weights (default 0)",
+    )
     add_threads(compare)
     compare.add_argument("--quiet", action="store_true", help="print only the table")
     return compare

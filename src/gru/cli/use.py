@@ -4,6 +4,7 @@ Each loads the run with its task's ``load`` and calls its Python API."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from gru.cli.options import (
@@ -11,6 +12,8 @@ from gru.cli.options import (
     add_overwrite,
     add_run_on_csv,
     add_threads,
+    count,
+    examples,
     output_paths,
     positive_float,
     positive_int,
@@ -30,6 +33,10 @@ def add_predict(commands):
         help="label texts with a trained sentiment model",
         description="Print, for each text, the predicted label and P(positive) of the model in "
         "RUN_DIR.",
+        epilog=examples(
+            'gru predict --run runs/sentiment "a wonderful film" "dull and far too long"',
+            "gru predict --run runs/sentiment --file reviews.txt",
+        ),
     )
     predict.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label")
@@ -39,7 +46,7 @@ def add_predict(commands):
 
 
 def _lines(file: str) -> list[str]:
-    """The lines of --file, each a text."""
+    """The texts of --file, one a line; blank lines are skipped, and stderr says how many."""
     path = Path(file)
     if path.is_dir():
         raise IsADirectoryError(f"--file: {str(path)!r} is a folder; give a text file")
@@ -49,12 +56,14 @@ def _lines(file: str) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"--file: cannot read {str(path)!r} as UTF-8 text: {error}") from None
-    if not lines:
-        raise ValueError(f"--file: {str(path)!r} is empty; give one text per line")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise ValueError(f"--file: line {number} of {str(path)!r} is empty")
-    return lines
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        blank = f" ({count(len(lines), 'blank line')})" if lines else ""
+        raise ValueError(f"--file: {str(path)!r} is empty{blank}; give one text per line")
+    if len(texts) < len(lines):
+        skipped = count(len(lines) - len(texts), "blank line")
+        print(f"gru: skipped {skipped} of {str(path)!r}", file=sys.stderr)
+    return texts
 
 
 def predict(args) -> int:
@@ -65,9 +74,13 @@ def predict(args) -> int:
         raise ValueError("predict: give texts to label, or --file with one text per line")
     classifier = SentimentClassifier.load(args.run)
     for text, p in zip(texts, classifier.predict(texts), strict=True):
-        label = "positive" if p > 0.5 else "negative"
-        print(f"{label}\t{p:.4f}\t{text}")
+        print(f"{verdict(p)}\t{p:.4f}\t{text}")
     return 0
+
+
+def verdict(p: float) -> str:
+    """The label of P(positive) ``p``: positive above 0.5."""
+    return "positive" if p > 0.5 else "negative"
 
 
 def add_evaluate(commands):
@@ -76,6 +89,10 @@ def add_evaluate(commands):
         help="score a trained sentiment model on labeled reviews",
         description="Print the accuracy and loss of the model in RUN_DIR on the test split of "
         "PATH (every review when PATH has no split).",
+        epilog=examples(
+            "gru evaluate --run runs/sentiment --data sample",
+            "gru evaluate --run runs/seed --data aclImdb_v1.tar.gz",
+        ),
     )
     evaluate.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
     evaluate.add_argument(
@@ -113,6 +130,10 @@ def add_forecast(commands):
         help="forecast the next steps of a series with a trained forecast model",
         description="Forecast the --horizon rows after the end of the CSV with the model of "
         "RUN_DIR (it reads the last --lookback rows) and write them as CSV and a plot.",
+        epilog=examples(
+            "gru forecast --run runs/etth1 --csv ETTh1.csv",
+            "gru forecast --run runs/etth1 --csv ETTh1.csv --out next.csv --overwrite",
+        ),
     )
     add_run_on_csv(forecast, "forecast", run="a forecast run folder", csv="the series to continue")
     add_output_options(forecast, writes="the forecast goes, its plot")
@@ -145,7 +166,13 @@ def add_generate(commands):
         "generate",
         help="write text with a trained character model",
         description="Continue --prompt with --length characters from the model of RUN_DIR, "
-        "one GRU step per character.",
+        "one GRU step per character. Prints what TextGenerator.generate returns with "
+        "include_prompt=True: the prompt followed by its continuation (--continuation-only: "
+        "include_prompt=False, the continuation alone).",
+        epilog=examples(
+            'gru generate --run runs/shakespeare --prompt "ROMEO:" --length 300 --seed 0',
+            "gru generate --run runs/shakespeare --temperature 0 --continuation-only",
+        ),
     )
     generate.add_argument("--run", required=True, metavar="RUN_DIR", help="a textgen run folder")
     generate.add_argument(
@@ -165,6 +192,12 @@ def add_generate(commands):
         "--top-k", type=positive_int, help="draw only among the K likeliest characters"
     )
     generate.add_argument("--seed", type=seed, help="the same seed writes the same text")
+    generate.add_argument(
+        "--continuation-only",
+        dest="include_prompt",
+        action="store_false",
+        help="print only the characters written, without the prompt before them",
+    )
     add_threads(generate)
     return generate
 
@@ -179,8 +212,9 @@ def generate(args) -> int:
         temperature=args.temperature,
         top_k=args.top_k,
         seed=args.seed,
+        include_prompt=args.include_prompt,
     )
-    print(args.prompt + text)
+    print(text)
     return 0
 
 
@@ -190,6 +224,11 @@ def add_detect(commands):
         help="flag anomalies in a series with a trained anomaly model",
         description="Score every point of the run's column in the CSV by its standardized "
         "forecast error and write the flagged points as CSV and the series as a plot.",
+        epilog=examples(
+            "gru detect --run runs/sunspots --csv monthly-sunspots.csv",
+            "gru detect --run runs/sunspots --csv monthly-sunspots.csv --threshold 4 "
+            "--out flags.csv",
+        ),
     )
     add_run_on_csv(detect, "anomalies", run="an anomaly run folder", csv="the series to check")
     detect.add_argument(
@@ -233,7 +272,12 @@ def add_explain(commands):
         "of what its gates did: for a sentiment run, the text token by token colored by the "
         "update and reset gates, P(positive) as the text is read and heatmaps of r and z; for a "
         "forecast run, the last input window of --csv, the forecast beside the actual values "
-        "and the gates over the window. The figures are also written as PNG files beside it.",
+        "and the gates over the window. The figures are also written as PNG files beside it. "
+        "Prints P(positive) of the text, or the forecast's summary.",
+        epilog=examples(
+            'gru explain --run runs/sentiment "a wonderful film, though the ending drags"',
+            "gru explain --run runs/etth1 --csv ETTh1.csv --out etth1.html",
+        ),
     )
     explain.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run folder")
     explain.add_argument("text", nargs="?", metavar="TEXT", help="the text to explain (sentiment)")
@@ -256,9 +300,10 @@ def explain(args) -> int:
     inputs = explanations.run_inputs(args.run, args.csv, csv_name="--csv")
     for path in paths:
         check_destination(path, "--out", inputs=inputs, overwrite=True, what="HTML file")
-    written = explanations.explain(
+    written, headline = explanations.explain_run(
         args.run, args.text, csv=args.csv, out=args.out, overwrite=args.overwrite
     )
+    print(headline)
     print(f"wrote {written}")
     return 0
 

@@ -36,6 +36,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -75,8 +76,10 @@ class AnomalyConfig(runs.TaskConfig):
 
     ``anomalies``: how many anomalies to plant in the test part; None (the default) plants as
     many as fit, at most 15 (`gru.tasks.evaluation.plant_anomalies`); a number that does not
-    fit is an error.
+    fit is an error. ``limit``: train on the first that many rows only (quick runs).
     """
+
+    ADDED_LATER: ClassVar[dict] = {"limit": None}  # runs written before --limit
 
     lookback: int = 48
     hidden_size: int = 32
@@ -90,6 +93,7 @@ class AnomalyConfig(runs.TaskConfig):
     magnitude: float = 6.0
     time_column: str | None = None
     fillna: str | None = None
+    limit: int | None = None
     train: TrainConfig = field(
         default_factory=runs.least_val_loss(epochs=8, batch_size=128, lr=3e-3)
     )
@@ -97,8 +101,8 @@ class AnomalyConfig(runs.TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         minimums = {"lookback": 2, "hidden_size": 1, "num_layers": 1, "baseline_window": 2}
-        minimums["anomalies"] = 0  # or None: as many as fit
-        runs.check_ints("AnomalyConfig", self, minimums, optional=("anomalies",))
+        minimums.update(anomalies=0, limit=2)  # or None: as many as fit, every row
+        runs.check_ints("AnomalyConfig", self, minimums, optional=("anomalies", "limit"))
         runs.check_numbers("AnomalyConfig", self, ("quantile", "magnitude"))
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"AnomalyConfig: quantile must be in [0.5, 1), got {self.quantile}")
@@ -153,9 +157,10 @@ class AnomalyDetector(runs.Task):
         make = partial(GRUForecaster, 1, 1, c.hidden_size, **options)
         return build(make, "AnomalyDetector", "hidden_size (--hidden-size) or num_layers")
 
-    def read(self, data) -> TimeSeries:
+    def read(self, data, limit: int | None = None) -> TimeSeries:
         """The detector's column of ``data`` (a CSV path or a DataFrame), as it reads it."""
         reading = {"time_column": self.config.time_column, "fillna": self.config.fillna}
+        reading.update(limit=limit)
         return read_series(data, target=self.column, features="S", **reading)
 
     def _forecasts(self, z: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -315,7 +320,7 @@ class AnomalyDetector(runs.Task):
         part now (seeded, from the data alone), so that a test part without room for them
         stops the run before it trains: (series, split, (planted (T,), labels, events))."""
         self.column = column
-        series = self.read(data)
+        series = self.read(data, self.config.limit)
         W = self.config.lookback
         parts = split_series(series, self.config.split)
         short = short_part(parts, W, W)

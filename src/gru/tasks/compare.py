@@ -32,8 +32,8 @@ Shapes: B batch, T time steps, I input features, H hidden units, C channels, F h
 from __future__ import annotations
 
 import os
-import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,10 +53,11 @@ from gru.models import (
     batched_predict,
     gru_layer,
 )
-from gru.nn import GRU, MinGRU
-from gru.tasks.baselines import persistence
+from gru.nn import MinGRU
+from gru.tasks.baselines import persistence, training_mean
 from gru.tasks.evaluation import binary_scores
 from gru.tasks.runs import check_ints, check_new_folder
+from gru.tasks.timing import NOISY, latencies, readable
 from gru.training import TrainConfig, fit
 
 __all__ = ["MODELS", "TASKS", "CompareConfig", "CompareResult", "run"]
@@ -94,10 +95,22 @@ class _Problem:
     metric: str  # "mse" or "accuracy"
     target: float  # the validation metric to reach
     description: str
+    baseline: float = float("nan")  # the test metric of no model (`_no_model`)
 
 
 def _mse(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return F.mse_loss(batched_predict(model, x), y).item()
+
+
+def _no_model(y: Tensor, y_test: Tensor, metric: str) -> float:
+    """The test metric of no model: predicting the training targets' mean (MSE), or their
+    majority class (accuracy); the row every layer's score stands beside."""
+    if metric == "mse":
+        return F.mse_loss(training_mean(y, y_test), y_test).item()
+    return (y_test == float(y.float().mean() >= 0.5)).float().mean().item()
+
+
+NO_MODEL = {"mse": "predict the mean (no model)", "accuracy": "the majority class (no model)"}
 
 
 def _adding(config: CompareConfig, seq_len: int) -> _Problem:
@@ -122,6 +135,7 @@ def _adding(config: CompareConfig, seq_len: int) -> _Problem:
         metric="mse",
         target=0.05,  # 30% of predicting the mean (0.167): the marked values are remembered
         description=f"adding problem, T={seq_len}, {n_train:,} training sequences, H={H}",
+        baseline=_no_model(y, y_test, "mse"),
     )
 
 
@@ -178,6 +192,7 @@ def _imdb(config: CompareConfig) -> _Problem:
             f"IMDB, the seeds' model (10,000 words, last 100, E=32, H={H}), {len(x):,} training "
             f"/ {len(x_test):,} test reviews"
         ),
+        baseline=_no_model(y, y_test, "accuracy"),
     )
 
 
@@ -230,6 +245,7 @@ def _etth1(config: CompareConfig) -> _Problem:
             f"ETTh1, {C} channels, {lookback} -> {horizon} hours, ETT split, {len(x):,} training "
             f"windows, H={H}"
         ),
+        baseline=_no_model(y, y_test, "mse"),
     )
 
 
@@ -296,45 +312,6 @@ class CompareResult:
     files: list[Path]
 
 
-def _median_seconds(fn: Callable[[], object], runs: int, budget: float = 1.0) -> float:
-    """Median wall time of fn() after one warm-up run: ``runs`` runs, fewer past ``budget`` s."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < runs and (len(times) < 3 or time.perf_counter() - start < budget):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _stepper(layer: nn.Module, input_size: int) -> Callable[[], object]:
-    """One streaming step of ``layer`` at batch 1, its state carried from call to call."""
-    x_t = torch.randn(1, input_size)
-    if isinstance(layer, (GRU, MinGRU)):
-        stream = layer.stream(1)
-        return lambda: stream(x_t)
-    state = None
-    x_seq = x_t.unsqueeze(1)  # (1, 1, I): a sequence of one step
-
-    def step():
-        nonlocal state
-        _, state = layer(x_seq, state)
-
-    return step
-
-
-@torch.no_grad()
-def _latencies(model: nn.Module, problem: _Problem, quick: bool) -> tuple[float, float]:
-    """(seconds for one sequence through the whole model, seconds for one streaming step of
-    its recurrent layer), both at batch 1 in eval mode: medians of up to 20 and 300 runs."""
-    model.eval()
-    budget = 0.1 if quick else 1.0
-    per_sequence = _median_seconds(lambda: model(problem.example), runs=20, budget=budget)
-    per_step = _median_seconds(_stepper(model.rnn, problem.input_size), runs=300, budget=budget / 2)
-    return per_sequence, per_step
-
-
 def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log) -> dict:
     torch.manual_seed(problem.train_config.seed)
     model = problem.build(model_name)  # fit compiles on a copy before its clocks start
@@ -370,15 +347,17 @@ def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log
     model.eval()
     with torch.no_grad():
         final = problem.test(model)
-    per_sequence, per_step = _latencies(model, problem, quick)
+    per_sequence, per_step = latencies(model, problem.example, problem.input_size, quick)
     parameters = sum(p.numel() for p in model.rnn.parameters())
     return {
         "model": model_name,
         "layer": MODELS[model_name][0],
         "parameters": parameters,
         "train_seconds_per_epoch": float(np.mean(epoch_seconds)),
-        "latency_sequence_s": per_sequence,
-        "latency_step_s": per_step,
+        "latency_sequence_s": per_sequence.median,
+        "latency_step_s": per_step.median,
+        "latency_sequence_spread": per_sequence.spread,
+        "latency_step_spread": per_step.spread,
         "metric": problem.metric,
         "test": final,
         "target": problem.target,
@@ -388,35 +367,54 @@ def _train_one(problem: _Problem, model_name: str, quick: bool, quiet: bool, log
     }
 
 
-def _seconds(value: float) -> str:
-    if value >= 1:
-        return f"{value:.2f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.2f} ms"
-    return f"{value * 1e6:.0f} µs"
+SMOKE_TEST = (
+    "**A smoke test** (quick: a few hundred sequences, one epoch, a tenth of a second of "
+    "timing per model): it shows that every layer trains and runs, not how well or how fast; "
+    "its scores and timings compare nothing. Leave out --quick (quick=False) to compare."
+)
 
 
-def _table(rows: list[dict]) -> str:
+def _noisy(row: dict, kind: str) -> bool:
+    """Whether the latency ``kind`` ("sequence", "step") of ``row`` spread too far (`NOISY`)."""
+    return row.get(f"latency_{kind}_spread", 0.0) > NOISY
+
+
+def _table(rows: list[dict], no_model: dict[str, float]) -> str:
+    """The Markdown table of ``rows``, each task's layers after the row of no model
+    (``no_model``: the test metric of each task without one); † marks noisy timings."""
     lines = [
         "| task | layer | parameters | training s / epoch | latency / sequence "
         "| latency / step | test metric | steps to target |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     targets: dict[str, str] = {}
+
+    def score(value, metric):
+        return f"{value:.4f} MSE" if metric == "mse" else f"{value:.1%} accuracy"
+
     for r in rows:
-        metric = f"{r['test']:.4f} MSE" if r["metric"] == "mse" else f"{r['test']:.1%} accuracy"
+        if r["task"] not in targets:
+            baseline = score(no_model[r["task"]], r["metric"])
+            lines.append(f"| {r['task']} | {NO_MODEL[r['metric']]} | 0 | | | | {baseline} | |")
         sign = "≤" if r["metric"] == "mse" else "≥"
         target = f"{r['target']:.3g}" if r["metric"] == "mse" else f"{r['target']:.0%}"
         reached = r["steps_to_target"]
         reached = f"not in {r['steps']:,}" if reached is None else f"{reached:,} of {r['steps']:,}"
+        sequence, step = (
+            readable(r[f"latency_{k}_s"]) + (" †" if _noisy(r, k) else "")
+            for k in ("sequence", "step")
+        )
         lines.append(
             f"| {r['task']} | {r['layer']} | {r['parameters']:,} "
-            f"| {r['train_seconds_per_epoch']:.1f} | {_seconds(r['latency_sequence_s'])} "
-            f"| {_seconds(r['latency_step_s'])} | {metric} | {reached} |"
+            f"| {r['train_seconds_per_epoch']:.1f} | {sequence} | {step} "
+            f"| {score(r['test'], r['metric'])} | {reached} |"
         )
         targets[r["task"]] = f"validation {r['metric']} {sign} {target}"
     legend = "; ".join(f"{task}: {text}" for task, text in targets.items())
-    return "\n".join(lines) + f"\n\nTargets ({legend}) checked after every epoch."
+    notes = f"\n\nTargets ({legend}) checked after every epoch."
+    if any(_noisy(r, "sequence") or _noisy(r, "step") for r in rows):
+        notes += f" † Noisy: the repeats spread by more than {NOISY:.0%} of their median."
+    return "\n".join(lines) + notes
 
 
 def plot_curves(curves: dict, metrics: dict[str, str], path: str | os.PathLike) -> Path:
@@ -460,7 +458,19 @@ def run(
                 f"  {MODELS[model][0]}: test {problem.metric} {row['test']:.4f} "
                 f"({time.perf_counter() - start:.0f} s)"
             )
-    table = _table(rows)
+    table = _table(rows, {task: problem.baseline for task, problem in problems.items()})
+    if config.quick:
+        table = f"{SMOKE_TEST}\n\n{table}"
+    noisy = [
+        f"{r['task']} {r['layer']}" for r in rows if _noisy(r, "sequence") or _noisy(r, "step")
+    ]
+    if noisy:
+        warnings.warn(
+            f"compare: the latencies of {', '.join(noisy)} spread by more than {NOISY:.0%} of "
+            "their median between repeats (other programs busy?); marked † in the table: "
+            "compare them with care, or measure again on an idle machine",
+            stacklevel=2,
+        )
     say(table)
     files: list[Path] = []
     if out is not None:
@@ -475,6 +485,7 @@ def run(
             {
                 "tasks": {t: p.description for t, p in problems.items()},
                 "quick": config.quick,
+                "no_model": {t: p.baseline for t, p in problems.items()},
                 "threads": torch.get_num_threads(),
                 "rows": rows,
             },

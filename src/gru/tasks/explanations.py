@@ -29,6 +29,7 @@ from gru import checkpoint
 from gru._io import check_destination
 from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
 from gru.tasks.forecast import Forecaster
+from gru.tasks.runs import a_run
 from gru.tasks.sentiment import SentimentClassifier
 from gru.viz import (
     ForecastExplanation,
@@ -44,8 +45,10 @@ __all__ = [
     "START_TOKEN",
     "destinations",
     "explain",
+    "explain_run",
     "explain_series",
     "explain_text",
+    "headline",
     "run_inputs",
 ]
 
@@ -189,7 +192,7 @@ def _task(run_dir: Path) -> str:
     task = checkpoint.load_config(run_dir)["task"]
     if task not in EXPLAINERS:
         raise ValueError(
-            f"explain: {str(run_dir)!r} is a {task!r} run, and gru explain explains "
+            f"explain: {str(run_dir)!r} is {a_run(task)}, and gru explain explains "
             f"{' and '.join(EXPLAINERS)} runs only"
         )
     return task
@@ -229,6 +232,12 @@ def explain(
     raises ValueError (FileNotFoundError for a missing file, FileExistsError for an existing
     one) naming it.
     """
+    return explain_run(run_dir, text, csv=csv, out=out, backend=backend, overwrite=overwrite)[0]
+
+
+def explain_run(run_dir, text=None, *, csv=None, out=None, backend="auto", overwrite=False):
+    """`explain`, returning (the page's path, the `headline` of the explanation): what
+    ``gru explain`` prints."""
     run_dir = checkpoint.check_run_dir(run_dir)
     task = _task(run_dir)
     out = Path(out) if out is not None else run_dir / EXPLAIN_FILE
@@ -238,7 +247,34 @@ def explain(
     for path in destinations(run_dir, out):  # once the inputs are known to be good
         check_destination(path, "explain: out", **check, replace="overwrite=True (--overwrite)")
     explanation.model = {"run": str(run_dir), **explanation.model}
-    return write(explanation, out)
+    return write(explanation, out), headline(explanation)
+
+
+def headline(explanation: TextExplanation | ForecastExplanation) -> str:
+    """What the explained model answered, in a line: P(positive) of the text and its label,
+    or the forecast's range and, when the values that followed are known, its MAE on them."""
+    if isinstance(explanation, TextExplanation):
+        p = explanation.prediction
+        label = "positive" if p > 0.5 else "negative"
+        words = sum(kind != "start" for kind in explanation.kinds)
+        cut = sum(token != START_TOKEN for token in explanation.cut)
+        cut = f", {cut} more cut (maxlen {explanation.maxlen})" if cut else ""
+        return f"{explanation.label} {p:.4f} ({label}) after reading {words} words{cut}"
+    e = explanation
+    f = np.asarray(e.forecast, dtype=float)
+    line = (
+        f"forecast of {e.target} for {len(f)} steps ({e.forecast_labels[0]} to "
+        f"{e.forecast_labels[-1]}): from {f.min():.4g} to {f.max():.4g}, mean {f.mean():.4g}"
+    )
+    if e.actual is not None and len(e.actual):
+        actual = np.asarray(e.actual, dtype=float)
+        mae = float(np.abs(f[: len(actual)] - actual).mean())
+        last = float(e.window[-1, e.columns.index(e.target)])  # persistence: the last value
+        line += (
+            f"; MAE {mae:.4g} on the {len(actual)} values that followed (repeating the last "
+            f"value: {float(np.abs(last - actual).mean()):.4g})"
+        )
+    return line
 
 
 def explain_series(forecaster: Forecaster, data) -> ForecastExplanation:

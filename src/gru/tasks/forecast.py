@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -85,7 +86,10 @@ class ForecastConfig(runs.TaskConfig):
     ``season``: the seasonal-naive baseline's period in rows (None: detected from the
     training rows' autocorrelation). ``segment``: SegRNN's segment length S; ``hidden_size``
     its d, or the plain GRU's H. ``loss``: what training minimizes, one of `LOSSES`.
+    ``limit``: train on the first that many rows only (quick runs; None: every row).
     """
+
+    ADDED_LATER: ClassVar[dict] = {"limit": None}  # runs written before --limit
 
     lookback: int = 96
     horizon: int = 96
@@ -100,6 +104,7 @@ class ForecastConfig(runs.TaskConfig):
     season: int | None = None
     time_column: str | None = None
     fillna: str | None = None
+    limit: int | None = None
     train: TrainConfig = field(
         default_factory=runs.least_val_loss(epochs=12, batch_size=256, lr=2e-3)
     )
@@ -111,7 +116,8 @@ class ForecastConfig(runs.TaskConfig):
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         names = ("lookback", "horizon", "hidden_size", "segment", "num_layers")
-        runs.check_ints("ForecastConfig", self, dict.fromkeys(names, 1))
+        minimums = {**dict.fromkeys(names, 1), "limit": 2}
+        runs.check_ints("ForecastConfig", self, minimums, optional=("limit",))
         for name, allowed in (
             ("features", timeseries.FEATURES),
             ("model", MODELS),
@@ -201,11 +207,12 @@ class Forecaster(runs.Task):
             return torch.zeros(0, self.config.horizon, 1)
         return batched_predict(self.model, x, batch_size=batch)
 
-    def read(self, data, *, columns: list[str] | None = None) -> TimeSeries:
+    def read(self, data, *, columns: list[str] | None = None, limit=None) -> TimeSeries:
         """``data`` (a CSV path or a DataFrame) as this forecaster reads it: its target and
-        feature columns, or exactly ``columns`` (a trained model's `columns`)."""
+        feature columns, or exactly ``columns`` (a trained model's `columns`); ``limit`` rows."""
         c = self.config
         reading = {"time_column": c.time_column, "fillna": c.fillna, "columns": columns}
+        reading["limit"] = limit
         return read_series(data, target=self.target, features=c.features, **reading)
 
     def history(self, data) -> pd.Series:
@@ -273,7 +280,7 @@ class Forecaster(runs.Task):
         (series, split, {part: (x, y) windows}, season or None)."""
         c = self.config
         self.target = target
-        series = self.read(data)
+        series = self.read(data, limit=c.limit)
         self.columns = series.columns
         parts = self._split(series)
         self.scaler, values = scaled(series, parts)  # (T, C)

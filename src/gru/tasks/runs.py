@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -43,6 +44,7 @@ __all__ = [
     "RunReport",
     "Task",
     "TaskConfig",
+    "a_run",
     "apply_settings",
     "check_ints",
     "check_new_folder",
@@ -64,8 +66,9 @@ __all__ = [
 
 def config_from_dict(cls, values: dict, where: str):
     """A task config dataclass ``cls`` (with a ``train`` TrainConfig) from its `asdict`;
-    unknown or missing settings raise ValueError."""
-    values = dict(values)
+    unknown or missing settings raise ValueError, except those ``cls.ADDED_LATER`` names
+    {setting: the value a run written before it had}."""
+    values = {**getattr(cls, "ADDED_LATER", {}), **values}
     train = values.pop("train", None)
     names = {f.name for f in dataclasses.fields(cls)} - {"train"}
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
@@ -81,7 +84,10 @@ def config_from_dict(cls, values: dict, where: str):
 
 class TaskConfig:
     """What every task config dataclass (with a ``train`` TrainConfig) has: to and from a dict
-    of plain values, as config.json stores it."""
+    of plain values, as config.json stores it. ``ADDED_LATER`` (a class attribute, not a
+    setting) names the settings a config.json written before them lacks, with their value."""
+
+    ADDED_LATER: ClassVar[dict] = {}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -173,12 +179,19 @@ def source_name(data, names: tuple[str, ...] = ()) -> str | None:
 # --- reading runs back ---------------------------------------------------------------------------
 
 
+def a_run(task, quoted: bool = True) -> str:
+    """The words for a run of ``task``, with its article: "an 'anomaly' run", "a 'sentiment'
+    run" (``quoted=False``: "an anomaly run"), the one way every message names one."""
+    name = repr(task) if quoted else str(task)
+    article = "an" if str(task)[:1].lower() in tuple("aeiou") else "a"
+    return f"{article} {name} run"
+
+
 def _check_task(stored: dict, task: str, run_dir, where: str) -> dict:
     """``stored`` (a config.json) if it is a run of ``task``: the one "is a … run" message."""
     if stored.get("task") != task:
-        raise ValueError(
-            f"{where}: {str(run_dir)!r} is a {stored.get('task')!r} run, not a {task} run"
-        )
+        found, wanted = a_run(stored.get("task")), a_run(task, quoted=False)
+        raise ValueError(f"{where}: {str(run_dir)!r} is {found}, not {wanted}")
     return stored
 
 

@@ -441,12 +441,15 @@ class SentimentClassifier(runs.Task):
 
     # --- predict and evaluate ----------------------------------------------------------------
 
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) (N,) float64 for each of ``texts``, encoded as the training reviews."""
+    def predict(self, texts: Sequence[str] | str) -> np.ndarray | float:
+        """P(positive) (N,) float64 for each of ``texts``, encoded as the training reviews;
+        of one text given as a string, its P(positive) as a float."""
+        if isinstance(texts, str):
+            return float(self.predict([texts])[0])
         if self.model is None:
             raise ValueError("SentimentClassifier.predict: fit or load a model first")
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("SentimentClassifier.predict: texts must be a list of strings")
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("SentimentClassifier.predict: texts must be a string or a list of them")
         if self.word_index is None:
             raise ValueError(
                 "SentimentClassifier.predict: this model was trained on encoded reviews without "

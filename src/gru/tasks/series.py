@@ -29,10 +29,11 @@ def read_series(
     time_column: str | None,
     fillna: str | None,
     columns: list[str] | None = None,
+    limit: int | None = None,
 ) -> TimeSeries:
     """The checked `TimeSeries` of ``data`` (a CSV path or a DataFrame): its ``target`` alone
     or every column (``features``), or exactly ``columns`` when given (new data read as a
-    trained model reads it)."""
+    trained model reads it); only its first ``limit`` rows when given (quick runs)."""
     if isinstance(data, (str, os.PathLike)):
         frame, source = timeseries.read_csv(data), str(data)
     elif isinstance(data, pd.DataFrame):
@@ -40,7 +41,7 @@ def read_series(
     else:
         raise TypeError(f"data must be a pandas DataFrame or a CSV path, got {type(data).__name__}")
     return timeseries.prepare(
-        frame,
+        frame if limit is None else frame.iloc[:limit],
         target=target,
         features=features,
         time_column=time_column,

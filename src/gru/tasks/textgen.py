@@ -401,8 +401,10 @@ class TextGenerator(runs.Task):
         temperature: float = 0.8,
         top_k: int | None = None,
         seed: int | None = None,
+        include_prompt: bool = False,
     ) -> str:
-        """The ``length`` characters the model writes after ``prompt``.
+        """The ``length`` characters the model writes after ``prompt``; with
+        ``include_prompt`` the prompt followed by them (what ``gru generate`` prints).
 
         The prompt's characters and then each sampled one go through the GRU's streaming step
         (`gru.GRU.stream`), one step per character. Each next character is drawn from
@@ -449,7 +451,7 @@ class TextGenerator(runs.Task):
                 p = np.exp(logits - logits.max())
                 current = int(rng.choice(V, p=p / p.sum()))
             out.append(self.vocabulary[current])
-        return "".join(out)
+        return (prompt if include_prompt else "") + "".join(out)
 
     def predict(self, prompt: str) -> dict[str, float]:
         """P(next character | ``prompt``) for each character of the vocabulary: the softmax

@@ -13,6 +13,10 @@ def add(tasks):
         help="the adding problem (long-term memory)",
         description="Train a GRU to add the two marked values of a long sequence "
         "(Hochreiter & Schmidhuber 1997) and compare its test MSE with predicting the mean.",
+        epilog=options.examples(
+            "gru train adding --out runs/adding",
+            "gru train adding --seq-len 100 --n-train 2000 --epochs 2 --out runs/adding-100",
+        ),
     )
     adding.add_argument(
         "--seq-len", type=options.positive_int, help="sequence length T (default 50)"
@@ -22,6 +26,11 @@ def add(tasks):
         "--n-train", type=options.positive_int, help="training sequences (default 20000)"
     )
     adding.add_argument("--n-test", type=options.positive_int, help="test sequences (default 2000)")
+    adding.add_argument(
+        "--n-val",
+        type=options.positive_int,
+        help="validation sequences, which training watches to keep its best epoch (default 1000)",
+    )
     options.add_training_options(adding, {"epochs": 4, "batch_size": 64, "lr": 3e-3})
     return adding
 
@@ -31,11 +40,21 @@ def run(args) -> int:
 
     config, out, resume, _ = options.train_config(args, Adder)
     result = options.fit(args, Adder, config, out, resume)
-    if not options.is_main_process():
+    epochs = options.count(len(result.history), "epoch")
+    time = (
+        f"{epochs} in {result.seconds:.1f} s of training, {result.run_seconds:.1f} s for the "
+        f"whole run; weights of epoch {result.best_epoch} (least validation MSE)"
+    )
+    if not options.ran(out, result, time):
         return 0
     ratio = result.baseline_mse / max(result.test_mse, 1e-12)
-    print(
-        f"test MSE {result.test_mse:.4f} vs baseline {result.baseline_mse:.4f} ({ratio:.0f}x lower)"
+    verdict = (
+        f"{ratio:.0f}x lower"
+        if ratio >= 2
+        else "no better than the mean: the model has not learned to add the marked values"
     )
-    print(f"run folder: {out}")
+    print(
+        f"test MSE {result.test_mse:.4f} vs {result.baseline_mse:.4f} predicting the mean "
+        f"({verdict})"
+    )
     return 0

@@ -15,9 +15,17 @@ def add(tasks):
         "threshold of its standardized forecast error on the validation rows; then plant "
         "anomalies (spikes, level shifts, runs dropped to zero) in a copy of the test rows and "
         "report precision, recall and F1 beside a rolling z-score detector.",
+        epilog=options.examples(
+            "gru train anomaly --csv monthly-sunspots.csv --column Sunspots --out runs/sunspots",
+            "gru train anomaly --csv ETTh1.csv --column OT --limit 3000 --epochs 1 "
+            "--out runs/ot-quick",
+        ),
     )
-    anomaly.add_argument("--csv", metavar="PATH", help="the series, one row per time step")
-    anomaly.add_argument("--column", metavar="COL", help="the column to watch")
+    options.add_data_option(
+        anomaly, "--csv", metavar="PATH", help="the series, one row per time step"
+    )
+    options.add_data_option(anomaly, "--column", metavar="COL", help="the column to watch")
+    options.add_limit(anomaly, "rows")
     anomaly.add_argument(
         "--lookback", type=options.positive_int, help="values read before each point (default 48)"
     )

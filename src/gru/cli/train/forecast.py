@@ -19,9 +19,17 @@ def add(tasks):
         "only, a chronological train/validation/test split. Reports test MSE and MAE (on the "
         "standardized data, as papers do, and MAE in the target's units) beside three "
         "baselines: the last value, the last season repeated, and a linear model of the window.",
+        epilog=options.examples(
+            "gru train forecast --csv ETTh1.csv --target OT --split ett --out runs/etth1",
+            "gru train forecast --csv ETTh1.csv --target OT --limit 2000 --lookback 48 "
+            "--horizon 24 --epochs 1 --out runs/etth1-quick",
+        ),
     )
-    forecast.add_argument("--csv", metavar="PATH", help="the series, one row per time step")
-    forecast.add_argument("--target", metavar="COL", help="the column to forecast")
+    options.add_data_option(
+        forecast, "--csv", metavar="PATH", help="the series, one row per time step"
+    )
+    options.add_data_option(forecast, "--target", metavar="COL", help="the column to forecast")
+    options.add_limit(forecast, "rows")
     forecast.add_argument(
         "--features",
         choices=FEATURES,

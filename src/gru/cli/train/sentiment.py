@@ -18,6 +18,10 @@ def add(tasks):
         "Dense(1, sigmoid), 100 words per review, Adam, batch 32, 5 epochs); --preset strong the "
         "same recipe scaled up to a bidirectional GRU that still trains on 2 CPU cores within "
         "20 minutes.",
+        epilog=options.examples(
+            "gru train sentiment --limit 500 --epochs 1 --out runs/sentiment",
+            "gru train sentiment --data aclImdb_v1.tar.gz --preset seed --out runs/seed",
+        ),
     )
     sentiment.add_argument(
         "--data",
@@ -50,11 +54,7 @@ def add(tasks):
     model.add_argument("--maxlen", type=options.positive_int, help="ids kept per review")
     model.add_argument("--embedding-dim", type=options.positive_int, help="embedding size E")
     model.add_argument("--hidden-size", type=options.positive_int, help="GRU units H")
-    model.add_argument(
-        "--limit",
-        type=options.positive_int,
-        help="use at most N training and N test reviews (quick runs)",
-    )
+    options.add_limit(model, "reviews")
     options.add_training_options(
         sentiment,
         {

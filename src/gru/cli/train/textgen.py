@@ -17,8 +17,13 @@ def add(tasks):
         "trains with truncated back-propagation through time (the hidden state carried across "
         "chunks), the last 10% validates. Reports the validation loss in nats per character "
         "and a generated sample.",
+        epilog=options.examples(
+            "gru train textgen --text tinyshakespeare.txt --out runs/shakespeare",
+            "gru train textgen --text tinyshakespeare.txt --limit 20000 --hidden-size 64 "
+            "--epochs 1 --out runs/shakespeare-quick",
+        ),
     )
-    textgen.add_argument("--text", metavar="PATH", help="the text (UTF-8)")
+    options.add_data_option(textgen, "--text", metavar="PATH", help="the text (UTF-8)")
     model = textgen.add_argument_group("model (defaults: 2 layers of 512, embedding 64)")
     model.add_argument("--hidden-size", type=options.positive_int, help="GRU units H")
     model.add_argument(
@@ -33,9 +38,7 @@ def add(tasks):
     )
     model.add_argument("--dropout", type=float, help="dropout between layers and before the output")
     model.add_argument("--seq-len", type=options.positive_int, help="characters per chunk (128)")
-    model.add_argument(
-        "--limit", type=options.positive_int, help="use only the first N characters (quick runs)"
-    )
+    options.add_limit(model, "characters")
     options.add_training_options(textgen, {"epochs": 8, "batch_size": 32, "lr": 3e-3})
     return textgen
 
