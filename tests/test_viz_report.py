@@ -37,7 +37,7 @@ def test_a_sentiment_run_reports_scores_beside_the_baseline_curves_examples_and_
     # Training curves, embedded and linked; the per-epoch history.
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Training curves: [^"]+">', page)
     assert '<a href="training_curves.png">training_curves.png</a>' in page
-    assert page.count('<tr><td class="num">1</td>') >= 1 and "val_accuracy" in page
+    assert page.count('<tr><td class="num">1</td>') >= 1 and "validation accuracy" in page
     # Six examples: three positive and three negative test reviews with the model's P(positive).
     examples = metrics["examples"]
     assert examples["columns"] == ["P(positive)", "label", "right", "review, as the model read it"]
@@ -52,8 +52,8 @@ def test_a_sentiment_run_reports_scores_beside_the_baseline_curves_examples_and_
         "training reviews longer than maxlen 20 (cut)" in page
         and "<td>source</td><td>sample</td>" in page
     )
-    assert '<td>config.maxlen</td><td class="num">20</td>' in page
-    assert '<td>config.train.lr</td><td class="num">0.01</td>' in page
+    assert '<td>tokens read per review (maxlen)</td><td class="num">20</td>' in page
+    assert '<td>learning rate</td><td class="num">0.01</td>' in page
 
 
 def test_an_adding_run_reports_its_mse_beside_predicting_the_mean(tmp_path):
@@ -180,13 +180,13 @@ def test_a_forecast_report_sets_the_model_beside_its_three_baselines(forecast_tr
         "this model, validation",
         "baseline: linear",
         "baseline: persistence",
-        "baseline: seasonal_naive",
+        "baseline: seasonal naive",
     ]
     expected = [metrics["test"]["mse"], metrics["validation"]["mse"]]
     expected += [
         metrics["baselines"][n]["mse"] for n in ("linear", "persistence", "seasonal_naive")
     ]
-    assert results_row(page, "mse") == [fmt(v) for v in expected]
+    assert results_row(page, "MSE") == [fmt(v) for v in expected]
     # The forecast windows as a table and a figure, embedded and linked; the data and config.
     assert "The target at a few horizons of 4 test windows" in page
     assert len(metrics["examples"]["rows"]) == 4 * 4  # 4 windows at 4 horizons
@@ -194,7 +194,7 @@ def test_a_forecast_report_sets_the_model_beside_its_three_baselines(forecast_tr
     assert '<a href="forecast_test.png">forecast_test.png</a>' in page
     assert '<a href="training_curves.png">training_curves.png</a>' in page
     assert '<td>season</td><td class="num">24</td>' in page
-    assert '<td>config.lookback</td><td class="num">24</td>' in page
+    assert '<td>lookback (rows read)</td><td class="num">24</td>' in page
 
 
 def test_a_textgen_report_scores_the_validation_text_beside_ngram_models(textgen_trained):
@@ -219,9 +219,9 @@ def test_an_anomaly_report_lists_the_planted_anomalies_and_the_alarms(anomaly_tr
     page = (run / "report.html").read_text()
     assert_self_contained(page)
     metrics = json.loads((run / "metrics.json").read_text())
-    row = results_row(page, "f1")
+    row = results_row(page, "F1")
     assert row == [fmt(metrics["test"]["f1"]), fmt(metrics["baselines"]["rolling_zscore"]["f1"])]
-    assert '<th scope="col">baseline: rolling_zscore</th>' in page
+    assert '<th scope="col">baseline: rolling z-score</th>' in page
     assert "The anomalies planted in the test part" in page and "The GRU&#x27;s alarms" in page
     for event in detector.report.events:
         assert f"<td>{event['kind']}</td>" in page
