@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 
 from gru._io import atomic_write
@@ -198,7 +199,7 @@ def timing_note(history: list[dict]) -> str:
     )
     times = [h.get("seconds") for h in history]
     if len(times) > 1 and all(_number(t) for t in times):
-        later = sorted(times[1:])[len(times[1:]) // 2]
+        later = statistics.median(times[1:])
         if later > 0 and times[0] > 1.5 * later:
             text += (
                 f" Epoch 1 still took {duration(times[0])}, {times[0] / later:.1f}× the median "
