@@ -29,6 +29,9 @@ def test_training_curves_label_whole_epochs_with_readable_names(epochs):
         assert ticks and all(t.replace("−", "-").lstrip("-").isdigit() for t in ticks), ticks
         if epochs == 1:
             assert ticks == ["1"]  # not 0.96 … 1.04
+    assert [ax.get_ylabel() for ax in figure.axes] == ["loss", "metric"]
+    losses = figures.training_curves([{k: h[k] for k in ("epoch", "train_loss")} for h in history])
+    assert [ax.get_ylabel() for ax in losses.axes] == ["loss"]  # one panel: the losses
     legends = [t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()]
     assert legends == [
         "training loss",

@@ -315,6 +315,7 @@ def test_the_verdict_names_each_better_baseline_on_the_headline_score_first(tmp_
         tmp_path, "forecast", {"test": {"mse": 0.3, "mae": 0.3}, "baselines": baselines}
     )
     assert "beats this model" not in text and "No baseline beats" not in text
+    assert "This model beats every baseline on test MSE." in text
     # Higher is better for accuracy; equal scores beat nothing; two winners are both named.
     majority = {"majority class": {"accuracy": 0.5}, "always positive": {"accuracy": 0.52}}
     text = write_run(tmp_path, "sentiment", {"test": {"accuracy": 0.49}, "baselines": majority})
@@ -323,7 +324,8 @@ def test_the_verdict_names_each_better_baseline_on_the_headline_score_first(tmp_
         "and majority class (0.5000), against this model's 0.4900." in text
     )
     text = write_run(tmp_path, "sentiment", {"test": {"accuracy": 0.52}, "baselines": majority})
-    assert "beat" not in text
+    assert "beats this model" not in text and "Baselines beat" not in text
+    assert "This model beats every baseline on test accuracy." in text
     # No test data: the validation scores are compared, and said to be.
     text = write_run(
         tmp_path, "textgen", {"validation": {"loss": 2.6}, "baselines": {"bigram": {"loss": 1.2}}}
@@ -336,7 +338,8 @@ def test_the_training_section_says_what_an_epochs_time_includes(tmp_path, seed):
     assert "the engine's first compile" in page and "is not in epoch 1's time" in page
     assert "Epoch 1 still took" not in page or "× the median later epoch" in page
     history = [
-        {"epoch": e, "train_loss": 1.0, "seconds": s} for e, s in ((1, 9.0), (2, 3.0), (3, 3.2), (4, 2.8))
+        {"epoch": e, "train_loss": 1.0, "seconds": s}
+        for e, s in ((1, 9.0), (2, 3.0), (3, 3.2), (4, 2.8))
     ]
     text = write_run(tmp_path, "adding", {"history": history})
     assert "Epoch 1 still took 9.0 s, 3.0× the median later epoch (3.0 s)" in text

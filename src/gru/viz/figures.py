@@ -94,7 +94,8 @@ def training_curves(history: Sequence[dict[str, float]]) -> Figure:
     others = [k for k in keys if k not in losses]
     figure = Figure(figsize=(10, 4) if others else (5, 4), layout="constrained")
     axes = figure.subplots(1, 2 if others else 1, squeeze=False)[0]
-    for ax, names, what in ((axes[0], losses, "loss"), (axes[-1], others, "metric")):
+    panels = [(axes[0], losses, "loss")] + ([(axes[1], others, "metric")] if others else [])
+    for ax, names, what in panels:
         for name in names:
             values = [h.get(name, math.nan) for h in history]
             ax.plot(epochs, values, marker="o", label=_plain(label(name)))

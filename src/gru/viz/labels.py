@@ -62,6 +62,7 @@ NAMES = {
     "lr": "learning rate",
     "seconds": "time",
     "training_seconds": "training time",
+    "run_seconds": "time of the whole run",
     "seconds_per_epoch": "time per epoch",
     "layer": "recurrent layer",
     "threshold": "GRU threshold (standardized error)",

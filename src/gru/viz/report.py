@@ -134,7 +134,7 @@ def verdict(metrics: dict, task: str) -> tuple[str, bool] | None:
     return text, first == headline or headline not in scores
 
 
-def _results(metrics: dict) -> str:
+def _results(metrics: dict, task: str) -> str:
     scores, split, also, baselines = _scores(metrics)
     if scores is None:
         return note(
@@ -155,6 +155,9 @@ def _results(metrics: dict) -> str:
         cards({f"{split} {label(k)}": v for k, v in scores.items() if _number(v)}),
         table((*header, *(f"baseline: {label(n)}" for n in baselines)), rows),
     ]
+    headline = HEADLINE.get(task)
+    if baselines and headline in scores and verdict(metrics, task) is None:
+        parts.append(f"<p>This model beats every baseline on {split} {esc(label(headline))}.</p>")
     if split == "validation":
         parts.append(
             "<p>This task has no test data: the scores are on the validation data, the "
@@ -223,6 +226,8 @@ def _setting(key: str, value):
     mode it is watched in as the way it is better, an unset setting as "not set"."""
     if value is None:
         return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if key.endswith("monitor") and isinstance(value, str):
         return label(value)
     if key.endswith("train.mode") and value in ("min", "max"):
@@ -254,6 +259,8 @@ def _run(run: dict) -> str:
     """The Run section: plain facts in one table, tables of numbers ({model: {column: MAE}})
     and lists of records as tables of their own, under their labels."""
     plain = {k: v for k, v in run.items() if not (_grid(v) or _records(v))}
+    if "seconds" in plain:  # here the whole run's; in the history, an epoch's
+        plain["run_seconds"] = plain.pop("seconds")
     parts = [_facts(plain)] if plain else []
     for key, value in run.items():
         if _grid(value):
@@ -272,6 +279,8 @@ def _configuration(config: dict) -> str:
     """config.json as a reader sees it: the task's settings, the training settings, the rest."""
     settings = dict(config.get("config") or {})
     train = settings.pop("train", None)
+    if isinstance(train, dict) and train.get("monitor") is None:
+        train = {k: v for k, v in train.items() if k != "mode"}  # the way of nothing watched
     rest = {k: v for k, v in config.items() if k not in ("format", "data", "config")}
     parts = [f"<h3>{esc(title)}</h3>{_facts(items)}" for title, items in (
         ("Task settings", settings),
@@ -350,7 +359,7 @@ def report_html(run_dir: str | os.PathLike) -> str:
         text = f"<strong>{esc(text)}</strong>" if headline else esc(text)
         body.append(f'<p class="note verdict" role="note">{text}</p>')
     body += [note(n, error=n == metrics_problem) for n in notes]
-    body += ["<h2>Results</h2>", _results(metrics)]
+    body += ["<h2>Results</h2>", _results(metrics, task)]
     history = _history(run_dir, metrics)
     if history:
         body += ["<h2>Training</h2>", history]
@@ -363,7 +372,8 @@ def report_html(run_dir: str | os.PathLike) -> str:
     data = {**(config.get("data") or {}), **(metrics.get("data") or {})}
     if data:
         body += ["<h2>Data</h2>", _facts(data)]
-    run = {k: v for k, v in metrics.items() if k not in SECTIONS and k != "task"}
+    # The task is the title's; the planted events are the anomaly report's examples.
+    run = {k: v for k, v in metrics.items() if k not in (*SECTIONS, "task", "events")}
     if run:
         body += ["<h2>Run</h2>", _run(run)]
     body += [
