@@ -58,11 +58,10 @@ def test_token_shades_are_on_one_fixed_scale_with_the_texts_range_marked(tmp_pat
     ]
     np.testing.assert_allclose(opacities, 0.06 + 0.64 * update, atol=1e-3)  # not 0.06 … 0.7
     # Each bar runs 0 to 1, labeled, with a box at this text's range and the range in words.
-    assert (
-        page.count('0<span class="swatch"') == 2 and page.count("</span></span>1 (this text:") == 2
-    )
+    assert page.count('<span class="scale">0<span class="swatch"') == 2
+    assert page.count("</span></span>1</span> (this text:") == 2
     assert '<span class="range" style="left: 43.7%; width: 3.0%">' in page
-    assert "1 (this text: 0.437–0.467)" in page
+    assert "1</span> (this text: 0.437–0.467)" in page
     assert '<span class="range" style="left: 10.0%; width: 80.0%">' in page  # 1 − r̄: 0.1 … 0.9
 
 

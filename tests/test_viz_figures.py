@@ -40,18 +40,32 @@ def test_training_curves_label_whole_epochs_with_readable_names(epochs):
     ]
 
 
-def test_a_long_text_gets_a_readable_few_step_labels_and_says_which():
-    tokens = [f"word{t}" for t in range(100)]
+def test_a_long_text_wraps_into_rows_with_every_token_labeled():
+    tokens = [f"w{t}" for t in range(100)]
     figure = figures.probability_curve(np.linspace(0.2, 0.8, 100), tokens)
-    ax = figure.axes[0]
-    ticks = shown_ticks(ax)
-    # One label per TICK_ROOM inches of the axis at the most: 26 on a 14-inch figure, not 100.
-    assert 10 <= len(ticks) <= 0.85 * figure.get_figwidth() / figures.TICK_ROOM
-    assert ticks[:3] == ["word0", "word4", "word8"]
-    assert ax.get_xlabel() == "token read (every 4th labeled)"
-    assert all(t.get_fontsize() >= 9 for t in ax.get_xticklabels())
-    short = figures.probability_curve([0.4, 0.6, 0.7], ["a", "b", "c"]).axes[0]
-    assert shown_ticks(short) == ["a", "b", "c"] and short.get_xlabel() == "token read"
+    rows = figure.axes
+    # 100 tokens: 5 rows of 20, read like the text, every token labeled at a readable size,
+    # on a figure narrow enough for a phone (not 100 labels across 14 inches).
+    assert len(rows) == 5 and figure.get_figwidth() <= 8
+    assert [shown_ticks(ax) for ax in rows] == [tokens[i : i + 20] for i in range(0, 100, 20)]
+    assert all(t.get_fontsize() >= 9 for ax in rows for t in ax.get_xticklabels())
+    assert [ax.get_title() for ax in rows][::4] == ["tokens 1–20 of 100", "tokens 81–100 of 100"]
+    assert all(np.ptp(ax.get_xlim()) == 20 for ax in rows)  # step under step in every row
+    assert all(ax.get_ylim() == (0.0, 1.0) for ax in rows)  # one honest scale
+    short = figures.probability_curve([0.4, 0.6, 0.7], ["a", "b", "c"])
+    assert len(short.axes) == 1 and shown_ticks(short.axes[0]) == ["a", "b", "c"]
+    assert short.axes[0].get_title() == "" and short.axes[0].get_xlabel() == "token read"
+
+
+def test_a_long_heatmap_labels_a_readable_few_steps_and_says_which():
+    torch.manual_seed(0)
+    recording = record_gates(gru.GRU(2, 3), torch.randn(100, 2))
+    figure = figures.gate_heatmaps(recording, [f"w{t}" for t in range(100)])
+    reset = figure.axes[0]
+    ticks = shown_ticks(reset)
+    assert 5 <= len(ticks) <= 0.4 * figure.get_figwidth() / figures.TICK_ROOM
+    every = int(ticks[1][1:]) - int(ticks[0][1:])
+    assert reset.get_xlabel() == f"step read (every {every}th labeled)"
 
 
 def test_heatmaps_of_chosen_units_name_their_rows_by_unit():

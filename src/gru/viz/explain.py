@@ -149,10 +149,10 @@ def _scale(rgb, values: np.ndarray) -> str:
     low, high = float(values.min()), float(values.max())
     left, width = 100 * low, max(100 * (high - low), 1.0)
     return (
-        '0<span class="swatch" style="background: linear-gradient(to right, '
-        f'{_rgba(rgb, SHADE[0])}, {_rgba(rgb, SHADE[1])})">'
+        '<span class="scale">0<span class="swatch" style="background: linear-gradient(to '
+        f'right, {_rgba(rgb, SHADE[0])}, {_rgba(rgb, SHADE[1])})">'
         f'<span class="range" style="left: {left:.1f}%; width: {width:.1f}%"></span></span>1'
-        f" (this text: {low:.3f}–{high:.3f})"
+        f"</span> (this text: {low:.3f}–{high:.3f})"
     )
 
 

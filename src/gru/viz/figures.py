@@ -40,6 +40,7 @@ __all__ = [
 
 TICK_ROOM = 0.45  # inches of axis per labeled step: the labels a reader can tell apart
 TICK_FONT = 10  # points
+ROW_STEPS = 20  # a probability curve over more steps wraps into rows of this many
 DIRECTIONS = ("forward", "reverse")
 
 
@@ -170,21 +171,37 @@ def gate_heatmaps(
 def probability_curve(
     probabilities: Sequence[float], labels: Sequence[str], *, ylabel: str = "P(positive)"
 ) -> Figure:
-    """The predicted probability after each step (a line over ``labels``), with 0.5 marked."""
+    """The predicted probability after each step (a line over ``labels``), with 0.5 marked.
+
+    A long text is wrapped into rows of `ROW_STEPS` steps, read left to right and top to
+    bottom like the text itself, so that every token keeps a readable label and the picture
+    stays narrow enough for a phone.
+    """
     p = np.asarray(probabilities, dtype=np.float64)
     T = len(p)
-    figure = Figure(figsize=(float(np.clip(2.5 + 0.16 * T, 7.0, 14.0)), 3.6), layout="constrained")
-    ax = figure.subplots()
-    steps = np.arange(T)
-    ax.axhline(0.5, color="0.5", linestyle="--", linewidth=1)
-    ax.plot(steps, p, marker="o" if T <= 60 else None, markersize=3, color="#c2410c")
-    ax.fill_between(steps, 0.5, p, where=p >= 0.5, color="#2563eb", alpha=0.12, interpolate=True)
-    ax.fill_between(steps, 0.5, p, where=p < 0.5, color="#dc2626", alpha=0.12, interpolate=True)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlim(-0.5, T - 0.5)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.set_xlabel("token read" + _time_ticks(ax, labels, T, room=0.85 * figure.get_figwidth()))
+    n_rows = -(-T // ROW_STEPS)  # ceil
+    per_row = min(T, ROW_STEPS)
+    width = float(np.clip(2.5 + 0.22 * per_row, 6.0, 8.0))
+    figure = Figure(figsize=(width, 0.8 + 2.4 * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, 1, squeeze=False)[:, 0]
+    for row, ax in enumerate(axes):
+        steps = np.arange(row * ROW_STEPS, min(T, (row + 1) * ROW_STEPS))  # the row's steps
+        q = p[steps]
+        ax.axhline(0.5, color="0.5", linestyle="--", linewidth=1)
+        ax.plot(steps, q, marker="o", markersize=3, color="#c2410c")
+        ax.fill_between(
+            steps, 0.5, q, where=q >= 0.5, color="#2563eb", alpha=0.12, interpolate=True
+        )
+        ax.fill_between(steps, 0.5, q, where=q < 0.5, color="#dc2626", alpha=0.12, interpolate=True)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlim(steps[0] - 0.5, steps[0] + per_row - 0.5)  # rows aligned, step under step
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.set_xticks(steps)
+        ax.set_xticklabels([_plain(labels[t]) for t in steps], rotation=90, fontsize=TICK_FONT)
+        if n_rows > 1:
+            ax.set_title(f"tokens {steps[0] + 1}–{steps[-1] + 1} of {T}", fontsize=TICK_FONT)
+    axes[-1].set_xlabel("token read")
     return figure
 
 

@@ -69,6 +69,7 @@ td.lines { white-space: pre-wrap; font-family: ui-monospace, "DejaVu Sans Mono",
 .legend { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; font-size: .9rem; margin: .5rem 0; }
 .swatch { display: inline-block; width: 8rem; height: .9rem; vertical-align: middle;
   border: 1px solid var(--line); margin: 0 .3rem; position: relative; }
+.scale { white-space: nowrap; }
 .swatch .range { position: absolute; top: -3px; bottom: -3px; min-width: 2px;
   border: 2px solid var(--ink); border-radius: 2px; }
 .dashed { display: inline-block; padding: 0 .3rem; outline: 1px dashed #57606a;
