@@ -80,3 +80,14 @@ def test_heatmaps_of_chosen_units_name_their_rows_by_unit():
         reset.images[0].get_array(), recording.layers[0][0].r[:, [2, 7, 30]].T
     )
     assert reset.images[0].get_clim() == (0.0, 1.0)  # one honest scale for every panel
+
+
+def test_the_forecast_examples_legend_names_models_in_words():
+    W, F = 6, 3
+    example = {
+        "history": np.zeros(W), "actual": np.ones(F), "forecast": np.ones(F),
+        "linear": np.ones(F), "seasonal_naive": np.ones(F), "times": [str(t) for t in range(W + F)],
+    }  # fmt: skip
+    figure = figures.forecast_examples([example], "y", lookback=W, horizon=F, model="segrnn")
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["history", "actual", "SegRNN", "linear", "seasonal naive"]

@@ -267,10 +267,10 @@ def forecast_examples(
         steps = np.arange(-W, horizon)
         ax.plot(steps[:W], example["history"], color="0.4", lw=1, label="history")
         ax.plot(steps[W:], example["actual"], color="black", lw=1.2, label="actual")
-        ax.plot(steps[W:], example["forecast"], color="tab:red", lw=1.4, label=model)
+        ax.plot(steps[W:], example["forecast"], color="tab:red", lw=1.4, label=label(model))
         for name, style in (("linear", "tab:blue"), ("seasonal_naive", "tab:green")):
             if name in example:
-                ax.plot(steps[W:], example[name], color=style, lw=0.9, ls="--", label=name)
+                ax.plot(steps[W:], example[name], color=style, lw=0.9, ls="--", label=label(name))
         ax.axvline(0, color="0.7", lw=0.8)
         ax.set_title(f"{target}, test window from {example['times'][W]}", fontsize=9)
         ax.set_xlabel("steps from the forecast start")
