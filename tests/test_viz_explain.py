@@ -89,5 +89,13 @@ def test_a_wide_forecasters_heatmaps_show_the_units_that_move_most(tmp_path):
     page = write_forecast_explanation(e, tmp_path / "f.html").read_text()
     assert f"for the {UNITS_SHOWN} of its 64 units whose gates moved most over them" in page
     assert f"by up to {top:.3f}; no other unit&#x27;s gate moved more than {rest:.3f}" in page
+    assert top < 0.2 and "the gates change little from step to step" in page
+    lively = gru.GRU(1, 64)
+    with torch.no_grad():
+        for weight in lively.parameters():
+            weight.mul_(30)  # gates that swing between 0 and 1
+    e.recording = record_gates(lively, torch.randn(W, 1))
+    assert moving_units(e.recording)[1] > 0.2
+    assert "change little" not in write_forecast_explanation(e, tmp_path / "f.html").read_text()
     small = record_gates(gru.GRU(1, 5), torch.randn(W, 1))  # few units: every one is shown
     assert len(moving_units(small)[0]) == 5

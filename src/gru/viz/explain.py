@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 UNITS_SHOWN = 24  # a forecast page's heatmaps show at most this many units: those that move most
+STILL = 0.2  # gates that move less than this over a window are said to change little
 TEXT_FIGURES = ("probability", "gates")  # the PNG files beside a page: <stem>_<name>.png
 FORECAST_FIGURES = ("forecast", "gates")
 UPDATE_RGB = (234, 88, 12)  # orange: the background, 1 − z̄
@@ -336,12 +337,19 @@ def _units_text(recording: GateRecording, steps: int) -> str:
             "steps the GRU read (columns), for every layer and direction; 0 is dark purple, 1 "
             "yellow."
         )
-    return (
+    text = (
         f"The reset gate r and the update gate z at each of the {steps} steps the GRU read "
         f"(columns) for the {len(units)} of its {H} units whose gates moved most over them "
         f"(rows, by unit number): by up to {top:.3f}; no other unit's gate moved more than "
         f"{rest:.3f}. 0 is dark purple, 1 yellow."
     )
+    if top < STILL:
+        text += (
+            f" On this window the gates change little from step to step (no gate by more than "
+            f"{top:.2f} of its 0–1 range), so the colors stay close: that is the finding, not "
+            "a flaw of the picture."
+        )
+    return text
 
 
 def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
