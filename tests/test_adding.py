@@ -1,5 +1,7 @@
 """gru.tasks.adding: the adding problem from Python, its old forms and its new class."""
 
+import re
+
 import pytest
 import torch
 
@@ -38,3 +40,16 @@ def test_a_model_too_large_for_memory_is_refused_before_the_run_folder_is_made(t
     with pytest.raises(ValueError, match=r"^Adder: the model does not fit in memory: building it failed \(an allocation of [\d.]+ PiB\); try a smaller hidden_size \(--hidden-size\)$"):  # fmt: skip
         Adder(seq_len=4, hidden_size=10_000_000, n_train=64, n_test=16).fit(out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_gru_train_adding_says_so_plainly_when_predicting_the_mean_wins(tmp_path, capsys):
+    from gru.cli import main
+
+    # One epoch of four batches at lr 1e-3: the model still predicts worse than the mean.
+    argv = ["train", "adding", "--seq-len", "8", "--hidden-size", "4", "--n-train", "256",
+            "--n-test", "64", "--epochs", "1", "--lr", "1e-3", "--quiet", "--threads", "1",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"test MSE 0\.\d{4}: predicting the mean \(0\.1\d{3}\) beats this model", out)
+    assert "x lower" not in out
