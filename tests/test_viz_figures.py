@@ -9,9 +9,10 @@ import gru
 from gru.viz import figures, record_gates
 
 
-def shown_ticks(ax) -> list[str]:
-    """The x tick labels inside the axis's view, once drawn."""
-    figures.png(ax.figure)
+def shown_ticks(ax, *, draw: bool = True) -> list[str]:
+    """The x tick labels inside the axis's view, once drawn (``draw=False``: drawn already)."""
+    if draw:
+        figures.png(ax.figure)
     low, high = sorted(ax.get_xlim())
     return [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
 
@@ -47,7 +48,10 @@ def test_a_long_text_wraps_into_rows_with_every_token_labeled():
     # 100 tokens: 5 rows of 20, read like the text, every token labeled at a readable size,
     # on a figure narrow enough for a phone (not 100 labels across 14 inches).
     assert len(rows) == 5 and figure.get_figwidth() <= 8
-    assert [shown_ticks(ax) for ax in rows] == [tokens[i : i + 20] for i in range(0, 100, 20)]
+    figures.png(figure)
+    assert [shown_ticks(ax, draw=False) for ax in rows] == [
+        tokens[i : i + 20] for i in range(0, 100, 20)
+    ]
     assert all(t.get_fontsize() >= 9 for ax in rows for t in ax.get_xticklabels())
     assert [ax.get_title() for ax in rows][::4] == ["tokens 1–20 of 100", "tokens 81–100 of 100"]
     assert all(np.ptp(ax.get_xlim()) == 20 for ax in rows)  # step under step in every row
