@@ -197,7 +197,7 @@ def timing_note(history: list[dict]) -> str:
     text = (
         "An epoch's time counts its training steps and its evaluation. On the CPU, training "
         "starts with one warm-up step on a copy of the model, before the clock of epoch 1, so "
-        "the engine's first compile (seconds to a minute, once per machine; its kernels are "
+        "the engine's first compile (seconds to minutes, once per machine; its kernels are "
         "cached on disk) is not in epoch 1's time; it is in the time of the whole run."
     )
     times = [h.get("seconds") for h in history]
