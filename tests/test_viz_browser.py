@@ -9,6 +9,7 @@ and sets GRU_REQUIRE_BROWSER=1, so there these tests cannot be skipped.
 
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -79,10 +80,20 @@ def test_the_explanation_shows_its_tokens_and_charts(browser, pages, screen):
     unknown = page.elements(".tok.unk")
     assert unknown and all(t["visible"] for t in unknown)
     assert "honestly" in [t["text"] for t in unknown]
-    styles = page.evaluate(
-        "Array.from(document.querySelectorAll('.tok[data-step]')).map(e => getComputedStyle(e).backgroundColor)"
+    shades = page.evaluate(
+        "Array.from(document.querySelectorAll('.tok[data-step]')).map(e => [getComputedStyle(e).backgroundColor, e.title])"
     )
-    assert len(set(styles)) > 3  # the tokens are shaded differently
+    # One fixed scale for every text: a token's opacity is 0.06 + 0.64 (1 − z̄), not stretched
+    # over this text's range (the browser keeps an opacity to about 1/255).
+    for color, title in shades:
+        opacity = float(re.search(r"rgba\(234, 88, 12, ([0-9.]+)\)", color).group(1))
+        update = float(re.search(r"1 − z̄ = ([0-9.]+)", title).group(1))
+        assert opacity == pytest.approx(0.06 + 0.64 * update, abs=0.006), (color, title)
+    bars = page.elements(".legend .swatch")
+    ranges = page.elements(".legend .swatch .range")
+    assert len(bars) == len(ranges) == 2 and all(r["visible"] for r in ranges)
+    for bar, box in zip(bars, ranges, strict=True):  # the range box lies inside its 0–1 bar
+        assert bar["left"] <= box["left"] and box["right"] <= bar["right"] + 2
     notes = page.elements(".note")
     assert any("The text was truncated" in n["text"] and n["visible"] for n in notes)
     assert len(page.elements("img")) == 2  # the probability line and the heatmaps

@@ -37,7 +37,7 @@ def test_a_sentiment_run_reports_scores_beside_the_baseline_curves_examples_and_
     # Training curves, embedded and linked; the per-epoch history.
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Training curves: [^"]+">', page)
     assert '<a href="training_curves.png">training_curves.png</a>' in page
-    assert page.count('<tr><td class="num">1</td>') >= 1 and "val_accuracy" in page
+    assert page.count('<tr><td class="num">1</td>') >= 1 and "validation accuracy" in page
     # Six examples: three positive and three negative test reviews with the model's P(positive).
     examples = metrics["examples"]
     assert examples["columns"] == ["P(positive)", "label", "right", "review, as the model read it"]
@@ -52,8 +52,8 @@ def test_a_sentiment_run_reports_scores_beside_the_baseline_curves_examples_and_
         "training reviews longer than maxlen 20 (cut)" in page
         and "<td>source</td><td>sample</td>" in page
     )
-    assert '<td>config.maxlen</td><td class="num">20</td>' in page
-    assert '<td>config.train.lr</td><td class="num">0.01</td>' in page
+    assert '<td>tokens read per review (maxlen)</td><td class="num">20</td>' in page
+    assert '<td>learning rate</td><td class="num">0.01</td>' in page
 
 
 def test_an_adding_run_reports_its_mse_beside_predicting_the_mean(tmp_path):
@@ -180,13 +180,13 @@ def test_a_forecast_report_sets_the_model_beside_its_three_baselines(forecast_tr
         "this model, validation",
         "baseline: linear",
         "baseline: persistence",
-        "baseline: seasonal_naive",
+        "baseline: seasonal naive",
     ]
     expected = [metrics["test"]["mse"], metrics["validation"]["mse"]]
     expected += [
         metrics["baselines"][n]["mse"] for n in ("linear", "persistence", "seasonal_naive")
     ]
-    assert results_row(page, "mse") == [fmt(v) for v in expected]
+    assert results_row(page, "MSE") == [fmt(v) for v in expected]
     # The forecast windows as a table and a figure, embedded and linked; the data and config.
     assert "The target at a few horizons of 4 test windows" in page
     assert len(metrics["examples"]["rows"]) == 4 * 4  # 4 windows at 4 horizons
@@ -194,7 +194,7 @@ def test_a_forecast_report_sets_the_model_beside_its_three_baselines(forecast_tr
     assert '<a href="forecast_test.png">forecast_test.png</a>' in page
     assert '<a href="training_curves.png">training_curves.png</a>' in page
     assert '<td>season</td><td class="num">24</td>' in page
-    assert '<td>config.lookback</td><td class="num">24</td>' in page
+    assert '<td>lookback (rows read)</td><td class="num">24</td>' in page
 
 
 def test_a_textgen_report_scores_the_validation_text_beside_ngram_models(textgen_trained):
@@ -219,11 +219,128 @@ def test_an_anomaly_report_lists_the_planted_anomalies_and_the_alarms(anomaly_tr
     page = (run / "report.html").read_text()
     assert_self_contained(page)
     metrics = json.loads((run / "metrics.json").read_text())
-    row = results_row(page, "f1")
+    row = results_row(page, "F1")
     assert row == [fmt(metrics["test"]["f1"]), fmt(metrics["baselines"]["rolling_zscore"]["f1"])]
-    assert '<th scope="col">baseline: rolling_zscore</th>' in page
+    assert '<th scope="col">baseline: rolling z-score</th>' in page
     assert "The anomalies planted in the test part" in page and "The GRU&#x27;s alarms" in page
     for event in detector.report.events:
         assert f"<td>{event['kind']}</td>" in page
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="The test part of load', page)
     assert '<a href="anomalies_test.png">anomalies_test.png</a>' in page
+
+
+# --- what a reader sees: words, not keys; the verdict; what the times include ------------------
+
+# Keys of the run's files that a reader must never see as they are.
+RAW_KEYS = (
+    "mae_original", "event_f1", "event_recall", "val_loss", "train_loss", "val_accuracy",
+    "test_mse", "seasonal_naive", "rolling_zscore", "training_seconds", "seconds_per_epoch",
+    "batch_size", "config.train", "config.max", "train.lr", "hidden_size", "bits_per_char", "gru_version",
+)  # fmt: skip
+
+
+def visible_text(page: str) -> str:
+    """The words of ``page`` a reader sees, without the Files section (file names are names)."""
+    body = page.split("<h2>Files</h2>")[0].split("<body>")[1]
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.fixture(scope="module")
+def adding(tmp_path_factory):
+    return adding_run(tmp_path_factory.mktemp("adding") / "adding")
+
+
+def test_every_report_shows_words_not_keys_and_times_in_seconds(
+    seed, adding, forecast_trained, textgen_trained, anomaly_trained
+):
+    runs = [seed, adding, forecast_trained[1], textgen_trained[1], anomaly_trained[1]]
+    for run in runs:
+        page = (run / "report.html").read_text()
+        text = visible_text(page)
+        assert not [k for k in RAW_KEYS if k in text], (run, [k for k in RAW_KEYS if k in text])
+        # The time column of the history: a few digits and a unit, not 0.0648 or 0.0647987.
+        history = page.split("<h2>Training</h2>")[1].split("</table>")[0]
+        column = re.findall(r'<th scope="col">([^<]*)</th>', history).index("time")
+        for row in re.findall(r"<tr>(<td.*?)</tr>", history):
+            cell = re.findall(r"<td[^>]*>([^<]*)</td>", row)[column]
+            assert re.fullmatch(r"\d+(\.\d{1,2})? s|under 0\.01 s", cell), cell
+    forecast = (forecast_trained[1] / "report.html").read_text()
+    # The per-column MAE: one table of columns × models, not a dump of dotted keys.
+    part = forecast.split("<h3>test MAE in each column&#x27;s units</h3>")[1].split("</table>")[0]
+    header = re.findall(r'<th scope="col">([^<]*)</th>', part)
+    assert header == ["", "linear", "persistence", "seasonal naive", "SegRNN"]
+    assert [re.findall(r"<td>([^<]*)</td>", r)[0] for r in part.split("<tr>")[2:]] == [
+        "load",
+        "temp",
+    ]
+    assert (
+        "<h3>Training settings</h3>" in forecast
+        and "<td>metric watched</td><td>validation loss</td>" in forecast
+    )
+
+
+def test_the_top_of_the_report_says_so_when_a_baseline_beats_the_model(seed, adding):
+    for run, task in ((seed, "sentiment"), (adding, "adding")):
+        page = (run / "report.html").read_text()
+        metrics = json.loads((run / "metrics.json").read_text())
+        metric = {"sentiment": "accuracy", "adding": "mse"}[task]
+        ours = metrics["test"][metric]
+        theirs = next(iter(metrics["baselines"].values()))[metric]
+        beaten = theirs > ours if metric == "accuracy" else theirs < ours
+        assert ("beats this model" in page) == beaten, (task, ours, theirs)
+        if beaten:  # at the top: before the results
+            assert page.index('class="note verdict"') < page.index("<h2>Results</h2>")
+
+
+def write_run(folder, task: str, metrics: dict):
+    save_config(folder, {"task": task, "gru_version": "0", "config": {}})
+    write_json(folder / "metrics.json", metrics)
+    return visible_text(report_html(folder))
+
+
+def test_the_verdict_names_each_better_baseline_on_the_headline_score_first(tmp_path):
+    baselines = {"linear": {"mse": 0.3815, "mae": 0.5}, "seasonal_naive": {"mse": 0.5, "mae": 0.4}}
+    text = write_run(
+        tmp_path, "forecast", {"test": {"mse": 0.3927, "mae": 0.45}, "baselines": baselines}
+    )
+    assert (
+        "A baseline beats this model on test MSE (lower is better): linear (0.3815), against "
+        "this model's 0.3927. A baseline also scores better on MAE." in text
+    )
+    text = write_run(
+        tmp_path, "forecast", {"test": {"mse": 0.3, "mae": 0.45}, "baselines": baselines}
+    )
+    assert "No baseline beats this model on test MSE, its headline score; on test MAE" in text
+    text = write_run(
+        tmp_path, "forecast", {"test": {"mse": 0.3, "mae": 0.3}, "baselines": baselines}
+    )
+    assert "beats this model" not in text and "No baseline beats" not in text
+    assert "This model beats every baseline on test MSE." in text
+    # Higher is better for accuracy; equal scores beat nothing; two winners are both named.
+    majority = {"majority class": {"accuracy": 0.5}, "always positive": {"accuracy": 0.52}}
+    text = write_run(tmp_path, "sentiment", {"test": {"accuracy": 0.49}, "baselines": majority})
+    assert (
+        "Baselines beat this model on test accuracy (higher is better): always positive (0.5200) "
+        "and majority class (0.5000), against this model's 0.4900." in text
+    )
+    text = write_run(tmp_path, "sentiment", {"test": {"accuracy": 0.52}, "baselines": majority})
+    assert "beats this model" not in text and "Baselines beat" not in text
+    assert "This model beats every baseline on test accuracy." in text
+    # No test data: the validation scores are compared, and said to be.
+    text = write_run(
+        tmp_path, "textgen", {"validation": {"loss": 2.6}, "baselines": {"bigram": {"loss": 1.2}}}
+    )
+    assert "A baseline beats this model on validation loss (lower is better)" in text
+
+
+def test_the_training_section_says_what_an_epochs_time_includes(tmp_path, seed):
+    page = visible_text(report_html(seed))
+    assert "the engine's first compile" in page and "is not in epoch 1's time" in page
+    assert "Epoch 1 still took" not in page or "× the median later epoch" in page
+    history = [
+        {"epoch": e, "train_loss": 1.0, "seconds": s}
+        for e, s in ((1, 9.0), (2, 3.0), (3, 3.2), (4, 2.8))
+    ]
+    text = write_run(tmp_path, "adding", {"history": history})
+    assert "Epoch 1 still took 9.0 s, 3.0× the median later epoch (3.0 s)" in text
+    assert "<td>0.06 s</td>" not in text  # (the history's times are cells, checked above)

@@ -37,6 +37,8 @@ __all__ = [
     "write_text_explanation",
 ]
 
+UNITS_SHOWN = 24  # a forecast page's heatmaps show at most this many units: those that move most
+STILL = 0.2  # gates that move less than this over a window are said to change little
 TEXT_FIGURES = ("probability", "gates")  # the PNG files beside a page: <stem>_<name>.png
 FORECAST_FIGURES = ("forecast", "gates")
 UPDATE_RGB = (234, 88, 12)  # orange: the background, 1 − z̄
@@ -129,22 +131,29 @@ def _write(out: Path, pngs: dict[str, bytes], text: str) -> Path:
     return atomic_write(out, lambda f: f.write(text.encode("utf-8")))
 
 
+SHADE = (0.06, 0.7)  # the opacity of a gate value of 0 and of 1: one fixed scale for every text
+
+
 def _shade(values: np.ndarray) -> np.ndarray:
-    """Opacities in [0.06, 0.7] spanning the range of ``values`` (mid-range when flat)."""
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-9:
-        return np.full(len(values), 0.35)
-    return 0.06 + 0.64 * (values - low) / (high - low)
+    """Opacities for gate values in [0, 1] on the fixed scale `SHADE`: a difference of 0.03
+    looks like one, whatever the range of the text."""
+    low, high = SHADE
+    return low + (high - low) * np.clip(values, 0.0, 1.0)
 
 
 def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
-    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha:.2f})"
+    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha:.3f})"
 
 
-def _swatch(rgb) -> str:
+def _scale(rgb, values: np.ndarray) -> str:
+    """A color bar from 0 to 1, labeled at both ends, with the range of ``values`` marked."""
+    low, high = float(values.min()), float(values.max())
+    left, width = 100 * low, max(100 * (high - low), 1.0)
     return (
-        f'<span class="swatch" style="background: linear-gradient(to right, {_rgba(rgb, 0.06)}, '
-        f'{_rgba(rgb, 0.7)})"></span>'
+        '<span class="scale">0<span class="swatch" style="background: linear-gradient(to '
+        f'right, {_rgba(rgb, SHADE[0])}, {_rgba(rgb, SHADE[1])})">'
+        f'<span class="range" style="left: {left:.1f}%; width: {width:.1f}%"></span></span>1'
+        f"</span> (this text: {low:.3f}–{high:.3f})"
     )
 
 
@@ -185,10 +194,10 @@ def _legend(e: TextExplanation) -> str:
     forget = 1.0 - e.reset
     return (
         '<div class="legend">'
-        f"<span>background: share of the state replaced, 1 − z̄, from {e.update.min():.3f}"
-        f"{_swatch(UPDATE_RGB)}to {e.update.max():.3f}</span>"
-        f"<span>underline: past hidden by the reset gate, 1 − r̄, from {forget.min():.3f}"
-        f"{_swatch(RESET_RGB)}to {forget.max():.3f}</span>"
+        f"<span>background: share of the state replaced, 1 − z̄: {_scale(UPDATE_RGB, e.update)}"
+        "</span>"
+        f"<span>underline: past hidden by the reset gate, 1 − r̄: {_scale(RESET_RGB, forget)}"
+        "</span>"
         '<span><span class="dashed">dashed</span> unknown word</span>'
         "</div>"
     )
@@ -248,7 +257,9 @@ def text_page(e: TextExplanation, pngs: dict[str, bytes], links: dict[str, str])
         "<p>Each token read, colored by its top-layer gates averaged over the units: the darker "
         "the background, the more of the memory this token replaced (1 − z̄); the darker the "
         "underline, the more the reset gate hid the past from the new candidate (1 − r̄). "
-        "Shades span the range in this text. Hover or long-press a token for its values.</p>",
+        "Both shades are on one fixed scale from 0 to 1, the same for every text; the black "
+        "box on each bar marks the range in this text. Hover or long-press a token for its "
+        "values.</p>",
         _legend(e),
         _token_spans(e),
         f"<h2>{esc(e.label)} as the text is read</h2>",
@@ -303,6 +314,44 @@ def write_text_explanation(e: TextExplanation, out: str | os.PathLike) -> Path:
     return _write(out, pngs, text_page(e, pngs, links))
 
 
+def moving_units(
+    recording: GateRecording, most: int = UNITS_SHOWN
+) -> tuple[np.ndarray, float, float]:
+    """(the ``most`` units whose r or z moved most over the steps, in order; how far the
+    farthest of them moved; how far the farthest of the others moved, 0 if none): a gate's
+    move is its max − min over the steps, in any layer or direction."""
+    moves = [np.ptp(getattr(g, gate), axis=0) for d in recording.layers for g in d for gate in "rz"]
+    move = np.max(np.stack(moves), axis=0)  # (H,)
+    order = np.argsort(-move, kind="stable")
+    kept, rest = order[:most], order[most:]
+    return np.sort(kept), float(move[kept].max()), float(move[rest].max()) if len(rest) else 0.0
+
+
+def _units_text(recording: GateRecording, steps: int) -> str:
+    """What the heatmaps of a forecast page show: every unit, or the units that moved most."""
+    H = recording.layers[0][0].r.shape[-1]
+    units, top, rest = moving_units(recording)
+    if len(units) == H:
+        return (
+            f"The reset gate r and the update gate z of every unit (rows) at each of the {steps} "
+            "steps the GRU read (columns), for every layer and direction; 0 is dark purple, 1 "
+            "yellow."
+        )
+    text = (
+        f"The reset gate r and the update gate z at each of the {steps} steps the GRU read "
+        f"(columns) for the {len(units)} of its {H} units whose gates moved most over them "
+        f"(rows, by unit number): by up to {top:.3f}; no other unit's gate moved more than "
+        f"{rest:.3f}. 0 is dark purple, 1 yellow."
+    )
+    if top < STILL:
+        text += (
+            f" On this window the gates change little from step to step (no gate by more than "
+            f"{top:.2f} of its 0–1 range), so the colors stay close: that is the finding, not "
+            "a flaw of the picture."
+        )
+    return text
+
+
 def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[str, str]) -> str:
     """The HTML of a forecast explanation, figures {"forecast", "gates"} embedded and linked."""
     W, F = len(e.window), len(e.forecast)
@@ -336,9 +385,8 @@ def forecast_page(e: ForecastExplanation, pngs: dict[str, bytes], links: dict[st
         ),
         details("Forecast and actual values", table(("step", "forecast", "actual"), forecast_rows)),
         "<h2>The gates over the window</h2>",
-        f"<p>The reset gate r and the update gate z of every unit (rows) at each of the {steps} "
-        "steps the GRU read (columns), for every layer and direction; 0 is dark purple, 1 "
-        "yellow. Where z falls the GRU replaces its memory with what it just read; where z "
+        f"<p>{esc(_units_text(e.recording, steps))} "
+        "Where z falls the GRU replaces its memory with what it just read; where z "
         f"stays near 1 it keeps it. Averaged over the top layer's units, z ran from "
         f"{z.min():.3f} to {z.max():.3f}.</p>",
         image(
@@ -377,7 +425,9 @@ def write_forecast_explanation(e: ForecastExplanation, out: str | os.PathLike) -
                 name=e.target,
             )
         ),
-        "gates": figures.png(figures.gate_heatmaps(e.recording, e.gate_labels)),
+        "gates": figures.png(
+            figures.gate_heatmaps(e.recording, e.gate_labels, units=moving_units(e.recording)[0])
+        ),
     }
     links = {name: path.name for name, path in figure_paths(out, list(pngs)).items()}
     return _write(out, pngs, forecast_page(e, pngs, links))

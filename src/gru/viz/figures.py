@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gru._io import atomic_write
+from gru.viz.labels import label
 from gru.viz.recording import GateRecording
 
 __all__ = [
@@ -36,7 +38,9 @@ __all__ = [
     "training_curves",
 ]
 
-MAX_TICKS = 40  # label at most this many steps along a time axis; thin out the rest
+TICK_ROOM = 0.45  # inches of axis per labeled step: the labels a reader can tell apart
+TICK_FONT = 10  # points
+ROW_STEPS = 20  # a probability curve over more steps wraps into rows of this many
 DIRECTIONS = ("forward", "reverse")
 
 
@@ -62,21 +66,24 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, rotate: bool = True) -> None:
-    """Label the time axis with ``labels`` (one per step), at most MAX_TICKS of them (a third
-    as many when the labels are long, like timestamps)."""
-    long = labels is not None and max(len(str(s)) for s in labels) > 12
-    every = max(1, int(np.ceil(T / (MAX_TICKS // 3 if long else MAX_TICKS))))
+def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, room: float) -> str:
+    """Label the time axis with ``labels`` (one per step), or number the steps: one label per
+    `TICK_ROOM` inches of the axis's ``room`` (its width in inches), every k-th step, so that
+    a long text's 100 tokens get a readable few rather than 100 unreadable ones. Returns what
+    to add to the axis's title: which steps are labeled ("" when all are)."""
+    most = max(2, int(room / TICK_ROOM))
+    every = max(1, int(np.ceil(T / most)))
     ticks = np.arange(0, T, every)
     ax.set_xticks(ticks)
     if labels is None:
-        ax.set_xticklabels([str(t + 1) for t in ticks])
-        return
-    ax.set_xticklabels(
-        [_plain(labels[t]) for t in ticks],
-        rotation=90 if rotate else 0,
-        fontsize=8 if T > 20 else 9,
-    )
+        ax.set_xticklabels([str(t + 1) for t in ticks], fontsize=TICK_FONT)
+    else:
+        ax.set_xticklabels([_plain(labels[t]) for t in ticks], rotation=90, fontsize=TICK_FONT)
+    return f" (every {_ordinal(every)} labeled)" if every > 1 else ""
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def training_curves(history: Sequence[dict[str, float]]) -> Figure:
@@ -88,13 +95,20 @@ def training_curves(history: Sequence[dict[str, float]]) -> Figure:
     others = [k for k in keys if k not in losses]
     figure = Figure(figsize=(10, 4) if others else (5, 4), layout="constrained")
     axes = figure.subplots(1, 2 if others else 1, squeeze=False)[0]
-    for ax, names, label in ((axes[0], losses, "loss"), (axes[-1], others, "metric")):
+    panels = [(axes[0], losses, "loss")] + ([(axes[1], others, "metric")] if others else [])
+    for ax, names, what in panels:
         for name in names:
-            ax.plot(epochs, [h.get(name, math.nan) for h in history], marker="o", label=name)
+            values = [h.get(name, math.nan) for h in history]
+            ax.plot(epochs, values, marker="o", label=_plain(label(name)))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(what)
         ax.grid(alpha=0.3)
         ax.legend()
+        # Epochs are whole: integer ticks only, and room around a run of one epoch.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+            ax.set_xticks([epochs[0]])
     return figure
 
 
@@ -104,20 +118,24 @@ def gate_heatmaps(
     *,
     steps: slice = slice(None),
     title: str | None = None,
+    units: Sequence[int] | None = None,
 ) -> Figure:
     """Heatmaps of the reset gate r and the update gate z, units × time, for every layer and
     direction of an unbatched ``recording`` (one row each), over ``steps``.
 
     ``labels`` names each step shown (tokens, dates); without it the steps are numbered.
+    ``units`` picks the units shown (rows labeled with their numbers); all by default.
     Colors run from 0 to 1 on one scale for every panel.
     """
     rows = [g for directions in recording.layers for g in directions]
     T = len(range(*steps.indices(rows[0].r.shape[0])))
-    H = rows[0].r.shape[-1]
+    units = np.arange(rows[0].r.shape[-1]) if units is None else np.asarray(units)
+    H = len(units)
     if labels is not None and len(labels) != T:
         raise ValueError(f"gate_heatmaps: {len(labels)} labels for {T} steps")
     width = float(np.clip(2.5 + 0.16 * T, 7.0, 14.0))
-    row_height = float(np.clip(0.9 + 0.03 * H, 1.6, 3.5)) + (0.6 if labels is not None else 0.2)
+    per_unit = 0.13 if H <= 32 else 0.03  # up to 32 units, each row labeled with its number
+    row_height = float(np.clip(0.9 + per_unit * H, 1.6, 4.5)) + (0.6 if labels else 0.2)
     figure = Figure(figsize=(width, 0.6 + row_height * len(rows)), layout="constrained")
     axes = figure.subplots(len(rows), 2, squeeze=False, sharex=True)
     image = None
@@ -126,8 +144,8 @@ def gate_heatmaps(
         if len(recording.layers[gates.layer]) == 2:
             where += f", {DIRECTIONS[gates.direction]}"
         for ax, name, values in (
-            (row[0], "reset gate r", gates.r[steps]),
-            (row[1], "update gate z", gates.z[steps]),
+            (row[0], "reset gate r", gates.r[steps][:, units]),
+            (row[1], "update gate z", gates.z[steps][:, units]),
         ):
             image = ax.imshow(
                 values.T,  # (H, T): units down, time across
@@ -139,7 +157,11 @@ def gate_heatmaps(
             )
             ax.set_title(f"{name} ({where})", fontsize=10)
             ax.set_ylabel("unit")
-            _time_ticks(ax, labels, T)
+            if H <= 32:  # name the rows by their units, which need not be 0 … H − 1
+                ax.set_yticks(np.arange(H), [str(u) for u in units], fontsize=8)
+            thinned = _time_ticks(ax, labels, T, room=0.4 * width)  # two panels, a color bar
+    for ax in axes[-1]:
+        ax.set_xlabel(("step" if labels is None else "step read") + thinned)
     figure.colorbar(image, ax=axes, shrink=0.8, label="gate value")
     if title:
         figure.suptitle(_plain(title))
@@ -149,22 +171,37 @@ def gate_heatmaps(
 def probability_curve(
     probabilities: Sequence[float], labels: Sequence[str], *, ylabel: str = "P(positive)"
 ) -> Figure:
-    """The predicted probability after each step (a line over ``labels``), with 0.5 marked."""
+    """The predicted probability after each step (a line over ``labels``), with 0.5 marked.
+
+    A long text is wrapped into rows of `ROW_STEPS` steps, read left to right and top to
+    bottom like the text itself, so that every token keeps a readable label and the picture
+    stays narrow enough for a phone.
+    """
     p = np.asarray(probabilities, dtype=np.float64)
     T = len(p)
-    figure = Figure(figsize=(float(np.clip(2.5 + 0.16 * T, 7.0, 14.0)), 3.6), layout="constrained")
-    ax = figure.subplots()
-    steps = np.arange(T)
-    ax.axhline(0.5, color="0.5", linestyle="--", linewidth=1)
-    ax.plot(steps, p, marker="o" if T <= 60 else None, markersize=3, color="#c2410c")
-    ax.fill_between(steps, 0.5, p, where=p >= 0.5, color="#2563eb", alpha=0.12, interpolate=True)
-    ax.fill_between(steps, 0.5, p, where=p < 0.5, color="#dc2626", alpha=0.12, interpolate=True)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlim(-0.5, T - 0.5)
-    ax.set_ylabel(ylabel)
-    ax.set_xlabel("token read")
-    ax.grid(alpha=0.3)
-    _time_ticks(ax, labels, T)
+    n_rows = -(-T // ROW_STEPS)  # ceil
+    per_row = min(T, ROW_STEPS)
+    width = float(np.clip(2.5 + 0.22 * per_row, 6.0, 8.0))
+    figure = Figure(figsize=(width, 0.8 + 2.4 * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, 1, squeeze=False)[:, 0]
+    for row, ax in enumerate(axes):
+        steps = np.arange(row * ROW_STEPS, min(T, (row + 1) * ROW_STEPS))  # the row's steps
+        q = p[steps]
+        ax.axhline(0.5, color="0.5", linestyle="--", linewidth=1)
+        ax.plot(steps, q, marker="o", markersize=3, color="#c2410c")
+        ax.fill_between(
+            steps, 0.5, q, where=q >= 0.5, color="#2563eb", alpha=0.12, interpolate=True
+        )
+        ax.fill_between(steps, 0.5, q, where=q < 0.5, color="#dc2626", alpha=0.12, interpolate=True)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlim(steps[0] - 0.5, steps[0] + per_row - 0.5)  # rows aligned, step under step
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.set_xticks(steps)
+        ax.set_xticklabels([_plain(labels[t]) for t in steps], rotation=90, fontsize=TICK_FONT)
+        if n_rows > 1:
+            ax.set_title(f"tokens {steps[0] + 1}–{steps[-1] + 1} of {T}", fontsize=TICK_FONT)
+    axes[-1].set_xlabel("token read")
     return figure
 
 
@@ -230,10 +267,10 @@ def forecast_examples(
         steps = np.arange(-W, horizon)
         ax.plot(steps[:W], example["history"], color="0.4", lw=1, label="history")
         ax.plot(steps[W:], example["actual"], color="black", lw=1.2, label="actual")
-        ax.plot(steps[W:], example["forecast"], color="tab:red", lw=1.4, label=model)
+        ax.plot(steps[W:], example["forecast"], color="tab:red", lw=1.4, label=label(model))
         for name, style in (("linear", "tab:blue"), ("seasonal_naive", "tab:green")):
             if name in example:
-                ax.plot(steps[W:], example[name], color=style, lw=0.9, ls="--", label=name)
+                ax.plot(steps[W:], example[name], color=style, lw=0.9, ls="--", label=label(name))
         ax.axvline(0, color="0.7", lw=0.8)
         ax.set_title(f"{target}, test window from {example['times'][W]}", fontsize=9)
         ax.set_xlabel("steps from the forecast start")

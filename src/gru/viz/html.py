@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
+    "Num",
     "cards",
     "details",
     "esc",
@@ -66,8 +67,11 @@ td.lines { white-space: pre-wrap; font-family: ui-monospace, "DejaVu Sans Mono",
 .tok.mark { font-size: .8rem; color: var(--muted); }
 .tok.cut { color: #8c959f; text-decoration: line-through; }
 .legend { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; font-size: .9rem; margin: .5rem 0; }
-.swatch { display: inline-block; width: 5rem; height: .9rem; vertical-align: middle;
-  border: 1px solid var(--line); margin: 0 .3rem; }
+.swatch { display: inline-block; width: 8rem; height: .9rem; vertical-align: middle;
+  border: 1px solid var(--line); margin: 0 .3rem; position: relative; }
+.scale { white-space: nowrap; }
+.swatch .range { position: absolute; top: -3px; bottom: -3px; min-width: 2px;
+  border: 2px solid var(--ink); border-radius: 2px; }
 .dashed { display: inline-block; padding: 0 .3rem; outline: 1px dashed #57606a;
   font-style: italic; }
 details { margin: .75rem 0; }
@@ -80,6 +84,11 @@ LONG_TEXT = 40  # cells with more characters wrap anywhere, not only between wor
 
 # Nothing but the page itself and its data: URIs may load; no script may run.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+class Num(str):
+    """A number already written for the reader ("0.06 s"): a table sets it right-aligned, as
+    it sets numbers."""
 
 
 def esc(value) -> str:
@@ -111,7 +120,7 @@ def fmt(value) -> str:
 
 def _cell(value) -> str:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric:
+    if numeric or isinstance(value, Num):
         return f'<td class="num">{esc(fmt(value))}</td>'
     if isinstance(value, str) and "\n" in value:  # text of several lines (a generated sample)
         return f'<td class="lines">{esc(value)}</td>'
