@@ -26,6 +26,9 @@ back), so lr=1e-3 suits data of any scale. ``validation_split`` keeps a random f
 (R² or accuracy) each epoch; ``early_stopping`` stops after ``patience`` epochs without a
 lower val_loss (train_loss without a validation split) and keeps the best epoch's weights.
 The same ``random_state`` gives the same weights on the same CPU and thread count.
+``jitter`` and ``scaling`` augment the (standardized) training sequences at every step of
+training (`gru.models.SequenceModel`: Gaussian noise on every value, a random gain per channel);
+``schedule`` and ``warmup`` shape the learning rate over the run (`gru.training.TrainConfig`).
 
 Fitted attributes: ``model_`` (a `gru.models.SequenceModel`), ``n_features_in_`` (F),
 ``history_`` (each epoch's record from the loop), ``n_iter_`` (epochs run), ``classes_``
@@ -124,9 +127,11 @@ class _SequenceEstimator:
 
     def __init__(
         self, hidden_size: int = 50, num_layers: int = 1, *, bidirectional: bool = False,
-        reset_after: bool = True, pooling: str = "last", dropout: float = 0.0, epochs: int = 50,
+        reset_after: bool = True, pooling: str = "last", dropout: float = 0.0,
+        jitter: float = 0.0, scaling: float = 0.0, epochs: int = 50,
         batch_size: int = 32, lr: float = 1e-3, optimizer: str = "adam",
         weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
+        schedule: str = "constant", warmup: float = 0.0,
         validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
         standardize: bool = True, random_state=None, threads: int | None = None,
         verbose: int = 0, backend: str = "auto", device: str = "cpu",
@@ -190,6 +195,10 @@ class _SequenceEstimator:
         _check_int(owner, "threads", self.threads, optional=True)
         for name in ("dropout", "validation_split"):
             _check_fraction(owner, name, getattr(self, name))
+        for name in ("jitter", "scaling"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 10:
+                raise ValueError(f"{owner}: {name} must be a number in [0, 10), got {value!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"{owner}: pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
@@ -212,19 +221,9 @@ class _SequenceEstimator:
         _check_int(owner, "epochs", call["epochs"])
         _check_int(owner, "batch_size", call["batch_size"])
         _check_fraction(owner, "validation_split", call["validation_split"])
-        X, lengths = read_sequences(X, owner)
-        if y is None:
-            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
-        target, fitted = self.encode(y, len(lengths), owner)
-        mean, scale = standardizer(X) if self.standardize else (0.0, 1.0)
-        fitted.update(x_mean_=mean, x_scale_=scale, n_features_in_=_features(X))
+        inputs, target, fitted = self.prepare(X, y, owner)
         seed = _seed(self.random_state, owner)
-        config = training.TrainConfig(
-            epochs=int(call["epochs"]), batch_size=int(call["batch_size"]), lr=self.lr,
-            optimizer=self.optimizer, weight_decay=self.weight_decay,
-            clip_grad_norm=self.clip_grad_norm, seed=seed,
-        )  # fmt: skip
-        inputs = as_inputs(X, lengths, np.asarray(mean), np.asarray(scale))
+        config = self.train_config(seed, int(call["epochs"]), int(call["batch_size"]))
         train, valid = _split(inputs, target, call["validation_split"], seed, owner)
         if self.early_stopping:
             config.monitor = "val_loss" if valid else "train_loss"
@@ -241,10 +240,35 @@ class _SequenceEstimator:
                 model, self.loss, train, config, evaluate=evaluate, quiet=not verbose,
                 sort_key=train[1] if len(train) == 3 else None, device=self.device,
             )  # fmt: skip
+        return self.adopt(model, fitted, result.history)
+
+    def prepare(self, X, y, owner: str) -> tuple[tuple, Tensor, dict]:
+        """(inputs, target, fitted): X as the model reads it (standardized when asked; with
+        its lengths when they differ), y encoded, and what fit learns of the data (the
+        standardization, the classes...), before any training. `gru.tasks.classify` trains
+        through this, `build`, `train_config` and `adopt`, as `fit` does."""
+        X, lengths = read_sequences(X, owner)
+        if y is None:
+            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
+        target, fitted = self.encode(y, len(lengths), owner)
+        mean, scale = standardizer(X) if self.standardize else (0.0, 1.0)
+        fitted.update(x_mean_=mean, x_scale_=scale, n_features_in_=_features(X))
+        return as_inputs(X, lengths, np.asarray(mean), np.asarray(scale)), target, fitted
+
+    def train_config(self, seed: int, epochs: int, batch_size: int) -> training.TrainConfig:
+        """The `gru.training.TrainConfig` of these hyperparameters (unchecked)."""
+        return training.TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=self.lr, optimizer=self.optimizer,
+            weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
+            schedule=self.schedule, warmup=self.warmup, seed=seed,
+        )  # fmt: skip
+
+    def adopt(self, model: SequenceModel, fitted: dict, history: list[dict]):
+        """Take ``model``, trained on data that ``fitted`` describes, as the fitted model."""
         for name, value in fitted.items():
             setattr(self, name, value)
         self.model_ = model.eval()
-        self.history_, self.n_iter_ = result.history, len(result.history)
+        self.history_, self.n_iter_ = history, len(history)
         return self
 
     def build(self, fitted: dict) -> SequenceModel:
@@ -253,7 +277,7 @@ class _SequenceEstimator:
             int(fitted["n_features_in_"]), int(self.hidden_size), self.output_size(fitted),
             num_layers=int(self.num_layers), bidirectional=bool(self.bidirectional),
             reset_after=bool(self.reset_after), pooling=self.pooling, dropout=float(self.dropout),
-            backend=self.backend,
+            jitter=float(self.jitter), scaling=float(self.scaling), backend=self.backend,
         )  # fmt: skip
 
     def validate(self, model: SequenceModel, valid: tuple) -> dict[str, float]:

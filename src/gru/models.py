@@ -160,15 +160,22 @@ class SequenceModel(nn.Module):
     of its outputs over time; "mean_max", both (2·D·H). With ``lengths`` (B,) in [1, T] the
     batch is cut to its longest sequence, the GRU stops at each length and the pooling reads no
     padding. ``options`` go to `gru.GRU` (``bidirectional``, ``reset_after``, ``backend``...).
+
+    ``jitter`` and ``scaling`` augment the inputs in training mode only, drawn from torch's
+    random state (as dropout): every value gets Gaussian noise of standard deviation ``jitter``,
+    and every channel of a sequence is multiplied by 1 + N(0, ``scaling``²). On standardized
+    inputs both are fractions of a channel's spread.
     """
 
     def __init__(
         self, input_size: int, hidden_size: int, output_size: int, *, pooling: str = "last",
-        dropout: float = 0.0, num_layers: int = 1, **options,
+        dropout: float = 0.0, num_layers: int = 1, jitter: float = 0.0, scaling: float = 0.0,
+        **options,
     ) -> None:  # fmt: skip
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"SequenceModel: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.jitter, self.scaling = float(jitter), float(scaling)
         self.pooling, self.directions = pooling, 2 if options.get("bidirectional") else 1
         layer_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = GRU(input_size, hidden_size, num_layers, True, True, layer_dropout, **options)
@@ -179,6 +186,10 @@ class SequenceModel(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if lengths is not None:
             x = x[:, : int(lengths.max())]  # (B, T, I) with T the longest length
+        if self.training and self.scaling:
+            x = x * (1.0 + self.scaling * torch.randn_like(x[:, :1]))  # (B, 1, I) per channel
+        if self.training and self.jitter:
+            x = x + self.jitter * torch.randn_like(x)
         out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D·H), (L·D, B, H)
         B, T = out.shape[:2]
         if self.pooling == "last":
