@@ -194,7 +194,7 @@ class _Reader:
                 raise self.error(
                     number,
                     f"the header says @equalLength true, but the case has {T} "
-                    f"steps and the case of line {first[1]} {first[0]}",
+                    f"steps and the case of line {first[1]} has {first[0]}",
                 )
 
 
