@@ -57,7 +57,7 @@ def add(tasks):
         type=float,
         help="spread of a random gain per channel of a training sequence (0.1)",
     )
-    options.add_training_options(classify, {"epochs": 40, "batch_size": 16, "lr": 1e-2})
+    options.add_training_options(classify, {"epochs": 80, "batch_size": 16, "lr": 1e-2})
     return classify
 
 
@@ -76,7 +76,12 @@ def run(args) -> int:
         args, SequenceClassifier, config, out, resume, train, test, baselines=not args.no_dtw,
         **columns,
     )  # fmt: skip
-    if not options.ran(out, report):
+    time = (
+        f"{options.count(len(report.history), 'epoch')} in {report.training_seconds:.1f} s of "
+        f"training ({report.training_cpu_seconds:.1f} s of CPU), {report.seconds:.1f} s for the "
+        "whole run"
+    )
+    if not options.ran(out, report, time):
         return 0
     if report.test is None:
         print("no --test data: the model is trained; score it with gru evaluate --run "
