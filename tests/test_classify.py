@@ -156,3 +156,25 @@ def test_the_archive_problems_are_read_and_learned():
     report = clf.fit(train, test, baselines=False, quiet=True)
     majority = report.baselines["most frequent class"]["accuracy"]
     assert report.test["accuracy"] > majority + 0.3, (report.test, majority)
+
+
+def test_a_long_csv_trains_and_an_npz_of_other_lengths_is_scored(tmp_path):
+    X, y = toy(12, 3)
+    rows = ["id,time,a,b,label"]
+    for i, (x, label) in enumerate(zip(X, y, strict=True)):
+        rows += [f"s{i},{t},{x[t, 0]},{x[t, 1]},{label}" for t in reversed(range(len(x)))]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    X_test, y_test = toy(6, 4)
+    T = max(len(x) for x in X_test)
+    padded = np.zeros((6, T, 2))
+    for i, x in enumerate(X_test):
+        padded[i, : len(x)] = x
+    lengths = np.array([len(x) for x in X_test])
+    np.savez(tmp_path / "test.npz", X=padded, y=y_test, lengths=lengths)
+    clf = SequenceClassifier(hidden_size=4, epochs=2, batch_size=4)
+    report = clf.fit(tmp_path / "train.csv", tmp_path / "test.npz", quiet=True, baselines=False)
+    assert report.sequences == {"train": 12, "test": 6} and report.classes == ["fall", "rise"]
+    assert set(clf.predict(tmp_path / "test.npz")) <= {"fall", "rise"}
+    with pytest.raises(ValueError, match="has 3 channels, but the model was trained on 2"):
+        np.savez(tmp_path / "three.npz", X=np.ones((2, 4, 3)))
+        clf.predict(tmp_path / "three.npz")
