@@ -148,4 +148,4 @@ def test_one_nearest_neighbour_and_the_most_frequent_class():
     test = [np.full((2, 1), 0.9), np.full((8, 1), 4.0), np.zeros((1, 1))]
     assert nearest_neighbour(train, labels, test).tolist() == ["mid", "high", "low"]
     found = most_frequent(np.array(["b", "a", "b"]), np.array(["b", "a", "a", "b"]))
-    assert found == {"accuracy": 0.5}
+    assert found == {"accuracy": 0.5, "loss": pytest.approx(-np.log([2 / 3, 1 / 3]).mean())}

@@ -217,9 +217,17 @@ def ngram_loss(train: Tensor, context: Tensor, target: Tensor, vocab_size: int, 
 
 def most_frequent(train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Always the most frequent training label (the first in sorted order on a tie), scored on
-    ``labels`` (N,): its accuracy."""
+    ``labels`` (N,): its accuracy, and the cross-entropy of the training labels' frequencies
+    (what a model that knows only how common each class is scores; 1e-12 for a class the
+    training labels lack)."""
     classes, counts = np.unique(train_labels, return_counts=True)
-    return {"accuracy": float(np.mean(np.asarray(labels) == classes[np.argmax(counts)]))}
+    labels = np.asarray(labels)
+    share = dict(zip(classes.tolist(), (counts / counts.sum()).tolist(), strict=True))
+    p = np.array([max(share.get(label, 0.0), 1e-12) for label in labels.tolist()])
+    return {
+        "accuracy": float(np.mean(labels == classes[np.argmax(counts)])),
+        "loss": float(-np.mean(np.log(p))),
+    }
 
 
 @numba.njit(cache=True)

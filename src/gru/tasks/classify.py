@@ -250,8 +250,6 @@ class SequenceClassifier(runs.Task):
             "training_cpu_seconds": r.training_cpu_seconds,
             "processes": processes,
             "data": {
-                "training data": train.source,
-                "test data": test.source if test is not None else "none",
                 "channels": len(train.channels),
                 "steps per sequence (train)": _span(train.lengths),
                 "classes (training sequences each)": _class_counts(train.labels),
