@@ -80,6 +80,7 @@ def test_equal_length_and_univariate_claims_are_checked(tmp_path):
     [
         ("1,2,3:4,5:up", "ragged channels: the dimensions have [3, 2] values"),
         ("1,2,3:4,5,6:", "the class label is missing"),
+        ("1,2,3:4,5,6", "the case has no class label after its last ':'"),
         ("1,2,3:4,5,6: ", "the class label is missing"),
         ("1,NaN,3:4,5,6:up", "dimension 1, step 2 is nan"),
         ("1,2,3:4,5,inf:up", "dimension 2, step 3 is inf"),

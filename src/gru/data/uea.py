@@ -111,11 +111,12 @@ class _Reader:
         fields = line.split(":")
         label = None
         if h["classlabel"] is not None:
-            if len(fields) < 2:
+            numbers_last = _is_number(fields[-1].split(",")[0].strip())  # values, no label
+            if len(fields) < 2 or (len(fields) == h.get("dimensions", 0) and numbers_last):
                 raise self.error(
                     number,
                     "the case has no class label after its last ':' (the "
-                    "header says @classLabel true)",
+                    f"header says @classLabel true), only {len(fields)} dimension(s)",
                 )
             *fields, label = fields
             label = label.strip()
