@@ -1,6 +1,5 @@
 """gru.tasks.adding: the adding problem from Python, its old forms and its new class."""
 
-
 import pytest
 import torch
 

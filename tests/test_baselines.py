@@ -8,8 +8,11 @@ from checks import assert_close
 from gru.data import timeseries
 from gru.tasks.baselines import (
     LinearBaseline,
+    dtw,
     forecast_baselines,
     majority_class,
+    most_frequent,
+    nearest_neighbour,
     ngram_loss,
     persistence,
     rolling_zscore,
@@ -111,3 +114,38 @@ def test_the_ngram_baselines_on_a_hand_made_text():
     assert ngram_loss(train, context, target, 4, 2) == pytest.approx(bigram, rel=1e-12)
     with pytest.raises(ValueError, match=r"ngram_loss: n must be 0, 1 or 2, got 3"):
         ngram_loss(train, context, target, 4, 3)
+
+
+def _dtw_by_recursion(a, b):
+    """DTW as its definition says: the cheapest of the three predecessors, recursively."""
+    from functools import cache
+
+    @cache
+    def cost(i, j):
+        here = float(np.sum((a[i] - b[j]) ** 2))
+        if i == 0 and j == 0:
+            return here
+        before = [cost(i - 1, j) if i else np.inf, cost(i, j - 1) if j else np.inf]
+        before.append(cost(i - 1, j - 1) if i and j else np.inf)
+        return here + min(before)
+
+    return cost(len(a) - 1, len(b) - 1)
+
+
+def test_dtw_is_its_definition_and_warps_a_stretched_copy_to_zero():
+    rng = np.random.default_rng(0)
+    for Ta, Tb in ((1, 1), (3, 7), (9, 4), (6, 6)):
+        a, b = rng.normal(size=(Ta, 2)), rng.normal(size=(Tb, 2))
+        assert dtw(a, b) == pytest.approx(_dtw_by_recursion(a, b), rel=1e-12)
+        assert dtw(a, b) == pytest.approx(dtw(b, a), rel=1e-12)
+    x = rng.normal(size=(5, 3))
+    assert dtw(x, np.repeat(x, 2, axis=0)) == 0.0  # every step twice: the same sequence
+
+
+def test_one_nearest_neighbour_and_the_most_frequent_class():
+    train = [np.zeros((4, 1)), np.ones((6, 1)), np.full((3, 1), 5.0)]
+    labels = np.array(["low", "mid", "high"])
+    test = [np.full((2, 1), 0.9), np.full((8, 1), 4.0), np.zeros((1, 1))]
+    assert nearest_neighbour(train, labels, test).tolist() == ["mid", "high", "low"]
+    found = most_frequent(np.array(["b", "a", "b"]), np.array(["b", "a", "a", "b"]))
+    assert found == {"accuracy": 0.5, "loss": pytest.approx(-np.log([2 / 3, 1 / 3]).mean())}

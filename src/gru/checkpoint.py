@@ -40,6 +40,7 @@ __all__ = [
     "MODEL_FILE",
     "check_run_dir",
     "config_digest",
+    "from_json",
     "get_rng_state",
     "load_config",
     "load_model_state",
@@ -54,6 +55,7 @@ __all__ = [
     "save_training_state",
     "set_rng_state",
     "tensors_digest",
+    "to_json",
     "write_json",
 ]
 
@@ -304,3 +306,19 @@ def load_training_state(
     except (KeyError, json.JSONDecodeError):
         raise ValueError(f"run: {str(path)!r} has no readable training state") from None
     return tensors, state
+
+
+def to_json(value):
+    """``value`` as JSON holds it: a NumPy array as {"array": its values, "dtype"}, a NumPy
+    scalar as a Python number; anything else as it is (`from_json` reads it back)."""
+    if isinstance(value, np.ndarray):
+        return {"array": value.tolist(), "dtype": value.dtype.str}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def from_json(value):
+    """The value `to_json` wrote: its arrays NumPy arrays again."""
+    if isinstance(value, dict) and "array" in value:
+        dtype = np.dtype(value["dtype"])
+        return np.asarray(value["array"], dtype=dtype if dtype.kind != "O" else object)
+    return value

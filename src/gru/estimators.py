@@ -26,6 +26,8 @@ back), so lr=1e-3 suits data of any scale. ``validation_split`` keeps a random f
 (R² or accuracy) each epoch; ``early_stopping`` stops after ``patience`` epochs without a
 lower val_loss (train_loss without a validation split) and keeps the best epoch's weights.
 The same ``random_state`` gives the same weights on the same CPU and thread count.
+``jitter`` and ``scaling`` augment the training sequences (`gru.nn.Augment`); ``schedule``
+and ``warmup`` shape the learning rate (`gru.training.TrainConfig`).
 
 Fitted attributes: ``model_`` (a `gru.models.SequenceModel`), ``n_features_in_`` (F),
 ``history_`` (each epoch's record from the loop), ``n_iter_`` (epochs run), ``classes_``
@@ -51,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru import checkpoint, training
+from gru.checkpoint import from_json, to_json
 from gru.data.arrays import as_inputs, check_rows, read_sequences, real_numbers, standardizer
 from gru.models import POOLINGS, SequenceModel, batched_predict
 
@@ -124,12 +127,13 @@ class _SequenceEstimator:
 
     def __init__(
         self, hidden_size: int = 50, num_layers: int = 1, *, bidirectional: bool = False,
-        reset_after: bool = True, pooling: str = "last", dropout: float = 0.0, epochs: int = 50,
-        batch_size: int = 32, lr: float = 1e-3, optimizer: str = "adam",
-        weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
-        validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
-        standardize: bool = True, random_state=None, threads: int | None = None,
-        verbose: int = 0, backend: str = "auto", device: str = "cpu",
+        reset_after: bool = True, pooling: str = "last", dropout: float = 0.0, jitter: float = 0.0,
+        scaling: float = 0.0, epochs: int = 50, batch_size: int = 32, lr: float = 1e-3,
+        optimizer: str = "adam", weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
+        schedule: str = "constant", warmup: float = 0.0, validation_split: float = 0.0,
+        early_stopping: bool = False, patience: int = 10, standardize: bool = True,
+        random_state=None, threads: int | None = None, verbose: int = 0, backend: str = "auto",
+        device: str = "cpu",
     ) -> None:  # fmt: skip
         for name, value in locals().items():
             if name not in ("self", "__class__"):
@@ -212,19 +216,9 @@ class _SequenceEstimator:
         _check_int(owner, "epochs", call["epochs"])
         _check_int(owner, "batch_size", call["batch_size"])
         _check_fraction(owner, "validation_split", call["validation_split"])
-        X, lengths = read_sequences(X, owner)
-        if y is None:
-            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
-        target, fitted = self.encode(y, len(lengths), owner)
-        mean, scale = standardizer(X) if self.standardize else (0.0, 1.0)
-        fitted.update(x_mean_=mean, x_scale_=scale, n_features_in_=_features(X))
+        inputs, target, fitted = self.prepare(X, y, owner)
         seed = _seed(self.random_state, owner)
-        config = training.TrainConfig(
-            epochs=int(call["epochs"]), batch_size=int(call["batch_size"]), lr=self.lr,
-            optimizer=self.optimizer, weight_decay=self.weight_decay,
-            clip_grad_norm=self.clip_grad_norm, seed=seed,
-        )  # fmt: skip
-        inputs = as_inputs(X, lengths, np.asarray(mean), np.asarray(scale))
+        config = self.train_config(seed, int(call["epochs"]), int(call["batch_size"]))
         train, valid = _split(inputs, target, call["validation_split"], seed, owner)
         if self.early_stopping:
             config.monitor = "val_loss" if valid else "train_loss"
@@ -241,10 +235,31 @@ class _SequenceEstimator:
                 model, self.loss, train, config, evaluate=evaluate, quiet=not verbose,
                 sort_key=train[1] if len(train) == 3 else None, device=self.device,
             )  # fmt: skip
+        return self.adopt(model, fitted, result.history)
+
+    def prepare(self, X, y, owner: str) -> tuple[tuple, Tensor, dict]:
+        """(inputs, target, fitted): X and y as the model reads them, and what fit learns of
+        the data; `fit` and `gru.tasks.classify` train through this, `build` and `adopt`."""
+        X, lengths = read_sequences(X, owner)
+        if y is None:
+            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
+        target, fitted = self.encode(y, len(lengths), owner)
+        mean, scale = standardizer(X) if self.standardize else (0.0, 1.0)
+        fitted.update(x_mean_=mean, x_scale_=scale, n_features_in_=_features(X))
+        return as_inputs(X, lengths, np.asarray(mean), np.asarray(scale)), target, fitted
+
+    def train_config(self, seed: int, epochs: int, batch_size: int) -> training.TrainConfig:
+        """The `gru.training.TrainConfig` of these hyperparameters (unchecked)."""
+        names = ("lr", "optimizer", "weight_decay", "clip_grad_norm", "schedule", "warmup")
+        same = {name: getattr(self, name) for name in names}
+        return training.TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, **same)
+
+    def adopt(self, model: SequenceModel, fitted: dict, history: list[dict]):
+        """Take ``model``, trained on data that ``fitted`` describes, as the fitted model."""
         for name, value in fitted.items():
             setattr(self, name, value)
         self.model_ = model.eval()
-        self.history_, self.n_iter_ = result.history, len(result.history)
+        self.history_, self.n_iter_ = history, len(history)
         return self
 
     def build(self, fitted: dict) -> SequenceModel:
@@ -253,7 +268,7 @@ class _SequenceEstimator:
             int(fitted["n_features_in_"]), int(self.hidden_size), self.output_size(fitted),
             num_layers=int(self.num_layers), bidirectional=bool(self.bidirectional),
             reset_after=bool(self.reset_after), pooling=self.pooling, dropout=float(self.dropout),
-            backend=self.backend,
+            jitter=float(self.jitter), scaling=float(self.scaling), backend=self.backend,
         )  # fmt: skip
 
     def validate(self, model: SequenceModel, valid: tuple) -> dict[str, float]:
@@ -297,10 +312,10 @@ class _SequenceEstimator:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ValueError(f"{owner}: path {str(path)!r} already exists and is not empty")
-        params = {k: _to_json(v) for k, v in self.get_params().items()}  # NumPy scalars too
+        params = {k: to_json(v) for k, v in self.get_params().items()}  # NumPy scalars too
         if not isinstance(params["random_state"], int | type(None)):
             params["random_state"] = None  # a generator object: its draw is in the weights
-        fitted = {k: _to_json(getattr(self, k)) for k in (*_FITTED, *self.fitted_names)}
+        fitted = {k: to_json(getattr(self, k)) for k in (*_FITTED, *self.fitted_names)}
         config = {"task": type(self).__name__, "params": params, "fitted": fitted}
         path.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(path, config)
@@ -320,7 +335,7 @@ class _SequenceEstimator:
                 f"{cls.__name__}; load it with {config['task']}.load"
             )
         estimator = cls(**{**config["params"], "device": device})
-        fitted = {k: _from_json(v) for k, v in config["fitted"].items()}
+        fitted = {k: from_json(v) for k, v in config["fitted"].items()}
         model = estimator.build(fitted)
         model.load_state_dict(checkpoint.load_model_state(path, config))
         for name, value in fitted.items():
@@ -354,19 +369,6 @@ def _split(inputs: tuple, target: Tensor, fraction: float, seed: int, owner: str
         part = [x[index] if isinstance(x, Tensor) else x.subset(index) for x in inputs]
         parts.append((*part, target[index]))
     return parts[0], parts[1]
-
-
-def _to_json(value):
-    if isinstance(value, np.ndarray):
-        return {"array": value.tolist(), "dtype": value.dtype.str}
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _from_json(value):
-    if isinstance(value, dict) and "array" in value:
-        dtype = np.dtype(value["dtype"])
-        return np.asarray(value["array"], dtype=dtype if dtype.kind != "O" else object)
-    return value
 
 
 class GRURegressor(_SequenceEstimator):

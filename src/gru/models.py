@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from gru.nn import GRU
+from gru.nn import GRU, Augment
 
 __all__ = [
     "FORECASTERS",
@@ -159,12 +159,12 @@ class SequenceModel(nn.Module):
     of the last layer: "last", its final state (D·H values, both directions'); "mean" or "max"
     of its outputs over time; "mean_max", both (2·D·H). With ``lengths`` (B,) in [1, T] the
     batch is cut to its longest sequence, the GRU stops at each length and the pooling reads no
-    padding. ``options`` go to `gru.GRU` (``bidirectional``, ``reset_after``, ``backend``...).
+    padding. ``options`` go to `gru.GRU`; ``jitter`` and ``scaling`` to `gru.nn.Augment`.
     """
 
     def __init__(
         self, input_size: int, hidden_size: int, output_size: int, *, pooling: str = "last",
-        dropout: float = 0.0, num_layers: int = 1, **options,
+        dropout: float = 0.0, num_layers: int = 1, jitter: float = 0, scaling: float = 0, **options,
     ) -> None:  # fmt: skip
         super().__init__()
         if pooling not in POOLINGS:
@@ -173,13 +173,13 @@ class SequenceModel(nn.Module):
         layer_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = GRU(input_size, hidden_size, num_layers, True, True, layer_dropout, **options)
         width = self.directions * hidden_size * (2 if pooling == "mean_max" else 1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout, self.augment = nn.Dropout(dropout), Augment(jitter, scaling)
         self.head = nn.Linear(width, output_size)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if lengths is not None:
             x = x[:, : int(lengths.max())]  # (B, T, I) with T the longest length
-        out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D·H), (L·D, B, H)
+        out, h_n = self.rnn(self.augment(x), lengths=lengths)  # (B, T, D·H), (L·D, B, H)
         B, T = out.shape[:2]
         if self.pooling == "last":
             features = h_n[-self.directions :].transpose(0, 1).reshape(B, -1)  # (B, D·H)

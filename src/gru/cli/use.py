@@ -1,4 +1,5 @@
-"""The commands that use a trained run: ``gru predict`` and ``gru evaluate`` (sentiment),
+"""The commands that use a trained run: ``gru predict`` and ``gru evaluate`` (sentiment and
+classify),
 ``gru forecast``, ``gru generate`` (textgen), ``gru detect`` (anomaly) and ``gru explain``.
 Each loads the run with its task's ``load`` and calls its Python API."""
 
@@ -30,16 +31,22 @@ __all__ = ["COMMANDS"]
 def add_predict(commands):
     predict = commands.add_parser(
         "predict",
-        help="label texts with a trained sentiment model",
-        description="Print, for each text, the predicted label and P(positive) of the model in "
-        "RUN_DIR.",
+        help="label texts (sentiment run) or sequences (classify run) with a trained model",
+        description="Print, for each text, the predicted label and P(positive) of the sentiment "
+        "model in RUN_DIR; or, for a classify run, the predicted class and its probability of "
+        "every sequence of FILE (.ts, long CSV or .npz, labeled or not).",
         epilog=examples(
             'gru predict --run runs/sentiment "a wonderful film" "dull and far too long"',
             "gru predict --run runs/sentiment --file reviews.txt",
+            "gru predict --run runs/classify BasicMotions_TEST.ts",
         ),
     )
-    predict.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
-    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label")
+    predict.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="a sentiment or classify run folder"
+    )
+    predict.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="texts to label (a classify run: one FILE)"
+    )
     predict.add_argument("--file", metavar="FILE", help="a UTF-8 file with one text per line")
     add_threads(predict)
     return predict
@@ -66,8 +73,44 @@ def _lines(file: str) -> list[str]:
     return texts
 
 
+def _task(run: str) -> str | None:
+    """The task of the run folder ``run`` (None when it has no readable config.json: the
+    task's own ``load`` then says what is wrong)."""
+    from gru.checkpoint import load_config
+
+    try:
+        return load_config(run).get("task")
+    except (OSError, ValueError):
+        return None
+
+
+def predict_sequences(args) -> int:
+    """``gru predict --run RUN FILE`` of a classify run: a class per sequence of FILE."""
+    from gru.tasks.classify import SequenceClassifier
+
+    files = list(args.texts) + ([args.file] if args.file is not None else [])
+    if len(files) != 1:
+        raise ValueError(
+            f"predict: a classify run labels the sequences of one file (.ts, .csv or .npz); got "
+            f"{len(files)} arguments {files}"
+        )
+    classifier = SequenceClassifier.load(args.run)
+    data = classifier.sequences(files[0])
+    probabilities = classifier.predict_proba(data)
+    classes = classifier.fitted["classes_"]
+    print("where\tpredicted\tP(predicted)" + ("\tlabel" if data.labels is not None else ""))
+    for i, p in enumerate(probabilities):
+        best = int(p.argmax())
+        known = f"\t{data.labels[i]}" if data.labels is not None else ""
+        print(f"{data.where[i]}\t{classes[best]}\t{p[best]:.4f}{known}")
+    return 0
+
+
 def predict(args) -> int:
     from gru.tasks.sentiment import SentimentClassifier
+
+    if _task(args.run) == "classify":
+        return predict_sequences(args)
 
     texts = list(args.texts) + (_lines(args.file) if args.file is not None else [])
     if not texts:
@@ -86,20 +129,24 @@ def verdict(p: float) -> str:
 def add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a trained sentiment model on labeled reviews",
+        help="score a trained sentiment or classify model on labeled data",
         description="Print the accuracy and loss of the model in RUN_DIR on the test split of "
-        "PATH (every review when PATH has no split).",
+        "PATH (every review when PATH has no split); for a classify run, on every sequence of "
+        "PATH (.ts, long CSV or .npz).",
         epilog=examples(
             "gru evaluate --run runs/sentiment --data sample",
             "gru evaluate --run runs/seed --data aclImdb_v1.tar.gz",
         ),
     )
-    evaluate.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
+    evaluate.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="a sentiment or classify run folder"
+    )
     evaluate.add_argument(
         "--data",
         required=True,
         metavar="PATH",
-        help="labeled reviews in any form `gru train sentiment --data` reads",
+        help="labeled reviews in any form `gru train sentiment --data` reads, or labeled "
+        "sequences for a classify run",
     )
     evaluate.add_argument("--text-column", default="text", help="CSV column of the texts")
     evaluate.add_argument("--label-column", default="label", help="CSV column of the labels")
@@ -109,6 +156,16 @@ def add_evaluate(commands):
 
 def evaluate(args) -> int:
     from gru.tasks.sentiment import SentimentClassifier
+
+    if _task(args.run) == "classify":
+        from gru.tasks.classify import SequenceClassifier
+
+        scores = SequenceClassifier.load(args.run).evaluate(args.data)
+        print(
+            f"accuracy {scores['accuracy']:.4f}  loss {scores['loss']:.4f}  on "
+            f"{scores['sequences']:,} sequences of {args.data}"
+        )
+        return 0
 
     classifier = SentimentClassifier.load(args.run)
     scores = classifier.evaluate(

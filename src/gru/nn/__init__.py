@@ -7,11 +7,12 @@ The math of one layer in one direction is delegated to `gru.ops`.
     gru.py       GRU, GRUStream         cell.py      GRUCell
     mingru.py    MinGRU, MinGRUStream   _base.py     what the layers share (checks, layouts)
     packing.py   lengths and PackedSequence          convert.py   torch.nn.GRU ↔ gru.GRU
-    script.py    TorchScript (ScriptableGRU)
+    script.py    TorchScript (ScriptableGRU)  augment.py   Augment (noise while training)
 """
 
+from gru.nn.augment import Augment
 from gru.nn.cell import GRUCell
 from gru.nn.gru import GRU, GRUStream
 from gru.nn.mingru import MinGRU, MinGRUStream
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "MinGRU", "MinGRUStream"]
+__all__ = ["GRU", "Augment", "GRUCell", "GRUStream", "MinGRU", "MinGRUStream"]

@@ -1,7 +1,7 @@
 """Applications of the GRU, each a config dataclass and a class with fit / predict / evaluate /
 load on a shared run folder (`gru.tasks.runs`); the CLI (`gru.cli`) calls the same API.
 
-    adding, sentiment, forecast, textgen, anomaly    one file per task
+    adding, sentiment, forecast, textgen, anomaly, classify    one file per task
     runs          one run folder: out/resume checks, config.json, metrics.json, the report
     baselines     what every task's model is measured against
     evaluation    the scores, and the anomalies planted to score a detector
@@ -14,6 +14,7 @@ from gru.tasks import (
     adding,
     anomaly,
     baselines,
+    classify,
     compare,
     evaluation,
     explanations,
@@ -25,6 +26,7 @@ from gru.tasks import (
 )
 from gru.tasks.adding import Adder, AddingConfig
 from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
+from gru.tasks.classify import ClassifyConfig, SequenceClassifier
 from gru.tasks.explanations import explain
 from gru.tasks.forecast import ForecastConfig, Forecaster
 from gru.tasks.runs import RunFolder
@@ -36,16 +38,19 @@ __all__ = [
     "AddingConfig",
     "AnomalyConfig",
     "AnomalyDetector",
+    "ClassifyConfig",
     "ForecastConfig",
     "Forecaster",
     "RunFolder",
     "SentimentClassifier",
     "SentimentConfig",
+    "SequenceClassifier",
     "TextGenConfig",
     "TextGenerator",
     "adding",
     "anomaly",
     "baselines",
+    "classify",
     "compare",
     "evaluation",
     "explain",

@@ -4,7 +4,8 @@ data, so that a result says how much the GRU adds.
     persistence, seasonal_naive, LinearBaseline   forecasting (`gru.tasks.forecast`), all
                                                   three at once: forecast_baselines
     rolling_zscore, rolling_zscore_part           anomaly detection (`gru.tasks.anomaly`)
-    majority_class                                classification (`gru.tasks.sentiment`)
+    majority_class                                binary classification (`gru.tasks.sentiment`)
+    most_frequent, nearest_neighbour, dtw         sequence classification (`gru.tasks.classify`)
     ngram_loss                                    language modelling (`gru.tasks.textgen`)
     training_mean                                 regression (`gru.tasks.adding`)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -24,8 +26,11 @@ from gru.data.timeseries import Windows
 
 __all__ = [
     "LinearBaseline",
+    "dtw",
     "forecast_baselines",
     "majority_class",
+    "most_frequent",
+    "nearest_neighbour",
     "ngram_loss",
     "persistence",
     "rolling_zscore",
@@ -205,3 +210,52 @@ def ngram_loss(train: Tensor, context: Tensor, target: Tensor, vocab_size: int, 
     else:
         raise ValueError(f"ngram_loss: n must be 0, 1 or 2, got {n!r}")
     return float(-np.mean(np.log(p)))
+
+
+# --- sequence classification ---------------------------------------------------------------------
+
+
+def most_frequent(train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Always the most frequent training label (the first in sorted order on a tie), scored on
+    ``labels`` (N,): its accuracy, and the cross-entropy of the training labels' frequencies
+    (what a model that knows only how common each class is scores; 1e-12 for a class the
+    training labels lack)."""
+    classes, counts = np.unique(train_labels, return_counts=True)
+    labels = np.asarray(labels)
+    share = dict(zip(classes.tolist(), (counts / counts.sum()).tolist(), strict=True))
+    p = np.array([max(share.get(label, 0.0), 1e-12) for label in labels.tolist()])
+    return {
+        "accuracy": float(np.mean(labels == classes[np.argmax(counts)])),
+        "loss": float(-np.mean(np.log(p))),
+    }
+
+
+@numba.njit(cache=True)
+def dtw(a: np.ndarray, b: np.ndarray) -> float:
+    """The dynamic-time-warping distance of two sequences a (T_a, C) and b (T_b, C): the least
+    sum of squared Euclidean distances between aligned steps over every warping path (no
+    window; all C channels warped together, the archive's "dependent" DTW)."""
+    Ta, Tb = a.shape[0], b.shape[0]
+    cost = np.full((Ta + 1, Tb + 1), np.inf)
+    cost[0, 0] = 0.0
+    for i in range(1, Ta + 1):
+        for j in range(1, Tb + 1):
+            d = 0.0
+            for c in range(a.shape[1]):
+                d += (a[i - 1, c] - b[j - 1, c]) ** 2
+            cost[i, j] = d + min(cost[i - 1, j], cost[i, j - 1], cost[i - 1, j - 1])
+    return cost[Ta, Tb]
+
+
+def nearest_neighbour(
+    train: list[np.ndarray], train_labels: np.ndarray, test: list[np.ndarray]
+) -> np.ndarray:
+    """The label of each ``test`` sequence's nearest ``train`` sequence by `dtw` (1-NN DTW,
+    the archive's classic benchmark): (N_test,) labels. Sequences are (T_i, C) arrays of any
+    lengths, as the caller scaled them."""
+    train = [np.ascontiguousarray(x, dtype=np.float64) for x in train]
+    found = []
+    for x in test:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        found.append(int(np.argmin([dtw(x, t) for t in train])))
+    return np.asarray(train_labels)[found]

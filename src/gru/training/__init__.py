@@ -3,12 +3,13 @@
 `fit` trains a model on tensors with Adam or AdamW, gradient clipping, an optional learning-rate
 schedule, evaluation each epoch, early stopping on a validation metric and a progress bar with
 the live loss and metric. Given a run folder it writes, after every epoch, model.safetensors,
-metrics.json (the per-epoch history) and training_curves.png, and it checkpoints the resumable
-state (`gru.checkpoint`) after every epoch and every ``checkpoint_every`` steps; with
-``resume=True`` it continues from the last checkpoint and ends with the same weights as a run
-that was never interrupted. A run whose loss, gradients or weights turn NaN or infinite stops
-with `TrainingDiverged` (a ValueError) that says where and what to try, and saves nothing of
-the diverged steps.
+metrics.json (the per-epoch history) and training_curves.png (redrawn at most every 10 s, and
+after the last epoch: short epochs would spend more time drawing than training), and it
+checkpoints the resumable state (`gru.checkpoint`) after every epoch and every
+``checkpoint_every`` steps; with ``resume=True`` it continues from the last checkpoint and ends
+with the same weights as a run that was never interrupted. A run whose loss, gradients or
+weights turn NaN or infinite stops with `TrainingDiverged` (a ValueError) that says where and
+what to try, and saves nothing of the diverged steps.
 
 Reproducible: the batch order of epoch e is a function of (seed, e) only (a
 `DistributedSampler` seeded with ``seed`` and set to epoch e), and every random state is part

@@ -27,6 +27,8 @@ from gru.viz.recording import GateRecording
 
 __all__ = [
     "anomaly_detection",
+    "class_gates",
+    "confusion_matrix",
     "forecast_examples",
     "forecast_figure",
     "future_forecast",
@@ -357,4 +359,64 @@ def learning_curves(
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     figure.tight_layout()
+    return figure
+
+
+def confusion_matrix(counts: np.ndarray, classes: Sequence[str], *, title: str) -> Figure:
+    """The counts (C, C) of a classifier's answers: row = the true class, column = the
+    predicted one, each cell its count, shaded by the share of its row (so a small class's
+    errors show as plainly as a large one's)."""
+    counts = np.asarray(counts)
+    C = len(classes)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = float(np.clip(1.5 + 0.55 * C, 4.0, 10.0))
+    figure = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(C):
+        for j in range(C):
+            if counts[i, j]:
+                color = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color=color)
+    names = [_plain(c) for c in classes]
+    ax.set_xticks(range(C), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_yticks(range(C), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(_plain(title), fontsize=10)
+    figure.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's sequences")
+    return figure
+
+
+def class_gates(recordings: dict[str, GateRecording], *, title: str) -> Figure:
+    """The update gate z and the reset gate r of the last layer over time, units down, for one
+    sequence of each class (``recordings`` {class: an unbatched recording}): one row per class,
+    a bidirectional layer's forward units above its reverse ones. Colors run from 0 to 1."""
+    rows = len(recordings)
+    T = max(rec.top[0].z.shape[0] for rec in recordings.values())
+    H = sum(g.z.shape[-1] for g in next(iter(recordings.values())).top)
+    width = float(np.clip(4.0 + 0.18 * T, 8.0, 14.0))
+    height = float(np.clip(0.8 + 0.012 * H, 1.3, 2.6))
+    figure = Figure(figsize=(width, 0.8 + height * rows), layout="constrained")
+    axes = figure.subplots(rows, 2, squeeze=False)
+    image = None
+    for row, (label, rec) in zip(axes, recordings.items(), strict=True):
+        for ax, gate in zip(row, ("z", "r"), strict=True):
+            values = np.concatenate([getattr(g, gate) for g in rec.top], axis=-1)  # (T, D·H)
+            image = ax.imshow(
+                values.T, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1
+            )
+            name = "update gate z" if gate == "z" else "reset gate r"
+            ax.set_title(f"class {_plain(label)}: {name}", fontsize=9)
+            ax.set_ylabel("unit")
+            ax.set_xlim(-0.5, T - 0.5)
+            if len(rec.top) == 2:
+                ax.axhline(rec.top[0].z.shape[-1] - 0.5, color="white", linewidth=0.8)
+        for ax in row:  # at most ~10 labelled steps: the panels are narrow
+            ticks = np.arange(0, T, max(1, int(np.ceil(T / 10))))
+            ax.set_xticks(ticks, [str(t + 1) for t in ticks])
+    for ax in axes[-1]:
+        ax.set_xlabel("time step")
+    figure.colorbar(image, ax=axes, shrink=0.6, label="gate value")
+    figure.suptitle(_plain(title))
     return figure
