@@ -400,14 +400,14 @@ def class_gates(recordings: dict[str, GateRecording], *, title: str) -> Figure:
     figure = Figure(figsize=(width, 0.8 + height * rows), layout="constrained")
     axes = figure.subplots(rows, 2, squeeze=False)
     image = None
-    for row, (label, rec) in zip(axes, recordings.items(), strict=True):
+    for row, (class_name, rec) in zip(axes, recordings.items(), strict=True):
         for ax, gate in zip(row, ("z", "r"), strict=True):
             values = np.concatenate([getattr(g, gate) for g in rec.top], axis=-1)  # (T, D·H)
             image = ax.imshow(
                 values.T, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1
             )
             name = "update gate z" if gate == "z" else "reset gate r"
-            ax.set_title(f"class {_plain(label)}: {name}", fontsize=9)
+            ax.set_title(f"class {_plain(class_name)}: {name}", fontsize=9)
             ax.set_ylabel("unit")
             ax.set_xlim(-0.5, T - 0.5)
             if len(rec.top) == 2:
