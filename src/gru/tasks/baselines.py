@@ -5,6 +5,8 @@ data, so that a result says how much the GRU adds.
                                                   three at once: forecast_baselines
     rolling_zscore, rolling_zscore_part           anomaly detection (`gru.tasks.anomaly`)
     majority_class                                classification (`gru.tasks.sentiment`)
+    most_frequent, pooled_frames                  words (`gru.tasks.speech`): the commonest
+                                                  word; logistic regression on mean and std
     ngram_loss                                    language modelling (`gru.tasks.textgen`)
     training_mean                                 regression (`gru.tasks.adding`)
 
@@ -26,8 +28,10 @@ __all__ = [
     "LinearBaseline",
     "forecast_baselines",
     "majority_class",
+    "most_frequent",
     "ngram_loss",
     "persistence",
+    "pooled_frames",
     "rolling_zscore",
     "rolling_zscore_part",
     "seasonal_naive",
@@ -205,3 +209,35 @@ def ngram_loss(train: Tensor, context: Tensor, target: Tensor, vocab_size: int, 
     else:
         raise ValueError(f"ngram_loss: n must be 0, 1 or 2, got {n!r}")
     return float(-np.mean(np.log(p)))
+
+
+def most_frequent(train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Always the most frequent of the training ``train_labels`` (class indices), scored on
+    ``labels`` (N,): its accuracy."""
+    majority = int(np.bincount(np.asarray(train_labels)).argmax())
+    return {"accuracy": float(np.mean(np.asarray(labels) == majority))}
+
+
+def pooled_frames(train: list[np.ndarray], train_labels, test: list[np.ndarray], labels) -> dict:
+    """A model without recurrence: multinomial logistic regression (scikit-learn) on the mean
+    and standard deviation over time of each sequence's frames (T_i, F), standardized; fit on
+    ``train``, scored on ``test``: {"accuracy", "loss"}."""
+    from gru._extras import require
+
+    linear_model = require("sklearn.linear_model", "sklearn", "the pooled-frames baseline")
+    preprocessing = require("sklearn.preprocessing", "sklearn", "the pooled-frames baseline")
+
+    def pooled(frames):
+        return np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])  # (N, 2F)
+
+    scale = preprocessing.StandardScaler().fit(pooled(train))
+    model = linear_model.LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(scale.transform(pooled(train)), np.asarray(train_labels))
+    p = model.predict_proba(scale.transform(pooled(test)))  # (N, K) over model.classes_
+    labels = np.asarray(labels)
+    column = {c: i for i, c in enumerate(model.classes_)}
+    truth = np.array([p[i, column[y]] if y in column else 0.0 for i, y in enumerate(labels)])
+    return {
+        "accuracy": float(np.mean(model.classes_[p.argmax(1)] == labels)),
+        "loss": float(-np.mean(np.log(np.clip(truth, 1e-7, 1.0)))),
+    }

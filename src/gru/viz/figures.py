@@ -25,6 +25,7 @@ from gru.viz.recording import GateRecording
 
 __all__ = [
     "anomaly_detection",
+    "confusion_matrix",
     "forecast_examples",
     "forecast_figure",
     "future_forecast",
@@ -33,6 +34,7 @@ __all__ = [
     "png",
     "probability_curve",
     "save_png",
+    "spectrogram_gates",
     "training_curves",
 ]
 
@@ -320,4 +322,51 @@ def learning_curves(
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     figure.tight_layout()
+    return figure
+
+
+def confusion_matrix(counts, names: Sequence[str], title: str) -> Figure:
+    """The confusion matrix ``counts`` (K, K) [true][predicted] as a heatmap of each true
+    word's shares, every count written in its cell."""
+    counts = np.asarray(counts, dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)  # (K, K), rows sum to 1
+    K = len(names)
+    size = float(np.clip(1.5 + 0.45 * K, 4.0, 10.0))
+    figure = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(K):
+        for j in range(K):
+            if counts[i, j]:
+                color = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", color=color,
+                        fontsize=8)  # fmt: skip
+    ax.set_xticks(range(K), [_plain(n) for n in names], rotation=90 if K > 12 else 0)
+    ax.set_yticks(range(K), [_plain(n) for n in names])
+    ax.set_xlabel("predicted word")
+    ax.set_ylabel("true word")
+    ax.set_title(_plain(title), fontsize=10)
+    figure.colorbar(image, ax=ax, shrink=0.8, label="share of the true word's recordings")
+    return figure
+
+
+def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_ms: float) -> Figure:
+    """For each (title, log-mel frames (T, M), update gates z (T, H) of the top layer): the
+    spectrogram above the update gate of every unit over the same frames (1 − z is the share
+    of a unit's state replaced at that frame)."""
+    figure = Figure(figsize=(3.2 * len(words) + 1.0, 5.2), layout="constrained")
+    axes = figure.subplots(2, len(words), squeeze=False)
+    gate = None
+    for k, (title, frames, z) in enumerate(words):
+        T = len(frames)
+        extent = (0.0, T * hop_ms / 1000, 0, frames.shape[1])
+        axes[0, k].imshow(frames.T, aspect="auto", origin="lower", cmap="magma", extent=extent)
+        axes[0, k].set_title(_plain(title), fontsize=9)
+        extent = (0.0, T * hop_ms / 1000, 0, z.shape[1])
+        gate = axes[1, k].imshow(z.T, aspect="auto", origin="lower", cmap="viridis", vmin=0.0,
+                                 vmax=1.0, extent=extent)  # fmt: skip
+        axes[1, k].set_xlabel("seconds")
+    axes[0, 0].set_ylabel("mel band")
+    axes[1, 0].set_ylabel("unit (update gate z)")
+    figure.colorbar(gate, ax=axes[1, :], shrink=0.8, label="z")
     return figure

@@ -5,7 +5,7 @@ module here and one line to `TASKS`."""
 
 from __future__ import annotations
 
-from gru.cli.train import adding, anomaly, forecast, sentiment, textgen
+from gru.cli.train import adding, anomaly, forecast, sentiment, speech, textgen
 
 __all__ = ["TASKS"]
 
@@ -16,4 +16,5 @@ TASKS = {
     "forecast": (forecast.add, forecast.run),
     "textgen": (textgen.add, textgen.run),
     "anomaly": (anomaly.add, anomaly.run),
+    "speech": (speech.add, speech.run),
 }
