@@ -16,7 +16,6 @@ from checks import assert_close
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import speech
-from gru.tasks import listening
 from gru.tasks.speech import SpeechRecognizer
 
 soundfile = pytest.importorskip("soundfile")  # the dev extra installs it
@@ -232,7 +231,9 @@ def test_the_listener_finds_each_tone_burst_and_its_start():
     audio += 1e-3 * np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32)
     heard = recognizer.listen(audio)
     onsets = [0.5, 1.3, 2.2]  # a word starts at the first frame whose window holds the tone
-    assert len(heard) == 3 and all(o - 0.03 <= h["time"] <= o for h, o in zip(heard, onsets))
+    assert len(heard) == 3 and all(
+        o - 0.03 <= h["time"] <= o for h, o in zip(heard, onsets, strict=True)
+    )
     assert all(h["word"] in ("a", "b") and 0.5 <= h["probability"] <= 1 for h in heard)
     assert recognizer.listen(np.zeros(RATE, np.float32)) == []  # silence: no word
 
