@@ -10,8 +10,10 @@ from gru.tasks.baselines import (
     LinearBaseline,
     forecast_baselines,
     majority_class,
+    most_frequent,
     ngram_loss,
     persistence,
+    pooled_frames,
     rolling_zscore,
     rolling_zscore_part,
     seasonal_naive,
@@ -111,3 +113,13 @@ def test_the_ngram_baselines_on_a_hand_made_text():
     assert ngram_loss(train, context, target, 4, 2) == pytest.approx(bigram, rel=1e-12)
     with pytest.raises(ValueError, match=r"ngram_loss: n must be 0, 1 or 2, got 3"):
         ngram_loss(train, context, target, 4, 3)
+
+
+def test_most_frequent_and_pooled_frames_score_words_without_recurrence():
+    assert most_frequent(np.array([2, 2, 1]), np.array([2, 1, 2, 0])) == {"accuracy": 0.5}
+    generator = np.random.default_rng(0)
+    # class k: frames around level k, so the mean over time separates the classes
+    frames = [generator.normal(k, 0.1, (int(generator.integers(5, 20)), 3)) for k in (0, 1, 2) * 20]
+    labels = np.array([0, 1, 2] * 20)
+    scores = pooled_frames(frames[:45], labels[:45], frames[45:], labels[45:])
+    assert scores["accuracy"] == 1.0 and 0 < scores["loss"] < 0.5
