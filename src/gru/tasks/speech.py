@@ -415,6 +415,13 @@ class SpeechRecognizer(runs.Task):
             if test is not None:
                 listened = self.stream_test(test)
                 metrics["stream"] = listened
+                speakers = [list(row) for row in per_speaker.items()]
+                stream = [list(row) for row in listened.items()]
+                metrics["examples"] = [
+                    {"columns": ["speaker", "test accuracy"], "rows": speakers},
+                    {"columns": ["the test words joined with silence and noise", "heard"],
+                     "rows": stream},
+                ]  # fmt: skip
                 run.say(
                     f"stream of {listened['words']} test words: digit error rate "
                     f"{listened['word_error_rate']:.4f}, real-time factor "
