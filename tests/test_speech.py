@@ -16,6 +16,7 @@ from checks import assert_close
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import speech
+from gru.tasks import speech as speech_module
 from gru.tasks.speech import SpeechRecognizer
 
 soundfile = pytest.importorskip("soundfile")  # the dev extra installs it
@@ -292,3 +293,42 @@ def test_the_command_line_trains_predicts_listens_and_refuses_bad_audio(
         capsys, "train", "speech", "--data", tmp_path / "nothing", "--out", tmp_path / "x"
     )
     assert code == 2 and "nothing' does not exist" in err and not (tmp_path / "x").exists()
+
+
+def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(
+    fsdd_sample, tmp_path, capsys, monkeypatch
+):
+    options = ["--data", fsdd_sample, "--hidden-size", 8, "--layers", 1, "--epochs", 2, "--batch-size", 8, "--quiet"]  # fmt: skip
+    assert run(capsys, "train", "speech", *options, "--out", tmp_path / "whole")[0] == 0
+    # A crash at the 5th training batch (of 3 per epoch), after the checkpoint of step 4: the
+    # masks and noise drawn after it come from the checkpointed random state.
+    real, calls = speech_module.SpeechModel.forward, []
+
+    def crash_at_batch_5(self, x, lengths):
+        calls.append(self.training)
+        if calls.count(True) == 5 and self.training:
+            raise KeyboardInterrupt
+        return real(self, x, lengths)
+
+    monkeypatch.setattr(speech_module.SpeechModel, "forward", crash_at_batch_5)
+    with pytest.raises(KeyboardInterrupt):
+        main(
+            [
+                str(a)
+                for a in [
+                    "train",
+                    "speech",
+                    *options,
+                    "--out",
+                    tmp_path / "crashed",
+                    "--checkpoint-every",
+                    2,
+                ]
+            ]
+        )
+    monkeypatch.setattr(speech_module.SpeechModel, "forward", real)
+    assert run(capsys, "train", "speech", "--resume", tmp_path / "crashed", "--quiet")[0] == 0
+    whole = SpeechRecognizer.load(tmp_path / "whole").model.state_dict()
+    resumed = SpeechRecognizer.load(tmp_path / "crashed").model.state_dict()
+    for name, value in whole.items():
+        assert torch.equal(resumed[name], value), name
