@@ -62,10 +62,9 @@ def _lines(file: str) -> list[str]:
 
 
 def predict(args) -> int:
-    from gru.checkpoint import load_config
     from gru.tasks.sentiment import SentimentClassifier
 
-    if load_config(args.run).get("task") == "speech":
+    if _task_of(args.run) == "speech":
         return predict_speech(args)
     texts = list(args.texts) + (_lines(args.file) if args.file is not None else [])
     if not texts:
@@ -75,6 +74,17 @@ def predict(args) -> int:
         label = "positive" if p > 0.5 else "negative"
         print(f"{label}\t{p:.4f}\t{text}")
     return 0
+
+
+def _task_of(run: str) -> str | None:
+    """The task a run folder's config.json names; None when it cannot be read (the task's own
+    ``load`` then says what is wrong with the folder)."""
+    import json
+
+    try:
+        return json.loads((Path(run) / "config.json").read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def predict_speech(args) -> int:
