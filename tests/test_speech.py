@@ -285,6 +285,10 @@ def test_the_command_line_trains_predicts_listens_and_refuses_bad_audio(
     lines = stdout.strip().splitlines()
     assert code == 0 and "... " in lines[0] and lines[-1].startswith("# ")
     assert "µs per 10 ms frame, real-time factor" in lines[-1]
+    code, stdout, _ = run(capsys, "evaluate", "--run", out, "--data", fsdd_sample)
+    assert (
+        code == 0 and "on 12 test recordings of" in stdout and "(speaker 'theo' held out)" in stdout
+    )
     (tmp_path / "notes.wav").write_text("not audio")
     code, stdout, err = run(capsys, "predict", "--run", out, tmp_path / "notes.wav")
     assert code == 2 and "notes.wav' is not an audio file soundfile can read" in err

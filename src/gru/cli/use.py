@@ -103,16 +103,19 @@ def predict_speech(args) -> int:
 def add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a trained sentiment model on labeled reviews",
+        help="score a trained sentiment or speech model on labeled data",
         description="Print the accuracy and loss of the model in RUN_DIR on the test split of "
-        "PATH (every review when PATH has no split).",
+        "PATH (every review when PATH has no split); for a speech run, on the test recordings "
+        "of PATH under the run's protocol (the official split or its held-out speaker).",
     )
-    evaluate.add_argument("--run", required=True, metavar="RUN_DIR", help="a sentiment run folder")
+    evaluate.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="a sentiment or speech run folder"
+    )
     evaluate.add_argument(
         "--data",
         required=True,
         metavar="PATH",
-        help="labeled reviews in any form `gru train sentiment --data` reads",
+        help="labeled data in any form `gru train sentiment --data` (or speech) reads",
     )
     evaluate.add_argument("--text-column", default="text", help="CSV column of the texts")
     evaluate.add_argument("--label-column", default="label", help="CSV column of the labels")
@@ -123,6 +126,16 @@ def add_evaluate(commands):
 def evaluate(args) -> int:
     from gru.tasks.sentiment import SentimentClassifier
 
+    if _task_of(args.run) == "speech":
+        from gru.tasks.speech import SpeechRecognizer
+
+        recognizer = SpeechRecognizer.load(args.run)
+        scores = recognizer.evaluate(args.data)
+        print(
+            f"accuracy {scores['accuracy']:.4f}  loss {scores['loss']:.4f}  on "
+            f"{scores['recordings']:,} test recordings of {args.data} ({recognizer.protocol()})"
+        )
+        return 0
     classifier = SentimentClassifier.load(args.run)
     scores = classifier.evaluate(
         args.data, text_column=args.text_column, label_column=args.label_column

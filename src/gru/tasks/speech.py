@@ -290,7 +290,7 @@ class SpeechRecognizer(runs.Task):
         counts = {"train": len(train_part), "validation": n_val, "test": len(test or [])}
         run.say(
             f"data: {loaded.source} ({counts['train']:,} train / {n_val:,} validation / "
-            f"{counts['test']:,} test recordings, {len(loaded.names)} words; {self._protocol()})"
+            f"{counts['test']:,} test recordings, {len(loaded.names)} words; {self.protocol()})"
         )
         self.names = list(loaded.names)
         self.statistics = self._statistics(train_part.paths)
@@ -332,7 +332,8 @@ class SpeechRecognizer(runs.Task):
         std = np.maximum(stacked.std(0), 1e-3)  # a band that never changes divides by 1e-3
         return {"mean": np.round(stacked.mean(0), 6).tolist(), "std": np.round(std, 6).tolist()}
 
-    def _protocol(self) -> str:
+    def protocol(self) -> str:
+        """The run's test protocol, in words."""
         held = self.config.held_out
         return "official split" if held is None else f"speaker {held!r} held out"
 
@@ -402,7 +403,7 @@ class SpeechRecognizer(runs.Task):
         confusion = scored.pop("confusion") if scored else []
         report = SpeechReport(
             **run.outcome(result), test=scored, per_speaker=per_speaker, confusion=confusion,
-            baselines=baselines, recordings=counts, protocol=self._protocol(),
+            baselines=baselines, recordings=counts, protocol=self.protocol(),
         )  # fmt: skip
         if run.writes:
             figures = self._figures(run.path, report, test) if test is not None else {}
@@ -433,7 +434,7 @@ class SpeechRecognizer(runs.Task):
 
     def _figures(self, folder: Path, report: SpeechReport, test) -> dict[str, str]:
         """confusion.png and gates.png (spectrograms and update gates of a few test words)."""
-        name = "test recordings" if self.config.held_out is None else self._protocol()
+        name = "test recordings" if self.config.held_out is None else self.protocol()
         accuracy = report.test["accuracy"]
         picture = figures.confusion_matrix(
             report.confusion, self.names, f"{name}: accuracy {accuracy:.4f}"
