@@ -287,7 +287,7 @@ def test_the_command_line_trains_predicts_listens_and_refuses_bad_audio(
     assert "µs per 10 ms frame, real-time factor" in lines[-1]
     code, stdout, _ = run(capsys, "evaluate", "--run", out, "--data", fsdd_sample)
     assert (
-        code == 0 and "on 12 test recordings of" in stdout and "(speaker 'theo' held out)" in stdout
+        code == 0 and "on 24 test recordings of" in stdout and "(speaker 'theo' held out)" in stdout
     )
     (tmp_path / "notes.wav").write_text("not audio")
     code, stdout, err = run(capsys, "predict", "--run", out, tmp_path / "notes.wav")
