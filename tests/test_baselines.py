@@ -15,6 +15,7 @@ from gru.tasks.baselines import (
     nearest_neighbour,
     ngram_loss,
     persistence,
+    pooled_frames,
     rolling_zscore,
     rolling_zscore_part,
     seasonal_naive,
@@ -149,3 +150,13 @@ def test_one_nearest_neighbour_and_the_most_frequent_class():
     assert nearest_neighbour(train, labels, test).tolist() == ["mid", "high", "low"]
     found = most_frequent(np.array(["b", "a", "b"]), np.array(["b", "a", "a", "b"]))
     assert found == {"accuracy": 0.5, "loss": pytest.approx(-np.log([2 / 3, 1 / 3]).mean())}
+
+
+def test_most_frequent_and_pooled_frames_score_words_without_recurrence():
+    assert most_frequent(np.array([2, 2, 1]), np.array([2, 1, 2, 0]))["accuracy"] == 0.5
+    generator = np.random.default_rng(0)
+    # class k: frames around level k, so the mean over time separates the classes
+    frames = [generator.normal(k, 0.1, (int(generator.integers(5, 20)), 3)) for k in (0, 1, 2) * 20]
+    labels = np.array([0, 1, 2] * 20)
+    scores = pooled_frames(frames[:45], labels[:45], frames[45:], labels[45:])
+    assert scores["accuracy"] == 1.0 and 0 < scores["loss"] < 0.5

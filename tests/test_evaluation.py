@@ -11,7 +11,9 @@ from gru.tasks.evaluation import (
     accuracy,
     alarm_table,
     binary_scores,
+    class_scores,
     detection_scores,
+    edit_distance,
     forecast_scores,
     forecast_table,
     headline,
@@ -186,3 +188,27 @@ def test_with_no_anomaly_to_find_recall_and_f1_are_not_scores():
     assert (scores["alarms"], scores["false_positives"]) == (1, 2)
     quiet = detection_scores(np.zeros(20, bool), clean, [])
     assert quiet["precision"] is None and quiet["alarms"] == 0
+
+
+def test_class_scores_count_the_confusion_matrix_by_true_and_predicted_class():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 1.0]])
+    y = torch.tensor([0, 1, 2, 2])
+    scores = class_scores(logits, y)
+    assert scores["confusion"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert scores["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item())
+
+
+@pytest.mark.parametrize(
+    ("truth", "found", "errors"),
+    [
+        ("123", "123", 0),
+        ("123", "13", 1),
+        ("123", "1243", 1),
+        ("123", "321", 2),
+        ("", "12", 2),
+        ("12", "", 2),
+    ],
+)
+def test_edit_distance_counts_substitutions_deletions_and_insertions(truth, found, errors):
+    assert edit_distance(list(truth), list(found)) == errors

@@ -8,6 +8,8 @@ The extras (``pyproject.toml``) and what needs them:
     keras    keras: Keras itself, for building the Keras side of a conversion (Keras files are
              read and written without it)
     sklearn  scikit-learn: clone, GridSearchCV and Pipeline around gru's models
+    audio    librosa, soundfile: audio files read, resampled and turned into log-mel frames
+             (`gru.data.speech`, ``gru train speech``, ``gru listen``)
     dev      all of the above and the tools of the tests and benchmarks (pytest, hypothesis,
              ruff, openvino)
 """
@@ -23,6 +25,7 @@ EXTRAS = {
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "keras": ("keras",),
     "sklearn": ("sklearn",),
+    "audio": ("librosa", "soundfile"),
 }
 """The packages of each extra, by the name they are imported by."""
 

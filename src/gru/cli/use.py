@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gru.cli.listen import add_listen, listen
 from gru.cli.options import (
     add_output_options,
     add_overwrite,
@@ -31,10 +32,12 @@ __all__ = ["COMMANDS"]
 def add_predict(commands):
     predict = commands.add_parser(
         "predict",
-        help="label texts (sentiment run) or sequences (classify run) with a trained model",
+        help="label texts (sentiment), sequences (classify) or audio files (speech) with a "
+        "trained model",
         description="Print, for each text, the predicted label and P(positive) of the sentiment "
-        "model in RUN_DIR; or, for a classify run, the predicted class and its probability of "
-        "every sequence of FILE (.ts, long CSV or .npz, labeled or not).",
+        "model in RUN_DIR; for a classify run, the predicted class and its probability of every "
+        "sequence of FILE (.ts, long CSV or .npz, labeled or not); for a speech run, each audio "
+        "file's word and its probability.",
         epilog=examples(
             'gru predict --run runs/sentiment "a wonderful film" "dull and far too long"',
             "gru predict --run runs/sentiment --file reviews.txt",
@@ -42,10 +45,13 @@ def add_predict(commands):
         ),
     )
     predict.add_argument(
-        "--run", required=True, metavar="RUN_DIR", help="a sentiment or classify run folder"
+        "--run", required=True, metavar="RUN_DIR", help="a sentiment, classify or speech run"
     )
     predict.add_argument(
-        "texts", nargs="*", metavar="TEXT", help="texts to label (a classify run: one FILE)"
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to label (a classify run: one FILE; a speech run: audio files)",
     )
     predict.add_argument("--file", metavar="FILE", help="a UTF-8 file with one text per line")
     add_threads(predict)
@@ -112,6 +118,8 @@ def predict(args) -> int:
     if _task(args.run) == "classify":
         return predict_sequences(args)
 
+    if _task(args.run) == "speech":
+        return predict_speech(args)
     texts = list(args.texts) + (_lines(args.file) if args.file is not None else [])
     if not texts:
         raise ValueError("predict: give texts to label, or --file with one text per line")
@@ -126,27 +134,41 @@ def verdict(p: float) -> str:
     return "positive" if p > 0.5 else "negative"
 
 
+def predict_speech(args) -> int:
+    from gru.tasks.speech import SpeechRecognizer
+
+    if args.file is not None:
+        raise ValueError("predict: --file holds texts; give the audio files of a speech run")
+    if not args.texts:
+        raise ValueError("predict: give the audio files to recognize")
+    recognizer = SpeechRecognizer.load(args.run)
+    for path, (word, p) in zip(args.texts, recognizer.predict(args.texts), strict=True):
+        print(f"{word}\t{p:.4f}\t{path}")
+    return 0
+
+
 def add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a trained sentiment or classify model on labeled data",
+        help="score a trained sentiment, classify or speech model on labeled data",
         description="Print the accuracy and loss of the model in RUN_DIR on the test split of "
         "PATH (every review when PATH has no split); for a classify run, on every sequence of "
-        "PATH (.ts, long CSV or .npz).",
+        "PATH (.ts, long CSV or .npz); for a speech run, on the test recordings of PATH under "
+        "the run's protocol (the official split or its held-out speaker).",
         epilog=examples(
             "gru evaluate --run runs/sentiment --data sample",
             "gru evaluate --run runs/seed --data aclImdb_v1.tar.gz",
         ),
     )
     evaluate.add_argument(
-        "--run", required=True, metavar="RUN_DIR", help="a sentiment or classify run folder"
+        "--run", required=True, metavar="RUN_DIR", help="a sentiment, classify or speech run"
     )
     evaluate.add_argument(
         "--data",
         required=True,
         metavar="PATH",
-        help="labeled reviews in any form `gru train sentiment --data` reads, or labeled "
-        "sequences for a classify run",
+        help="labeled reviews in any form `gru train sentiment --data` reads, labeled "
+        "sequences for a classify run, or recordings for a speech run",
     )
     evaluate.add_argument("--text-column", default="text", help="CSV column of the texts")
     evaluate.add_argument("--label-column", default="label", help="CSV column of the labels")
@@ -167,6 +189,16 @@ def evaluate(args) -> int:
         )
         return 0
 
+    if _task(args.run) == "speech":
+        from gru.tasks.speech import SpeechRecognizer
+
+        recognizer = SpeechRecognizer.load(args.run)
+        scores = recognizer.evaluate(args.data)
+        print(
+            f"accuracy {scores['accuracy']:.4f}  loss {scores['loss']:.4f}  on "
+            f"{scores['recordings']:,} test recordings of {args.data} ({recognizer.protocol()})"
+        )
+        return 0
     classifier = SentimentClassifier.load(args.run)
     scores = classifier.evaluate(
         args.data, text_column=args.text_column, label_column=args.label_column
@@ -369,6 +401,7 @@ def explain(args) -> int:
 COMMANDS = {
     "predict": (add_predict, predict),
     "evaluate": (add_evaluate, evaluate),
+    "listen": (add_listen, listen),
     "forecast": (add_forecast, forecast),
     "generate": (add_generate, generate),
     "detect": (add_detect, detect),

@@ -1,7 +1,8 @@
 """Applications of the GRU, each a config dataclass and a class with fit / predict / evaluate /
 load on a shared run folder (`gru.tasks.runs`); the CLI (`gru.cli`) calls the same API.
 
-    adding, sentiment, forecast, textgen, anomaly, classify    one file per task
+    adding, sentiment, forecast, textgen, anomaly, classify, speech    one file per task
+    listening     words heard as audio arrives: a word frame by frame, words in a stream
     runs          one run folder: out/resume checks, config.json, metrics.json, the report
     baselines     what every task's model is measured against
     evaluation    the scores, and the anomalies planted to score a detector
@@ -19,9 +20,11 @@ from gru.tasks import (
     evaluation,
     explanations,
     forecast,
+    listening,
     runs,
     sentiment,
     series,
+    speech,
     textgen,
 )
 from gru.tasks.adding import Adder, AddingConfig
@@ -31,6 +34,7 @@ from gru.tasks.explanations import explain
 from gru.tasks.forecast import ForecastConfig, Forecaster
 from gru.tasks.runs import RunFolder
 from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
+from gru.tasks.speech import SpeechConfig, SpeechRecognizer
 from gru.tasks.textgen import TextGenConfig, TextGenerator
 
 __all__ = [
@@ -45,6 +49,8 @@ __all__ = [
     "SentimentClassifier",
     "SentimentConfig",
     "SequenceClassifier",
+    "SpeechConfig",
+    "SpeechRecognizer",
     "TextGenConfig",
     "TextGenerator",
     "adding",
@@ -56,8 +62,10 @@ __all__ = [
     "explain",
     "explanations",
     "forecast",
+    "listening",
     "runs",
     "sentiment",
     "series",
+    "speech",
     "textgen",
 ]

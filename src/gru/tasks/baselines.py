@@ -6,6 +6,8 @@ data, so that a result says how much the GRU adds.
     rolling_zscore, rolling_zscore_part           anomaly detection (`gru.tasks.anomaly`)
     majority_class                                binary classification (`gru.tasks.sentiment`)
     most_frequent, nearest_neighbour, dtw         sequence classification (`gru.tasks.classify`)
+    pooled_frames                                 words (`gru.tasks.speech`): logistic
+                                                  regression on mean and std of the frames
     ngram_loss                                    language modelling (`gru.tasks.textgen`)
     training_mean                                 regression (`gru.tasks.adding`)
 
@@ -33,6 +35,7 @@ __all__ = [
     "nearest_neighbour",
     "ngram_loss",
     "persistence",
+    "pooled_frames",
     "rolling_zscore",
     "rolling_zscore_part",
     "seasonal_naive",
@@ -259,3 +262,28 @@ def nearest_neighbour(
         x = np.ascontiguousarray(x, dtype=np.float64)
         found.append(int(np.argmin([dtw(x, t) for t in train])))
     return np.asarray(train_labels)[found]
+
+
+def pooled_frames(train: list[np.ndarray], train_labels, test: list[np.ndarray], labels) -> dict:
+    """A model without recurrence: multinomial logistic regression (scikit-learn) on the mean
+    and standard deviation over time of each sequence's frames (T_i, F), standardized; fit on
+    ``train``, scored on ``test``: {"accuracy", "loss"}."""
+    from gru._extras import require
+
+    linear_model = require("sklearn.linear_model", "sklearn", "the pooled-frames baseline")
+    preprocessing = require("sklearn.preprocessing", "sklearn", "the pooled-frames baseline")
+
+    def pooled(frames):
+        return np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])  # (N, 2F)
+
+    scale = preprocessing.StandardScaler().fit(pooled(train))
+    model = linear_model.LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(scale.transform(pooled(train)), np.asarray(train_labels))
+    p = model.predict_proba(scale.transform(pooled(test)))  # (N, K) over model.classes_
+    labels = np.asarray(labels)
+    column = {c: i for i, c in enumerate(model.classes_)}
+    truth = np.array([p[i, column[y]] if y in column else 0.0 for i, y in enumerate(labels)])
+    return {
+        "accuracy": float(np.mean(model.classes_[p.argmax(1)] == labels)),
+        "loss": float(-np.mean(np.log(np.clip(truth, 1e-7, 1.0)))),
+    }

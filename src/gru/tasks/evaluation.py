@@ -5,6 +5,8 @@ anomalies planted in a series to score a detector against.
     forecast_examples   some test windows in the data's units, beside the baselines
     forecast_table      a few steps of each, as a table
     binary_scores       accuracy and cross-entropy of a positive-class logit (`accuracy`)
+    class_scores        accuracy, cross-entropy and confusion matrix of K-class logits
+    edit_distance       the word errors of a recognized sequence against the true one
     inject_anomalies    spikes, level shifts and drops to zero planted at known places
     plant_anomalies     as many as asked for, or as fit, with a message when they do not
     detection_scores    precision, recall and F1 of anomaly flags, by point and by event
@@ -30,7 +32,9 @@ __all__ = [
     "accuracy",
     "alarm_table",
     "binary_scores",
+    "class_scores",
     "detection_scores",
+    "edit_distance",
     "forecast_examples",
     "forecast_scores",
     "forecast_table",
@@ -133,6 +137,31 @@ def binary_scores(logits: Tensor, y: Tensor) -> dict[str, float]:
         "loss": F.binary_cross_entropy_with_logits(logits, y).item(),
         "accuracy": accuracy(logits, y).item(),
     }
+
+
+def class_scores(logits: Tensor, y: Tensor) -> dict:
+    """The cross-entropy, accuracy and confusion matrix (K, K) [true][predicted] counts of
+    ``logits`` (N, K) against the class indices ``y`` (N,)."""
+    K = logits.shape[1]
+    predicted = logits.argmax(1)
+    confusion = np.zeros((K, K), dtype=np.int64)
+    np.add.at(confusion, (y.numpy(), predicted.numpy()), 1)
+    return {
+        "loss": F.cross_entropy(logits, y).item(),
+        "accuracy": (predicted == y).float().mean().item(),
+        "confusion": confusion.tolist(),
+    }
+
+
+def edit_distance(truth: list, found: list) -> int:
+    """The fewest substitutions, deletions and insertions that turn ``found`` into ``truth``
+    (Levenshtein): the word errors of a recognized sequence."""
+    row = list(range(len(found) + 1))
+    for i, a in enumerate(truth, start=1):
+        previous, row[0] = row[0], i
+        for j, b in enumerate(found, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
+    return row[-1]
 
 
 def inject_anomalies(

@@ -37,6 +37,7 @@ __all__ = [
     "png",
     "probability_curve",
     "save_png",
+    "spectrogram_gates",
     "training_curves",
 ]
 
@@ -419,4 +420,26 @@ def class_gates(recordings: dict[str, GateRecording], *, title: str) -> Figure:
         ax.set_xlabel("time step")
     figure.colorbar(image, ax=axes, shrink=0.6, label="gate value")
     figure.suptitle(_plain(title))
+    return figure
+
+
+def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_ms: float) -> Figure:
+    """For each (title, log-mel frames (T, M), update gates z (T, H) of the top layer): the
+    spectrogram above the update gate of every unit over the same frames (1 − z is the share
+    of a unit's state replaced at that frame)."""
+    figure = Figure(figsize=(3.2 * len(words) + 1.0, 5.2), layout="constrained")
+    axes = figure.subplots(2, len(words), squeeze=False)
+    gate = None
+    for k, (title, frames, z) in enumerate(words):
+        T = len(frames)
+        extent = (0.0, T * hop_ms / 1000, 0, frames.shape[1])
+        axes[0, k].imshow(frames.T, aspect="auto", origin="lower", cmap="magma", extent=extent)
+        axes[0, k].set_title(_plain(title), fontsize=9)
+        extent = (0.0, T * hop_ms / 1000, 0, z.shape[1])
+        gate = axes[1, k].imshow(z.T, aspect="auto", origin="lower", cmap="viridis", vmin=0.0,
+                                 vmax=1.0, extent=extent)  # fmt: skip
+        axes[1, k].set_xlabel("seconds")
+    axes[0, 0].set_ylabel("mel band")
+    axes[1, 0].set_ylabel("unit (update gate z)")
+    figure.colorbar(gate, ax=axes[1, :], shrink=0.8, label="z")
     return figure

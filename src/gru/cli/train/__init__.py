@@ -5,7 +5,7 @@ module here and one line to `TASKS`."""
 
 from __future__ import annotations
 
-from gru.cli.train import adding, anomaly, classify, forecast, sentiment, textgen
+from gru.cli.train import adding, anomaly, classify, forecast, sentiment, speech, textgen
 
 __all__ = ["TASKS"]
 
@@ -17,4 +17,5 @@ TASKS = {
     "textgen": (textgen.add, textgen.run),
     "anomaly": (anomaly.add, anomaly.run),
     "classify": (classify.add, classify.run),
+    "speech": (speech.add, speech.run),
 }
