@@ -18,7 +18,8 @@ def add(tasks):
         epilog=options.examples(
             "gru train classify --train BasicMotions_TRAIN.ts --test BasicMotions_TEST.ts "
             "--out runs/classify",
-            "gru predict --run runs/classify BasicMotions_TEST.ts",
+            "gru train classify --train JapaneseVowels_TRAIN.ts --test JapaneseVowels_TEST.ts "
+            "--seed 1 --out runs/vowels",
         ),
     )
     classify.add_argument(
