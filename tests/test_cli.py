@@ -343,6 +343,21 @@ def test_version_and_module_entry_point():
     assert result.stdout.strip() == f"gru {__version__}"
 
 
+def test_a_reader_that_leaves_early_ends_the_command_quietly(run_dir, tmp_path):
+    """`gru predict --file big.txt | head -1`: exit as SIGPIPE does, no traceback on stderr."""
+    lines = tmp_path / "many.txt"
+    lines.write_text("a fine film\n" * 20_000)  # far more output than a pipe holds
+    with subprocess.Popen(
+        [sys.executable, "-m", "gru", "predict", "--run", str(run_dir), "--file", str(lines)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as reader:  # fmt: skip
+        first = reader.stdout.readline()
+        reader.stdout.close()  # what `head -1` does once it has its line
+        err = reader.stderr.read().decode()
+        assert reader.wait(timeout=300) == 128 + 13, err
+    assert first and "Traceback" not in err and "Broken pipe" not in err, err
+
+
 # --- what is not bad input: one line, no traceback unless asked ---------------------------------
 
 ADDING = ["train", "adding", "--seq-len", "4", "--hidden-size", "3", "--n-train", "64", "--n-test", "16", "--epochs", "1", "--quiet"]  # fmt: skip

@@ -67,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
 # Exit codes: 0 done; 2 a bad input (as argparse's usage errors), the message says which;
 # 1 a failure that is a bug in gru (Ctrl-C stops a command as it stops Python).
 BAD_INPUT, BUG = 2, 1
+SIGPIPE_EXIT = 128 + 13  # what a shell reports for a command its reader left (SIGPIPE)
 DEBUG = "GRU_DEBUG"  # set to 1 to see the traceback of any error
 
 
@@ -82,12 +83,24 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", UserWarning)  # what gru warns of, once each
             warnings.showwarning = _show_warning
             return args.handler(args)
+    except BrokenPipeError:  # the reader left (`gru generate ... | head`): stop quietly
+        return _reader_left()
     except Exception as error:
         if os.environ.get(DEBUG):
             traceback.print_exc()
         code, message = _explain(error)
         print(f"gru: error: {message}", file=sys.stderr)
         return code
+
+
+def _reader_left() -> int:
+    """Exit as a command killed by SIGPIPE does, without the traceback Python would print.
+
+    What is still buffered for stdout goes to /dev/null, so the flush at exit cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_EXIT
 
 
 def _explain(error: Exception) -> tuple[int, str]:
