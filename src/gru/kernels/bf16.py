@@ -27,7 +27,6 @@ from gru.kernels import blas, recurrence
 from gru.kernels.compiling import first_use
 from gru.kernels.padding import fold_biases, pad_hidden, padded_size, unpad_hidden
 from gru.kernels.products import ENTRY, INLINE
-from gru.kernels.rows import gates_after, gates_before_n, gates_before_rz
 
 __all__ = ["available", "forward", "from_bf16", "serves", "to_bf16"]
 
@@ -103,28 +102,15 @@ def _layer(x_b, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after):
         _round_rows(h_bits, hb, B, H)
         m = 3 * H if reset_after else 2 * H  # gh = bf16(h) W_h{r,z(,n)}ᵀ
         blas.gemm_bf16(args, scalars, False, m, B, H, w_hh_t, 0, 3 * H, hb, H, 0.0, gh, 0, 3 * H)
-        for b in range(B):
-            L = lengths[b]
-            if s >= L:
-                for k in range(H):
-                    out[s, b, k] = 0.0
-                    rh[b, k] = 0.0
-                continue
-            t = L - 1 - s if reverse else s
-            if reset_after:
-                gates_after(gx, t, b, gh, b_hn, h, b, out, unused, False)
-            else:
-                gates_before_rz(gx, t, b, gh, h, b, rh, zbuf, unused, False)
+        blas.gates_of_step(
+            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, unused, False
+        )
         if not reset_after:  # W_hn bf16(r ⊙ h)    (B, H) @ (H, H)
             _round_rows(rh_bits, hb, B, H)
             blas.gemm_bf16(
                 args, scalars, False, H, B, H, w_hh_t, 2 * H, 3 * H, hb, H, 0.0, gh, 0, 3 * H
             )
-            for b in range(B):
-                L = lengths[b]
-                if s < L:
-                    t = L - 1 - s if reverse else s
-                    gates_before_n(gx, t, b, gh, h, b, zbuf, out, unused, False)
+            blas.n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, unused, False)
     return out, h
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, types
 
 from gru.kernels.activations import FASTMATH
+from gru.kernels.products import INLINE
 from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
 from gru.kernels.variants import gate_grads as gate_grads_v
 from gru.kernels.variants import gates_after as gates_after_v
@@ -40,7 +41,9 @@ __all__ = [
     "bind",
     "forward",
     "forward_variants",
+    "gates_of_step",
     "gemm_bf16",
+    "n_of_step",
 ]
 
 _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a pointer
@@ -157,6 +160,35 @@ def gemm_bf16(
     )
 
 
+@njit(**INLINE)
+def gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save):
+    """Step s of every row of the batch, given gh = h W_hhᵀ: reset after, the new h; reset
+    before, r and z (r ⊙ h into rh, for the product `n_of_step` needs). Rows past their
+    length write zeros. The arrays are those of `gru.kernels.rows`."""
+    for b in range(h.shape[0]):
+        L = lengths[b]
+        if s >= L:
+            for k in range(h.shape[1]):
+                out[s, b, k] = 0.0
+                rh[b, k] = 0.0
+            continue
+        t = L - 1 - s if reverse else s
+        if reset_after:
+            gates_after(gx, t, b, gh, b_hn, h, b, out, saved, save)
+        else:
+            gates_before_rz(gx, t, b, gh, h, b, rh, zbuf, saved, save)
+
+
+@njit(**INLINE)
+def n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save):
+    """Reset before: step s's candidate and new h of every row, given gh[:, 2H:] = W_hn (r ⊙ h)."""
+    for b in range(h.shape[0]):
+        L = lengths[b]
+        if s < L:
+            t = L - 1 - s if reverse else s
+            gates_before_n(gx, t, b, gh, h, b, zbuf, out, saved, save)
+
+
 @njit(**_JIT)
 def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved):
     """The whole batch step by step, h @ W_hhᵀ by BLAS; fills out, h_n and (if save) saved."""
@@ -173,25 +205,10 @@ def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, s
             _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
         else:
             _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
-        for b in range(B):
-            L = lengths[b]
-            if s >= L:
-                for k in range(H):
-                    out[s, b, k] = 0.0
-                    rh[b, k] = 0.0
-                continue
-            t = L - 1 - s if reverse else s
-            if reset_after:
-                gates_after(gx, t, b, gh, b_hn, h, b, out, saved, save)
-            else:
-                gates_before_rz(gx, t, b, gh, h, b, rh, zbuf, saved, save)
+        gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save)
         if not reset_after:
             _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
-            for b in range(B):
-                L = lengths[b]
-                if s < L:
-                    t = L - 1 - s if reverse else s
-                    gates_before_n(gx, t, b, gh, h, b, zbuf, out, saved, save)
+            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save)
     h_n[:] = h
 
 
