@@ -326,11 +326,10 @@ def _reset_before_layer(
     active: Tensor | None = None
     if lengths is not None:
         active = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
-    gx = F.linear(x, w_ih, b_ih)  # W_i x_t + b_i for every step: (T, B, 3H)
-    b_rz, b_n = _split_recurrent_bias(b_hh, w_hh.size(1))
+    gx = _input_side(x, w_ih, b_ih, b_hh)  # for every step: (T, B, 3H)
     outputs: list[Tensor] = []
     for t in range(T):
-        h_new = _reset_before_step(gx[t], h, w_hh, b_rz, b_n)
+        h_new = composed.reset_before_step(gx[t], h, w_hh)
         if active is None:
             h = h_new
             outputs.append(h)
@@ -344,22 +343,10 @@ def _reset_before_layer(
     return output, h
 
 
-def _split_recurrent_bias(b_hh: Tensor | None, H: int) -> tuple[Tensor | None, Tensor | None]:
-    """(b_hr|b_hz (2H,), b_hn (H,)), or Nones without bias."""
-    if b_hh is None:
-        return None, None
-    return b_hh[: 2 * H], b_hh[2 * H :]
-
-
-def _reset_before_step(
-    gx: Tensor, h: Tensor, w_hh: Tensor, b_rz: Tensor | None, b_n: Tensor | None
-) -> Tensor:
-    """One reset-before step from gx = W_i x_t + b_i (B, 3H) and h_{t-1} (B, H): h_t (B, H)."""
-    H = h.size(-1)
-    rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(h, w_hh[: 2 * H], b_rz))  # (B, 2H)
-    r, z = rz[:, :H], rz[:, H:]
-    n = torch.tanh(gx[:, 2 * H :] + F.linear(r * h, w_hh[2 * H :], b_n))  # (B, H)
-    return n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+def _input_side(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
+    """W_i x + b_i + b_h: with the reset gate before the product every bias sits outside it."""
+    gx = F.linear(x, w_ih, b_ih)
+    return gx if b_hh is None else gx + b_hh
 
 
 class ScriptableGRUCell(nn.Module):
@@ -410,7 +397,6 @@ class ScriptableGRUCell(nn.Module):
         if self.reset_after:
             h_new = torch.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         else:
-            b_rz, b_n = _split_recurrent_bias(self.bias_hh, self.hidden_size)
-            h_new = _reset_before_step(F.linear(x, self.weight_ih, self.bias_ih), h,
-                                       self.weight_hh, b_rz, b_n)  # fmt: skip
+            gx = _input_side(x, self.weight_ih, self.bias_ih, self.bias_hh)
+            h_new = composed.reset_before_step(gx, h, self.weight_hh)
         return h_new if batched else h_new.squeeze(0)

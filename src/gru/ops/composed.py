@@ -64,14 +64,25 @@ def _step(gx, h, w_hh, b_hn, reset_after, ln_hh=None, mask=None, keep=None) -> T
         r, z = rz[:, :H], rz[:, H:]
         hn = gh[:, 2 * H :] if b_hn is None else gh[:, 2 * H :] + b_hn  # W_hn h + b_hn
         n = torch.tanh(gx[:, 2 * H :] + r * hn)  # (B, H)
+        h_new = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
     else:
-        rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(h_bar, w_hh[: 2 * H]))  # (B, 2H)
-        r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(gx[:, 2 * H :] + F.linear(r * h_bar, w_hh[2 * H :]))  # (B, H)
-    h_new = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
+        h_new = reset_before_step(gx, h, w_hh, h_bar)
     if keep is not None:
         h_new = h_new + keep * (h - h_new)  # zoneout: d ⊙ h + (1 − d) ⊙ h̃
     return h_new
+
+
+def reset_before_step(gx: Tensor, h: Tensor, w_hh: Tensor, h_bar: Tensor | None = None) -> Tensor:
+    """One step with the reset gate before the product, from ``gx`` = the input side with every
+    bias folded in (B, 3H) and h_{t-1} (B, H): h_t (B, H). ``h_bar`` (recurrent dropout's
+    m ⊙ h) is what the products read, h itself by default. TorchScript compiles it (the
+    scripted layer and cell of `gru.nn.script` step with it)."""
+    H = h.size(-1)
+    read = h if h_bar is None else h_bar
+    rz = torch.sigmoid(gx[:, : 2 * H] + F.linear(read, w_hh[: 2 * H]))  # (B, 2H)
+    r, z = rz[:, :H], rz[:, H:]
+    n = torch.tanh(gx[:, 2 * H :] + F.linear(r * read, w_hh[2 * H :]))  # (B, H)
+    return n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h, rearranged to save one operation
 
 
 def reverse_time(x: Tensor, lengths: Tensor | None) -> Tensor:
