@@ -288,6 +288,30 @@ def test_autocast_with_gradients_runs_float32_and_trains():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize(
+    "variant", [{"layer_norm": True}, {"zoneout": 0.2}, {"recurrent_dropout": 0.3}]
+)
+@pytest.mark.parametrize("grad", [False, True])
+def test_autocast_runs_the_variants_in_float32(variant, grad):
+    """A layer with variants under autocast computes what it computes in float32 (its input
+    projection was a bfloat16 product inside the engine's autograd node, which NumPy refused)."""
+    torch.manual_seed(9)
+    module = gru.GRU(10, 20, **variant).train(grad)
+    x = torch.randn(5, 3, 10)
+    torch.manual_seed(1)  # the same zoneout / dropout masks in both runs
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = module(x)
+        if grad:
+            out.sum().backward()
+    torch.manual_seed(1)
+    with torch.set_grad_enabled(grad):
+        expected, _ = module(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-7)  # the same float32 kernels
+    if grad:
+        assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+
+
 def test_bf16_with_gradients_keeps_composed_operations(gemm_path, calls):
     module, x, h0, _ = make_problem(7)
     module_bf16 = as_bf16(module)

@@ -264,6 +264,7 @@ class _FusedVariantGRU(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # see variant_sequence
     def forward(
         ctx, x, h0, w_ih, w_hh, b_ih, b_hh, g_ih, c_ih, g_hh, c_hh, keep, mask, lengths,
         reset_after, reverse, save,
@@ -292,6 +293,7 @@ class _FusedVariantGRU(torch.autograd.Function):
         return output, torch.from_numpy(h_n)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, d_output, d_h_n):
         x, h0, w_ih, w_hh, g_ih, c_ih, lengths, output, a_pre, mean, rstd = ctx.saved_tensors
         reset_after, reverse, has_bias = ctx.flags
@@ -320,7 +322,9 @@ class _FusedVariantGRU(torch.autograd.Function):
 def variant_sequence(
     x, h0, w_ih, w_hh, b_ih, b_hh, reset_after, reverse, lengths, layer_norm, zoneout, mask
 ):
-    """One layer with variants on the engine (eager mode): (output, h_n)."""
+    """One layer with variants on the engine (eager mode): (output, h_n). Under CPU autocast
+    it computes in float32, as a plain layer with gradients does there (the products inside
+    would otherwise come back bfloat16, which the engine's NumPy arrays cannot hold)."""
     ln = (None,) * 4 if layer_norm is None else layer_norm
     save = _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh, *ln)
     return _FusedVariantGRU.apply(
