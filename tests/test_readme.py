@@ -1,7 +1,9 @@
 """README.md as documentation tests: every ```python block runs as written.
 
 The blocks run in the README's order, each in a namespace of its own, in a temporary folder
-(the files they write stay out of the repository) and on one thread (a loaded 2-core machine).
+with ../shared beside it as beside the repository (the files they write stay out of the
+repository; a missing ../shared/data fails the blocks that read it) and on one thread (a loaded
+2-core machine).
 A block may read what an earlier one wrote, as a reader following the README has it: the
 explanations section reads the sentiment run the sentiment section trained into runs/seed.
 The README keeps each block small (the sample in the package, a few hundred sequences, an
@@ -43,7 +45,10 @@ def python_blocks() -> list[tuple[int, str]]:
 def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
     blocks = python_blocks()
     assert len(blocks) >= 14  # the fences are found: none skipped by a change of their form
-    monkeypatch.chdir(tmp_path)
+    # The README is read from the repository's root, with the data at ../shared/data beside it.
+    (tmp_path / "shared").symlink_to(README.parents[1] / "shared", target_is_directory=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
     with threads(1):
         for line, code in blocks:
             # Padded to its line, so that a failure's traceback names the README's line.
