@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler
 
 from gru.training.config import TrainConfig
 
-__all__ = ["epoch_batches", "lr_factor"]
+__all__ = ["epoch_batches", "lr_factor", "make_optimizer"]
 
 
 def epoch_batches(
@@ -72,3 +72,12 @@ def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
         return 1.0
 
     return factor
+
+
+def make_optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """The ``config.optimizer`` of ``params``: Adam, AdamW or RMSProp (torch's, smoothing
+    0.99, no momentum) at ``config.lr`` with its ``eps`` and ``weight_decay``."""
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
+    return kinds[config.optimizer](
+        params, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay
+    )

@@ -1,0 +1,151 @@
+"""Polyphonic music as piano rolls: the Boulanger-Lewandowski et al. (2012) .mat files, MIDI
+files written from a roll, and the metric the literature reports on them.
+
+A piece is a piano roll (T, 88) of 0/1: step t, key k sounds (k = 0 is MIDI note 21, A0;
+k = 87 is 108, C8). The .mat files (JSB_Chorales.mat, Nottingham.mat, ...) hold three MATLAB
+cell arrays, ``traindata``, ``validdata`` and ``testdata``, of such rolls.
+
+The metric (`nll`): the model predicts the 88 keys of step t as independent Bernoullis from
+the steps before it; a step's loss is the sum over the 88 keys of the binary cross-entropy
+-[y log p + (1 - y) log(1 - p)] in nats; the score of a split is the mean of that over every
+step of every piece (each step weighs the same, long pieces count more). Every step is
+predicted, the first one included: step 1 is predicted from an all-zero input (silence
+before the piece), as Boulanger-Lewandowski et al.'s RNN-RBM predicts the first step from its
+initial state. `nll` also gives the score without each piece's first step (``first=False``).
+
+Shapes: N pieces, T steps, K = 88 keys.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "KEYS",
+    "LOWEST",
+    "SPLITS",
+    "Music",
+    "marginal_nll",
+    "nll",
+    "padded",
+    "read_mat",
+    "step_losses",
+]
+
+KEYS = 88  # the piano's keys, MIDI notes 21 to 108
+LOWEST = 21  # the MIDI note of key 0 (A0)
+SPLITS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
+
+
+@dataclass
+class Music:
+    """The pieces of a data set, by split: each a list of uint8 rolls (T_i, 88)."""
+
+    train: list[np.ndarray]
+    valid: list[np.ndarray]
+    test: list[np.ndarray]
+    source: str
+
+    def split(self, name: str) -> list[np.ndarray]:
+        """The pieces of split ``name`` ("train", "valid" or "test")."""
+        if name not in SPLITS:
+            raise ValueError(f"music: split must be one of {sorted(SPLITS)}, got {name!r}")
+        return getattr(self, name)
+
+
+def read_mat(path: str | os.PathLike) -> Music:
+    """The three splits of a Boulanger-Lewandowski .mat file; ValueError naming the file and
+    what is wrong when a split is missing, or a piece is empty, not 0/1 or not 88 keys wide."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    try:
+        stored = scipy.io.loadmat(str(path))
+    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        raise ValueError(f"music: {str(path)!r} is not a MATLAB .mat file ({error})") from None
+    found = sorted(k for k in stored if not k.startswith("__"))
+    splits = {}
+    for name, key in SPLITS.items():
+        if key not in stored:
+            raise ValueError(
+                f"music: {str(path)!r} has no {key!r}: expected the cell arrays traindata, "
+                f"validdata and testdata of piano rolls, found {found}"
+            )
+        splits[name] = _pieces(stored[key], f"{path}: {key}")
+    return Music(**splits, source=str(path))
+
+
+def _pieces(cells, where: str) -> list[np.ndarray]:
+    """The rolls of one MATLAB cell array, each checked (T, 88) of 0/1 with T ≥ 1."""
+    if not isinstance(cells, np.ndarray) or cells.dtype != object or cells.size == 0:
+        raise ValueError(f"music: {where} must be a non-empty cell array of piano rolls")
+    out = []
+    for i, roll in enumerate(cells.ravel()):
+        roll = np.asarray(roll)
+        if roll.ndim != 2 or roll.shape[1] != KEYS or roll.shape[0] < 1:
+            raise ValueError(
+                f"music: {where}, piece {i + 1}: expected a piano roll (T, {KEYS}) with T ≥ 1, "
+                f"got shape {roll.shape}"
+            )
+        if not np.isin(roll, (0, 1)).all():
+            bad = roll[~np.isin(roll, (0, 1))].ravel()[0]
+            raise ValueError(
+                f"music: {where}, piece {i + 1}: expected 0/1 values (a key sounds or not), "
+                f"got {bad!r}"
+            )
+        out.append(roll.astype(np.uint8))
+    return out
+
+
+def padded(pieces: list[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
+    """(inputs (N, T, 88), targets (N, T, 88), lengths (N,)) of ``pieces``, T the longest:
+    the input of step t is the roll of step t - 1 (zeros at t = 1), the target the roll of
+    step t; targets past a piece's end are -1 (no step there)."""
+    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.int64)
+    T = int(lengths.max())
+    x = torch.zeros(len(pieces), T, KEYS)
+    y = torch.full((len(pieces), T, KEYS), -1.0)
+    for i, p in enumerate(pieces):
+        roll = torch.from_numpy(p.astype(np.float32))
+        x[i, 1 : len(p)] = roll[:-1]
+        y[i, : len(p)] = roll
+    return x, y, lengths
+
+
+def step_losses(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(the loss of each step (N, T): the sum over keys of the binary cross-entropy in nats,
+    0 past a piece's end; which steps are real (N, T) bool) of ``logits`` and ``targets`` (N, T,
+    88; targets -1 past an end, as `padded` gives them)."""
+    real = targets[..., 0] >= 0  # (N, T)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, targets.clamp(min=0), reduction="none"
+    )  # (N, T, K)
+    return bce.sum(-1) * real, real
+
+
+def nll(logits: Tensor, targets: Tensor, *, first: bool = True) -> float:
+    """The mean over every real step of the 88 keys' summed binary cross-entropy, in nats
+    (the module's metric); ``first=False`` leaves out each piece's first step."""
+    losses, real = step_losses(logits.double(), targets.double())
+    if not first:
+        real = real.clone()
+        real[:, 0] = False
+        losses = losses * real
+    return float(losses.sum() / real.sum())
+
+
+def marginal_nll(train: list[np.ndarray], pieces: list[np.ndarray]) -> float:
+    """The trivial baseline: every step of ``pieces`` predicted by each key's frequency in the
+    ``train`` steps (the same guess whatever came before), its `nll` in nats."""
+    counts = np.concatenate(train).mean(0)  # (K,)
+    p = np.clip(counts, 1e-6, 1 - 1e-6)
+    steps = np.concatenate(pieces).astype(np.float64)  # (ΣT, K)
+    return float(-(steps * np.log(p) + (1 - steps) * np.log(1 - p)).sum(1).mean())
