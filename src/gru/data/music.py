@@ -32,10 +32,12 @@ __all__ = [
     "SPLITS",
     "Music",
     "marginal_nll",
+    "midi_bytes",
     "nll",
     "padded",
     "read_mat",
     "step_losses",
+    "write_midi",
 ]
 
 KEYS = 88  # the piano's keys, MIDI notes 21 to 108
@@ -149,3 +151,51 @@ def marginal_nll(train: list[np.ndarray], pieces: list[np.ndarray]) -> float:
     p = np.clip(counts, 1e-6, 1 - 1e-6)
     steps = np.concatenate(pieces).astype(np.float64)  # (ΣT, K)
     return float(-(steps * np.log(p) + (1 - steps) * np.log(1 - p)).sum(1).mean())
+
+
+# --- MIDI ----------------------------------------------------------------------------------------
+
+TICKS = 480  # MIDI ticks per beat; one step is one beat
+
+
+def midi_bytes(roll: np.ndarray, step_seconds: float = 0.5, *, velocity: int = 80) -> bytes:
+    """A type-1 MIDI file (bytes) of ``roll`` (T, 88) 0/1: one step is one beat of
+    ``step_seconds`` (the tempo), a key that sounds on consecutive steps one held note, every
+    note on channel 0 at ``velocity`` (needs the 'music' extra: mido)."""
+    import io
+
+    from gru._extras import require
+
+    mido = require("mido", "music", "writing MIDI")
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != KEYS:
+        raise ValueError(f"midi: expected a piano roll (T, {KEYS}), got shape {roll.shape}")
+    if not step_seconds > 0:
+        raise ValueError(f"midi: step_seconds must be > 0, got {step_seconds}")
+    padded_roll = np.concatenate([np.zeros((1, KEYS)), roll, np.zeros((1, KEYS))]).astype(int)
+    change = np.diff(padded_roll, axis=0)  # (T + 1, K): +1 a note starts, -1 it ends
+    events = []  # (step, 0 off before 1 on, note)
+    for step, key in zip(*np.nonzero(change), strict=True):
+        events.append((int(step), int(change[step, key] > 0), LOWEST + int(key)))
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=round(step_seconds * 1e6), time=0))
+    now = 0
+    for step, on, note in sorted(events):
+        kind = "note_on" if on else "note_off"
+        track.append(mido.Message(kind, note=note, velocity=velocity if on else 0,
+                                  time=step * TICKS - now))  # fmt: skip
+        now = step * TICKS
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    file = mido.MidiFile(type=1, ticks_per_beat=TICKS)
+    file.tracks.append(track)
+    out = io.BytesIO()
+    file.save(file=out)
+    return out.getvalue()
+
+
+def write_midi(roll: np.ndarray, path: str | os.PathLike, step_seconds: float = 0.5) -> Path:
+    """Write `midi_bytes` of ``roll`` to ``path`` atomically."""
+    from gru._io import atomic_write
+
+    data = midi_bytes(roll, step_seconds)
+    return atomic_write(path, lambda f: f.write(data))

@@ -99,8 +99,8 @@ def _chung2014() -> MusicConfig:
     return MusicConfig(
         weight_noise=0.075,
         train=TrainConfig(
-            epochs=300, batch_size=16, lr=1e-3, optimizer="rmsprop", clip_grad_norm=1.0,
-            monitor="val_loss", mode="min", patience=25, restore_best=True,
+            epochs=500, batch_size=16, lr=1e-3, optimizer="rmsprop", clip_grad_norm=1.0,
+            monitor="val_loss", mode="min", patience=30, restore_best=True,
         ),
     )  # fmt: skip
 
@@ -211,6 +211,7 @@ class MusicModel(runs.Task):
         early on the validation NLL, score the test split; with ``out`` write the run folder."""
         c = self.config
         c.check()
+        c.hidden_size = c.width  # the run records the width it trained
         self._cpu = time.process_time()
         run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
         run.check(c.to_dict(), {"source": runs.source_name(data)})
@@ -318,7 +319,8 @@ class MusicModel(runs.Task):
         paper = PAPER.get(name, {}).get(self.config.cell)
         baselines = dict(report.baselines)
         if paper is not None:
-            baselines[f"Chung et al. 2014, {self.config.cell.upper()} (~20k parameters)"] = {
+            cell = self.config.cell.upper()
+            baselines[f"Chung, Gulcehre, Cho and Bengio 2014: {cell}, ~20k parameters"] = {
                 "nll": paper
             }
         metrics = {

@@ -56,7 +56,7 @@ def add(tasks):
         "--limit", type=options.positive_int, metavar="N", help="use at most N pieces per split"
     )
     options.add_training_options(
-        music, {"epochs": "300 (chung2014), 100 (strong)", "batch_size": 16, "lr": "1e-3, 2e-3"}
+        music, {"epochs": "500 (chung2014), 100 (strong)", "batch_size": 16, "lr": "1e-3, 2e-3"}
     )
     return music
 
