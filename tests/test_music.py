@@ -139,6 +139,35 @@ def test_midi_read_back_by_mido_has_the_rolls_notes_and_timing(tmp_path):
     assert found == sorted(expected)
 
 
+def test_midi_files_read_back_as_the_rolls_they_were_written_from(tmp_path):
+    generator = np.random.default_rng(0)
+    rolls = [(generator.random((n, 88)) < 0.05).astype(np.uint8) for n in (6, 9, 7, 5)]
+    for roll in rolls:
+        roll[0, 40] = roll[-1, 50] = 1  # the first and last steps sound
+    for i, roll in enumerate(rolls):
+        music.write_midi(roll, tmp_path / f"{i}.mid")
+    data = music.read_midi_folder(tmp_path, steps_per_beat=1)  # midi_bytes: a step a beat
+    assert [len(data.train), len(data.valid), len(data.test)] == [2, 1, 1]
+    for read, roll in zip(data.train + data.valid + data.test, rolls, strict=True):
+        assert np.array_equal(read, roll)
+    twice = music.read_midi(tmp_path / "0.mid", steps_per_beat=2)
+    assert np.array_equal(twice[::2], rolls[0]) and np.array_equal(twice[1::2], rolls[0])
+
+
+def test_a_drum_only_or_empty_midi_is_refused_by_name(tmp_path):
+    drums = mido.MidiFile()
+    track = mido.MidiTrack()
+    drums.tracks.append(track)
+    track.append(mido.Message("note_on", channel=9, note=38, velocity=90, time=0))
+    track.append(mido.Message("note_off", channel=9, note=38, velocity=0, time=480))
+    drums.save(tmp_path / "drums.mid")
+    with pytest.raises(ValueError, match=r"drums.mid' has no notes to read.*drum channel"):
+        music.read_midi(tmp_path / "drums.mid")
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.mid' is not a MIDI file"):
+        music.read_midi(tmp_path / "empty.mid")
+
+
 def test_midi_without_mido_names_the_music_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mido", None)
     with pytest.raises(MissingExtra, match=r"'music' extra: pip install 'gru\[music\]'"):
@@ -211,6 +240,19 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(
     resumed = MusicModel.load(tmp_path / "crashed").model.state_dict()
     for name, value in whole.items():
         assert torch.equal(resumed[name], value), name
+
+
+def test_a_folder_of_midi_files_trains(jsb, tmp_path, capsys):
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for i, roll in enumerate(music.read_mat(jsb).train[:4]):
+        music.write_midi(roll, folder / f"{i}.mid")
+    argv = ["--data", folder, "--steps-per-beat", 1, *TINY, "--out", tmp_path / "r"]
+    code, out, _ = run(capsys, "train", "music", *argv)
+    assert code == 0 and "on 1 test piece," in out
+    (folder / "0.mid").write_bytes(b"MThd")
+    code, _, err = run(capsys, "train", "music", *argv[:-1], tmp_path / "r2")
+    assert code == 2 and "0.mid' is not a MIDI file" in err
 
 
 def test_bad_input_exits_2_with_a_message(jsb, tmp_path, capsys):

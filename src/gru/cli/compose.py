@@ -58,7 +58,7 @@ def add_compose(commands):
     return parser
 
 
-def _prime(text: str | None, source: str, steps: int):
+def _prime(text: str | None, model, source: str, steps: int):
     """The prime roll of ``--prime SPLIT:N`` from the run's data ``source`` (None: none)."""
     from gru.data import music
 
@@ -67,7 +67,7 @@ def _prime(text: str | None, source: str, steps: int):
     split, _, index = text.partition(":")
     if split not in music.SPLITS or not index.isdigit():
         raise ValueError(f"--prime: expected SPLIT:N with SPLIT train, valid or test, got {text!r}")
-    pieces = music.read_mat(source).split(split)
+    pieces = model.read(source).split(split)
     if int(index) >= len(pieces):
         raise ValueError(f"--prime: {split} has {len(pieces)} pieces (0 to {len(pieces) - 1}), "
                          f"got {index}")  # fmt: skip
@@ -92,7 +92,7 @@ def compose(args) -> int:
     check_destination(picture, "--out's piano roll", **check)
     source = load_run(args.run, "music", where="--run").get("data", {}).get("source")
     model = MusicModel.load(args.run)
-    prime = _prime(args.prime, source, args.prime_steps)
+    prime = _prime(args.prime, model, source, args.prime_steps)
     roll = model.compose(prime, steps=args.steps, seed=args.seed, temperature=args.temperature)
     music.write_midi(roll, out, args.step_seconds)
     shown = len(prime) if prime is not None else 0

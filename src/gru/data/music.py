@@ -36,6 +36,8 @@ __all__ = [
     "nll",
     "padded",
     "read_mat",
+    "read_midi",
+    "read_midi_folder",
     "step_losses",
     "write_midi",
 ]
@@ -199,3 +201,66 @@ def write_midi(roll: np.ndarray, path: str | os.PathLike, step_seconds: float = 
 
     data = midi_bytes(roll, step_seconds)
     return atomic_write(path, lambda f: f.write(data))
+
+
+DRUMS = 9  # the General MIDI percussion channel (channel 10 counted from 1), left out
+
+
+def read_midi(path: str | os.PathLike, steps_per_beat: int = 4) -> np.ndarray:
+    """The piano roll (T, 88) uint8 of a MIDI file, quantized to ``steps_per_beat`` steps a
+    beat: a note sounds on every step from its start's step to before its end's (at least
+    one step); the drum channel and notes outside 21-108 are left out. ValueError naming the
+    file when it cannot be read or holds no such notes (needs the 'music' extra: mido)."""
+    from gru._extras import require
+
+    mido = require("mido", "music", "reading MIDI")
+    try:
+        file = mido.MidiFile(str(path))
+    except (OSError, ValueError, EOFError, KeyError, IndexError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"music: {str(path)!r} is not a MIDI file ({error})") from None
+    notes, started = [], {}  # (start, end) in ticks per key; started[(channel, note)]
+    for track in file.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if message.type not in ("note_on", "note_off") or message.channel == DRUMS:
+                continue
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                started.setdefault(key, now)
+            elif key in started:
+                notes.append((message.note, started.pop(key), now))
+    notes = [n for n in notes if LOWEST <= n[0] < LOWEST + KEYS]
+    if not notes:
+        raise ValueError(
+            f"music: {str(path)!r} has no notes to read: expected notes 21-108 outside the drum "
+            "channel (10), found none"
+        )
+    step = file.ticks_per_beat / steps_per_beat  # ticks per step
+    T = max(max(round(end / step), round(start / step) + 1) for _, start, end in notes)
+    roll = np.zeros((T, KEYS), np.uint8)
+    for note, start, end in notes:
+        first = round(start / step)
+        roll[first : max(round(end / step), first + 1), note - LOWEST] = 1
+    return roll
+
+
+def read_midi_folder(folder: str | os.PathLike, steps_per_beat: int = 4) -> Music:
+    """The .mid files of ``folder`` as a `Music`, in the order of their names: every tenth
+    file from the 9th is validation, from the 10th test, the rest training (at least 3
+    files). Errors name the file (`read_midi`)."""
+    folder = Path(folder)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".mid", ".midi"))
+    if len(paths) < 3:
+        raise ValueError(
+            f"music: {str(folder)!r} holds {len(paths)} .mid files; expected at least 3 (one "
+            "each for training, validation and test)"
+        )
+    rolls = [read_midi(p, steps_per_beat) for p in paths]
+    valid = [i for i in range(len(rolls)) if i % 10 == 8] or [len(rolls) - 2]
+    test = [i for i in range(len(rolls)) if i % 10 == 9] or [len(rolls) - 1]
+    train = [i for i in range(len(rolls)) if i not in valid + test]
+    pick = lambda ids: [rolls[i] for i in ids]  # noqa: E731
+    return Music(pick(train), pick(valid), pick(test), source=str(folder))

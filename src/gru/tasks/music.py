@@ -69,6 +69,7 @@ class MusicConfig(runs.TaskConfig):
     layer_norm: bool = False
     zoneout: float = 0.0
     limit: int | None = None
+    steps_per_beat: int = 4
     train: TrainConfig = field(default_factory=runs.least_val_loss(200, 16, 1e-3, patience=20))
 
     @property
@@ -80,8 +81,8 @@ class MusicConfig(runs.TaskConfig):
         owner = "MusicConfig"
         if self.cell not in CELLS:
             raise ValueError(f"{owner}: cell must be one of {CELLS}, got {self.cell!r}")
-        runs.check_ints(owner, self, {"hidden_size": 1, "num_layers": 1, "limit": 1},
-                        optional=("hidden_size", "limit"))  # fmt: skip
+        minimums = {"hidden_size": 1, "num_layers": 1, "limit": 1, "steps_per_beat": 1}
+        runs.check_ints(owner, self, minimums, optional=("hidden_size", "limit"))
         runs.check_numbers(owner, self, ("dropout", "weight_noise", "zoneout"))
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.zoneout < 1.0:
             raise ValueError(
@@ -199,9 +200,14 @@ class MusicModel(runs.Task):
         if self.model is None:
             raise ValueError(f"MusicModel.{where}: fit or load a model first")
 
-    @staticmethod
-    def read(data) -> music.Music:
-        return data if isinstance(data, music.Music) else music.read_mat(data)
+    def read(self, data) -> music.Music:
+        """``data`` as `gru.data.music.Music`: a .mat file, or a folder of MIDI files read at
+        the config's ``steps_per_beat``."""
+        if isinstance(data, music.Music):
+            return data
+        if Path(data).is_dir():
+            return music.read_midi_folder(data, self.config.steps_per_beat)
+        return music.read_mat(data)
 
     # --- fit ---------------------------------------------------------------------------------
 

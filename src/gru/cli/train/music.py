@@ -27,9 +27,15 @@ def add(tasks):
     options.add_data_option(
         music,
         "--data",
-        metavar="FILE.mat",
+        metavar="PATH",
         help="a .mat file of piano rolls with the cell arrays traindata, validdata and "
-        "testdata (the Boulanger-Lewandowski et al. 2012 files)",
+        "testdata (the Boulanger-Lewandowski et al. 2012 files), or a folder of .mid files "
+        "(sorted by name, every tenth from the 9th for validation, from the 10th for test)",
+    )
+    music.add_argument(
+        "--steps-per-beat",
+        type=options.positive_int,
+        help="steps a beat when reading MIDI files (default 4: a step a sixteenth note in 4/4)",
     )
     music.add_argument(
         "--preset", choices=sorted(PRESETS), help="model and training settings (default chung2014)"
@@ -76,7 +82,8 @@ def run(args) -> int:
         return 0
     print(
         f"test NLL: {report.test['nll']:.4f} nats per step ({report.test['nll_after_first']:.4f} "
-        f"without first steps) on {report.pieces['test']} pieces, {config.cell} of "
+        f"without first steps) on {options.count(report.pieces['test'], 'test piece')}, "
+        f"{config.cell} of "
         f"{report.parameters:,} parameters (weights of epoch {report.best_epoch})"
     )
     for name, scores in report.baselines.items():
