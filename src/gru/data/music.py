@@ -262,5 +262,5 @@ def read_midi_folder(folder: str | os.PathLike, steps_per_beat: int = 4) -> Musi
     valid = [i for i in range(len(rolls)) if i % 10 == 8] or [len(rolls) - 2]
     test = [i for i in range(len(rolls)) if i % 10 == 9] or [len(rolls) - 1]
     train = [i for i in range(len(rolls)) if i not in valid + test]
-    pick = lambda ids: [rolls[i] for i in ids]  # noqa: E731
+    pick = lambda ids: [rolls[i] for i in ids]
     return Music(pick(train), pick(valid), pick(test), source=str(folder))
