@@ -1,8 +1,10 @@
-"""What each step sees: the batches of every epoch and the learning rate of every step.
+"""What each step sees: the batches of every epoch, the learning rate of every step and the
+optimizer that takes it (`make_optimizer`).
 
-Both are functions of the configuration and the position in the run only (the seed, the
-epoch, the step), never of a random state that training moves on, so a resumed run sees the
-same batches and rates as one never stopped. Under torchrun each process reads its own shard.
+The batches and rates are functions of the configuration and the position in the run only
+(the seed, the epoch, the step), never of a random state that training moves on, so a resumed
+run sees the same batches and rates as one never stopped. Under torchrun each process reads
+its own shard.
 
 Shapes: N examples; B = batch_size; K = world · B parallel streams (``carry``).
 """

@@ -480,5 +480,5 @@ def roll_gates(roll: np.ndarray, z: np.ndarray) -> Figure:
                          extent=(0, len(z), 0, z.shape[1]), interpolation="nearest")  # fmt: skip
     bottom.set_ylabel("unit (update gate z)")
     bottom.set_xlabel("step")
-    figure.colorbar(gate, ax=bottom, shrink=0.8, label="z")
+    figure.colorbar(gate, ax=(top, bottom), shrink=0.4, label="z")  # both axes equally wide
     return figure
