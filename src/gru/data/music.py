@@ -10,8 +10,8 @@ the steps before it; a step's loss is the sum over the 88 keys of the binary cro
 -[y log p + (1 - y) log(1 - p)] in nats; the score of a split is the mean of that over every
 step of every piece (each step weighs the same, long pieces count more). Every step is
 predicted, the first one included: step 1 is predicted from an all-zero input (silence
-before the piece), as Boulanger-Lewandowski et al.'s RNN-RBM predicts the first step from its
-initial state. `nll` also gives the score without each piece's first step (``first=False``).
+before the piece). The papers do not say how they scored first steps, so `nll` also gives the
+score without each piece's first step (``first=False``).
 
 Shapes: N pieces, T steps, K = 88 keys.
 """
