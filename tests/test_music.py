@@ -79,7 +79,7 @@ def test_padded_inputs_are_the_previous_step_with_silence_first():
     x, y, lengths = music.padded([a, a[:1]])
     assert lengths.tolist() == [3, 1]
     assert x[0, 0].sum() == 0 and x[0, 1, 0] == 1 and x[0, 2, 1] == 1
-    assert torch.equal(y[0], torch.from_numpy(a).float())
+    assert x.dtype == torch.uint8 and torch.equal(y[0], torch.from_numpy(a).to(torch.int8))
     assert (y[1, 1:] == -1).all() and (x[1] == 0).all()
 
 

@@ -158,6 +158,7 @@ class MusicNet(nn.Module):
         ``state`` (the layer's) also the state after the last step."""
         if lengths is not None:
             x = x[:, : int(lengths.max())]
+        x = x if x.is_floating_point() else x.float()  # `gru.data.music.padded` gives bytes
         if self.training and self.weight_noise and noisy:
             noise = self.weight_noise
             weights = {n: p + noise * torch.randn_like(p) for n, p in self.named_parameters()}
@@ -285,7 +286,7 @@ class MusicModel(runs.Task):
     def probabilities(self, roll: np.ndarray) -> np.ndarray:
         """P(key sounds) (T + 1, 88) of each step of ``roll`` (T, 88) and of the step after."""
         self._loaded("probabilities")
-        x = music.padded([_checked_roll(roll, "roll")])[0]  # (1, T, K): silence, then steps
+        x = music.padded([_checked_roll(roll, "roll")])[0].float()  # (1, T, K): silence first
         x = torch.cat([x, torch.from_numpy(roll[-1:].astype(np.float32))[None]], 1)
         self.model.eval()
         return torch.sigmoid(self.model(x)[0]).double().numpy()
@@ -355,7 +356,7 @@ class MusicModel(runs.Task):
         }
         c = self.config
         if c.cell == "gru" and c.num_layers == 1 and not c.layer_norm and not c.zoneout:
-            x = music.padded([piece])[0][0]  # (T, K)
+            x = music.padded([piece])[0][0].float()  # (T, K)
             gates = record_gates(self.model.rnn, x.numpy()).top[0].z  # (T, H)
             figures.save_png(figures.roll_gates(piece, gates), folder / "gates.png")
             shown["gates.png"] = (
