@@ -126,7 +126,10 @@ def test_early_stopping_keeps_the_best_epochs_weights():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"optimizer": "sgd"}, r"optimizer must be one of \('adam', 'adamw'\), got 'sgd'"),
+        (
+            {"optimizer": "sgd"},
+            r"optimizer must be one of \('adam', 'adamw', 'rmsprop'\), got 'sgd'",
+        ),
         ({"epochs": 0}, r"epochs must be a positive int, got 0"),
         ({"warmup": 1.0}, r"warmup must be a fraction in \[0, 1\), got 1.0"),
         ({"patience": 2}, r"patience and restore_best need a metric to monitor"),

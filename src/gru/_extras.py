@@ -10,6 +10,7 @@ The extras (``pyproject.toml``) and what needs them:
     sklearn  scikit-learn: clone, GridSearchCV and Pipeline around gru's models
     audio    librosa, soundfile: audio files read, resampled and turned into log-mel frames
              (`gru.data.speech`, ``gru train speech``, ``gru listen``)
+    music    mido: MIDI files written from piano rolls (`gru.data.music`, ``gru compose``)
     dev      all of the above and the tools of the tests and benchmarks (pytest, hypothesis,
              ruff, openvino)
 """
@@ -26,6 +27,7 @@ EXTRAS = {
     "keras": ("keras",),
     "sklearn": ("sklearn",),
     "audio": ("librosa", "soundfile"),
+    "music": ("mido",),
 }
 """The packages of each extra, by the name they are imported by."""
 

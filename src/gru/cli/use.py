@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gru.cli.compose import add_compose, compose
 from gru.cli.listen import add_listen, listen
 from gru.cli.options import (
     add_output_options,
@@ -402,6 +403,7 @@ COMMANDS = {
     "predict": (add_predict, predict),
     "evaluate": (add_evaluate, evaluate),
     "listen": (add_listen, listen),
+    "compose": (add_compose, compose),
     "forecast": (add_forecast, forecast),
     "generate": (add_generate, generate),
     "detect": (add_detect, detect),

@@ -1,7 +1,7 @@
 """Applications of the GRU, each a config dataclass and a class with fit / predict / evaluate /
 load on a shared run folder (`gru.tasks.runs`); the CLI (`gru.cli`) calls the same API.
 
-    adding, sentiment, forecast, textgen, anomaly, classify, speech    one file per task
+    adding, sentiment, forecast, textgen, anomaly, classify, speech, music    one file per task
     listening     words heard as audio arrives: a word frame by frame, words in a stream
     runs          one run folder: out/resume checks, config.json, metrics.json, the report
     baselines     what every task's model is measured against
@@ -21,6 +21,7 @@ from gru.tasks import (
     explanations,
     forecast,
     listening,
+    music,
     runs,
     sentiment,
     series,
@@ -32,6 +33,7 @@ from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
 from gru.tasks.classify import ClassifyConfig, SequenceClassifier
 from gru.tasks.explanations import explain
 from gru.tasks.forecast import ForecastConfig, Forecaster
+from gru.tasks.music import MusicConfig, MusicModel
 from gru.tasks.runs import RunFolder
 from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
 from gru.tasks.speech import SpeechConfig, SpeechRecognizer
@@ -45,6 +47,8 @@ __all__ = [
     "ClassifyConfig",
     "ForecastConfig",
     "Forecaster",
+    "MusicConfig",
+    "MusicModel",
     "RunFolder",
     "SentimentClassifier",
     "SentimentConfig",
@@ -63,6 +67,7 @@ __all__ = [
     "explanations",
     "forecast",
     "listening",
+    "music",
     "runs",
     "sentiment",
     "series",

@@ -1,8 +1,10 @@
-"""What each step sees: the batches of every epoch and the learning rate of every step.
+"""What each step sees: the batches of every epoch, the learning rate of every step and the
+optimizer that takes it (`make_optimizer`).
 
-Both are functions of the configuration and the position in the run only (the seed, the
-epoch, the step), never of a random state that training moves on, so a resumed run sees the
-same batches and rates as one never stopped. Under torchrun each process reads its own shard.
+The batches and rates are functions of the configuration and the position in the run only
+(the seed, the epoch, the step), never of a random state that training moves on, so a resumed
+run sees the same batches and rates as one never stopped. Under torchrun each process reads
+its own shard.
 
 Shapes: N examples; B = batch_size; K = world · B parallel streams (``carry``).
 """
@@ -18,7 +20,7 @@ from torch.utils.data import DistributedSampler
 
 from gru.training.config import TrainConfig
 
-__all__ = ["epoch_batches", "lr_factor"]
+__all__ = ["epoch_batches", "lr_factor", "make_optimizer"]
 
 
 def epoch_batches(
@@ -72,3 +74,12 @@ def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
         return 1.0
 
     return factor
+
+
+def make_optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """The ``config.optimizer`` of ``params``: Adam, AdamW or RMSProp (torch's, smoothing
+    0.99, no momentum) at ``config.lr`` with its ``eps`` and ``weight_decay``."""
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
+    return kinds[config.optimizer](
+        params, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay
+    )

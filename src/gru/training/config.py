@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig", "TrainingDiverged"]
 
-OPTIMIZERS = ("adam", "adamw")
+OPTIMIZERS = ("adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear")
 
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from gru import checkpoint
 from gru._io import remove_leftovers
-from gru.training.batches import epoch_batches, lr_factor
+from gru.training.batches import epoch_batches, lr_factor, make_optimizer
 from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
 from gru.training.warmup import warm_up
@@ -168,10 +168,7 @@ class _Run:
         self.n = len(train[0])
         model.to(self.device)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        Optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = Optimizer(
-            self.params, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay
-        )
+        self.optimizer = make_optimizer(self.params, config)
         self.steps_per_epoch = len(self.batches(1))
         total_steps = self.steps_per_epoch * config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

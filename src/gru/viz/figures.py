@@ -34,8 +34,10 @@ __all__ = [
     "future_forecast",
     "gate_heatmaps",
     "learning_curves",
+    "piano_rolls",
     "png",
     "probability_curve",
+    "roll_gates",
     "save_png",
     "spectrogram_gates",
     "training_curves",
@@ -442,4 +444,41 @@ def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_m
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("unit (update gate z)")
     figure.colorbar(gate, ax=axes[1, :], shrink=0.8, label="z")
+    return figure
+
+
+def _roll(ax, roll: np.ndarray, lowest: int = 21) -> None:
+    """A piano roll (T, 88) of 0/1 on ``ax``: time across, MIDI note up."""
+    extent = (0, len(roll), lowest, lowest + roll.shape[1])
+    ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
+              extent=extent, interpolation="nearest")  # fmt: skip
+    notes = np.flatnonzero(roll.any(0))
+    if len(notes):
+        ax.set_ylim(lowest + notes[0] - 2, lowest + notes[-1] + 3)
+    ax.set_ylabel("MIDI note")
+
+
+def piano_rolls(rolls: Sequence[tuple[str, np.ndarray]], prime: int) -> Figure:
+    """(title, roll (T, 88)) one above the other over the same steps, a line after the
+    first ``prime`` steps (what primed a continuation)."""
+    figure = Figure(figsize=(9, 2.4 * len(rolls)), layout="constrained")
+    axes = figure.subplots(len(rolls), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (title, roll) in zip(axes, rolls, strict=True):
+        _roll(ax, roll)
+        ax.axvline(prime, color="tab:red", linewidth=1.5)
+        ax.set_title(_plain(title), fontsize=10)
+    axes[-1].set_xlabel("step")
+    return figure
+
+
+def roll_gates(roll: np.ndarray, z: np.ndarray) -> Figure:
+    """A piano roll (T, 88) above the update gate z (T, H) of every unit at its steps."""
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    _roll(top, roll)
+    gate = bottom.imshow(z.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                         extent=(0, len(z), 0, z.shape[1]), interpolation="nearest")  # fmt: skip
+    bottom.set_ylabel("unit (update gate z)")
+    bottom.set_xlabel("step")
+    figure.colorbar(gate, ax=(top, bottom), shrink=0.4, label="z")  # both axes equally wide
     return figure

@@ -42,6 +42,8 @@ METRICS = {
     "true_positives": ("true positives", None),
     "false_positives": ("false positives", None),
     "false_negatives": ("false negatives", None),
+    "nll": ("NLL (nats per step)", "lower"),
+    "nll_after_first": ("NLL without each piece's first step (nats per step)", "lower"),
 }
 
 # The score a task is judged by: the first line of its report's verdict.
@@ -51,6 +53,7 @@ HEADLINE = {
     "forecast": "mse",
     "textgen": "loss",
     "anomaly": "f1",
+    "music": "nll",
 }
 
 # Where a score was measured: the prefix of a history column ("val_loss").
@@ -118,6 +121,9 @@ NAMES = {
     "split.validation": "validation rows",
     "split.test": "test rows",
     "baseline_window": "rolling z-score window",
+    "cell": "recurrent layer",
+    "weight_noise": "weight noise (standard deviation)",
+    "layer_norm": "layer norm",
 }
 
 

@@ -5,7 +5,7 @@ module here and one line to `TASKS`."""
 
 from __future__ import annotations
 
-from gru.cli.train import adding, anomaly, classify, forecast, sentiment, speech, textgen
+from gru.cli.train import adding, anomaly, classify, forecast, music, sentiment, speech, textgen
 
 __all__ = ["TASKS"]
 
@@ -18,4 +18,5 @@ TASKS = {
     "anomaly": (anomaly.add, anomaly.run),
     "classify": (classify.add, classify.run),
     "speech": (speech.add, speech.run),
+    "music": (music.add, music.run),
 }

@@ -1,0 +1,382 @@
+"""Polyphonic music: predict the next step of a piano roll, score it as the literature does,
+compose from a trained model.
+
+A recurrent layer reads a piece's roll one step at a time (the input of step t is the roll of
+step t - 1, silence before the first) and a linear head gives the 88 keys' logits of step t:
+independent Bernoullis, as in Chung et al. (2014), "Empirical Evaluation of Gated Recurrent
+Neural Networks on Sequence Modeling". The score is the mean over every step of the 88 keys'
+summed binary cross-entropy in nats (`gru.data.music.nll`), lower is better.
+
+    model = MusicModel.from_preset("chung2014", cell="gru")
+    report = model.fit("../shared/data/music/JSB_Chorales.mat", out="runs/jsb")
+    report.test["nll"]                                     # nats per step
+    roll = MusicModel.load("runs/jsb").compose(prime, steps=64, seed=0)   # (P + 64, 88) 0/1
+
+``cell`` is "gru" (the project's `gru.GRU`), "lstm" (torch.nn.LSTM) or "rnn" (torch.nn.RNN,
+tanh); without ``hidden_size`` each takes the paper's width of about 20k parameters (`WIDTHS`).
+``weight_noise`` adds Gaussian noise of that standard deviation to every weight at every
+training step (a fresh draw per batch; the gradient is taken at the noisy weights), the
+regularizer Chung et al. trained with.
+
+Shapes: B pieces, T steps, K = 88 keys, H hidden units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gru.data import music
+from gru.models import build
+from gru.nn import GRU
+from gru.tasks import runs
+from gru.training import TrainConfig
+from gru.viz import figures
+from gru.viz.recording import record_gates
+
+__all__ = [
+    "CELLS", "PRESETS", "WIDTHS", "MusicConfig", "MusicModel", "MusicNet", "MusicReport",
+    "piece_loss",
+]  # fmt: skip
+
+CELLS = ("gru", "lstm", "rnn")
+WIDTHS = {"gru": 46, "lstm": 36, "rnn": 100}  # Chung et al.'s ~20k-parameter models
+# Chung et al. 2014, Table 2, test NLL (the issue's anchors), by data set and cell.
+PAPER = {
+    "JSB_Chorales": {"rnn": 9.10, "lstm": 8.67, "gru": 8.54},
+    "Nottingham": {"rnn": 3.13, "lstm": 3.20, "gru": 3.23},
+}
+
+
+@dataclass
+class MusicConfig(runs.TaskConfig):
+    """What decides a music model: the ``cell`` and its ``hidden_size`` (None: the cell's
+    `WIDTHS`), ``num_layers``, ``dropout`` on the layer's outputs (and between layers),
+    ``weight_noise`` (the standard deviation added to the weights while training), GRU
+    ``layer_norm`` and ``zoneout`` (`gru.GRU`'s variants), and ``limit``: at most that many
+    pieces of each split (quick runs)."""
+
+    cell: str = "gru"
+    hidden_size: int | None = None
+    num_layers: int = 1
+    dropout: float = 0.0
+    weight_noise: float = 0.0
+    layer_norm: bool = False
+    zoneout: float = 0.0
+    limit: int | None = None
+    steps_per_beat: int = 4
+    train: TrainConfig = field(default_factory=runs.least_val_loss(200, 16, 1e-3, patience=20))
+
+    @property
+    def width(self) -> int:
+        return self.hidden_size or WIDTHS[self.cell]
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        owner = "MusicConfig"
+        if self.cell not in CELLS:
+            raise ValueError(f"{owner}: cell must be one of {CELLS}, got {self.cell!r}")
+        minimums = {"hidden_size": 1, "num_layers": 1, "limit": 1, "steps_per_beat": 1}
+        runs.check_ints(owner, self, minimums, optional=("hidden_size", "limit"))
+        runs.check_numbers(owner, self, ("dropout", "weight_noise", "zoneout"))
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.zoneout < 1.0:
+            raise ValueError(
+                f"{owner}: dropout and zoneout must be in [0, 1), got {self.dropout} and "
+                f"{self.zoneout}"
+            )
+        if self.weight_noise < 0:
+            raise ValueError(f"{owner}: weight_noise must be ≥ 0, got {self.weight_noise}")
+        if self.cell != "gru" and (self.layer_norm or self.zoneout):
+            raise ValueError(f"{owner}: layer_norm and zoneout are gru.GRU's, not {self.cell}'s")
+        self.train.check()
+
+
+def _chung2014() -> MusicConfig:
+    return MusicConfig(
+        weight_noise=0.075,
+        train=TrainConfig(
+            epochs=500, batch_size=16, lr=1e-3, optimizer="rmsprop", clip_grad_norm=1.0,
+            monitor="val_loss", mode="min", patience=30, restore_best=True,
+        ),
+    )  # fmt: skip
+
+
+def _strong() -> MusicConfig:
+    return MusicConfig(
+        hidden_size=256, dropout=0.4, layer_norm=True,
+        train=TrainConfig(
+            epochs=100, batch_size=16, lr=2e-3, optimizer="adamw", weight_decay=1e-2,
+            clip_grad_norm=1.0, schedule="cosine", warmup=0.05, monitor="val_loss",
+            mode="min", patience=20, restore_best=True,
+        ),
+    )  # fmt: skip
+
+
+# chung2014: Chung et al.'s setup (RMSProp, weight noise 0.075, gradients clipped at norm 1,
+# early stopping on the validation NLL, the best epoch kept); strong: a wider GRU with layer
+# norm and dropout, AdamW on a cosine schedule.
+PRESETS = {"chung2014": _chung2014, "strong": _strong}
+
+
+@dataclass
+class MusicReport(runs.RunReport):
+    """The outcome of `MusicModel.fit`: ``test`` {"nll", "nll_after_first"} in nats per step
+    (the second without each piece's first step), ``baselines`` {name: {"nll"}}, ``pieces``
+    the counts per split, ``parameters`` the model's."""
+
+    test: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    pieces: dict[str, int]
+    parameters: int
+
+
+class MusicNet(nn.Module):
+    """Rolls (B, T, 88), the previous step's at each step, -> logits (B, T, 88) of each step:
+    the recurrent layer, dropout, a linear head; with ``weight_noise`` (training only) every
+    weight perturbed by a fresh Gaussian draw per call."""
+
+    def __init__(self, config: MusicConfig, backend: str = "auto") -> None:
+        super().__init__()
+        c, H = config, config.width
+        between = c.dropout if c.num_layers > 1 else 0.0
+        if c.cell == "gru":
+            self.rnn = GRU(music.KEYS, H, c.num_layers, True, True, between, backend=backend,
+                           layer_norm=c.layer_norm, zoneout=c.zoneout)  # fmt: skip
+        else:
+            layer = nn.LSTM if c.cell == "lstm" else nn.RNN
+            self.rnn = layer(music.KEYS, H, c.num_layers, batch_first=True, dropout=between)
+        self.dropout, self.head = nn.Dropout(c.dropout), nn.Linear(H, music.KEYS)
+        self.weight_noise = c.weight_noise
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None, *, noisy=True):
+        """Logits (B, T', 88), T' the longest of ``lengths`` (all T without them); with
+        ``state`` (the layer's) also the state after the last step."""
+        if lengths is not None:
+            x = x[:, : int(lengths.max())]
+        x = x if x.is_floating_point() else x.float()  # `gru.data.music.padded` gives bytes
+        if self.training and self.weight_noise and noisy:
+            noise = self.weight_noise
+            weights = {n: p + noise * torch.randn_like(p) for n, p in self.named_parameters()}
+            return torch.func.functional_call(self, weights, (x, None, state), {"noisy": False})
+        out, after = self.rnn(x, state)  # (B, T', H)
+        logits = self.head(self.dropout(out))  # (B, T', K)
+        return logits if state is None else (logits, after)
+
+
+def piece_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """The batch's NLL per step (`gru.data.music.step_losses`), the training loss."""
+    losses, real = music.step_losses(logits, targets[:, : logits.shape[1]])
+    return losses.sum() / real.sum()
+
+
+class MusicModel(runs.Task):
+    """Next-step prediction of piano rolls: fit on a .mat file of the three splits, score
+    (`evaluate`), continue a roll (`compose`). Settings by name (`MusicConfig` and
+    `TrainConfig` fields) or a whole ``config``; ``backend`` goes to `gru.GRU`."""
+
+    task = "music"
+    config_class = MusicConfig
+    model: MusicNet | None = None
+    report: MusicReport | None = None
+
+    @classmethod
+    def from_preset(cls, name: str = "chung2014", *, backend: str = "auto", **overrides):
+        """A model of preset ``name`` ("chung2014" or "strong"), settings overridden by name:
+        ``from_preset("chung2014", cell="lstm", seed=1)``."""
+        if name not in PRESETS:
+            raise ValueError(f"MusicModel: preset must be one of {sorted(PRESETS)}, got {name!r}")
+        config = PRESETS[name]()
+        runs.apply_settings(config, overrides, "MusicModel.from_preset")
+        return cls(config, backend=backend)
+
+    def _build_model(self) -> MusicNet:
+        return build(lambda: MusicNet(self.config, self.backend), "MusicModel", "hidden_size")
+
+    def _loaded(self, where: str) -> None:
+        if self.model is None:
+            raise ValueError(f"MusicModel.{where}: fit or load a model first")
+
+    def read(self, data) -> music.Music:
+        """``data`` as `gru.data.music.Music`: a .mat file, or a folder of MIDI files read at
+        the config's ``steps_per_beat``."""
+        if isinstance(data, music.Music):
+            return data
+        if Path(data).is_dir():
+            return music.read_midi_folder(data, self.config.steps_per_beat)
+        return music.read_mat(data)
+
+    # --- fit ---------------------------------------------------------------------------------
+
+    def fit(self, data, *, out=None, resume=False, checkpoint_every=None, quiet=False,
+            device="cpu", log=print) -> MusicReport:  # fmt: skip
+        """Train on the train split of ``data`` (a .mat path or `gru.data.music.Music`), stop
+        early on the validation NLL, score the test split; with ``out`` write the run folder."""
+        c = self.config
+        c.check()
+        c.hidden_size = c.width  # the run records the width it trained
+        self._cpu = time.process_time()
+        run = self.run_folder(out, resume, checkpoint_every, device, quiet, log)
+        run.check(c.to_dict(), {"source": runs.source_name(data)})
+        loaded = self.read(data)
+        parts = {s: loaded.split(s)[: c.limit] for s in music.SPLITS}
+        counts = {s: len(p) for s, p in parts.items()}
+        steps = {s: sum(map(len, p)) for s, p in parts.items()}
+        run.say(
+            f"data: {loaded.source} ({counts['train']} train / {counts['valid']} validation / "
+            f"{counts['test']} test pieces; {steps['train']:,} / {steps['valid']:,} / "
+            f"{steps['test']:,} steps)"
+        )
+        x, y, lengths = music.padded(parts["train"])
+        valid = music.padded(parts["valid"])
+        torch.manual_seed(c.train.seed)
+        self.model = self._build_model()
+        if not resume:
+            run.start(c.to_dict(), {"source": runs.source_name(data) or loaded.source})
+        result = run.train(
+            self.model, piece_loss, (x, lengths, y), c.train,
+            evaluate=lambda model: {"val_loss": self.scores(*valid)["nll"]}, sort_key=lengths,
+        )  # fmt: skip
+        self.model.eval()
+        test = self.scores(*music.padded(parts["test"]))
+        base = {"nll": music.marginal_nll(parts["train"], parts["test"])}
+        report = MusicReport(
+            **run.outcome(result), test=test, pieces=counts, parameters=self.parameters(),
+            baselines={"each key's frequency in the training steps": base},
+        )  # fmt: skip
+        if run.writes:
+            self._write(run, report, loaded.source, parts)
+        self.report = report
+        return report
+
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @torch.no_grad()
+    def scores(self, x: Tensor, y: Tensor, lengths: Tensor, batch: int = 64) -> dict[str, float]:
+        """{"nll", "nll_after_first"} of padded pieces (`gru.data.music.padded`), the model in
+        eval mode, pieces of similar length batched together."""
+        was = self.model.training
+        self.model.eval()
+        total = {"all": 0.0, "first": 0.0, "steps": 0, "pieces": 0}
+        for index in torch.argsort(lengths).split(batch):
+            logits = self.model(x[index], lengths[index]).double()
+            losses, real = music.step_losses(logits, y[index, : logits.shape[1]].double())
+            total["all"] += float(losses.sum())
+            total["first"] += float(losses[:, 0].sum())
+            total["steps"] += int(real.sum())
+            total["pieces"] += len(index)
+        self.model.train(was)
+        after = (total["all"] - total["first"]) / max(total["steps"] - total["pieces"], 1)
+        return {"nll": total["all"] / total["steps"], "nll_after_first": after}
+
+    def evaluate(self, data, split: str = "test") -> dict[str, float]:
+        """The NLL of ``split`` of ``data`` (nats per step), with and without first steps."""
+        self._loaded("evaluate")
+        pieces = self.read(data).split(split)
+        return {**self.scores(*music.padded(pieces)), "pieces": len(pieces)}
+
+    # --- composing -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def probabilities(self, roll: np.ndarray) -> np.ndarray:
+        """P(key sounds) (T + 1, 88) of each step of ``roll`` (T, 88) and of the step after."""
+        self._loaded("probabilities")
+        x = music.padded([_checked_roll(roll, "roll")])[0].float()  # (1, T, K): silence first
+        x = torch.cat([x, torch.from_numpy(roll[-1:].astype(np.float32))[None]], 1)
+        self.model.eval()
+        return torch.sigmoid(self.model(x)[0]).double().numpy()
+
+    @torch.no_grad()
+    def compose(self, prime: np.ndarray | None = None, *, steps: int = 64, seed: int = 0,
+                temperature: float = 1.0) -> np.ndarray:  # fmt: skip
+        """The roll (P + steps, 88) uint8: ``prime`` (P, 88; none: start from silence) and
+        ``steps`` more, each key drawn as a Bernoulli of the model's probability at logits
+        divided by ``temperature`` (below 1 surer, above 1 wilder)."""
+        self._loaded("compose")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"MusicModel.compose: steps must be a positive int, got {steps!r}")
+        if not (isinstance(temperature, int | float) and 0 < temperature < float("inf")):
+            raise ValueError(f"MusicModel.compose: temperature must be > 0, got {temperature!r}")
+        prime = np.zeros((0, music.KEYS), np.uint8) if prime is None else prime
+        prime = _checked_roll(prime, "prime", empty=True)
+        generator = torch.Generator().manual_seed(seed)
+        self.model.eval()
+        x = torch.zeros(1, 1, music.KEYS)
+        state = _zeros(self)
+        if len(prime):
+            x = torch.cat([x, torch.from_numpy(prime.astype(np.float32))[None]], 1)
+        rolls = []
+        for _ in range(steps):
+            logits, state = self.model(x, state=state)
+            p = torch.sigmoid(logits[0, -1].double() / temperature)
+            x = torch.bernoulli(p, generator=generator).float()[None, None]  # (1, 1, K)
+            rolls.append(x[0, 0].numpy().astype(np.uint8))
+        return np.concatenate([prime, np.stack(rolls)])
+
+    # --- the run's report --------------------------------------------------------------------
+
+    def _write(self, run, report: MusicReport, source: str, parts) -> None:
+        """metrics.json, the figures and report.html of a finished run."""
+        name = Path(source).stem
+        paper = PAPER.get(name, {}).get(self.config.cell)
+        baselines = dict(report.baselines)
+        if paper is not None:
+            cell = self.config.cell.upper()
+            baselines[f"Chung, Gulcehre, Cho and Bengio 2014: {cell}, ~20k parameters"] = {
+                "nll": paper
+            }
+        metrics = {
+            "test": report.test, "baselines": baselines, "parameters": report.parameters,
+            "data": {"source": source, **{f"{s} pieces": n for s, n in report.pieces.items()}},
+            "cpu_seconds": time.process_time() - self._cpu,
+            "figures": self._figures(run.path, parts["test"]),
+        }  # fmt: skip
+        run.finish(report, metrics)
+
+    def _figures(self, folder: Path, test: list[np.ndarray]) -> dict[str, str]:
+        """continuation.png (a primed continuation beside the real one) and, for a GRU,
+        gates.png (the update gate over one test piece)."""
+        piece = max(test, key=len)
+        prime = min(16, len(piece) // 2)
+        real = piece[: prime + 32]
+        made = self.compose(piece[:prime], steps=len(real) - prime, seed=0)
+        picture = figures.piano_rolls(
+            [("the real piece", real), ("the model's continuation (seed 0)", made)], prime
+        )
+        figures.save_png(picture, folder / "continuation.png")
+        shown = {
+            "continuation.png": f"The longest test piece: its first {prime} steps (left of the "
+            "line) prime the model, which then draws each key of every step at its predicted "
+            "probability (bottom); the piece as written above."
+        }
+        c = self.config
+        if c.cell == "gru" and c.num_layers == 1 and not c.layer_norm and not c.zoneout:
+            x = music.padded([piece])[0][0].float()  # (T, K)
+            gates = record_gates(self.model.rnn, x.numpy()).top[0].z  # (T, H)
+            figures.save_png(figures.roll_gates(piece, gates), folder / "gates.png")
+            shown["gates.png"] = (
+                "The longest test piece (top) and the update gate z of every GRU unit at every "
+                "step (bottom): near 1 a unit keeps its state, near 0 it takes the new one."
+            )
+        return shown
+
+
+def _zeros(task: MusicModel):
+    """The layer's zero state for one sequence."""
+    net = task.model.rnn
+    h = torch.zeros(net.num_layers, 1, net.hidden_size)
+    return (h, h.clone()) if isinstance(net, nn.LSTM) else h
+
+
+def _checked_roll(roll, name: str, *, empty: bool = False) -> np.ndarray:
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != music.KEYS or (len(roll) < 1 and not empty):
+        raise ValueError(f"MusicModel: {name} must be a piano roll (T, 88), got {roll.shape}")
+    if not np.isin(roll, (0, 1)).all():
+        raise ValueError(f"MusicModel: {name} must hold 0/1 values")
+    return roll.astype(np.uint8)
