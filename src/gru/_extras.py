@@ -10,6 +10,8 @@ The extras (``pyproject.toml``) and what needs them:
     sklearn  scikit-learn: clone, GridSearchCV and Pipeline around gru's models
     audio    librosa, soundfile: audio files read, resampled and turned into log-mel frames
              (`gru.data.speech`, ``gru train speech``, ``gru listen``)
+    translate sentencepiece, sacrebleu: subwords learned on parallel text and BLEU / chrF
+             scores (`gru.data.translation`, ``gru train translate``, ``gru translate``)
     dev      all of the above and the tools of the tests and benchmarks (pytest, hypothesis,
              ruff, openvino)
 """
@@ -26,6 +28,7 @@ EXTRAS = {
     "keras": ("keras",),
     "sklearn": ("sklearn",),
     "audio": ("librosa", "soundfile"),
+    "translate": ("sentencepiece", "sacrebleu"),
 }
 """The packages of each extra, by the name they are imported by."""
 

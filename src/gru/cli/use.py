@@ -22,6 +22,7 @@ from gru.cli.options import (
     seed,
     write_csv,
 )
+from gru.cli.translating import add_translate, translate
 
 __all__ = ["COMMANDS"]
 
@@ -402,6 +403,7 @@ COMMANDS = {
     "predict": (add_predict, predict),
     "evaluate": (add_evaluate, evaluate),
     "listen": (add_listen, listen),
+    "translate": (add_translate, translate),
     "forecast": (add_forecast, forecast),
     "generate": (add_generate, generate),
     "detect": (add_detect, detect),

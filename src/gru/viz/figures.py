@@ -27,6 +27,7 @@ from gru.viz.recording import GateRecording
 
 __all__ = [
     "anomaly_detection",
+    "attention_map",
     "class_gates",
     "confusion_matrix",
     "forecast_examples",
@@ -442,4 +443,20 @@ def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_m
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("unit (update gate z)")
     figure.colorbar(gate, ax=axes[1, :], shrink=0.8, label="z")
+    return figure
+
+
+def attention_map(weights: np.ndarray, source: Sequence[str], output: Sequence[str]) -> Figure:
+    """The attention weights (T, S) of a translation: a row per output subword, a column per
+    source subword, each row's weights summing to 1 (shaded from 0 to 1)."""
+    weights = np.asarray(weights)
+    T, S = weights.shape
+    figure = Figure(figsize=(2.0 + 0.32 * S, 1.6 + 0.3 * T), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(S), [_plain(p) for p in source], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(T), [_plain(p) for p in output][:T], fontsize=8)
+    ax.set_xlabel("source subword")
+    ax.set_ylabel("output subword")
+    figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
     return figure

@@ -42,6 +42,10 @@ METRICS = {
     "true_positives": ("true positives", None),
     "false_positives": ("false positives", None),
     "false_negatives": ("false negatives", None),
+    "bleu": ("BLEU (cased, detokenized)", "higher"),
+    "bleu_lowercase": ("BLEU (lowercased)", "higher"),
+    "chrf": ("chrF", "higher"),
+    "sentences_per_second": ("sentences per second", None),
 }
 
 # The score a task is judged by: the first line of its report's verdict.
@@ -51,6 +55,7 @@ HEADLINE = {
     "forecast": "mse",
     "textgen": "loss",
     "anomaly": "f1",
+    "translate": "bleu",
 }
 
 # Where a score was measured: the prefix of a history column ("val_loss").

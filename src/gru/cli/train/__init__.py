@@ -5,7 +5,16 @@ module here and one line to `TASKS`."""
 
 from __future__ import annotations
 
-from gru.cli.train import adding, anomaly, classify, forecast, sentiment, speech, textgen
+from gru.cli.train import (
+    adding,
+    anomaly,
+    classify,
+    forecast,
+    sentiment,
+    speech,
+    textgen,
+    translate,
+)
 
 __all__ = ["TASKS"]
 
@@ -18,4 +27,5 @@ TASKS = {
     "anomaly": (anomaly.add, anomaly.run),
     "classify": (classify.add, classify.run),
     "speech": (speech.add, speech.run),
+    "translate": (translate.add, translate.run),
 }
