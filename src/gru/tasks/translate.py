@@ -91,7 +91,7 @@ class TranslateConfig(runs.TaskConfig):
     test_split: str = "test_2016_flickr"
     limit: int | None = None
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(**BEST_BLEU, epochs=8, batch_size=128, lr=2e-3)
+        default_factory=lambda: TrainConfig(**BEST_BLEU, epochs=6, batch_size=128, lr=2e-3)
     )
 
     def check(self) -> None:

@@ -58,7 +58,7 @@ def add(tasks):
         "--length-penalty", type=float, help="beam scores over length ** this (default 1)"
     )
     options.add_limit(model, "pairs")
-    options.add_training_options(translate, {"epochs": 8, "batch_size": 128, "lr": 2e-3})
+    options.add_training_options(translate, {"epochs": 6, "batch_size": 128, "lr": 2e-3})
     return translate
 
 
