@@ -74,8 +74,8 @@ class Seq2Seq(nn.Module):
         with torch.no_grad():
             self.embedding.weight[PAD].zero_()
         self.encoder = GRU(
-            E, H, num_layers=encoder_layers, dropout=dropout, bidirectional=True,
-            batch_first=True, backend=backend,
+            E, H, num_layers=encoder_layers, dropout=dropout if encoder_layers > 1 else 0.0,
+            bidirectional=True, batch_first=True, backend=backend,
         )  # fmt: skip
         self.bridge = nn.Linear(2 * H, 2 * K)  # the encoder's summary → both decoder states
         self.summary = nn.Linear(2 * H, 2 * H)  # the fixed context without attention

@@ -56,12 +56,13 @@ BEST_BLEU = {
 }
 
 
-def scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """sacreBLEU's scores of detokenized ``hypotheses`` against one reference each: bleu
-    (cased, 13a tokens, the standard signature), bleu_lowercase (lowercased, 13a tokens) and
-    chrf (chrF2)."""
+def scores(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
+    """sacreBLEU's scores of detokenized ``hypotheses`` against one reference each (a list of
+    strings) or several (a list of reference streams, each a list as long as the
+    hypotheses): bleu (cased, 13a tokens, the standard signature), bleu_lowercase (lowercased,
+    13a tokens) and chrf (chrF2)."""
     sacrebleu = require("sacrebleu", "translate", "BLEU scores")
-    refs = [references]
+    refs = [references] if all(isinstance(r, str) for r in references) else references
     return {
         "bleu": sacrebleu.corpus_bleu(hypotheses, refs).score,
         "bleu_lowercase": sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score,
