@@ -16,7 +16,17 @@ from torch.nn.utils.rnn import pad_sequence
 
 from gru.cli import main
 from gru.data import translation
-from gru.seq2seq import BOS, EOS, PAD, Seq2Seq, beam_search, greedy, normalized, sequence_loss
+from gru.seq2seq import (
+    BOS,
+    EOS,
+    PAD,
+    Seq2Seq,
+    beam_search,
+    beam_search_batch,
+    greedy,
+    normalized,
+    sequence_loss,
+)
 from gru.tasks.translate import Translator, scores
 
 pytest.importorskip("sentencepiece")  # the dev extra installs it
@@ -154,6 +164,23 @@ def test_beam_search_finds_what_brute_force_finds(penalty):
         assert score == pytest.approx(expected_score, abs=1e-4)
         one, _, _ = beam_search(model, src, 4, width=1, penalty=penalty)
         assert [one] == greedy(model, src[None], torch.tensor([3]), 4)[0]
+
+
+def test_beam_search_of_a_batch_is_each_source_alone():
+    torch.manual_seed(4)
+    model = Seq2Seq(9, 8, 8, 1, 12, 8, dropout=0.0).eval()
+    with torch.no_grad():
+        model.out_bias[EOS] -= 1.5
+    sources = [torch.randint(4, 9, (n,)) for n in (5, 2, 7, 3)]
+    lengths = torch.tensor([len(s) for s in sources])
+    together = beam_search_batch(
+        model, pad_sequence(sources, batch_first=True), lengths, [6, 3, 8, 5], width=3
+    )
+    for src, max_len, (ids, score, attention) in zip(sources, [6, 3, 8, 5], together, strict=True):
+        alone = beam_search(model, src, max_len, width=3)
+        assert ids == alone[0] and score == pytest.approx(alone[1], abs=1e-5)
+        assert attention.shape == (len(ids) + 1 if len(ids) < max_len else len(ids), len(src))
+        assert torch.allclose(attention, alone[2], atol=1e-5)
 
 
 # --- scores --------------------------------------------------------------------------------------

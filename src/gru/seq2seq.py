@@ -28,7 +28,18 @@ from torch import Tensor, nn
 
 from gru.nn import GRU
 
-__all__ = ["BOS", "EOS", "PAD", "Encoded", "Seq2Seq", "beam_search", "greedy", "sequence_loss"]
+__all__ = [
+    "BOS",
+    "EOS",
+    "PAD",
+    "Encoded",
+    "Seq2Seq",
+    "beam_search",
+    "beam_search_batch",
+    "greedy",
+    "normalized",
+    "sequence_loss",
+]
 
 # The ids the tokenizer reserves (`gru.data.translation`): padding (the loss ignores it), start
 # and end of a sentence.
@@ -199,42 +210,94 @@ def normalized(score: float, length: int, penalty: float) -> float:
 def beam_search(
     model: Seq2Seq, src: Tensor, max_len: int, width: int = 5, penalty: float = 1.0
 ) -> tuple[list[int], float, Tensor | None]:
-    """The best translation of one source src (S,) by beam search: (ids without the end id,
-    its normalized score, attention (T, S) or None).
+    """The best translation of one source src (S,) by beam search (`beam_search_batch`): (ids
+    without the end id, its normalized score, attention (T, S) or None)."""
+    return beam_search_batch(model, src[None], torch.tensor([len(src)]), [max_len], width, penalty)[
+        0
+    ]
 
-    ``width`` hypotheses are kept at each step; a hypothesis that ends (the end id) is set
-    aside with its score `normalized` by ``penalty``; the search stops when ``width`` have
-    ended or after ``max_len`` ids (then the live ones count as ended)."""
-    enc, states = model.encode(src[None], torch.tensor([len(src)]))
-    alive = [([], 0.0, [])]  # (ids, summed log-probability, attention rows)
-    finished = []
-    for _ in range(max_len):
-        k = len(alive)
-        previous = torch.tensor([h[0][-1] if h[0] else BOS for h in alive])
-        log_probs, new_states, weights = model.step(
-            previous, enc.select(torch.zeros(k, dtype=torch.int64)), states
-        )
-        totals = _allowed(log_probs) + torch.tensor([h[1] for h in alive])[:, None]
-        flat = totals.view(-1)
-        take = min(2 * width, int(torch.isfinite(flat).sum()))
-        best = torch.topk(flat, take)
+
+class _Beams:
+    """The finished hypotheses of one source and whether its search is over."""
+
+    def __init__(self, width: int, max_len: int) -> None:
+        self.width, self.max_len = width, max_len
+        self.finished: list[tuple[list[int], float, Tensor]] = []  # (ids, score, attention)
+        self.done = False
+
+
+@torch.no_grad()
+def beam_search_batch(
+    model: Seq2Seq,
+    src: Tensor,
+    lengths: Tensor,
+    max_lens: list[int],
+    width: int = 5,
+    penalty: float = 1.0,
+) -> list[tuple[list[int], float, Tensor | None]]:
+    """The best translation of each source of the batch src (B, S) by beam search, all
+    sources' beams stepped together: a list of (ids without the end id, normalized score,
+    attention (T, S_b) or None).
+
+    ``width`` hypotheses are kept per source at each step (the best of 2·width extensions); one
+    that ends (the end id) is set aside with its score `normalized` by ``penalty``; a source's
+    search stops when ``width`` have ended, or after ``max_lens[b]`` ids (then its live ones
+    count as ended)."""
+    B, k = len(src), width
+    enc, states = model.encode(src, lengths)
+    rows = torch.arange(B).repeat_interleave(k)  # row b·k + j: hypothesis j of source b
+    enc, states = enc.select(rows), states[:, rows]
+    scores = torch.full((B, k), float("-inf"))
+    scores[:, 0] = 0.0  # one live hypothesis to start: the empty one
+    ids = torch.full((B * k, 0), BOS, dtype=torch.int64)
+    attention = torch.zeros(B * k, 0, src.shape[1])
+    previous = torch.full((B * k,), BOS, dtype=torch.int64)
+    beams = [_Beams(k, m) for m in max_lens]
+    for t in range(max(max_lens)):
+        log_probs, states, weights = model.step(previous, enc, states)
+        if weights is not None:
+            attention = torch.cat([attention, weights[:, None]], dim=1)
+        totals = (_allowed(log_probs) + scores.view(-1, 1)).view(B, -1)  # (B, k·V)
+        best = torch.topk(totals, min(2 * k, totals.shape[1]), dim=1)
         V = log_probs.shape[1]
-        chosen = []
-        for value, index in zip(best.values.tolist(), best.indices.tolist(), strict=True):
-            row, token = divmod(index, V)
-            ids, _, rows = alive[row]
-            att = rows + ([weights[row]] if weights is not None else [])
-            if token == EOS:
-                finished.append((ids, normalized(value, len(ids) + 1, penalty), att))
-            else:
-                chosen.append((row, ([*ids, token], value, att)))
-            if len(chosen) == width:
-                break
-        if len(finished) >= width or not chosen:
+        keep = torch.arange(B * k)  # the row each next hypothesis extends
+        tokens = torch.full((B * k,), EOS, dtype=torch.int64)
+        scores = torch.full((B, k), float("-inf"))
+        values, indices = best.values.tolist(), best.indices.tolist()
+        for b, beam in enumerate(beams):
+            if beam.done:
+                continue
+            chosen = 0
+            for value, index in zip(values[b], indices[b], strict=True):
+                if value == float("-inf"):
+                    break
+                row, token = b * k + index // V, index % V
+                if token == EOS:
+                    score = normalized(value, t + 1, penalty)
+                    beam.finished.append((ids[row].tolist(), score, attention[row].clone()))
+                    continue
+                keep[b * k + chosen], tokens[b * k + chosen] = row, token
+                scores[b, chosen] = value
+                chosen += 1
+                if chosen == k:
+                    break
+            if len(beam.finished) >= k or chosen == 0:
+                beam.done = True
+        ids = torch.cat([ids[keep], tokens[:, None]], dim=1)
+        attention, states, previous = attention[keep], states[:, keep], tokens
+        for b, beam in enumerate(beams):
+            if not beam.done and t + 1 == beam.max_len:
+                for j in range(k):
+                    if scores[b, j] > float("-inf"):
+                        row = b * k + j
+                        value = normalized(float(scores[b, j]), t + 1, penalty)
+                        beam.finished.append((ids[row].tolist(), value, attention[row].clone()))
+                beam.done = True
+        if all(beam.done for beam in beams):
             break
-        alive = [h for _, h in chosen]
-        states = new_states[:, torch.tensor([r for r, _ in chosen])]
-    else:
-        finished += [(ids, normalized(s, len(ids), penalty), att) for ids, s, att in alive]
-    ids, score, att = max(finished, key=lambda h: h[1])
-    return ids, score, (torch.stack(att) if att else None)
+    out = []
+    for b, beam in enumerate(beams):
+        found, score, att = max(beam.finished, key=lambda h: h[1])
+        att = att[: len(found) + 1, : int(lengths[b])] if model.attention else None
+        out.append((found, score, att))
+    return out

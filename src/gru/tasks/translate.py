@@ -380,14 +380,19 @@ class Translator(runs.Task):
         outputs: list = [None] * len(ids)
         maps: list = [None] * len(ids)
         longest = lambda n: min(2 * n + 10, self.config.max_tokens)
-        if beam > 1:
-            for i, row in enumerate(ids):
-                found, _, weights = seq2seq.beam_search(
-                    self.model, torch.tensor(row), longest(len(row)), beam, penalty
-                )
-                outputs[i], maps[i] = found, weights
-            return outputs, maps
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        if beam > 1:
+            for start in range(0, len(order), max(1, batch_size // beam)):
+                chunk = order[start : start + max(1, batch_size // beam)]
+                rows = [torch.tensor(ids[i]) for i in chunk]
+                lengths = torch.tensor([len(r) for r in rows])
+                src = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+                found = seq2seq.beam_search_batch(
+                    self.model, src, lengths, [longest(len(r)) for r in rows], beam, penalty
+                )
+                for i, (out, _, weights) in zip(chunk, found, strict=True):
+                    outputs[i], maps[i] = out, weights
+            return outputs, maps
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             rows = [torch.tensor(ids[i]) for i in chunk]
