@@ -238,6 +238,14 @@ def test_cli_trains_resumes_and_translates(tmp_path, capsys):
         ["Ein Hund.", "Ein Mann.", "Zwei Katzen."], beam=1
     )
 
+    code, stdout, err = run(
+        capsys, "explain", "--run", out, "Ein Hund.", "--out", tmp_path / "e.html"
+    )
+    assert code == 0, err
+    assert stdout.startswith("translation: ")
+    assert (tmp_path / "e_attention.png").is_file() and (tmp_path / "e_gates.png").is_file()
+    assert "update gate" in (tmp_path / "e.html").read_text()
+
     (out / "subwords.model").write_bytes(b"changed")
     code, _, err = run(capsys, "translate", "--run", out, "Ein Hund.")
     assert code == 2 and "subwords.model' was altered" in err

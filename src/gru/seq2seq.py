@@ -34,8 +34,10 @@ __all__ = [
     "PAD",
     "Encoded",
     "Seq2Seq",
+    "allowed",
     "beam_search",
     "beam_search_batch",
+    "gates_of_step",
     "greedy",
     "normalized",
     "sequence_loss",
@@ -159,6 +161,29 @@ class Seq2Seq(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), torch.cat([s1, s2]), weights
 
 
+def update_gate(layer: GRU, x: Tensor, h: Tensor) -> Tensor:
+    """The update gate z (B, K) of the one-layer GRU ``layer`` reading x (B, I) in state
+    h (B, K): σ(W_iz x + b_iz + W_hz h + b_hz), rows K..2K of its packed [r | z | n]."""
+    w_ih, w_hh, b_ih, b_hh = layer.layer_weights(0)
+    K = layer.hidden_size
+    z = x @ w_ih[K : 2 * K].T + h @ w_hh[K : 2 * K].T
+    if b_ih is not None:
+        z = z + b_ih[K : 2 * K] + b_hh[K : 2 * K]
+    return torch.sigmoid(z)
+
+
+@torch.no_grad()
+def gates_of_step(model: Seq2Seq, previous: Tensor, enc: Encoded, states: Tensor):
+    """The update gates (B, K) of decoder layers 1 and 2 in the step `Seq2Seq.step` takes
+    from ``previous`` ids (B,) and ``states`` (2, B, K)."""
+    y = model.embedding(previous)
+    z1 = update_gate(model.decoder1, y, states[0])
+    h1, _ = model.decoder1(y[:, None], states[0:1].contiguous())
+    context, _ = model.attend(h1, enc)
+    z2 = update_gate(model.decoder2, torch.cat([h1, context], dim=-1)[:, 0], states[1])
+    return z1, z2
+
+
 def sequence_loss(logits: Tensor, target: Tensor, smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy per target token (padding ignored), with label smoothing."""
     return F.cross_entropy(
@@ -170,7 +195,7 @@ def sequence_loss(logits: Tensor, target: Tensor, smoothing: float = 0.0) -> Ten
 # --- decoding ------------------------------------------------------------------------------------
 
 
-def _allowed(log_probs: Tensor) -> Tensor:
+def allowed(log_probs: Tensor) -> Tensor:
     """The log-probabilities with padding and the start id forbidden (they never follow)."""
     log_probs[:, PAD] = float("-inf")
     log_probs[:, BOS] = float("-inf")
@@ -188,7 +213,7 @@ def greedy(model: Seq2Seq, src: Tensor, lengths: Tensor, max_len: int):
     done = torch.zeros(B, dtype=torch.bool)
     for _ in range(max_len):
         log_probs, states, weights = model.step(previous, enc, states)
-        previous = _allowed(log_probs).argmax(-1)
+        previous = allowed(log_probs).argmax(-1)
         out.append(previous)
         if weights is not None:
             attention.append(weights)
@@ -257,7 +282,7 @@ def beam_search_batch(
         log_probs, states, weights = model.step(previous, enc, states)
         if weights is not None:
             attention = torch.cat([attention, weights[:, None]], dim=1)
-        totals = (_allowed(log_probs) + scores.view(-1, 1)).view(B, -1)  # (B, k·V)
+        totals = (allowed(log_probs) + scores.view(-1, 1)).view(B, -1)  # (B, k·V)
         best = torch.topk(totals, min(2 * k, totals.shape[1]), dim=1)
         V = log_probs.shape[1]
         keep = torch.arange(B * k)  # the row each next hypothesis extends

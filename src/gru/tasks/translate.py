@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gru import seq2seq
@@ -369,6 +370,44 @@ class Translator(runs.Task):
         outputs, maps = self.decode(ids, beam)
         weights = None if maps[0] is None else maps[0].numpy()
         return self.subwords.pieces(ids[0]), [*self.subwords.pieces(outputs[0]), "</s>"], weights
+
+    def explanation(self, sentence: str):
+        """How the model translates one ``sentence`` greedily, step by step: a
+        `gru.viz.explain_translation.TranslationExplanation` (the attention and both decoder
+        layers' update gates at each generated subword)."""
+        from gru.viz.explain_translation import TranslationExplanation
+
+        if self.model is None:
+            raise ValueError("explain: the translator has no model; fit or load one first")
+        ids = self._source_ids([sentence])[0]
+        model = self.model.eval()
+        with torch.no_grad():
+            enc, states = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+            previous, out, z1, z2, rows = torch.tensor([seq2seq.BOS]), [], [], [], []
+            for _ in range(min(2 * len(ids) + 10, self.config.max_tokens)):
+                g1, g2 = seq2seq.gates_of_step(model, previous, enc, states)
+                log_probs, states, weights = model.step(previous, enc, states)
+                previous = seq2seq.allowed(log_probs).argmax(-1)
+                out.append(int(previous))
+                z1.append(g1[0].numpy())
+                z2.append(g2[0].numpy())
+                rows.append(None if weights is None else weights[0].numpy())
+                if out[-1] == seq2seq.EOS:
+                    break
+        found = out[:-1] if out[-1] == seq2seq.EOS else out
+        pieces = self.subwords.pieces(found) + (["</s>"] if len(found) < len(out) else [])
+        return TranslationExplanation(
+            sentence=sentence,
+            text=self.subwords.decode([found])[0],
+            source=self.subwords.pieces(ids),
+            output=pieces,
+            attention=None if rows[0] is None else np.stack(rows),
+            z1=np.stack(z1),
+            z2=np.stack(z2),
+            method="Greedy decoding: at each step the likeliest next subword (beam search may "
+            "choose another translation).",
+            model={"preset": self.config.preset, "decoder units": self.config.decoder_size},
+        )
 
     def decode(self, ids: list[list[int]], beam=None, length_penalty=None, batch_size=128):
         """The output ids of each source's ids and its attention (T, S) (None without)."""

@@ -30,6 +30,7 @@ __all__ = [
     "attention_map",
     "class_gates",
     "confusion_matrix",
+    "decoder_gates",
     "forecast_examples",
     "forecast_figure",
     "future_forecast",
@@ -459,4 +460,19 @@ def attention_map(weights: np.ndarray, source: Sequence[str], output: Sequence[s
     ax.set_xlabel("source subword")
     ax.set_ylabel("output subword")
     figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
+    return figure
+
+
+def decoder_gates(z1: np.ndarray, z2: np.ndarray, output: Sequence[str]) -> Figure:
+    """The update gates z (T, K) of two decoder layers as heatmaps, units down, one column per
+    output subword (0 dark, 1 light)."""
+    T = len(z1)
+    figure = Figure(figsize=(2.5 + 0.3 * T, 6.0), layout="constrained")
+    axes = figure.subplots(2, 1, sharex=True)
+    for ax, z, name in zip(axes, (z1, z2), ("decoder layer 1", "decoder layer 2"), strict=True):
+        image = ax.imshow(np.asarray(z).T, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_ylabel(f"{name}: unit")
+    axes[-1].set_xticks(range(T), [_plain(p) for p in output][:T], rotation=60, ha="right")
+    axes[-1].set_xlabel("output subword")
+    figure.colorbar(image, ax=axes, shrink=0.8, label="update gate z")
     return figure
