@@ -165,7 +165,7 @@ def test_detect_refuses_a_series_shorter_than_the_lookback(anomaly_trained, tmp_
     )
     code, _, err = run(capsys, "explain", "--run", run_dir, "--csv", csv)
     assert (
-        code == 2 and "is an 'anomaly' run, and gru explain explains sentiment and forecast" in err
+        code == 2 and "is an 'anomaly' run, and gru explain explains sentiment, forecast and" in err
     )
     code, _, err = run(capsys, "forecast", "--run", run_dir, "--csv", csv)
     assert code == 2 and "is an 'anomaly' run, not a forecast run" in err

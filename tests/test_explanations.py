@@ -168,7 +168,7 @@ def test_a_forecast_window_is_explained_as_the_model_forecasts_it(forecast_train
     # The forecast is the model's own for the data that ends with the window.
     expected = forecaster.predict(series_frame().head(588))["temp"].to_numpy()
     np.testing.assert_array_equal(e.forecast, expected)
-    assert set(EXPLAINERS) == {"sentiment", "forecast"}
+    assert set(EXPLAINERS) == {"sentiment", "forecast", "translate"}
     # What `gru explain` prints of it: the forecast's range, its error beside persistence's.
     mae = np.abs(e.forecast - e.actual).mean()
     last = np.abs(e.window[-1, 1] - e.actual).mean()

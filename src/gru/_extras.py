@@ -11,6 +11,8 @@ The extras (``pyproject.toml``) and what needs them:
     audio    librosa, soundfile: audio files read, resampled and turned into log-mel frames
              (`gru.data.speech`, ``gru train speech``, ``gru listen``)
     music    mido: MIDI files written from piano rolls (`gru.data.music`, ``gru compose``)
+    translate sentencepiece, sacrebleu: subwords learned on parallel text and BLEU / chrF
+             scores (`gru.data.translation`, ``gru train translate``, ``gru translate``)
     dev      all of the above and the tools of the tests and benchmarks (pytest, hypothesis,
              ruff, openvino)
 """
@@ -28,6 +30,7 @@ EXTRAS = {
     "sklearn": ("sklearn",),
     "audio": ("librosa", "soundfile"),
     "music": ("mido",),
+    "translate": ("sentencepiece", "sacrebleu"),
 }
 """The packages of each extra, by the name they are imported by."""
 

@@ -81,7 +81,7 @@ def compose(args) -> int:
     from gru.data import music
     from gru.tasks.music import MusicModel
     from gru.tasks.runs import load_run
-    from gru.viz import figures
+    from gru.viz import figures, sequence_figures
 
     out = Path(args.out)
     if out.suffix.lower() not in (".mid", ".midi"):
@@ -97,7 +97,7 @@ def compose(args) -> int:
     music.write_midi(roll, out, args.step_seconds)
     shown = len(prime) if prime is not None else 0
     title = f"{args.prime or 'silence'}, then {args.steps} steps (seed {args.seed})"
-    figures.save_png(figures.piano_rolls([(title, roll)], shown), picture)
+    figures.save_png(sequence_figures.piano_rolls([(title, roll)], shown), picture)
     notes = int(roll[shown:].sum(dtype=np.int64))
     print(f"composed {args.steps} steps after {shown} of prime ({notes} key-steps sounding)")
     print(f"wrote {out} and {picture}")

@@ -87,6 +87,7 @@ LIMITS = {  # what --limit N keeps, by what a task reads
     "rows": "use only the first N rows of the CSV (quick runs)",
     "characters": "use only the first N characters (quick runs)",
     "reviews": "use at most N training and N test reviews (quick runs)",
+    "pairs": "use only the first N sentence pairs of each split (quick runs)",
 }
 
 

@@ -23,6 +23,7 @@ from gru.cli.options import (
     seed,
     write_csv,
 )
+from gru.cli.translating import add_translate, translate
 
 __all__ = ["COMMANDS"]
 
@@ -362,15 +363,20 @@ def add_explain(commands):
         "of what its gates did: for a sentiment run, the text token by token colored by the "
         "update and reset gates, P(positive) as the text is read and heatmaps of r and z; for a "
         "forecast run, the last input window of --csv, the forecast beside the actual values "
-        "and the gates over the window. The figures are also written as PNG files beside it. "
-        "Prints P(positive) of the text, or the forecast's summary.",
+        "and the gates over the window; for a translate run, the sentence translated greedily "
+        "with the attention and both decoder layers' update gates at each generated subword. "
+        "The figures are also written as PNG files beside it. Prints P(positive) of the text, "
+        "the forecast's summary, or the translation.",
         epilog=examples(
             'gru explain --run runs/sentiment "a wonderful film, though the ending drags"',
             "gru explain --run runs/etth1 --csv ETTh1.csv --out etth1.html",
+            'gru explain --run runs/de-en "Ein Mann fährt Fahrrad."',
         ),
     )
     explain.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run folder")
-    explain.add_argument("text", nargs="?", metavar="TEXT", help="the text to explain (sentiment)")
+    explain.add_argument(
+        "text", nargs="?", metavar="TEXT", help="the text to explain (sentiment, translate)"
+    )
     explain.add_argument("--csv", metavar="PATH", help="the series to explain (forecast)")
     explain.add_argument(
         "--out", metavar="FILE.html", help="where the page goes (default: RUN_DIR/explain.html)"
@@ -404,6 +410,7 @@ COMMANDS = {
     "evaluate": (add_evaluate, evaluate),
     "listen": (add_listen, listen),
     "compose": (add_compose, compose),
+    "translate": (add_translate, translate),
     "forecast": (add_forecast, forecast),
     "generate": (add_generate, generate),
     "detect": (add_detect, detect),

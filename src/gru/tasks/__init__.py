@@ -1,7 +1,8 @@
 """Applications of the GRU, each a config dataclass and a class with fit / predict / evaluate /
 load on a shared run folder (`gru.tasks.runs`); the CLI (`gru.cli`) calls the same API.
 
-    adding, sentiment, forecast, textgen, anomaly, classify, speech, music    one file per task
+    adding, sentiment, forecast, textgen, anomaly, classify, speech, music, translate    one
+                  file per task
     listening     words heard as audio arrives: a word frame by frame, words in a stream
     runs          one run folder: out/resume checks, config.json, metrics.json, the report
     baselines     what every task's model is measured against
@@ -27,6 +28,7 @@ from gru.tasks import (
     series,
     speech,
     textgen,
+    translate,
 )
 from gru.tasks.adding import Adder, AddingConfig
 from gru.tasks.anomaly import AnomalyConfig, AnomalyDetector
@@ -38,6 +40,7 @@ from gru.tasks.runs import RunFolder
 from gru.tasks.sentiment import SentimentClassifier, SentimentConfig
 from gru.tasks.speech import SpeechConfig, SpeechRecognizer
 from gru.tasks.textgen import TextGenConfig, TextGenerator
+from gru.tasks.translate import TranslateConfig, Translator
 
 __all__ = [
     "Adder",
@@ -57,6 +60,8 @@ __all__ = [
     "SpeechRecognizer",
     "TextGenConfig",
     "TextGenerator",
+    "TranslateConfig",
+    "Translator",
     "adding",
     "anomaly",
     "baselines",
@@ -73,4 +78,5 @@ __all__ = [
     "series",
     "speech",
     "textgen",
+    "translate",
 ]

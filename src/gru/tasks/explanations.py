@@ -31,6 +31,7 @@ from gru.data.text import OOV, encode, limit_vocabulary, pad_sequences, tokenize
 from gru.tasks.forecast import Forecaster
 from gru.tasks.runs import a_run
 from gru.tasks.sentiment import SentimentClassifier
+from gru.tasks.translate import Translator
 from gru.viz import (
     ForecastExplanation,
     TextExplanation,
@@ -39,6 +40,11 @@ from gru.viz import (
     write_text_explanation,
 )
 from gru.viz.explain import FORECAST_FIGURES, TEXT_FIGURES, figure_paths
+from gru.viz.explain_translation import (
+    TRANSLATION_FIGURES,
+    TranslationExplanation,
+    write_translation_explanation,
+)
 
 __all__ = [
     "EXPLAINERS",
@@ -180,11 +186,20 @@ def _explain_sentiment(run_dir: Path, text, csv, backend: str) -> TextExplanatio
     return explain_text(SentimentClassifier.load(run_dir, backend=backend), text)
 
 
+def _explain_translate(run_dir: Path, text, csv, backend: str) -> TranslationExplanation:
+    if csv is not None:
+        raise ValueError("explain: --csv is for forecast runs; give a translate run a sentence")
+    if text is None:
+        raise ValueError("explain: give the sentence to translate and explain (in quotes)")
+    return Translator.load(run_dir, backend=backend).explanation(text)
+
+
 # A run's task: (its explanation from (run folder, text, csv, backend), the page's writer,
 # the names of the figures written beside the page).
 EXPLAINERS = {
     "sentiment": (_explain_sentiment, write_text_explanation, TEXT_FIGURES),
     "forecast": (_explain_forecast, write_forecast_explanation, FORECAST_FIGURES),
+    "translate": (_explain_translate, write_translation_explanation, TRANSLATION_FIGURES),
 }
 
 
@@ -193,7 +208,7 @@ def _task(run_dir: Path) -> str:
     if task not in EXPLAINERS:
         raise ValueError(
             f"explain: {str(run_dir)!r} is {a_run(task)}, and gru explain explains "
-            f"{' and '.join(EXPLAINERS)} runs only"
+            f"{', '.join(list(EXPLAINERS)[:-1])} and {list(EXPLAINERS)[-1]} runs only"
         )
     return task
 
@@ -253,6 +268,8 @@ def explain_run(run_dir, text=None, *, csv=None, out=None, backend="auto", overw
 def headline(explanation: TextExplanation | ForecastExplanation) -> str:
     """What the explained model answered, in a line: P(positive) of the text and its label,
     or the forecast's range and, when the values that followed are known, its MAE on them."""
+    if isinstance(explanation, TranslationExplanation):
+        return f"translation: {explanation.text}"
     if isinstance(explanation, TextExplanation):
         p = explanation.prediction
         label = "positive" if p > 0.5 else "negative"

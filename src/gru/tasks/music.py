@@ -36,7 +36,7 @@ from gru.models import build
 from gru.nn import GRU
 from gru.tasks import runs
 from gru.training import TrainConfig
-from gru.viz import figures
+from gru.viz import figures, sequence_figures
 from gru.viz.recording import record_gates
 
 __all__ = [
@@ -345,7 +345,7 @@ class MusicModel(runs.Task):
         prime = min(16, len(piece) // 2)
         real = piece[: prime + 32]
         made = self.compose(piece[:prime], steps=len(real) - prime, seed=0)
-        picture = figures.piano_rolls(
+        picture = sequence_figures.piano_rolls(
             [("the real piece", real), ("the model's continuation (seed 0)", made)], prime
         )
         figures.save_png(picture, folder / "continuation.png")
@@ -358,7 +358,7 @@ class MusicModel(runs.Task):
         if c.cell == "gru" and c.num_layers == 1 and not c.layer_norm and not c.zoneout:
             x = music.padded([piece])[0][0].float()  # (T, K)
             gates = record_gates(self.model.rnn, x.numpy()).top[0].z  # (T, H)
-            figures.save_png(figures.roll_gates(piece, gates), folder / "gates.png")
+            figures.save_png(sequence_figures.roll_gates(piece, gates), folder / "gates.png")
             shown["gates.png"] = (
                 "The longest test piece (top) and the update gate z of every GRU unit at every "
                 "step (bottom): near 1 a unit keeps its state, near 0 it takes the new one."

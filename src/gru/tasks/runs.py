@@ -55,6 +55,7 @@ __all__ = [
     "load_run",
     "load_weights",
     "read_checked",
+    "read_checked_bytes",
     "reading",
     "settled_config",
     "source_name",
@@ -231,20 +232,26 @@ def load_weights(model: nn.Module, run_dir, stored: dict, state: dict | None = N
 def read_checked(run_dir, name: str, sha256: str) -> str:
     """The text of the file ``name`` of a run folder, which must match the ``sha256`` its
     config.json records (`RunFolder.write_text`)."""
+    return read_checked_bytes(run_dir, name, sha256).decode("utf-8")
+
+
+def read_checked_bytes(run_dir, name: str, sha256: str) -> bytes:
+    """The bytes of the file ``name`` of a run folder, which must match the ``sha256`` its
+    config.json records (`RunFolder.write_bytes`)."""
     path = Path(run_dir) / name
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise ValueError(f"run: cannot read {str(path)!r}: {error}") from None
-    if _digest(text) != sha256:
+    if _digest(data) != sha256:
         raise ValueError(
             f"run: {str(path)!r} was altered: it does not match the checksum in config.json"
         )
-    return text
+    return data
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _digest(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
 # --- one run folder ------------------------------------------------------------------------------
@@ -313,7 +320,7 @@ class RunFolder:
         self.rank, self.world = training.distributed(device)
         self.main = self.rank == 0
         self.say = log if (self.main and not quiet) else _silent
-        self.pending: dict[str, str] = {}  # write_text's files of a new run, for `start`
+        self.pending: dict[str, bytes] = {}  # write_bytes's files of a new run, for `start`
 
     @property
     def writes(self) -> bool:
@@ -351,27 +358,32 @@ class RunFolder:
                 )
 
     def write_text(self, name: str, text: str) -> str:
-        """Write ``text`` as the file ``name`` of the run; return its SHA-256, which `start`
-        should record in config.json and `read_checked` checks.
+        """Write ``text`` as the file ``name`` of the run (UTF-8, `write_bytes`); return its
+        SHA-256, which `start` should record in config.json and `read_checked` checks."""
+        return self.write_bytes(name, text.encode("utf-8"))
+
+    def write_bytes(self, name: str, data: bytes) -> str:
+        """Write ``data`` as the file ``name`` of the run; return its SHA-256, which `start`
+        should record in config.json and `read_checked_bytes` checks.
 
         Call it before `start`, which writes config.json first and then this file, so that a
         folder without config.json never holds more than a killed write's temporary file. A
-        resumed run writes the file if a kill left it unwritten, and refuses a ``text`` other
-        than the one the run started with (its data changed)."""
+        resumed run writes the file if a kill left it unwritten, and refuses ``data`` other
+        than what the run started with (its data changed)."""
         if not self.writes:
-            return _digest(text)
+            return _digest(data)
         path = self.path / name
         if not self.resume:
-            self.pending[name] = text
+            self.pending[name] = data
         elif not path.exists():
-            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-        elif path.read_bytes() != text.encode("utf-8"):
+            atomic_write(path, lambda f: f.write(data))
+        elif path.read_bytes() != data:
             raise ValueError(
                 f"{self.owner}: resume: {name} of {str(self.path)!r} is not the one this data "
                 "gives (was the data changed since the run started?); resume with the run's own "
                 "data or start a new run"
             )
-        return _digest(text)
+        return _digest(data)
 
     def start(self, config: dict, data: dict | None = None, **more) -> None:
         """Create the folder of a new run and write its config.json: the task, this version,
@@ -385,8 +397,8 @@ class RunFolder:
         if data is not None:
             stored["data"] = data
         checkpoint.save_config(self.path, {**stored, **more})
-        for name, text in self.pending.items():
-            atomic_write(self.path / name, lambda f, text=text: f.write(text.encode("utf-8")))
+        for name, data in self.pending.items():
+            atomic_write(self.path / name, lambda f, data=data: f.write(data))
         self.pending.clear()
 
     def train(self, model: nn.Module, loss, tensors: tuple, config: TrainConfig, **options):

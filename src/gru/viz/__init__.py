@@ -12,7 +12,7 @@ The explanations are filled in by the tasks that own the models (`gru.tasks.expl
     figures.py     every picture of the package, drawn with matplotlib without pyplot
     html.py        the building blocks of a self-contained page
     report.py      report.html of a run folder
-    explain.py     the explanation pages
+    explain.py     the explanation pages (explain_translation.py: a translation's)
 """
 
 from gru.viz.explain import (

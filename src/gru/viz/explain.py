@@ -34,6 +34,7 @@ __all__ = [
     "TextExplanation",
     "figure_paths",
     "write_forecast_explanation",
+    "write_page",
     "write_text_explanation",
 ]
 
@@ -123,6 +124,12 @@ def _check_out(out: str | os.PathLike, owner: str) -> Path:
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{owner}: the folder of out {str(out)!r} does not exist")
     return out
+
+
+def write_page(out, pngs: dict[str, bytes], text: str, owner: str) -> Path:
+    """Write the page ``text`` to ``out`` and its figures ``pngs`` beside it (`figure_paths`),
+    after checking that ``out`` can be written (``owner`` names the writer in errors)."""
+    return _write(_check_out(out, owner), pngs, text)
 
 
 def _write(out: Path, pngs: dict[str, bytes], text: str) -> Path:

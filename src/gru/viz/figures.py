@@ -34,10 +34,9 @@ __all__ = [
     "future_forecast",
     "gate_heatmaps",
     "learning_curves",
-    "piano_rolls",
+    "plain",
     "png",
     "probability_curve",
-    "roll_gates",
     "save_png",
     "spectrogram_gates",
     "training_curves",
@@ -66,7 +65,7 @@ def save_png(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """``text`` as matplotlib should print it: a "$" starts no formula."""
     return str(text).replace("$", r"\$")
 
@@ -83,7 +82,7 @@ def _time_ticks(ax, labels: Sequence[str] | None, T: int, *, room: float) -> str
     if labels is None:
         ax.set_xticklabels([str(t + 1) for t in ticks], fontsize=TICK_FONT)
     else:
-        ax.set_xticklabels([_plain(labels[t]) for t in ticks], rotation=90, fontsize=TICK_FONT)
+        ax.set_xticklabels([plain(labels[t]) for t in ticks], rotation=90, fontsize=TICK_FONT)
     return f" (every {_ordinal(every)} labeled)" if every > 1 else ""
 
 
@@ -104,7 +103,7 @@ def training_curves(history: Sequence[dict[str, float]]) -> Figure:
     for ax, names, what in panels:
         for name in names:
             values = [h.get(name, math.nan) for h in history]
-            ax.plot(epochs, values, marker="o", label=_plain(label(name)))
+            ax.plot(epochs, values, marker="o", label=plain(label(name)))
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
@@ -169,7 +168,7 @@ def gate_heatmaps(
         ax.set_xlabel(("step" if labels is None else "step read") + thinned)
     figure.colorbar(image, ax=axes, shrink=0.8, label="gate value")
     if title:
-        figure.suptitle(_plain(title))
+        figure.suptitle(plain(title))
     return figure
 
 
@@ -203,7 +202,7 @@ def probability_curve(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.set_xticks(steps)
-        ax.set_xticklabels([_plain(labels[t]) for t in steps], rotation=90, fontsize=TICK_FONT)
+        ax.set_xticklabels([plain(labels[t]) for t in steps], rotation=90, fontsize=TICK_FONT)
         if n_rows > 1:
             ax.set_title(f"tokens {steps[0] + 1}–{steps[-1] + 1} of {T}", fontsize=TICK_FONT)
     axes[-1].set_xlabel("token read")
@@ -242,7 +241,7 @@ def forecast_figure(
             marker="s", markersize=3, linestyle="--", label="actual",
         )  # fmt: skip
     ax.axvline(0.5, color="0.6", linewidth=1)
-    ax.set_ylabel(_plain(name))
+    ax.set_ylabel(plain(name))
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     if history_labels is not None or forecast_labels is not None:
@@ -250,7 +249,7 @@ def forecast_figure(
         steps = np.r_[past, future]
         every = max(1, int(np.ceil(len(steps) / 12)))
         ax.set_xticks(steps[::every])
-        ax.set_xticklabels([_plain(s) for s in labels[::every]], rotation=30, ha="right")
+        ax.set_xticklabels([plain(s) for s in labels[::every]], rotation=30, ha="right")
     else:
         ax.set_xlabel("step (0 = the last input, 1 = the first forecast)")
     return figure
@@ -381,12 +380,12 @@ def confusion_matrix(counts: np.ndarray, classes: Sequence[str], *, title: str) 
             if counts[i, j]:
                 color = "white" if share[i, j] > 0.6 else "black"
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color=color)
-    names = [_plain(c) for c in classes]
+    names = [plain(c) for c in classes]
     ax.set_xticks(range(C), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
     ax.set_yticks(range(C), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(_plain(title), fontsize=10)
+    ax.set_title(plain(title), fontsize=10)
     figure.colorbar(image, ax=ax, shrink=0.8, label="share of the true class's sequences")
     return figure
 
@@ -410,7 +409,7 @@ def class_gates(recordings: dict[str, GateRecording], *, title: str) -> Figure:
                 values.T, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1
             )
             name = "update gate z" if gate == "z" else "reset gate r"
-            ax.set_title(f"class {_plain(class_name)}: {name}", fontsize=9)
+            ax.set_title(f"class {plain(class_name)}: {name}", fontsize=9)
             ax.set_ylabel("unit")
             ax.set_xlim(-0.5, T - 0.5)
             if len(rec.top) == 2:
@@ -421,7 +420,7 @@ def class_gates(recordings: dict[str, GateRecording], *, title: str) -> Figure:
     for ax in axes[-1]:
         ax.set_xlabel("time step")
     figure.colorbar(image, ax=axes, shrink=0.6, label="gate value")
-    figure.suptitle(_plain(title))
+    figure.suptitle(plain(title))
     return figure
 
 
@@ -436,7 +435,7 @@ def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_m
         T = len(frames)
         extent = (0.0, T * hop_ms / 1000, 0, frames.shape[1])
         axes[0, k].imshow(frames.T, aspect="auto", origin="lower", cmap="magma", extent=extent)
-        axes[0, k].set_title(_plain(title), fontsize=9)
+        axes[0, k].set_title(plain(title), fontsize=9)
         extent = (0.0, T * hop_ms / 1000, 0, z.shape[1])
         gate = axes[1, k].imshow(z.T, aspect="auto", origin="lower", cmap="viridis", vmin=0.0,
                                  vmax=1.0, extent=extent)  # fmt: skip
@@ -444,41 +443,4 @@ def spectrogram_gates(words: Sequence[tuple[str, np.ndarray, np.ndarray]], hop_m
     axes[0, 0].set_ylabel("mel band")
     axes[1, 0].set_ylabel("unit (update gate z)")
     figure.colorbar(gate, ax=axes[1, :], shrink=0.8, label="z")
-    return figure
-
-
-def _roll(ax, roll: np.ndarray, lowest: int = 21) -> None:
-    """A piano roll (T, 88) of 0/1 on ``ax``: time across, MIDI note up."""
-    extent = (0, len(roll), lowest, lowest + roll.shape[1])
-    ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
-              extent=extent, interpolation="nearest")  # fmt: skip
-    notes = np.flatnonzero(roll.any(0))
-    if len(notes):
-        ax.set_ylim(lowest + notes[0] - 2, lowest + notes[-1] + 3)
-    ax.set_ylabel("MIDI note")
-
-
-def piano_rolls(rolls: Sequence[tuple[str, np.ndarray]], prime: int) -> Figure:
-    """(title, roll (T, 88)) one above the other over the same steps, a line after the
-    first ``prime`` steps (what primed a continuation)."""
-    figure = Figure(figsize=(9, 2.4 * len(rolls)), layout="constrained")
-    axes = figure.subplots(len(rolls), 1, squeeze=False, sharex=True)[:, 0]
-    for ax, (title, roll) in zip(axes, rolls, strict=True):
-        _roll(ax, roll)
-        ax.axvline(prime, color="tab:red", linewidth=1.5)
-        ax.set_title(_plain(title), fontsize=10)
-    axes[-1].set_xlabel("step")
-    return figure
-
-
-def roll_gates(roll: np.ndarray, z: np.ndarray) -> Figure:
-    """A piano roll (T, 88) above the update gate z (T, H) of every unit at its steps."""
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True)
-    _roll(top, roll)
-    gate = bottom.imshow(z.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
-                         extent=(0, len(z), 0, z.shape[1]), interpolation="nearest")  # fmt: skip
-    bottom.set_ylabel("unit (update gate z)")
-    bottom.set_xlabel("step")
-    figure.colorbar(gate, ax=(top, bottom), shrink=0.4, label="z")  # both axes equally wide
     return figure

@@ -44,6 +44,10 @@ METRICS = {
     "false_negatives": ("false negatives", None),
     "nll": ("NLL (nats per step)", "lower"),
     "nll_after_first": ("NLL without each piece's first step (nats per step)", "lower"),
+    "bleu": ("BLEU (cased, detokenized)", "higher"),
+    "bleu_lowercase": ("BLEU (lowercased)", "higher"),
+    "chrf": ("chrF", "higher"),
+    "sentences_per_second": ("sentences per second", None),
 }
 
 # The score a task is judged by: the first line of its report's verdict.
@@ -54,6 +58,7 @@ HEADLINE = {
     "textgen": "loss",
     "anomaly": "f1",
     "music": "nll",
+    "translate": "bleu",
 }
 
 # Where a score was measured: the prefix of a history column ("val_loss").

@@ -5,7 +5,17 @@ module here and one line to `TASKS`."""
 
 from __future__ import annotations
 
-from gru.cli.train import adding, anomaly, classify, forecast, music, sentiment, speech, textgen
+from gru.cli.train import (
+    adding,
+    anomaly,
+    classify,
+    forecast,
+    music,
+    sentiment,
+    speech,
+    textgen,
+    translate,
+)
 
 __all__ = ["TASKS"]
 
@@ -19,4 +29,5 @@ TASKS = {
     "classify": (classify.add, classify.run),
     "speech": (speech.add, speech.run),
     "music": (music.add, music.run),
+    "translate": (translate.add, translate.run),
 }
