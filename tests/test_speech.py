@@ -200,10 +200,17 @@ def test_the_causal_normalization_is_the_same_whole_and_frame_by_frame():
 # --- streaming the model -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("pooling", "num_layers"), [("last", 2), ("mean", 1)])
-def test_streaming_frame_by_frame_equals_the_whole_recording_forward(pooling, num_layers):
+@pytest.mark.parametrize(
+    ("preset", "settings"),
+    [
+        ("default", {"pooling": "last", "num_layers": 2}),
+        ("default", {"pooling": "mean", "num_layers": 1}),
+        ("new-speaker", {"num_layers": 1}),  # mean pooling, a running mean of prior 0.5
+    ],
+)
+def test_streaming_frame_by_frame_equals_the_whole_recording_forward(preset, settings):
     torch.manual_seed(0)
-    recognizer = SpeechRecognizer(hidden_size=24, num_layers=num_layers, pooling=pooling)
+    recognizer = SpeechRecognizer.from_preset(preset, hidden_size=24, **settings)
     recognizer.names = [str(d) for d in range(10)]
     recognizer.statistics = {"mean": [-5.0] * 40, "std": [2.0] * 40}
     recognizer.model = recognizer._build_model().eval()
