@@ -1,9 +1,13 @@
-"""Shared test helpers: the one comparison with per-dtype tolerances, and the reference oracle
-stacked into layers and directions the way `gru.GRU` and `torch.nn.GRU` stack them."""
+"""Shared test helpers: the one comparison with per-dtype tolerances, the reference oracle
+stacked into layers and directions the way `gru.GRU` and `torch.nn.GRU` stack them, the
+command line run in-process, and the real data beside the repository."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from gru import reference
@@ -119,3 +123,24 @@ def reference_stack_backward(d_output, d_h_n, caches, *, num_layers, bidirection
             grads[i] = g
         d_layer_output = d_input
     return d_layer_output, np.stack([g.h0 for g in grads]), grads
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data beside the repository. A missing one fails the test, never
+    skips it: CI has ../shared beside the clone."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"the shared data {path} is missing (../shared/data beside the clone)")
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``gru argv``, run in-process."""
+    from gru.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

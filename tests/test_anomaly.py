@@ -9,19 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru.cli import main
+from checks import run_cli as run
 from gru.tasks import AnomalyDetector
 from viz_runs import series_frame
 
 SUNSPOTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries" / "monthly-sunspots.csv"  # fmt: skip
 TINY = {"lookback": 16, "baseline_window": 16, "hidden_size": 4, "epochs": 1}
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- fitting -----------------------------------------------------------------------------------

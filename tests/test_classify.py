@@ -9,27 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from checks import run_cli as run
+from checks import shared_data
 from gru.cli import main
 from gru.data.sequences import load
 from gru.tasks import SequenceClassifier
 from gru.tasks.classify import ClassifyConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "classification"
 TINY = ("--epochs", 3, "--hidden-size", 6, "--batch-size", 8, "--threads", 1, "--quiet")
 
 
 def shared(name: str) -> Path:
-    path = DATA / name
-    if not path.is_file():  # a failure, not a skip: CI has ../shared beside the clone
-        pytest.fail(f"the shared data {path} is missing (../shared/data beside the clone)")
-    return path
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return shared_data("classification", name)
 
 
 def toy(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -11,18 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from checks import run_cli as run
 from gru import __version__
 from gru.cli import main
 from gru.tasks import adding
 
 TINY = ["--limit", "300", "--num-words", "300", "--maxlen", "20", "--embedding-dim", "4", "--hidden-size", "4", "--epochs", "2", "--quiet"]  # fmt: skip
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def folder_digest(folder):

@@ -10,18 +10,14 @@ import matplotlib.image
 import pytest
 import torch
 
+from checks import shared_data
 from gru import cli
 from gru.tasks import compare
 from gru.tasks.compare import MODELS, TASKS, CompareConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def shared(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.exists():  # a failure, not a skip: CI has ../shared beside the clone
-        pytest.fail(f"the shared data {path} is missing (../shared/data beside the clone)")
-    return path
+    return shared_data(*parts)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -11,28 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from checks import assert_close
-from gru.cli import main
+from checks import assert_close, shared_data
+from checks import run_cli as run
 from gru.data import timeseries
 from gru.tasks import Forecaster
 from gru.tasks.forecast import LOSS_FUNCTIONS, LOSSES, persistence, seasonal_naive
 from viz_runs import series_frame
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "timeseries"
-
 
 def shared(name: str) -> Path:
-    path = DATA / name
-    if not path.is_file():  # a failure, not a skip: CI has ../shared beside the clone
-        pytest.fail(f"the shared data {path} is missing (../shared/data beside the clone)")
-    return path
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return shared_data("timeseries", name)
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ and bad input by its exit code and message."""
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 import torch
 
+from checks import run_cli as run
+from checks import shared_data
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import music
@@ -20,24 +21,13 @@ from gru.tasks.music import MusicModel, MusicNet
 
 mido = pytest.importorskip("mido")  # the dev extra installs it
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "music"
 TINY = ["--limit", 6, "--epochs", 2, "--batch-size", 2, "--threads", 1, "--quiet"]
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
 def jsb():
     """The real JSB Chorales file (a missing ../shared/data fails, not skips)."""
-    path = DATA / "JSB_Chorales.mat"
-    if not path.is_file():
-        pytest.fail(f"the shared data {path} is missing (../shared/data beside the clone)")
-    return path
+    return shared_data("music", "JSB_Chorales.mat")
 
 
 def write_mat(path, **splits):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from checks import assert_close
+from checks import run_cli as run
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import speech
@@ -24,13 +25,6 @@ soundfile = pytest.importorskip("soundfile")  # the dev extra installs it
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech" / "fsdd"
 TINY = {"hidden_size": 16, "num_layers": 1, "epochs": 1, "batch_size": 16, "speeds": [1.0]}
 RATE = 8000
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tone(freq: float, seconds: float, rate: int = RATE, channels: int = 1) -> np.ndarray:

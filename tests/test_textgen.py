@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from checks import assert_close
+from checks import run_cli as run
 from gru import training
 from gru.cli import main
 from gru.tasks import TextGenerator
@@ -24,13 +25,6 @@ SHAKESPEARE = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
 )
 TINY = {"embedding_dim": 8, "hidden_size": 16, "num_layers": 1, "seq_len": 16, "batch_size": 8, "epochs": 1, "lr": 1e-2}  # fmt: skip
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- truncated back-propagation through time ---------------------------------------------------

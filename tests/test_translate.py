@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from gru.cli import main
+from checks import run_cli as run
 from gru.data import translation
 from gru.seq2seq import (
     BOS,
@@ -33,13 +33,6 @@ pytest.importorskip("sentencepiece")  # the dev extra installs it
 
 MULTI30K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "translation"
 MULTI30K = MULTI30K / "multi30k"
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``gru argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(path: Path, lines: list[str], zipped: bool = False) -> Path:
