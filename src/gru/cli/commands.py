@@ -130,4 +130,5 @@ def _explain(error: Exception) -> tuple[int, str]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"gru: warning: {message}", file=sys.stderr)
+    text = str(message)  # the library's own warnings start with "gru: " for Python's output
+    print(f"gru: warning: {text.removeprefix('gru: ')}", file=sys.stderr)

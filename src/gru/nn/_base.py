@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
@@ -17,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 __all__ = [
     "EQUATIONS",
     "RecurrentBase",
+    "autocast_input",
     "check_features",
     "check_float_input",
     "check_probability",
@@ -54,6 +56,19 @@ def check_probability(owner: str, name: str, value) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: {name} must be a probability in [0, 1), got {value}")
     return float(value)
+
+
+def autocast_input(value, weight: Tensor) -> torch.dtype | None:
+    """The dtype of ``value`` when autocast made it lower than the float32 weights (a bfloat16
+    or float16 tensor from an autocast Linear under ``torch.autocast`` on its device), else
+    None. The layer then computes on the tensor in float32, by the autocast policy of its
+    products, and returns its dtype, as torch.nn.GRU returns it there."""
+    if not isinstance(value, Tensor) or weight.dtype != torch.float32:
+        return None
+    device = value.device.type
+    if not torch.is_autocast_enabled(device) or value.dtype != torch.get_autocast_dtype(device):
+        return None
+    return value.dtype
 
 
 def check_float_input(owner: str, name: str, value: Tensor, weight: Tensor) -> None:

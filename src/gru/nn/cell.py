@@ -12,7 +12,14 @@ from torch import Tensor, nn
 
 from gru import ops
 from gru.nn import convert, script
-from gru.nn._base import EQUATIONS, check_features, check_float_input, check_probability, check_size
+from gru.nn._base import (
+    EQUATIONS,
+    autocast_input,
+    check_features,
+    check_float_input,
+    check_probability,
+    check_size,
+)
 
 __all__ = ["GRUCell"]
 
@@ -109,6 +116,10 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
             raise TypeError(
                 f"GRUCell.forward: input must be a torch.Tensor, got {type(input).__name__}"
             )
+        lowered = autocast_input(input, self.weight_ih)
+        if lowered is not None:  # from an autocast product: computed in float32, returned as is
+            h = self.forward(input.float(), hx.float() if isinstance(hx, Tensor) else hx)
+            return h.to(lowered)
         check_float_input("GRUCell.forward", "input", input, self.weight_ih)
         if input.dim() not in (1, 2):
             raise ValueError(

@@ -19,6 +19,7 @@ from gru.nn import convert, packing, script
 from gru.nn._base import (
     EQUATIONS,
     RecurrentBase,
+    autocast_input,
     check_features,
     check_float_input,
     check_probability,
@@ -258,6 +259,10 @@ Outputs: ``(output, h_n)``
                     "own lengths"
                 )
             return self._forward_packed(input, hx)
+        lowered = autocast_input(input, self.weight_ih_l0)
+        if lowered is not None:  # from an autocast product: computed in float32, returned as is
+            output, h_n = self.forward(input.float(), _float(hx), lengths)
+            return output.to(lowered), h_n.to(lowered)
         weight = self.weight_ih_l0
         x, batched = self._time_major(input, weight)
         T, B = x.shape[:2]
@@ -487,3 +492,8 @@ class GRUStream:
         if is_numpy:
             return out if len(shape) == 2 else out[0]
         return self._out_torch if len(shape) == 2 else self._out_torch[0]
+
+
+def _float(hx):
+    """``hx`` in float32 when it is a tensor (a lower-precision state under autocast)."""
+    return hx.float() if isinstance(hx, Tensor) else hx

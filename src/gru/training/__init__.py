@@ -33,7 +33,8 @@ makes every process append one JSON line per optimizer step to ``trace-rank<r>.j
 the step, the batch loss and a SHA-256 of its parameters, and at the end their final digest.
 
 The package: `config` (TrainConfig, FitResult), `batches` (the batches of each epoch and the
-learning-rate schedule), `ddp` (torchrun), `loop` (`fit` itself, in named steps).
+learning-rate schedule), `precision` (``precision="bf16"``: each step's forward under autocast
+to bfloat16, float32 master weights), `ddp` (torchrun), `loop` (`fit` itself, in named steps).
 
 Shapes: N examples; B = batch_size.
 """

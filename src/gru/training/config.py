@@ -7,6 +7,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from gru.training.precision import PRECISIONS
+
 __all__ = ["OPTIMIZERS", "SCHEDULES", "FitResult", "TrainConfig", "TrainingDiverged"]
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop")
@@ -19,7 +21,9 @@ class TrainConfig:
 
     ``schedule`` multiplies the learning rate by a factor that rises linearly from 0 over the
     first ``warmup`` fraction of all steps and then stays at 1 ("constant") or falls to 0 at
-    the last step along a half cosine ("cosine") or a line ("linear"). ``monitor`` names a
+    the last step along a half cosine ("cosine") or a line ("linear"). ``precision`` "bf16"
+    runs each step's forward under autocast to bfloat16, float32 master weights
+    (`gru.training.precision`). ``monitor`` names a
     metric of ``evaluate`` ("val_accuracy"), better when larger with ``mode="max"``; training
     stops after ``patience`` epochs without improvement, and with ``restore_best`` it ends
     with (and saves) the weights of the best epoch.
@@ -39,6 +43,7 @@ class TrainConfig:
     patience: int | None = None
     restore_best: bool = False
     seed: int = 0
+    precision: str = "fp32"
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -68,6 +73,10 @@ class TrainConfig:
             )
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"TrainConfig: warmup must be a fraction in [0, 1), got {self.warmup}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"TrainConfig: precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.mode not in ("max", "min"):
             raise ValueError(f"TrainConfig: mode must be 'max' or 'min', got {self.mode!r}")
         if (self.patience is not None or self.restore_best) and self.monitor is None:

@@ -32,6 +32,7 @@ from gru._io import remove_leftovers
 from gru.training.batches import epoch_batches, lr_factor, make_optimizer
 from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
+from gru.training.precision import autocast, in_float32, say_without_hardware
 from gru.training.warmup import warm_up
 
 __all__ = ["fit", "plot_history"]
@@ -127,6 +128,7 @@ def fit(
         checkpoint_every=checkpoint_every, device=device, rank=rank, world=world,
         say=log if (main and not quiet) else (lambda message: None), progress=main and not quiet,
     )  # fmt: skip
+    say_without_hardware(config.precision, device)
     if device == "cpu":  # the engine compiles what the run calls before the clocks start
         warm_up(model, loss_fn, train, batch_size=config.batch_size, carry=carry)
     run.begin(resume)
@@ -305,11 +307,13 @@ class _Run:
         """One optimizer step on the batch ``index``; its loss and metrics join the sums."""
         s, sums = self.s, self.s["sums"]
         *inputs, target = (t[index].to(self.device) for t in self.train)
-        if self.carry:
-            output, state = self.trained(*inputs, self.state)
-            self.state = state.detach()  # the next batch continues from it, without its graph
-        else:
-            output = self.trained(*inputs)
+        with autocast(self.config.precision, self.device):
+            if self.carry:
+                output, state = self.trained(*inputs, self.state)
+                self.state = in_float32(state.detach())  # the next batch continues from it
+            else:
+                output = self.trained(*inputs)
+        output = in_float32(output)  # the loss and the metrics in float32
         loss = self.loss_fn(output, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
