@@ -2,9 +2,16 @@
 their own tests and the report and browser tests read the same folders (and never write in
 them)."""
 
+import os
+
 import pytest
 
 from viz_runs import anomaly_run, forecast_run, textgen_run
+
+# Commands without --threads compute on every core whatever else runs (not fewer when other
+# programs are busy, `gru.ops.threads.default_threads`): a test's results, compared bit for bit
+# between runs, must not depend on the machine's load. Subprocesses inherit it.
+os.environ.setdefault("GRU_THREADS", "all")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -517,6 +519,46 @@ def test_threads_reach_torch_and_the_engine_and_are_restored(capsys, tmp_path, m
     assert code == 0, err
     assert seen and set(seen) == {(wanted, wanted)}  # the engine was handed torch's count
     assert torch.get_num_threads() == before
+
+
+def test_without_threads_a_command_leaves_the_cores_other_programs_keep_busy(
+    capsys, tmp_path, monkeypatch
+):
+    from gru.ops import threads as threads_module
+
+    monkeypatch.delenv("GRU_THREADS")  # the suite's "all" (conftest.py)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)  # one per core of an 8-core machine
+    monkeypatch.setattr(threads_module, "_cpus", lambda: 8)
+    chosen = []
+    monkeypatch.setattr(threads_module, "threads", lambda n: chosen.append(n) or nullcontext())
+    for busy, expected in ((0, 8), (3, 5), (7, 1), (12, 1)):
+        monkeypatch.setattr(threads_module, "busy_cpus", lambda busy=busy: busy)
+        assert run(capsys, "predict", "--run", tmp_path / "none")[0] == 2
+        assert chosen.pop() == expected, busy
+    monkeypatch.setenv("GRU_THREADS", "3")
+    run(capsys, "predict", "--run", tmp_path / "none")
+    assert chosen.pop() == 3
+    monkeypatch.setenv("GRU_THREADS", "all")
+    run(capsys, "predict", "--run", tmp_path / "none")
+    assert chosen.pop() == 8
+    monkeypatch.setenv("GRU_THREADS", "many")
+    code, _, err = run(capsys, "predict", "--run", tmp_path / "none")
+    assert code == 2 and "GRU_THREADS must be a positive int or \"all\", got 'many'" in err
+
+
+def test_busy_cpus_counts_the_runnable_tasks_of_other_programs(tmp_path):
+    from gru.ops.threads import busy_cpus
+
+    idle = busy_cpus()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        # The spinning process is runnable at every look (other programs may add to it).
+        assert busy_cpus() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert idle >= 0
 
 
 def test_compile_refuses_an_unknown_target(capsys):

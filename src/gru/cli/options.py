@@ -151,21 +151,23 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="compute on N threads, torch's and the CPU engine's (default: one per core); "
-        "on a machine other programs keep busy, fewer threads are often faster",
+        help="compute on N threads, torch's and the CPU engine's (default: one per core less "
+        "the cores other programs keep busy when the command starts, or GRU_THREADS)",
     )
 
 
 def threads(args):
-    """The context a command runs in: on --threads N threads when given (`gru.ops.threads`),
-    torch's and the engine's thread counts restored after it."""
+    """The context a command runs in: a command that computes runs on --threads N threads, or
+    without it on `gru.ops.threads.default_threads` (fewer than the cores when other programs
+    keep some busy); torch's and the engine's thread counts restored after it."""
     import contextlib
 
-    if getattr(args, "threads", None) is None:
+    if not hasattr(args, "threads"):
         return contextlib.nullcontext()
+    from gru.ops.threads import default_threads
     from gru.ops.threads import threads as computing_on
 
-    return computing_on(args.threads)
+    return computing_on(args.threads if args.threads is not None else default_threads())
 
 
 # --- gru train TASK ------------------------------------------------------------------------------
