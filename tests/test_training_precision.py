@@ -96,6 +96,12 @@ def test_gru_and_cell_take_the_bfloat16_an_autocast_product_gives_as_torch_does(
         expected = theirs(x)
         step = cell(x[0])
     assert output.dtype == h_n.dtype == expected[0].dtype == torch.bfloat16
+    # With a state of the other dtype, the result takes the state's, as torch.nn.GRU's does.
+    h0 = torch.zeros(2, 3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for given, state in ((x, h0.bfloat16()), (x.float(), h0.bfloat16()), (x, h0)):
+            got, want = ours(given, state), theirs(given, state)
+            assert got[0].dtype == got[1].dtype == want[0].dtype == want[1].dtype == state.dtype
     assert step.dtype == torch.bfloat16
     # The float32 layer on the same (bfloat16-valued) input, rounded once to bfloat16: within
     # one rounding of 8 significant bits (2**-8 relative) of the float32 values.

@@ -116,10 +116,12 @@ Output: h' of the same batch shape as hx, (B, H) or (H,).
             raise TypeError(
                 f"GRUCell.forward: input must be a torch.Tensor, got {type(input).__name__}"
             )
-        lowered = autocast_input(input, self.weight_ih)
-        if lowered is not None:  # from an autocast product: computed in float32, returned as is
+        if autocast_input(input, self.weight_ih) or autocast_input(hx, self.weight_ih):
+            # From an autocast product: computed in float32, returned in hx's dtype (the
+            # input's without hx).
+            dtype = (hx if isinstance(hx, Tensor) else input).dtype
             h = self.forward(input.float(), hx.float() if isinstance(hx, Tensor) else hx)
-            return h.to(lowered)
+            return h.to(dtype)
         check_float_input("GRUCell.forward", "input", input, self.weight_ih)
         if input.dim() not in (1, 2):
             raise ValueError(

@@ -259,11 +259,15 @@ Outputs: ``(output, h_n)``
                     "own lengths"
                 )
             return self._forward_packed(input, hx)
-        lowered = autocast_input(input, self.weight_ih_l0)
-        if lowered is not None:  # from an autocast product: computed in float32, returned as is
-            output, h_n = self.forward(input.float(), _float(hx), lengths)
-            return output.to(lowered), h_n.to(lowered)
         weight = self.weight_ih_l0
+        if isinstance(input, Tensor) and (
+            autocast_input(input, weight) or autocast_input(hx, weight)
+        ):
+            # From an autocast product: computed in float32, returned in hx's dtype (the
+            # input's without hx), as torch.nn.GRU returns under autocast.
+            dtype = (hx if isinstance(hx, Tensor) else input).dtype
+            output, h_n = self.forward(input.float(), _float(hx), lengths)
+            return output.to(dtype), h_n.to(dtype)
         x, batched = self._time_major(input, weight)
         T, B = x.shape[:2]
         h0 = self._check_hx(hx, B, batched, weight)
