@@ -210,8 +210,11 @@ def test_bf16_module_equals_the_oracle(gemm_path, calls, stack, reset_after, wit
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_small_layers_take_float32_products_and_match_too(calls, reset_after):
-    """Below the BLAS sizes bf16 values run on the float32 row kernels (exact inputs)."""
+def test_small_layers_take_float32_products_and_match_too(monkeypatch, calls, reset_after):
+    """Below the BLAS sizes bf16 values run on the float32 row kernels (exact inputs), even on
+    a CPU with bf16 instructions (pretended here: without them it is so anyway, with a
+    warning, tested below)."""
+    monkeypatch.setattr(dispatch, "bf16_hardware", lambda: True)
     module, x, h0, _ = make_problem(2, reset_after=reset_after)
     module_bf16 = as_bf16(module)
     with torch.no_grad():
@@ -292,9 +295,11 @@ def test_autocast_with_gradients_runs_float32_and_trains():
     "variant", [{"layer_norm": True}, {"zoneout": 0.2}, {"recurrent_dropout": 0.3}]
 )
 @pytest.mark.parametrize("grad", [False, True])
-def test_autocast_runs_the_variants_in_float32(variant, grad):
+def test_autocast_runs_the_variants_in_float32(monkeypatch, variant, grad):
     """A layer with variants under autocast computes what it computes in float32 (its input
-    projection was a bfloat16 product inside the engine's autograd node, which NumPy refused)."""
+    projection was a bfloat16 product inside the engine's autograd node, which NumPy refused).
+    As on a CPU with bf16 instructions (without them, a plain layer in evaluation warns)."""
+    monkeypatch.setattr(dispatch, "bf16_hardware", lambda: True)
     torch.manual_seed(9)
     module = gru.GRU(10, 20, **variant).train(grad)
     x = torch.randn(5, 3, 10)
