@@ -68,7 +68,7 @@ def test_each_seed_is_the_run_gru_train_music_makes_and_the_table_sums_them_up(t
         f"| JSB_Chorales | per-key frequency baseline (no model) | 88 | {baseline:.3f} |" in table
     )
     assert "**A smoke test** (at most 4 pieces of each split)" in table
-    assert "JSB_Chorales: lr 0.001, at most 2 epochs" in table
+    assert "JSB_Chorales: lr 0.001, batches of 16, at most 2 epochs" in table
 
 
 def test_nottingham_trains_at_its_measured_lr_unless_told(tmp_path, monkeypatch, capsys):
@@ -91,7 +91,10 @@ def test_nottingham_trains_at_its_measured_lr_unless_told(tmp_path, monkeypatch,
     trained.clear()
     assert run_cli(capsys, *argv, "--lr", 0.01, "--out", tmp_path / "b")[0] == 0
     assert trained == [("gru", 0.01, 3), ("gru", 0.01, 3)]
-    assert "Nottingham: lr 0.01, at most 2 epochs" in (tmp_path / "b" / "compare.md").read_text()
+    assert (
+        "Nottingham: lr 0.01, batches of 16, at most 2 epochs"
+        in (tmp_path / "b" / "compare.md").read_text()
+    )
 
 
 def test_compare_json_holds_every_finished_run_when_one_is_killed(tmp_path, monkeypatch):

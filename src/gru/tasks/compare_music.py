@@ -206,17 +206,18 @@ def _notes(baselines: dict[str, float], config: MusicCompareConfig) -> str:
     seeds = ", ".join(map(str, config.seeds))
     preset = PRESETS[PRESET]().train
     trained = "; ".join(
-        f"{name}: lr {settings.get('lr', preset.lr):g}, at most "
+        f"{name}: lr {settings.get('lr', preset.lr):g}, batches of "
+        f"{settings.get('batch_size', preset.batch_size)}, at most "
         f"{settings.get('epochs', preset.epochs)} epochs"
         for name, settings in ((n, config.settings(n)) for n in baselines)
     )
     notes = (
         f"Test NLL in nats per step (each step's 88 keys' summed binary cross-entropy, averaged "
         f"over every step), lower is better; mean ± sample standard deviation over seeds "
-        f"{seeds}. Preset {PRESET} (RMSProp, batches of {preset.batch_size}, weight noise "
-        f"0.075, gradients clipped at norm 1, early stopping after {preset.patience} epochs "
-        f"without a better validation NLL, the best epoch's weights kept); {trained}. Training "
-        "seconds: wall-clock of fit, each epoch's validation included."
+        f"{seeds}. Preset {PRESET} (RMSProp, weight noise 0.075, gradients clipped at norm 1, "
+        f"early stopping after {preset.patience} epochs without a better validation NLL, the "
+        f"best epoch's weights kept); {trained}. Training seconds: wall-clock of fit, each "
+        "epoch's validation included."
     )
     if config.limit is not None:
         notes = (
