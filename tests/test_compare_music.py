@@ -77,22 +77,25 @@ def test_nottingham_trains_at_its_measured_lr_unless_told(tmp_path, monkeypatch,
     real = MusicModel.fit
 
     def spy(self, *args, **kwargs):
-        trained.append((self.config.cell, self.config.train.lr, self.config.train.seed))
+        train = self.config.train
+        trained.append((self.config.cell, train.lr, train.batch_size, train.seed))
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(MusicModel, "fit", spy)
     argv = ["compare", "--task", "music", "--data", *data, "--models", "gru", "--seed", 3, *TINY]
     assert run_cli(capsys, *argv, "--out", tmp_path / "a")[0] == 0
-    assert trained == [("gru", 3e-3, 3), ("gru", 1e-3, 3)]  # Mine: the preset's
+    assert trained == [("gru", 3e-3, 4, 3), ("gru", 1e-3, 16, 3)]  # Mine: the preset's
     result = json.loads((tmp_path / "a" / "compare.json").read_text())
-    assert result["data"]["Nottingham"]["lr"] == 3e-3 and "lr" not in result["data"]["Mine"]
+    expected = {"path": str(data[0]), "lr": 3e-3, "batch_size": 4, "epochs": 2}
+    assert result["data"]["Nottingham"] == expected
+    assert "lr" not in result["data"]["Mine"]
     assert [r["paper"] for r in result["rows"]] == [PAPER["Nottingham"]["gru"], None]
     assert result["rows"][0]["std"] is None  # one seed: no spread
     trained.clear()
     assert run_cli(capsys, *argv, "--lr", 0.01, "--out", tmp_path / "b")[0] == 0
-    assert trained == [("gru", 0.01, 3), ("gru", 0.01, 3)]
+    assert trained == [("gru", 0.01, 4, 3), ("gru", 0.01, 16, 3)]
     assert (
-        "Nottingham: lr 0.01, batches of 16, at most 2 epochs"
+        "Nottingham: lr 0.01, batches of 4, at most 2 epochs"
         in (tmp_path / "b" / "compare.md").read_text()
     )
 

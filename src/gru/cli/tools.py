@@ -134,13 +134,21 @@ def add_compare(commands):
 
 def add_music_options(compare) -> None:
     """The options of ``gru compare --task music`` (`gru.tasks.compare_music`)."""
-    from gru.tasks.compare_music import DATA_SETTINGS, DEFAULT_DATA
+    from gru.tasks.compare_music import DATA_SETTINGS, DEFAULT_DATA, PRESET
+    from gru.tasks.music import PRESETS
+
+    preset = PRESETS[PRESET]().train
 
     chosen = "; ".join(
-        f"{name}: " + ", ".join(f"--{k} {v:g}" for k, v in s.items())
+        f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in s.items())
         for name, s in DATA_SETTINGS.items()
     )
-    music = compare.add_argument_group("--task music")
+    music = compare.add_argument_group(
+        "--task music",
+        f"Each data set trains with the {PRESET} preset (lr {preset.lr:g}, batches of "
+        f"{preset.batch_size}, at most {preset.epochs} epochs), except where the README's "
+        f"measurements chose otherwise: {chosen}.",
+    )
     music.add_argument(
         "--data",
         nargs="+",
@@ -158,8 +166,7 @@ def add_music_options(compare) -> None:
     music.add_argument(
         "--lr",
         type=positive_float,
-        help=f"learning rate of every data set (default: the preset's 1e-3; {chosen}, as "
-        "measured in the README)",
+        help="learning rate of every data set (default: each data set's, above)",
     )
     music.add_argument(
         "--limit",
