@@ -12,6 +12,7 @@ from gru.cli.options import (
     default_out,
     examples,
     overlay,
+    positive_float,
     positive_int,
     seed,
 )
@@ -54,6 +55,7 @@ def convert(args) -> int:
 
 def add_compare(commands):
     from gru.tasks.compare import MODELS, TASKS
+    from gru.tasks.music import CELLS
 
     compare = commands.add_parser(
         "compare",
@@ -61,24 +63,33 @@ def add_compare(commands):
         description="Train a plain RNN, an LSTM, torch.nn.GRU, gru.GRU, gru.GRU with layer "
         "norm and gru.MinGRU on the same data with the same budget; print and save a Markdown "
         "table (parameters, training seconds per epoch, inference latency per sequence and per "
-        "streaming step, test metric, steps to reach a target) and a PNG of the learning curves.",
+        "streaming step, test metric, steps to reach a target) and a PNG of the learning curves. "
+        "--task music (alone) is Chung et al. 2014's comparison instead: the ~20k-parameter "
+        "GRU, LSTM and tanh RNN trained as `gru train music --preset chung2014` trains them, "
+        "on piano rolls over --seeds, their test NLL's mean ± standard deviation beside the "
+        "paper's and the per-key frequency baseline (compare.md and compare.json).",
         epilog=examples(
             "gru compare --quick --out compare-quick",
             "gru compare --models gru,lstm --tasks adding-400 --seed 1",
+            "gru compare --task music --seeds 0 1 2 --threads 1 --out compare-music",
+            "gru compare --task music --data ../shared/data/music/JSB_Chorales.mat "
+            "--models gru,lstm --epochs 100",
         ),
     )
     compare.add_argument(
         "--tasks",
+        "--task",
         dest="task_names",
         metavar="TASKS",
         help="comma-separated, of: " + ", ".join(TASKS) + " (default: the adding problems, "
-        "and imdb and etth1 when their data is given)",
+        "and imdb and etth1 when their data is given); or music, alone",
     )
     compare.add_argument(
         "--models",
         dest="model_names",
         metavar="MODELS",
-        help="comma-separated, of: " + ", ".join(MODELS) + " (default: all)",
+        help="comma-separated, of: " + ", ".join(MODELS) + " (default: all); for --task "
+        "music of: " + ", ".join(CELLS) + " (default: all three)",
     )
     compare.add_argument("--imdb", metavar="PATH", help="IMDB data for the imdb task")
     compare.add_argument("--csv", metavar="PATH", help="ETTh1.csv for the etth1 task")
@@ -95,7 +106,11 @@ def add_compare(commands):
         help="a smoke test of under 2 minutes: that every model trains, not how well "
         "(too little data and training for its scores or timings to compare models)",
     )
-    compare.add_argument("--epochs", type=positive_int, help="epochs for every task")
+    compare.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="epochs for every task (music: at most, early stopping still applies; default 500)",
+    )
     compare.add_argument("--hidden-size", type=positive_int, help="H for every layer")
     compare.add_argument(
         "--adding-train", type=positive_int, help="adding problem training sequences (5000)"
@@ -109,12 +124,56 @@ def add_compare(commands):
     compare.add_argument(
         "--seed",
         type=seed,
-        default=0,
         help="seed of every random choice: the data drawn and the weights (default 0)",
     )
     add_threads(compare)
     compare.add_argument("--quiet", action="store_true", help="print only the table")
+    add_music_options(compare)
     return compare
+
+
+def add_music_options(compare) -> None:
+    """The options of ``gru compare --task music`` (`gru.tasks.compare_music`)."""
+    from gru.tasks.compare_music import DATA_SETTINGS, DEFAULT_DATA, PRESET
+    from gru.tasks.music import PRESETS
+
+    preset = PRESETS[PRESET]().train
+
+    chosen = "; ".join(
+        f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in s.items())
+        for name, s in DATA_SETTINGS.items()
+    )
+    music = compare.add_argument_group(
+        "--task music",
+        f"Each data set trains with the {PRESET} preset (lr {preset.lr:g}, batches of "
+        f"{preset.batch_size}, at most {preset.epochs} epochs), except where the README's "
+        f"measurements chose otherwise: {chosen}.",
+    )
+    music.add_argument(
+        "--data",
+        nargs="+",
+        metavar="PATH",
+        help=".mat files of piano rolls (traindata, validdata, testdata) or folders of .mid "
+        f"files (default: those of {', '.join(DEFAULT_DATA)} that exist)",
+    )
+    music.add_argument(
+        "--seeds",
+        nargs="+",
+        type=seed,
+        metavar="S",
+        help="train each model once per seed (default 0 1 2; --seed S: that one)",
+    )
+    music.add_argument(
+        "--lr",
+        type=positive_float,
+        help="learning rate of every data set (default: each data set's, above)",
+    )
+    music.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="use at most N pieces of each split (quick runs that compare nothing)",
+    )
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -125,6 +184,11 @@ def compare(args) -> int:
     from gru.tasks import compare as comparison
 
     tasks = _names(args.task_names)
+    if tasks is not None and "music" in tasks:
+        return _compare_music(args, tasks)
+    given = [f"--{n}" for n in MUSIC_ONLY if getattr(args, n) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: options of --task music only")
     if tasks is None:
         tasks = ["adding-100", "adding-400"]
         tasks += ["imdb"] if args.imdb else []
@@ -134,6 +198,40 @@ def compare(args) -> int:
     overlay(config, args)  # every other option is the setting of its name
     out = args.out if args.out is not None else default_out("compare")
     result = comparison.run(config, out=out, quiet=args.quiet)
+    if args.quiet:
+        print(result.table)
+    return 0
+
+
+MUSIC_ONLY = ("data", "seeds", "lr", "limit")  # the options of --task music alone
+NOT_MUSIC = ("imdb", "csv", "quick", "hidden_size", "adding_train", "imdb_limit", "etth1_stride")
+
+
+def _compare_music(args, tasks: list[str]) -> int:
+    """``gru compare --task music``: `gru.tasks.compare_music.run` on the options."""
+    from gru.tasks import compare_music
+    from gru.tasks.music import CELLS
+
+    if tasks != ["music"]:
+        raise ValueError(
+            f"--task music runs alone (its models train over seeds on their own budget), got "
+            f"--tasks {','.join(tasks)}; compare the other tasks in another command"
+        )
+    given = ["--" + n.replace("_", "-") for n in NOT_MUSIC if getattr(args, n) not in (None, False)]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: not options of --task music (it compares the paper's "
+            "~20k-parameter models on piano rolls)"
+        )
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError(f"give --seed or --seeds, not both (--seed {args.seed}, --seeds ...)")
+    seeds = args.seeds or ([args.seed] if args.seed is not None else [0, 1, 2])
+    config = compare_music.MusicCompareConfig(
+        data=args.data, seeds=seeds, epochs=args.epochs, lr=args.lr, limit=args.limit,
+        cells=_names(args.model_names) or list(CELLS),
+    )  # fmt: skip
+    out = args.out if args.out is not None else default_out("compare-music")
+    result = compare_music.run(config, out=out, quiet=args.quiet)
     if args.quiet:
         print(result.table)
     return 0

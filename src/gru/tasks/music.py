@@ -332,6 +332,7 @@ class MusicModel(runs.Task):
             }
         metrics = {
             "test": report.test, "baselines": baselines, "parameters": report.parameters,
+            "processes": run.world,
             "data": {"source": source, **{f"{s} pieces": n for s, n in report.pieces.items()}},
             "cpu_seconds": time.process_time() - self._cpu,
             "figures": self._figures(run.path, parts["test"]),
