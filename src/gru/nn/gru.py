@@ -266,7 +266,8 @@ Outputs: ``(output, h_n)``
             # From an autocast product: computed in float32, returned in hx's dtype (the
             # input's without hx), as torch.nn.GRU returns under autocast.
             dtype = (hx if isinstance(hx, Tensor) else input).dtype
-            output, h_n = self.forward(input.float(), _float(hx), lengths)
+            hx = hx.float() if isinstance(hx, Tensor) else hx
+            output, h_n = self.forward(input.float(), hx, lengths)
             return output.to(dtype), h_n.to(dtype)
         x, batched = self._time_major(input, weight)
         T, B = x.shape[:2]
@@ -496,8 +497,3 @@ class GRUStream:
         if is_numpy:
             return out if len(shape) == 2 else out[0]
         return self._out_torch if len(shape) == 2 else self._out_torch[0]
-
-
-def _float(hx):
-    """``hx`` in float32 when it is a tensor (a lower-precision state under autocast)."""
-    return hx.float() if isinstance(hx, Tensor) else hx
