@@ -258,7 +258,7 @@ def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(jsb, tmp_path, 
 
 def test_the_nade_preset_and_runs_written_before_the_output_setting(tmp_path):
     config = MusicModel.from_preset("nade").config
-    assert (config.output, config.nade_hidden, config.hidden_size) == ("nade", 150, 256)
+    assert (config.output, config.nade_hidden, config.hidden_size) == ("nade", 150, 128)
     old = music_module.MusicConfig().to_dict()
     del old["output"], old["nade_hidden"]
     assert music_module.MusicConfig.from_dict(old).output == "independent"
