@@ -210,7 +210,9 @@ def test_a_tiny_run_writes_its_folder_and_composes(jsb, tmp_path, capsys):
     assert code == 2 and "--overwrite" in err
 
 
-def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(jsb, tmp_path, capsys):
+def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(
+    jsb, tmp_path, capsys, monkeypatch
+):
     argv = ["--data", jsb, "--output", "nade", "--nade-hidden", 8, "--hidden-size", 12, *TINY]
     code, out, _ = run(capsys, "train", "music", *argv, "--out", tmp_path / "r")
     assert code == 0 and "gru with nade keys" in out
@@ -239,6 +241,10 @@ def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(jsb, tmp_path, 
             bce = -(notes * F.logsigmoid(logits) + (1 - notes) * F.logsigmoid(-logits))
             steps.append(bce.sum(1))
     assert scores["nll"] == pytest.approx(float(torch.cat(steps).mean()), rel=1e-6)
+    with monkeypatch.context() as patch:  # a piece a batch: the same score
+        patch.setattr(music_module, "NADE_STEPS", 1)
+        alone = model.evaluate(music.Music(pieces, pieces, pieces, "three"))
+    assert alone["nll"] == pytest.approx(scores["nll"], rel=1e-6)
     six = music.read_mat(jsb).test[:6]  # the run's --limit 6
     assert metrics["test"]["nll"] == pytest.approx(
         model.evaluate(music.Music(six, six, six, "six"))["nll"], rel=1e-9
