@@ -3,6 +3,7 @@ reader's errors by message, MIDI written and read back by mido, tiny runs on a f
 chorales through the CLI (killed and resumed to the weights of an unbroken run), composing,
 and bad input by its exit code and message."""
 
+import json
 import math
 import sys
 
@@ -10,14 +11,16 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+import torch.nn.functional as F
 
 from checks import run_cli as run
 from checks import shared_data
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import music
+from gru.nade import NADE
 from gru.tasks import music as music_module
-from gru.tasks.music import MusicModel, MusicNet
+from gru.tasks.music import MusicModel, MusicNet, describe
 
 mido = pytest.importorskip("mido")  # the dev extra installs it
 
@@ -205,6 +208,82 @@ def test_a_tiny_run_writes_its_folder_and_composes(jsb, tmp_path, capsys):
     assert midi.length == pytest.approx(12 * 0.5, abs=0.5 + 1e-9)  # 12 steps, the last maybe silent
     code, _, err = run(capsys, "compose", "--run", tmp_path / "r", "--out", tmp_path / "x.mid")
     assert code == 2 and "--overwrite" in err
+
+
+def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(
+    jsb, tmp_path, capsys, monkeypatch
+):
+    argv = ["--data", jsb, "--output", "nade", "--nade-hidden", 8, "--hidden-size", 12, *TINY]
+    code, out, _ = run(capsys, "train", "music", *argv, "--out", tmp_path / "r")
+    assert code == 0 and "gru with nade keys" in out
+    model = MusicModel.load(tmp_path / "r")
+    assert model.config.output == "nade" and isinstance(model.model.head, NADE)
+    assert model.model.head.hidden_size == 8
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert (
+        metrics["model"] == describe(model.config) and "NADE of 8 hidden units" in metrics["model"]
+    )
+    assert "Boulanger-Lewandowski, Bengio and Vincent 2012: RNN-NADE" in metrics["baselines"]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "this model (GRU of 12 units, the 88 keys of a step modelled jointly by a NADE" in page
+    # evaluate: the mean over steps of each step's exact NLL, the NADE's own, step by step
+    pieces = music.read_mat(jsb).test[:3]
+    scores = model.evaluate(music.Music(pieces, pieces, pieces, "three"))
+    x = music.padded(pieces)[0]
+    steps = []
+    with torch.no_grad():
+        for piece in pieces:  # one piece at a time, no padding
+            out, _ = model.model.rnn(
+                torch.from_numpy(np.vstack([np.zeros((1, 88)), piece[:-1]])).float()[None]
+            )
+            notes = torch.from_numpy(piece).double()
+            logits = model.model.head(out[0], notes.float()).double()  # p(v_d | v_<d, past)
+            bce = -(notes * F.logsigmoid(logits) + (1 - notes) * F.logsigmoid(-logits))
+            steps.append(bce.sum(1))
+    assert scores["nll"] == pytest.approx(float(torch.cat(steps).mean()), rel=1e-6)
+    with monkeypatch.context() as patch:  # a piece a batch: the same score
+        patch.setattr(music_module, "NADE_STEPS", 1)
+        alone = model.evaluate(music.Music(pieces, pieces, pieces, "three"))
+    assert alone["nll"] == pytest.approx(scores["nll"], rel=1e-6)
+    six = music.read_mat(jsb).test[:6]  # the run's --limit 6
+    assert metrics["test"]["nll"] == pytest.approx(
+        model.evaluate(music.Music(six, six, six, "six"))["nll"], rel=1e-9
+    )
+    first = model.compose(np.zeros((3, 88), np.uint8), steps=5, seed=1)
+    assert first.shape == (8, 88) and np.array_equal(
+        first, model.compose(first[:3], steps=5, seed=1)
+    )
+    code, _, _ = run(capsys, "compose", "--run", tmp_path / "r", "--steps", 8, "--prime",
+                     "test:3", "--prime-steps", 4, "--out", tmp_path / "x.mid")  # fmt: skip
+    assert code == 0 and len(mido.MidiFile(tmp_path / "x.mid").tracks) == 1
+    with pytest.raises(ValueError, match=r"probabilities: needs output 'independent'.*'nade'"):
+        model.probabilities(pieces[0])
+    with pytest.raises(ValueError, match=r"MusicNet: a NADE output needs each step's notes"):
+        model.model(x)
+
+
+def test_the_nade_preset_and_runs_written_before_the_output_setting(tmp_path):
+    config = MusicModel.from_preset("nade").config
+    assert (config.output, config.nade_hidden, config.hidden_size) == ("nade", 150, 128)
+    old = music_module.MusicConfig().to_dict()
+    del old["output"], old["nade_hidden"]
+    assert music_module.MusicConfig.from_dict(old).output == "independent"
+    with pytest.raises(
+        ValueError, match=r"output must be one of \('independent', 'nade'\), got 'made'"
+    ):
+        MusicModel(output="made")
+    with pytest.raises(ValueError, match=r"nade_hidden must be a positive int, got 0"):
+        MusicModel(output="nade", nade_hidden=0)
+
+
+def test_nade_weight_noise_reaches_the_nade_weights():
+    net = MusicNet(music_module.MusicConfig(output="nade", nade_hidden=6, weight_noise=0.075))
+    x = torch.rand(2, 5, 88).round()
+    notes = x.roll(-1, 1).to(torch.int8)
+    net.train()
+    assert not torch.equal(net(x, None, notes), net(x, None, notes))
+    net(x, None, notes).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
 def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(

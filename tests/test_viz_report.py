@@ -298,6 +298,21 @@ def write_run(folder, task: str, metrics: dict):
     return visible_text(report_html(folder))
 
 
+def test_the_scores_header_names_the_model_when_the_run_says_what_it_is(tmp_path):
+    scores = {"test": {"nll": 5.9}, "baselines": {"frequency": {"nll": 11.0}}}
+    header = r'<th scope="col">([^<]*)</th>'
+    write_run(tmp_path, "music", {**scores, "model": "GRU, keys modelled jointly (NADE)"})
+    page = report_html(tmp_path)
+    assert re.findall(header, page)[:3] == [
+        "metric",
+        "this model (GRU, keys modelled jointly (NADE))",
+        "baseline: frequency",
+    ]
+    assert "<td>model</td>" not in page  # in the header, not again under Run
+    write_run(tmp_path, "music", scores)
+    assert re.findall(header, report_html(tmp_path))[1] == "this model"
+
+
 def test_the_verdict_names_each_better_baseline_on_the_headline_score_first(tmp_path):
     baselines = {"linear": {"mse": 0.3815, "mae": 0.5}, "seasonal_naive": {"mse": 0.5, "mae": 0.4}}
     text = write_run(

@@ -22,9 +22,10 @@ def add_compose(commands):
         "compose",
         help="compose music with a music run: a MIDI file and its piano roll (PNG)",
         description="Draw STEPS steps from the model of RUN_DIR, each of the 88 keys a Bernoulli "
-        "at the predicted probability, after a prime (the first steps of a piece of the run's "
-        "data) or from silence. Writes a MIDI file (one step one beat) and the piano roll as a "
-        "PNG beside it.",
+        "at the predicted probability (with a NADE output, the keys of a step one after "
+        "another, low to high, each given those below it), after a prime (the first steps of a "
+        "piece of the run's data) or from silence. Writes a MIDI file (one step one beat) and "
+        "the piano roll as a PNG beside it.",
         epilog=examples(
             "gru compose --run runs/jsb --steps 64 --prime test:3 --seed 0 --out piece.mid"
         ),

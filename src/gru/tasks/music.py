@@ -7,6 +7,13 @@ independent Bernoullis, as in Chung et al. (2014), "Empirical Evaluation of Gate
 Neural Networks on Sequence Modeling". The score is the mean over every step of the 88 keys'
 summed binary cross-entropy in nats (`gru.data.music.nll`), lower is better.
 
+``output="nade"`` models the 88 keys of a step jointly instead, as RNN-NADE does
+(Boulanger-Lewandowski et al. 2012): the layer's state at step t gives the biases of a
+`gru.nade.NADE` over the keys, low to high, each key's logit conditioned on the keys below it
+in the same step (teacher forcing: the net then reads the step's target notes too). The score
+is the same sum of 88 binary cross-entropies, now of those conditionals: the exact NLL of the
+step, so the two outputs compare directly.
+
     model = MusicModel.from_preset("chung2014", cell="gru")
     report = model.fit("../shared/data/music/JSB_Chorales.mat", out="runs/jsb")
     report.test["nll"]                                     # nats per step
@@ -26,6 +33,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +41,7 @@ from torch import Tensor, nn
 
 from gru.data import music
 from gru.models import build
+from gru.nade import NADE
 from gru.nn import GRU
 from gru.tasks import runs
 from gru.training import TrainConfig
@@ -40,17 +49,20 @@ from gru.viz import figures, sequence_figures
 from gru.viz.recording import record_gates
 
 __all__ = [
-    "CELLS", "PRESETS", "WIDTHS", "MusicConfig", "MusicModel", "MusicNet", "MusicReport",
-    "piece_loss",
+    "CELLS", "OUTPUTS", "PRESETS", "WIDTHS", "MusicConfig", "MusicModel", "MusicNet", "MusicReport",
+    "describe", "piece_loss",
 ]  # fmt: skip
 
 CELLS = ("gru", "lstm", "rnn")
+OUTPUTS = ("independent", "nade")  # the 88 keys of a step: independent Bernoullis, or a NADE
 WIDTHS = {"gru": 46, "lstm": 36, "rnn": 100}  # Chung et al.'s ~20k-parameter models
 # Chung et al. 2014, Table 2, test NLL (the issue's anchors), by data set and cell.
 PAPER = {
     "JSB_Chorales": {"rnn": 9.10, "lstm": 8.67, "gru": 8.54},
     "Nottingham": {"rnn": 3.13, "lstm": 3.20, "gru": 3.23},
 }
+NADE_STEPS = 4096  # padded steps per batch when a NADE output is scored (memory, not speed)
+RNN_NADE = {"JSB_Chorales": 5.56, "Nottingham": 2.31}  # Boulanger-Lewandowski et al. 2012
 
 
 @dataclass
@@ -58,8 +70,11 @@ class MusicConfig(runs.TaskConfig):
     """What decides a music model: the ``cell`` and its ``hidden_size`` (None: the cell's
     `WIDTHS`), ``num_layers``, ``dropout`` on the layer's outputs (and between layers),
     ``weight_noise`` (the standard deviation added to the weights while training), GRU
-    ``layer_norm`` and ``zoneout`` (`gru.GRU`'s variants), and ``limit``: at most that many
-    pieces of each split (quick runs)."""
+    ``layer_norm`` and ``zoneout`` (`gru.GRU`'s variants), ``output`` ("independent" keys or
+    "nade": the keys of a step modelled jointly, by a NADE of ``nade_hidden`` hidden units),
+    and ``limit``: at most that many pieces of each split (quick runs)."""
+
+    ADDED_LATER: ClassVar[dict] = {"output": "independent", "nade_hidden": 150}  # older runs
 
     cell: str = "gru"
     hidden_size: int | None = None
@@ -68,6 +83,8 @@ class MusicConfig(runs.TaskConfig):
     weight_noise: float = 0.0
     layer_norm: bool = False
     zoneout: float = 0.0
+    output: str = "independent"
+    nade_hidden: int = 150
     limit: int | None = None
     steps_per_beat: int = 4
     train: TrainConfig = field(default_factory=runs.least_val_loss(200, 16, 1e-3, patience=20))
@@ -81,7 +98,10 @@ class MusicConfig(runs.TaskConfig):
         owner = "MusicConfig"
         if self.cell not in CELLS:
             raise ValueError(f"{owner}: cell must be one of {CELLS}, got {self.cell!r}")
-        minimums = {"hidden_size": 1, "num_layers": 1, "limit": 1, "steps_per_beat": 1}
+        if self.output not in OUTPUTS:
+            raise ValueError(f"{owner}: output must be one of {OUTPUTS}, got {self.output!r}")
+        minimums = {"hidden_size": 1, "num_layers": 1, "nade_hidden": 1, "limit": 1,
+                    "steps_per_beat": 1}  # fmt: skip
         runs.check_ints(owner, self, minimums, optional=("hidden_size", "limit"))
         runs.check_numbers(owner, self, ("dropout", "weight_noise", "zoneout"))
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.zoneout < 1.0:
@@ -117,10 +137,23 @@ def _strong() -> MusicConfig:
     )  # fmt: skip
 
 
+def _nade() -> MusicConfig:
+    return MusicConfig(
+        hidden_size=128, dropout=0.5, layer_norm=True, output="nade", nade_hidden=150,
+        train=TrainConfig(
+            epochs=30, batch_size=1, lr=1e-3, optimizer="adamw", weight_decay=1e-2,
+            clip_grad_norm=1.0, schedule="cosine", warmup=0.05, monitor="val_loss",
+            mode="min", patience=20, restore_best=True,
+        ),
+    )  # fmt: skip
+
+
 # chung2014: Chung et al.'s setup (RMSProp, weight noise 0.075, gradients clipped at norm 1,
 # early stopping on the validation NLL, the best epoch kept); strong: a wider GRU with layer
-# norm and dropout, AdamW on a cosine schedule.
-PRESETS = {"chung2014": _chung2014, "strong": _strong}
+# norm and dropout, AdamW on a cosine schedule; nade: the keys of a step modelled jointly by a
+# NADE on a GRU(128), one piece a batch (the NADE's weights learn slowly, and bigger batches
+# gave fewer updates before the GRU overfit: see the README).
+PRESETS = {"chung2014": _chung2014, "strong": _strong, "nade": _nade}
 
 
 @dataclass
@@ -137,8 +170,10 @@ class MusicReport(runs.RunReport):
 
 class MusicNet(nn.Module):
     """Rolls (B, T, 88), the previous step's at each step, -> logits (B, T, 88) of each step:
-    the recurrent layer, dropout, a linear head; with ``weight_noise`` (training only) every
-    weight perturbed by a fresh Gaussian draw per call."""
+    the recurrent layer, dropout, the output: a linear head (independent keys) or a
+    `gru.nade.NADE` (its logits those of each key given the keys below it in the step, which
+    it reads from ``notes``); with ``weight_noise`` (training only) every weight perturbed by a
+    fresh Gaussian draw per call."""
 
     def __init__(self, config: MusicConfig, backend: str = "auto") -> None:
         super().__init__()
@@ -150,22 +185,50 @@ class MusicNet(nn.Module):
         else:
             layer = nn.LSTM if c.cell == "lstm" else nn.RNN
             self.rnn = layer(music.KEYS, H, c.num_layers, batch_first=True, dropout=between)
-        self.dropout, self.head = nn.Dropout(c.dropout), nn.Linear(H, music.KEYS)
+        self.dropout = nn.Dropout(c.dropout)
+        self.nade = c.output == "nade"
+        self.head = NADE(H, music.KEYS, c.nade_hidden) if self.nade else nn.Linear(H, music.KEYS)
         self.weight_noise = c.weight_noise
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None, *, noisy=True):
+    def forward(self, x: Tensor, lengths: Tensor | None = None, notes: Tensor | None = None,
+                state=None, *, noisy=True):  # fmt: skip
         """Logits (B, T', 88), T' the longest of ``lengths`` (all T without them); with
-        ``state`` (the layer's) also the state after the last step."""
+        ``state`` (the layer's) also the state after the last step. ``notes`` (B, T, 88): the
+        steps' own notes, which a NADE output conditions on (targets as `gru.data.music.padded`
+        gives them, -1 past an end); the independent output ignores them."""
         if lengths is not None:
             x = x[:, : int(lengths.max())]
         x = x if x.is_floating_point() else x.float()  # `gru.data.music.padded` gives bytes
+        if self.nade and notes is None:
+            raise ValueError(
+                "MusicNet: a NADE output needs each step's notes (teacher forcing) to give its "
+                "logits; to draw steps use MusicNet.draw"
+            )
         if self.training and self.weight_noise and noisy:
             noise = self.weight_noise
             weights = {n: p + noise * torch.randn_like(p) for n, p in self.named_parameters()}
-            return torch.func.functional_call(self, weights, (x, None, state), {"noisy": False})
+            inputs = (x, None, notes, state)
+            return torch.func.functional_call(self, weights, inputs, {"noisy": False})
         out, after = self.rnn(x, state)  # (B, T', H)
-        logits = self.head(self.dropout(out))  # (B, T', K)
+        out = self.dropout(out)
+        if self.nade:
+            logits = self.head(out, notes[:, : out.shape[1]].clamp(min=0))  # (B, T', K)
+        else:
+            logits = self.head(out)  # (B, T', K)
         return logits if state is None else (logits, after)
+
+    def draw(self, x: Tensor, state, generator: torch.Generator, temperature: float = 1.0):
+        """(the notes (1, 1, 88) of the step after ``x`` (1, T, 88), float 0/1, drawn at
+        logits divided by ``temperature``; the layer's state after ``x``): independent keys
+        drawn at once, a NADE's one after another, low to high."""
+        out, after = self.rnn(x, state)  # (1, T, H)
+        last = self.dropout(out[:, -1])  # (1, H)
+        if self.nade:
+            notes = self.head.sample(last, generator=generator, temperature=temperature)
+        else:
+            p = torch.sigmoid(self.head(last)[0].double() / temperature)  # (K,)
+            notes = torch.bernoulli(p, generator=generator).float()[None]
+        return notes[None], after
 
 
 def piece_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -237,8 +300,9 @@ class MusicModel(runs.Task):
         self.model = self._build_model()
         if not resume:
             run.start(c.to_dict(), {"source": runs.source_name(data) or loaded.source})
+        tensors = (x, lengths, y, y) if c.output == "nade" else (x, lengths, y)  # notes read
         result = run.train(
-            self.model, piece_loss, (x, lengths, y), c.train,
+            self.model, piece_loss, tensors, c.train,
             evaluate=lambda model: {"val_loss": self.scores(*valid)["nll"]}, sort_key=lengths,
         )  # fmt: skip
         self.model.eval()
@@ -259,12 +323,14 @@ class MusicModel(runs.Task):
     @torch.no_grad()
     def scores(self, x: Tensor, y: Tensor, lengths: Tensor, batch: int = 64) -> dict[str, float]:
         """{"nll", "nll_after_first"} of padded pieces (`gru.data.music.padded`), the model in
-        eval mode, pieces of similar length batched together."""
+        eval mode, pieces of similar length batched together (with a NADE output, at most
+        ``NADE_STEPS`` padded steps a batch: its hidden units take 88 × U values a step)."""
         was = self.model.training
         self.model.eval()
         total = {"all": 0.0, "first": 0.0, "steps": 0, "pieces": 0}
-        for index in torch.argsort(lengths).split(batch):
-            logits = self.model(x[index], lengths[index]).double()
+        steps = NADE_STEPS if self.config.output == "nade" else None
+        for index in _batches(lengths, batch, steps):
+            logits = self.model(x[index], lengths[index], y[index]).double()
             losses, real = music.step_losses(logits, y[index, : logits.shape[1]].double())
             total["all"] += float(losses.sum())
             total["first"] += float(losses[:, 0].sum())
@@ -284,8 +350,15 @@ class MusicModel(runs.Task):
 
     @torch.no_grad()
     def probabilities(self, roll: np.ndarray) -> np.ndarray:
-        """P(key sounds) (T + 1, 88) of each step of ``roll`` (T, 88) and of the step after."""
+        """P(key sounds) (T + 1, 88) of each step of ``roll`` (T, 88) and of the step after;
+        independent keys only (a NADE's keys have no such probability of their own)."""
         self._loaded("probabilities")
+        if self.config.output != "independent":
+            raise ValueError(
+                f"MusicModel.probabilities: needs output 'independent', this model's is "
+                f"{self.config.output!r}: its keys' probabilities depend on the keys below "
+                "them in the step (evaluate gives its NLL, compose its draws)"
+            )
         x = music.padded([_checked_roll(roll, "roll")])[0].float()  # (1, T, K): silence first
         x = torch.cat([x, torch.from_numpy(roll[-1:].astype(np.float32))[None]], 1)
         self.model.eval()
@@ -296,7 +369,8 @@ class MusicModel(runs.Task):
                 temperature: float = 1.0) -> np.ndarray:  # fmt: skip
         """The roll (P + steps, 88) uint8: ``prime`` (P, 88; none: start from silence) and
         ``steps`` more, each key drawn as a Bernoulli of the model's probability at logits
-        divided by ``temperature`` (below 1 surer, above 1 wilder)."""
+        divided by ``temperature`` (below 1 surer, above 1 wilder); a NADE output draws the
+        keys of a step one after another, low to high, each given those below it."""
         self._loaded("compose")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"MusicModel.compose: steps must be a positive int, got {steps!r}")
@@ -312,9 +386,7 @@ class MusicModel(runs.Task):
             x = torch.cat([x, torch.from_numpy(prime.astype(np.float32))[None]], 1)
         rolls = []
         for _ in range(steps):
-            logits, state = self.model(x, state=state)
-            p = torch.sigmoid(logits[0, -1].double() / temperature)
-            x = torch.bernoulli(p, generator=generator).float()[None, None]  # (1, 1, K)
+            x, state = self.model.draw(x, state, generator, temperature)  # (1, 1, K)
             rolls.append(x[0, 0].numpy().astype(np.uint8))
         return np.concatenate([prime, np.stack(rolls)])
 
@@ -322,17 +394,20 @@ class MusicModel(runs.Task):
 
     def _write(self, run, report: MusicReport, source: str, parts) -> None:
         """metrics.json, the figures and report.html of a finished run."""
-        name = Path(source).stem
-        paper = PAPER.get(name, {}).get(self.config.cell)
+        c, name = self.config, Path(source).stem
         baselines = dict(report.baselines)
-        if paper is not None:
-            cell = self.config.cell.upper()
+        if c.output == "nade" and name in RNN_NADE:
+            baselines["Boulanger-Lewandowski, Bengio and Vincent 2012: RNN-NADE"] = {
+                "nll": RNN_NADE[name]
+            }
+        elif c.output == "independent" and c.cell in PAPER.get(name, {}):
+            cell = c.cell.upper()
             baselines[f"Chung, Gulcehre, Cho and Bengio 2014: {cell}, ~20k parameters"] = {
-                "nll": paper
+                "nll": PAPER[name][c.cell]
             }
         metrics = {
             "test": report.test, "baselines": baselines, "parameters": report.parameters,
-            "processes": run.world,
+            "processes": run.world, "model": describe(c),
             "data": {"source": source, **{f"{s} pieces": n for s, n in report.pieces.items()}},
             "cpu_seconds": time.process_time() - self._cpu,
             "figures": self._figures(run.path, parts["test"]),
@@ -365,6 +440,37 @@ class MusicModel(runs.Task):
                 "step (bottom): near 1 a unit keeps its state, near 0 it takes the new one."
             )
         return shown
+
+
+def describe(config: MusicConfig) -> str:
+    """The model in words, as the report's score table names it: "GRU of 46 units, the 88
+    keys of a step independent Bernoullis" or "..., the 88 keys of a step modelled jointly by a
+    NADE of 150 hidden units"."""
+    layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
+    what = f"{config.cell.upper()} of {layers}{config.width} units, the 88 keys of a step "
+    if config.output == "nade":
+        return what + f"modelled jointly by a NADE of {config.nade_hidden} hidden units"
+    return what + "independent Bernoullis"
+
+
+def _batches(lengths: Tensor, size: int, steps: int | None) -> list[Tensor]:
+    """The indices of the pieces by length, in batches of at most ``size`` pieces and, unless
+    ``steps`` is None, at most ``steps`` padded steps (one piece at least)."""
+    order = torch.argsort(lengths)
+    if steps is None:
+        return list(order.split(size))
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while (
+            end < len(order)
+            and end - start < size
+            and (end + 1 - start) * int(lengths[order[end]]) <= steps
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 def _zeros(task: MusicModel):

@@ -9,6 +9,7 @@ nothing about the model. The tasks put plain data into the folder's files:
                     "validation" {metric: value} on the validation data: shown beside the test
                                  scores, or in their place when a task has no test data
                     "baselines"  {name: {metric: value}}: simple predictors to beat
+                    "model"      text: what the model is, named in the scores' header
                     "data"       {what: value}: a summary of the data the run read
                     "examples"   {"columns": [name], "rows": [[value]], "caption": text}:
                                  a few predictions, forecasts or samples (or [{column: value}],
@@ -41,7 +42,7 @@ REPORT_FILE = "report.html"
 # metrics.json keys that have a section of their own; every other one goes under "Run".
 SECTIONS = (
     "history", "test", "validation", "baselines", "data", "examples", "samples", "figures",
-    "plots", "notes", "best_epoch",
+    "plots", "notes", "best_epoch", "model",
 )  # fmt: skip
 
 
@@ -145,8 +146,10 @@ def _results(metrics: dict, task: str) -> str:
                 else ""
             )
         )
-    header = ["metric", "this model" if also is None else "this model, test"]
-    header += [] if also is None else ["this model, validation"]
+    model = metrics.get("model")
+    ours = f"this model ({model})" if isinstance(model, str) and model else "this model"
+    header = ["metric", ours if also is None else f"{ours}, test"]
+    header += [] if also is None else [f"{ours}, validation"]
     rows = []
     for metric, value in scores.items():
         row = [label(metric), value] + ([] if also is None else [also.get(metric, "")])
