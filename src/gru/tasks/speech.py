@@ -415,7 +415,7 @@ class SpeechRecognizer(runs.Task):
                 "test": report.test, "protocol": report.protocol, "recordings": counts,
                 "per_speaker": per_speaker, "baselines": baselines, "words": self.names,
                 "confusion": confusion, "cpu_seconds": time.process_time() - self._cpu,
-                "figures": figures,
+                "figures": figures, "processes": run.world,
             }  # fmt: skip
             if test is not None:
                 listened = self.stream_test(test)
