@@ -371,9 +371,9 @@ class SpeechRecognizer(runs.Task):
         return {
             "confusion.png": "The confusion matrix of the test recordings: rows the true word, "
             "columns the predicted one, each cell's count written in it.",
-            "gates.png": "A few test words: their normalized log-mel frames (top) and the "
-            "update gate z of every unit of the top GRU layer (bottom); the title gives the "
-            "file, the predicted word and its probability.",
+            "gates.png": "A few test words: their normalized frames (log-mel bands, or their "
+            "cepstra; top) and the update gate z of every unit of the top GRU layer (bottom); "
+            "the title gives the file, the predicted word and its probability.",
         }
 
     # --- streaming ---------------------------------------------------------------------------
