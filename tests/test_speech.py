@@ -191,6 +191,62 @@ def test_the_causal_normalization_is_the_same_whole_and_frame_by_frame():
     assert_close(one_by_one, whole)
 
 
+def test_the_running_variance_is_the_same_whole_and_frame_by_frame_and_evens_out_a_gain():
+    generator = np.random.default_rng(2)
+    frames = generator.standard_normal((30, 5)).astype(np.float32) + 3.0
+    mean, std = np.full(5, 2.0), np.full(5, 0.5)
+    whole = speech.Normalizer(mean, std, prior=1, variance_prior=3)(frames)
+    # straight from the docstring's sums, frame by frame, in float64
+    m = (1 * mean + np.cumsum(frames, 0)) / (1 + np.arange(1, 31))[:, None]
+    squares = 3 * std**2 + np.cumsum((frames - m) ** 2, 0)
+    expected = (frames - m) / np.sqrt(squares / (3 + np.arange(1, 31))[:, None])
+    assert_close(whole, expected.astype(np.float32))
+    norm = speech.Normalizer(mean, std, prior=1, variance_prior=3)
+    one_by_one = np.concatenate([norm(frames[t : t + 1]) for t in range(5)] + [norm(frames[5:])])
+    assert_close(one_by_one, whole, scale=10)  # float64 sums in another order, then float32
+    # A voice whose bands swing twice as widely comes out alike once the spread is learned
+    # (up to the priors' weight, 0.01 frames against 10 or more heard: within 0.01); divided
+    # by the training std alone it would come out twice as wide.
+    wide = speech.Normalizer(mean, std, prior=0.01, variance_prior=0.01)(2 * frames)
+    narrow = speech.Normalizer(mean, std, prior=0.01, variance_prior=0.01)(frames)
+    assert np.abs(wide[10:] - narrow[10:]).max() < 0.01 < np.abs(narrow[10:]).mean()
+
+
+def test_cepstra_are_the_dct_of_the_normalized_bands_whole_and_frame_by_frame():
+    scipy_fft = pytest.importorskip("scipy.fft")  # librosa depends on scipy
+    generator = np.random.default_rng(3)
+    frames = generator.standard_normal((12, 40)).astype(np.float32)
+    mean, std = np.zeros(40), np.full(40, 2.0)
+    bands = speech.Normalizer(mean, std, prior=1)(frames)  # (T, M)
+    cepstra = speech.Normalizer(mean, std, prior=1, cepstra=13)(frames)  # (T, C)
+    expected = scipy_fft.dct(bands.astype(np.float64), type=2, norm="ortho", axis=1)[:, :13]
+    assert_close(cepstra, expected.astype(np.float32), scale=10)  # float32 products of 40 terms
+    norm = speech.Normalizer(mean, std, prior=1, cepstra=13)
+    assert_close(np.concatenate([norm(frame[None]) for frame in frames]), cepstra)
+    with pytest.raises(ValueError, match=r"cepstra must be None or an int in \[1, n_mels=40\]"):
+        SpeechRecognizer(cepstra=41)
+
+
+def test_vocal_tract_warping_moves_a_tone_by_the_factor_and_keeps_the_band_edges():
+    F = 101  # 200-sample frames: 40 Hz bins up to 4 kHz
+    for warp, expected in ((1.1, 22), (0.9, 18)):
+        spectrum = np.zeros(F)
+        spectrum[20] = 1.0
+        moved = speech.warping(F, warp) @ spectrum  # (F,)
+        assert int(np.argmax(moved)) == expected and moved[expected] == pytest.approx(1.0)
+        assert speech.warping(F, warp)[0, 0] == 1.0 and speech.warping(F, warp)[-1, -1] == 1.0
+    assert_close(speech.warping(F, 1.0), np.eye(F))
+    framing = speech.Framing()
+    samples = tone(800, 0.3)
+    plain, warped = (speech.logmel(samples, framing, warp=w) for w in (1.0, 1.15))
+    centroid = [(np.exp(f) * np.arange(40)).sum(1) / np.exp(f).sum(1) for f in (plain, warped)]
+    assert np.all(centroid[1] > centroid[0] + 1)  # the 800 Hz tone heard about 920 Hz
+    with pytest.raises(ValueError, match=r"SpeechConfig: warp must be in \[0, 0\.5\)"):
+        SpeechRecognizer(warp=0.6)
+    with pytest.raises(ValueError, match=r"SpeechConfig: variance_prior must be None or > 0"):
+        SpeechRecognizer(variance_prior=0)
+
+
 # --- streaming the model -------------------------------------------------------------------------
 
 
@@ -200,6 +256,7 @@ def test_the_causal_normalization_is_the_same_whole_and_frame_by_frame():
         ("default", {"pooling": "last", "num_layers": 2}),
         ("default", {"pooling": "mean", "num_layers": 1}),
         ("new-speaker", {"num_layers": 1}),  # mean pooling, a running mean of prior 0.5
+        ("new-speaker", {"num_layers": 2, "variance_prior": 3.0, "cepstra": 20}),
     ],
 )
 def test_streaming_frame_by_frame_equals_the_whole_recording_forward(preset, settings):
@@ -337,3 +394,57 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(
     resumed = SpeechRecognizer.load(tmp_path / "crashed").model.state_dict()
     for name, value in whole.items():
         assert torch.equal(resumed[name], value), name
+
+
+def test_two_processes_under_torchrun_train_in_sync_and_rank_0_writes_alone(fsdd_sample, tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    import safetensors.torch
+
+    from gru import checkpoint
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    env = {
+        **os.environ, "GRU_TRACE_DIR": str(trace), "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "gru", "train", "speech",
+        "--data", str(fsdd_sample), "--out", str(out), "--hidden-size", "8", "--layers", "1",
+        "--epochs", "2", "--batch-size", "8", "--quiet",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("test accuracy (official split):") == 1  # only rank 0 reports
+
+    traces = [
+        [json.loads(line) for line in (trace / f"trace-rank{r}.jsonl").read_text().splitlines()]
+        for r in (0, 1)
+    ]
+    steps = [[t for t in records if "step" in t] for records in traces]
+    # 22 training recordings at 3 speeds, 33 per process, batches of 8: 5 steps an epoch.
+    assert [s["step"] for s in steps[0]] == [s["step"] for s in steps[1]] == list(range(1, 11))
+    assert [s["params"] for s in steps[0]] == [s["params"] for s in steps[1]]  # in sync
+    assert any(a["loss"] != b["loss"] for a, b in zip(*steps, strict=True))  # different shards
+    finals = [records[-1]["final"] for records in traces]
+    saved = safetensors.torch.load_file(out / checkpoint.MODEL_FILE)
+    assert finals[0] == finals[1] == checkpoint.tensors_digest(saved)
+
+    # Only rank 0 wrote: one of each file, no leftovers of a second writer.
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.safetensors", "config.json", "confusion.png", "gates.png", "metrics.json",
+        "model.safetensors", "report.html", "training_curves.png",
+    ]  # fmt: skip
+    metrics = json.loads((out / checkpoint.METRICS_FILE).read_text())
+    assert metrics["processes"] == 2 and metrics["recordings"]["train"] == 22
+    assert len(metrics["history"]) == 2 and metrics["stream"]["words"] == 24
+    loaded = SpeechRecognizer.load(out)
+    assert loaded.evaluate(fsdd_sample)["accuracy"] == pytest.approx(metrics["test"]["accuracy"])

@@ -34,11 +34,13 @@ __all__ = [
     "Framing",
     "Normalizer",
     "SpeechData",
+    "dct_matrix",
     "logmel",
     "read_audio",
     "resample",
     "scan",
     "split",
+    "warping",
 ]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -86,12 +88,34 @@ class Framing:
                 f"of a {self.frame_ms} ms frame"
             )
 
-    def mel_basis(self) -> np.ndarray:
-        """The mel filters (M, n_fft // 2 + 1) float32 librosa's melspectrogram uses."""
+    def mel_basis(self, warp: float = 1.0) -> np.ndarray:
+        """The mel filters (M, F) float32 librosa's melspectrogram uses, F = n_fft // 2 + 1;
+        with ``warp`` α ≠ 1, applied to the spectrum warped as a vocal tract α times shorter
+        would shape it (`warping`)."""
         librosa = _librosa("speech features")
-        return librosa.filters.mel(sr=self.rate, n_fft=self.n_fft, n_mels=self.n_mels).astype(
-            np.float32
-        )
+        basis = librosa.filters.mel(sr=self.rate, n_fft=self.n_fft, n_mels=self.n_mels)
+        if warp != 1.0:
+            basis = basis @ warping(self.n_fft // 2 + 1, warp)  # (M, F)
+        return basis.astype(np.float32)
+
+
+def warping(F: int, warp: float) -> np.ndarray:
+    """The (F, F) matrix that moves the power at frequency f of a spectrum of F bins to w(f),
+    vocal-tract-length perturbation (Jaitly and Hinton 2013): w(f) = α·f up to the boundary
+    f₀ = 0.8·Nyquist·min(1, 1/α), then a straight line to the Nyquist frequency, which stays
+    where it is. Row g interpolates the power at w⁻¹(g) between its two nearest bins."""
+    f = np.arange(F, dtype=np.float64)  # bin frequencies, Nyquist = F - 1
+    nyquist = F - 1.0
+    f0 = 0.8 * nyquist * min(1.0, 1.0 / warp)
+    slope = (nyquist - warp * f0) / (nyquist - f0)  # above f₀, to the Nyquist frequency
+    warped = np.where(f <= f0, warp * f, warp * f0 + (f - f0) * slope)  # w(f) of every bin
+    source = np.interp(f, warped, f)  # w⁻¹(g) of every bin g
+    low = np.minimum(np.floor(source).astype(np.int64), F - 2)  # (F,)
+    weight = source - low  # (F,) in [0, 1]
+    matrix = np.zeros((F, F))
+    matrix[np.arange(F), low] = 1.0 - weight
+    matrix[np.arange(F), low + 1] += weight
+    return matrix
 
 
 def read_audio(path: str | os.PathLike, rate: int) -> np.ndarray:
@@ -121,10 +145,13 @@ def read_audio(path: str | os.PathLike, rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def logmel(samples: np.ndarray, framing: Framing, *, name: str = "audio") -> np.ndarray:
+def logmel(
+    samples: np.ndarray, framing: Framing, *, name: str = "audio", warp: float = 1.0
+) -> np.ndarray:
     """log(mel power + 1e-6) (T, M) float32 of ``samples`` (S,) at ``framing.rate``: librosa's
-    melspectrogram without centering, T = 1 + (S - n_fft) // hop; ValueError naming ``name``
-    when the audio is shorter than one frame."""
+    melspectrogram without centering, T = 1 + (S - n_fft) // hop (``warp``: its spectrum
+    warped, `Framing.mel_basis`); ValueError naming ``name`` when the audio is shorter than
+    one frame."""
     n_fft, hop = framing.n_fft, framing.hop
     if len(samples) < n_fft:
         raise ValueError(
@@ -132,10 +159,14 @@ def logmel(samples: np.ndarray, framing: Framing, *, name: str = "audio") -> np.
             f"{framing.rate} Hz, a frame needs {n_fft} ({framing.frame_ms} ms)"
         )
     librosa = _librosa("speech features")
-    mel = librosa.feature.melspectrogram(
-        y=samples, sr=framing.rate, n_fft=n_fft, hop_length=hop, center=False,
-        n_mels=framing.n_mels, power=2.0,
-    )  # (M, T)  # fmt: skip
+    if warp != 1.0:
+        power = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop, center=False)) ** 2
+        mel = framing.mel_basis(warp) @ power  # (M, F) @ (F, T)
+    else:
+        mel = librosa.feature.melspectrogram(
+            y=samples, sr=framing.rate, n_fft=n_fft, hop_length=hop, center=False,
+            n_mels=framing.n_mels, power=2.0,
+        )  # (M, T)  # fmt: skip
     return np.log(mel.T + _LOG_FLOOR).astype(np.float32)  # (T, M)
 
 
@@ -177,37 +208,76 @@ class FrameStream:
 
 
 class Normalizer:
-    """Causal mean normalization of log-mel frames, the same on a whole utterance and frame by
-    frame: frame t becomes (x_t − m_t) / std, where m_t, the utterance's mean so far, starts
+    """Causal normalization of log-mel frames, the same on a whole utterance and frame by
+    frame: frame t becomes (x_t − m_t) / s_t, where m_t, the utterance's mean so far, starts
     from the training frames' ``mean`` (M,) counted as ``prior`` frames,
 
         m_t = (prior · mean + Σ_{τ ≤ t} x_τ) / (prior + t + 1)
 
-    and ``std`` (M,) is the training frames' spread. A loud or quiet recording, or another
-    microphone, shifts every band's log power alike; subtracting m_t removes that shift as soon
-    as a few frames have arrived, without waiting for the end of the word."""
+    and s_t is the training frames' spread ``std`` (M,); with ``variance_prior`` (frames), s_t
+    is the utterance's spread so far around its running means, starting from std² counted as
+    that many frames:
 
-    def __init__(self, mean, std, prior: float) -> None:
+        s_t² = (variance_prior · std² + Σ_{τ ≤ t} (x_τ − m_τ)²) / (variance_prior + t + 1)
+
+    A loud or quiet recording, or another microphone, shifts every band's log power alike;
+    subtracting m_t removes that shift as soon as a few frames have arrived, without waiting
+    for the end of the word; dividing by s_t evens out how widely a voice's bands swing.
+
+    With ``cepstra`` C, the normalized frames become their first C cepstral coefficients
+    (the orthonormal DCT-II across bands, as MFCCs are computed): a smooth spectral envelope,
+    without the ripple of a voice's pitch harmonics across the low bands."""
+
+    def __init__(
+        self, mean, std, prior: float, variance_prior: float | None = None,
+        cepstra: int | None = None,
+    ) -> None:  # fmt: skip
         self.mean = np.asarray(mean, dtype=np.float64)  # (M,)
         self.std = np.asarray(std, dtype=np.float64)  # (M,)
         self.prior = float(prior)
+        self.variance_prior = None if variance_prior is None else float(variance_prior)
+        self.dct = None if cepstra is None else dct_matrix(len(self.mean), cepstra)  # (M, C)
         self.reset()
 
     def reset(self) -> None:
         self.total = self.prior * self.mean  # (M,)
         self.count = self.prior
+        if self.variance_prior is not None:
+            self.squares = self.variance_prior * self.std**2  # (M,)
+            self.square_count = self.variance_prior
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """The normalized ``frames`` (T, M) float32, continuing the utterance so far."""
-        if len(frames) == 1:  # the streaming case, without the cumulative sums' overhead
+        """The normalized ``frames`` (T, M) float32 ((T, C) with ``cepstra``), continuing the
+        utterance so far."""
+        out = self._normalized(frames)  # (T, M)
+        return out if self.dct is None else (out @ self.dct).astype(np.float32)  # (T, C)
+
+    def _normalized(self, frames: np.ndarray) -> np.ndarray:
+        if len(frames) == 1 and self.variance_prior is None:  # streaming, without cumsum's cost
             self.total = self.total + frames[0]
             self.count += 1
             return ((frames - self.total / self.count) / self.std).astype(np.float32)
         sums = self.total + np.cumsum(frames, axis=0, dtype=np.float64)  # (T, M)
         counts = self.count + np.arange(1, len(frames) + 1)[:, None]  # (T, 1)
+        centered = frames - sums / counts  # (T, M) float64
         if len(frames):
             self.total, self.count = sums[-1], self.count + len(frames)
-        return ((frames - sums / counts) / self.std).astype(np.float32)  # (T, M)
+        if self.variance_prior is None:
+            return (centered / self.std).astype(np.float32)  # (T, M)
+        squares = self.squares + np.cumsum(centered**2, axis=0)  # (T, M)
+        spread = np.sqrt(squares / (self.square_count + np.arange(1, len(frames) + 1)[:, None]))
+        if len(frames):
+            self.squares, self.square_count = squares[-1], self.square_count + len(frames)
+        return (centered / spread).astype(np.float32)  # (T, M)
+
+
+def dct_matrix(M: int, C: int) -> np.ndarray:
+    """The first C basis vectors (M, C) float32 of the orthonormal DCT-II of M values:
+    ``x @ dct_matrix(M, C)`` equals scipy's ``dct(x, type=2, norm="ortho")[..., :C]``."""
+    m, k = np.arange(M)[:, None], np.arange(C)[None, :]
+    basis = np.cos(np.pi * k * (2 * m + 1) / (2 * M)) * np.sqrt(2.0 / M)  # (M, C)
+    basis[:, 0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
 
 
 # --- the layouts ---------------------------------------------------------------------------------

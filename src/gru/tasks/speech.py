@@ -23,10 +23,11 @@ Shapes: N recordings, T frames, M mel bands, H hidden units, K words.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,114 +40,11 @@ from gru.models import SequenceModel, batched_predict, build
 from gru.tasks import listening, runs
 from gru.tasks.baselines import most_frequent, pooled_frames
 from gru.tasks.evaluation import class_scores
-from gru.training import TrainConfig
+from gru.tasks.speech_config import POOLINGS, PRESETS, SpeechConfig
 from gru.viz import figures
 from gru.viz.recording import record_gates
 
-__all__ = ["PRESETS", "SpeechConfig", "SpeechModel", "SpeechRecognizer", "SpeechReport"]
-
-POOLINGS = ("last", "mean")
-
-
-@dataclass
-class SpeechConfig(runs.TaskConfig):
-    """Everything that decides a recognizer: features, model, augmentation, protocol, training.
-
-    ``rate`` (Hz) is the model's sample rate (other files are resampled to it), frames of
-    ``frame_ms`` every ``hop_ms``, ``n_mels`` bands; ``prior`` frames weigh the training mean
-    in the causal normalization. ``pooling`` is what the head reads: the GRU's "last" state,
-    or the "mean" of its outputs so far. ``speeds`` are the resampling factors every training
-    recording is also read at (1.0 is the recording as it is); ``freq_mask`` and ``time_mask``
-    the widest band and frame masks drawn per training recording, ``noise`` the standard
-    deviation of the Gaussian noise added to its normalized frames. ``held_out`` names a
-    speaker to test on (trained on the others) instead of the official split; ``limit`` keeps at
-    most that many training and test recordings (quick runs).
-    """
-
-    rate: int = 8000
-    frame_ms: float = 25.0
-    hop_ms: float = 10.0
-    n_mels: int = 40
-    prior: float = 10.0
-    hidden_size: int = 128
-    num_layers: int = 2
-    pooling: str = "last"
-    dropout: float = 0.1
-    speeds: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
-    freq_mask: int = 8
-    time_mask: int = 10
-    noise: float = 0.1
-    held_out: str | None = None
-    validation_split: float = 0.1
-    limit: int | None = None
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=10, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=1e-2,
-            schedule="cosine", warmup=0.05, monitor="val_accuracy", restore_best=True,
-        )
-    )  # fmt: skip
-
-    @property
-    def framing(self) -> speech.Framing:
-        return speech.Framing(self.rate, self.frame_ms, self.hop_ms, self.n_mels)
-
-    def check(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
-        owner = "SpeechConfig"
-        runs.check_ints(owner, self, {"rate": 1000, "n_mels": 1, "hidden_size": 1})
-        runs.check_ints(owner, self, {"num_layers": 1, "freq_mask": 0, "time_mask": 0})
-        numbers = ("frame_ms", "hop_ms", "prior", "dropout", "noise", "validation_split")
-        runs.check_numbers(owner, self, numbers)
-        self.framing.check(owner)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{owner}: dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.validation_split < 1.0:
-            raise ValueError(
-                f"{owner}: validation_split must be a fraction in (0, 1), "
-                f"got {self.validation_split}"
-            )
-        if self.prior < 0 or self.noise < 0:
-            raise ValueError(
-                f"{owner}: prior and noise must be ≥ 0, got {self.prior} and {self.noise}"
-            )
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"{owner}: pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.freq_mask >= self.n_mels:
-            raise ValueError(
-                f"{owner}: freq_mask must be below n_mels={self.n_mels}, got {self.freq_mask}"
-            )
-        speeds = self.speeds
-        if (
-            not isinstance(speeds, list)
-            or not speeds
-            or not all(isinstance(s, int | float) and 0.5 <= s <= 2.0 for s in speeds)
-        ):
-            raise ValueError(f"{owner}: speeds must be a list of factors in [0.5, 2], got {speeds}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 2):
-            raise ValueError(f"{owner}: limit must be an int ≥ 2, got {self.limit!r}")
-        self.train.check()
-
-
-# Default: trains in about two minutes on two cores (see the README's Speech section). Plain:
-# the issue's anchor recipe, a 2-layer GRU(128) on the frames as they are, 25 epochs, no
-# augmentation and one speed.
-PRESETS: dict[str, SpeechConfig] = {
-    "default": SpeechConfig(),
-    # For voices never heard in training: speeds 0.8-1.2, a running mean that adapts within a
-    # few frames (prior 0.5), the mean output pooled. Leave-one-speaker-out 0.782 against the
-    # default's 0.701, the official split 0.976 against 0.988 (README).
-    "new-speaker": SpeechConfig(prior=0.5, pooling="mean", speeds=[0.8, 0.9, 1.0, 1.1, 1.2]),
-    "plain": SpeechConfig(
-        speeds=[1.0],
-        freq_mask=0,
-        time_mask=0,
-        noise=0.0,
-        dropout=0.0,
-        train=TrainConfig(
-            epochs=25, batch_size=64, lr=1e-3, monitor="val_accuracy", restore_best=True
-        ),
-    ),
-}
+__all__ = ["POOLINGS", "PRESETS", "SpeechConfig", "SpeechModel", "SpeechRecognizer", "SpeechReport"]
 
 
 @dataclass
@@ -175,7 +73,7 @@ class SpeechModel(nn.Module):
         c = config
         self.freq_mask, self.time_mask, self.noise = c.freq_mask, c.time_mask, c.noise
         self.net = SequenceModel(
-            c.n_mels, c.hidden_size, classes, pooling=c.pooling, dropout=c.dropout,
+            c.features, c.hidden_size, classes, pooling=c.pooling, dropout=c.dropout,
             num_layers=c.num_layers, backend=backend,
         )  # fmt: skip
 
@@ -236,18 +134,23 @@ class SpeechRecognizer(runs.Task):
 
     def normalizer(self) -> speech.Normalizer:
         """A fresh causal `gru.data.speech.Normalizer` with this model's training statistics."""
-        return speech.Normalizer(self.statistics["mean"], self.statistics["std"], self.config.prior)
+        c = self.config
+        return speech.Normalizer(
+            self.statistics["mean"], self.statistics["std"], c.prior, c.variance_prior, c.cepstra
+        )
 
-    def frames(self, paths: Sequence, speed: float = 1.0) -> list[np.ndarray]:
-        """The normalized log-mel frames (T_i, M) of each audio file, read at ``speed``."""
+    def frames(self, paths: Sequence, speed: float = 1.0, warps=None) -> list[np.ndarray]:
+        """The normalized log-mel frames (T_i, M) of each audio file, read at ``speed``, its
+        spectrum warped by ``warps[i]`` when given (`gru.data.speech.warping`)."""
         c, normalize = self.config, self.normalizer()
         out = []
-        for path in paths:
+        for i, path in enumerate(paths):
             samples = speech.read_audio(path, c.rate)
             if speed != 1.0:  # played faster: fewer samples at the same rate, a higher pitch
                 samples = speech.resample(samples, round(c.rate * speed), c.rate)
             normalize.reset()
-            out.append(normalize(speech.logmel(samples, c.framing, name=str(path))))
+            warp = 1.0 if warps is None else float(warps[i])
+            out.append(normalize(speech.logmel(samples, c.framing, name=str(path), warp=warp)))
         return out
 
     @staticmethod
@@ -298,7 +201,9 @@ class SpeechRecognizer(runs.Task):
         )
         self.names = list(loaded.names)
         self.statistics = self._statistics(train_part.paths)
-        feats = [self.frames(train_part.paths, s) for s in c.speeds]
+        feats = [
+            self.frames(train_part.paths, s, self._warps(len(train_part), s)) for s in c.speeds
+        ]
         x, lengths, y = self.tensors(
             [f for fs in feats for f in fs], np.tile(train_part.labels, len(c.speeds))
         )
@@ -316,15 +221,25 @@ class SpeechRecognizer(runs.Task):
         if not resume:
             run.start(c.to_dict(), {"source": runs.source_name(data) or loaded.source},
                       words=self.names, statistics=self.statistics)  # fmt: skip
+        loss = functools.partial(F.cross_entropy, label_smoothing=c.label_smoothing)
         result = run.train(
-            self.model, F.cross_entropy, (x, lengths, y), c.train, evaluate=evaluate,
+            self.model, loss, (x, lengths, y), c.train, evaluate=evaluate,
             metrics={"accuracy": lambda logits, y: (logits.argmax(1) == y).float().mean()},
             sort_key=lengths,
         )  # fmt: skip
         self.model.eval()
-        plain = feats[c.speeds.index(1.0)] if 1.0 in c.speeds else None
+        plain = feats[c.speeds.index(1.0)] if 1.0 in c.speeds and not c.warp else None
         self.report = self._finish(run, result, train_part, test, counts, plain)
         return self.report
+
+    def _warps(self, n: int, speed: float) -> np.ndarray | None:
+        """A warp factor in [1 - warp, 1 + warp] for each of ``n`` training recordings read at
+        ``speed`` (None without warping), drawn from the seed and the speed."""
+        c = self.config
+        if not c.warp:
+            return None
+        generator = np.random.default_rng([c.train.seed, round(1000 * speed)])
+        return generator.uniform(1 - c.warp, 1 + c.warp, n)
 
     def _statistics(self, paths) -> dict[str, list[float]]:
         """The mean and std (M,) of the log-mel frames of ``paths``, as config.json keeps them."""
@@ -415,7 +330,7 @@ class SpeechRecognizer(runs.Task):
                 "test": report.test, "protocol": report.protocol, "recordings": counts,
                 "per_speaker": per_speaker, "baselines": baselines, "words": self.names,
                 "confusion": confusion, "cpu_seconds": time.process_time() - self._cpu,
-                "figures": figures,
+                "figures": figures, "processes": run.world,
             }  # fmt: skip
             if test is not None:
                 listened = self.stream_test(test)
@@ -456,9 +371,9 @@ class SpeechRecognizer(runs.Task):
         return {
             "confusion.png": "The confusion matrix of the test recordings: rows the true word, "
             "columns the predicted one, each cell's count written in it.",
-            "gates.png": "A few test words: their normalized log-mel frames (top) and the "
-            "update gate z of every unit of the top GRU layer (bottom); the title gives the "
-            "file, the predicted word and its probability.",
+            "gates.png": "A few test words: their normalized frames (log-mel bands, or their "
+            "cepstra; top) and the update gate z of every unit of the top GRU layer (bottom); "
+            "the title gives the file, the predicted word and its probability.",
         }
 
     # --- streaming ---------------------------------------------------------------------------

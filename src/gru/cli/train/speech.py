@@ -17,7 +17,8 @@ def add(tasks):
         "report its test accuracy, per speaker, the confusion matrix and baselines; the same "
         "model recognizes audio frame by frame (gru listen). --preset default: 3 speeds, masks "
         "and noise, a 2-layer GRU(128), 10 epochs; --preset new-speaker: for voices never "
-        "heard, 5 speeds (0.8-1.2), a fast-adapting running mean, the mean output pooled; "
+        "heard, 5 speeds (0.8-1.2), a fast-adapting running mean, 20 cepstral coefficients "
+        "of the bands, the mean output pooled; "
         "--preset plain: the same GRU on the frames as they are, 25 epochs.",
         epilog=options.examples(
             "gru train speech --data recordings --out runs/speech",
