@@ -144,3 +144,35 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def torchrun_train(trace_dir: Path, *argv) -> tuple:
+    """``gru train ARGV`` under torchrun, two processes on loopback with one thread each and
+    GRU_TRACE_DIR set to ``trace_dir``: (the finished process, each rank's step records, each
+    rank's final digest of its parameters). Asserts that it exited 0."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ, "GRU_TRACE_DIR": str(trace_dir), "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "gru", "train",
+        *map(str, argv),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    traces = [
+        [json.loads(line) for line in (trace_dir / f"trace-rank{r}.jsonl").read_text().splitlines()]
+        for r in (0, 1)
+    ]
+    steps = [[t for t in records if "step" in t] for records in traces]
+    return result, steps, [records[-1]["final"] for records in traces]

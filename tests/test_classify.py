@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from checks import run_cli as run
-from checks import shared_data
+from checks import shared_data, torchrun_train
 from gru.cli import main
 from gru.data.sequences import load
 from gru.tasks import SequenceClassifier
@@ -172,24 +172,12 @@ def test_a_long_csv_trains_and_an_npz_of_other_lengths_is_scored(tmp_path):
 
 
 def test_two_processes_under_torchrun_train_one_run_and_rank_0_reports(files, tmp_path):
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "gru", "train", "classify",
-        "--train", str(files[0]), "--test", str(files[1]), "--out", str(out), "--epochs", "2",
-        "--hidden-size", "4", "--no-dtw", "--quiet",
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result, steps, _ = torchrun_train(
+        tmp_path, "classify", "--train", files[0], "--test", files[1], "--out", out,
+        "--epochs", 2, "--hidden-size", 4, "--no-dtw", "--quiet",
+    )  # fmt: skip
+    assert [s["params"] for s in steps[0]] == [s["params"] for s in steps[1]]  # in sync
     assert result.stdout.count("test accuracy on 16 sequences") == 1  # only rank 0 reports
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["processes"] == 2 and len(metrics["history"]) == 2

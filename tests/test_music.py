@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from checks import run_cli as run
-from checks import shared_data
+from checks import shared_data, torchrun_train
 from gru._extras import MissingExtra
 from gru.cli import main
 from gru.data import music
@@ -342,42 +342,20 @@ def test_bad_input_exits_2_with_a_message(jsb, tmp_path, capsys):
 
 
 def test_two_processes_under_torchrun_train_one_run_in_sync_and_rank_0_writes_alone(jsb, tmp_path):
-    import json
-    import os
-    import socket
-    import subprocess
-
     import safetensors.torch
 
     from gru import checkpoint
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ, "GRU_TRACE_DIR": str(tmp_path), "GLOO_SOCKET_IFNAME": "lo",
-        "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
     out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "gru", "train", "music",
-        "--data", str(jsb), "--limit", "8", "--epochs", "2", "--batch-size", "2", "--out",
-        str(out), "--quiet",
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result, steps, finals = torchrun_train(
+        tmp_path, "music", "--data", jsb, "--limit", 8, "--epochs", 2, "--batch-size", 2,
+        "--out", out, "--quiet",
+    )  # fmt: skip
     assert result.stdout.count("test NLL:") == 1  # only rank 0 reports
-    traces = [
-        [json.loads(line) for line in (tmp_path / f"trace-rank{r}.jsonl").read_text().splitlines()]
-        for r in (0, 1)
-    ]
-    steps = [[t for t in trace if "step" in t] for trace in traces]
     # 8 training chorales, 4 per process, batches of 2: 2 steps per epoch, 2 epochs.
     assert [s["step"] for s in steps[0]] == [s["step"] for s in steps[1]] == [1, 2, 3, 4]
     assert [s["params"] for s in steps[0]] == [s["params"] for s in steps[1]]  # in sync
     assert all(a["loss"] != b["loss"] for a, b in zip(*steps, strict=True))  # their own pieces
-    finals = [trace[-1]["final"] for trace in traces]
     saved = safetensors.torch.load_file(out / checkpoint.MODEL_FILE)
     assert finals[0] == finals[1] == checkpoint.tensors_digest(saved)
     assert sorted(p.name for p in out.iterdir()) == [  # one writer: no second copy, no leftovers

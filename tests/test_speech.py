@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from checks import assert_close
+from checks import assert_close, torchrun_train
 from checks import run_cli as run
 from gru._extras import MissingExtra
 from gru.cli import main
@@ -397,44 +397,22 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(
 
 
 def test_two_processes_under_torchrun_train_in_sync_and_rank_0_writes_alone(fsdd_sample, tmp_path):
-    import os
-    import socket
-    import subprocess
-
     import safetensors.torch
 
     from gru import checkpoint
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     trace = tmp_path / "trace"
     trace.mkdir()
-    env = {
-        **os.environ, "GRU_TRACE_DIR": str(trace), "GLOO_SOCKET_IFNAME": "lo",
-        "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
     out = tmp_path / "ddp"
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "gru", "train", "speech",
-        "--data", str(fsdd_sample), "--out", str(out), "--hidden-size", "8", "--layers", "1",
-        "--epochs", "2", "--batch-size", "8", "--quiet",
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result, steps, finals = torchrun_train(
+        trace, "speech", "--data", fsdd_sample, "--out", out, "--hidden-size", 8, "--layers", 1,
+        "--epochs", 2, "--batch-size", 8, "--quiet",
+    )  # fmt: skip
     assert result.stdout.count("test accuracy (official split):") == 1  # only rank 0 reports
-
-    traces = [
-        [json.loads(line) for line in (trace / f"trace-rank{r}.jsonl").read_text().splitlines()]
-        for r in (0, 1)
-    ]
-    steps = [[t for t in records if "step" in t] for records in traces]
     # 22 training recordings at 3 speeds, 33 per process, batches of 8: 5 steps an epoch.
     assert [s["step"] for s in steps[0]] == [s["step"] for s in steps[1]] == list(range(1, 11))
     assert [s["params"] for s in steps[0]] == [s["params"] for s in steps[1]]  # in sync
     assert any(a["loss"] != b["loss"] for a, b in zip(*steps, strict=True))  # different shards
-    finals = [records[-1]["final"] for records in traces]
     saved = safetensors.torch.load_file(out / checkpoint.MODEL_FILE)
     assert finals[0] == finals[1] == checkpoint.tensors_digest(saved)
 
