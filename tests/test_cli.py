@@ -521,6 +521,23 @@ def test_threads_reach_torch_and_the_engine_and_are_restored(capsys, tmp_path, m
     assert torch.get_num_threads() == before
 
 
+def test_threads_cap_numpys_blas_too_and_restore_it():
+    import threadpoolctl
+
+    from gru.ops.threads import threads
+
+    def blas():
+        info = threadpoolctl.threadpool_info()
+        return {pool["num_threads"] for pool in info if pool["user_api"] == "blas"}
+
+    before = blas()
+    assert before, "NumPy's BLAS was not found"
+    wanted = 1 if before != {1} else 2
+    with threads(wanted):
+        assert blas() == {wanted} and torch.get_num_threads() == wanted
+    assert blas() == before
+
+
 def test_without_threads_a_command_leaves_the_cores_other_programs_keep_busy(
     capsys, tmp_path, monkeypatch
 ):

@@ -443,6 +443,24 @@ def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
     assert_close(stack.state, np.stack([h1, h2]), dtype)  # the state
 
 
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_log_mel_of_the_streaming_front_end_equals_its_numpy_formula(k):
+    """kernels.audio.log_mel: frames hop apart, |frame @ dft|² @ basis, log; in float64."""
+    from gru.kernels import audio
+
+    rng = np.random.default_rng(4)
+    N, F, M, hop = 16, 9, 5, 6
+    buffer = rng.standard_normal(N + 2 * hop + 1).astype(np.float32)
+    dft = rng.standard_normal((N, 2 * F)).astype(np.float32)
+    basis = rng.uniform(0, 1, (F, M)).astype(np.float32)
+    out = np.full((k, M), np.nan, np.float32)
+    audio.log_mel(buffer, hop, dft, basis, np.float32(1e-6), out)
+    frames = [buffer[i * hop : i * hop + N] for i in range(k)]
+    spectrum = np.array(frames, np.float64).reshape(k, N) @ dft.astype(np.float64)  # (k, 2F)
+    power = spectrum[:, :F] ** 2 + spectrum[:, F:] ** 2
+    assert_close(out, np.log(power @ basis.astype(np.float64) + 1e-6), np.float32)
+
+
 # --- the configurations of the benchmark, and long sequences ----------------------------------
 
 CONFIGS = {

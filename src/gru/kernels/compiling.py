@@ -43,6 +43,7 @@ ESTIMATE_SECONDS = {
     "backward sharded": 16,
     "small": 11,
     "step": 4,
+    "audio": 1,
     "variants forward": 14,
     "variants forward sharded": 18,
     "variants backward": 16,

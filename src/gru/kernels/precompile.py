@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gru.kernels import bf16, blas, layer, stream
+from gru.kernels import audio, bf16, blas, layer, stream
 from gru.kernels.compiling import counted
 from gru.kernels.recurrence import BLAS_MIN_HIDDEN
 
@@ -23,8 +23,8 @@ TARGETS = ("inference", "training", "variants", "blas", "bf16", "streaming")
 """What `compile_all` compiles, each for float32 and float64: the plain layer without and
 with gradients, the variants (layer norm, zoneout, recurrent dropout), the loops of large
 layers on the bound BLAS, bfloat16 products (float32 only, where a bfloat16 GEMM is bound),
-the streaming step. Both conventions, both directions, lengths and
-every batch sharding are in each (they are arguments of the same compiled code)."""
+the streaming step (and streaming speech's front end). Both conventions, both directions,
+lengths and every batch sharding are in each (they are arguments of the same compiled code)."""
 
 
 def _layers(dtype, T: int, B: int, H: int, I: int = 4):
@@ -81,6 +81,7 @@ def _bf16(dtype) -> bool:
 def _streaming(dtype) -> None:
     _, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 1, 1, 8)
     stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=True, dtype=dtype)
+    audio.prepare()  # the front end of streaming speech (float32 whatever the layer's dtype)
 
 
 _SKIPPED = {

@@ -1,11 +1,14 @@
-"""How many threads compute: torch's pool and the engine's, set together.
+"""How many threads compute: torch's pool, the engine's and NumPy's BLAS, set together.
 
 The engine shards a batch over at most ``torch.get_num_threads()`` threads
 (`gru.kernels.recurrence.shard_count`, which `gru.ops.fused` hands that number), on Numba's
 pool, which shares torch's OpenMP runtime; torch's own operations and the GEMMs around the
-engine's loop run on torch's pool. `set_threads` sets both, so one number rules every
+engine's loop run on torch's pool. `set_threads` sets them all, so one number rules every
 computation of the process: fewer threads than cores keep a busy machine from slowing every
 step down while threads wait for each other.
+
+NumPy's BLAS pool (the small products of audio features, for one) is capped at the same
+number (threadpoolctl).
 
 `default_threads` is what a command computes on when it is given no ``--threads``: the
 environment's GRU_THREADS when set (a number, or "all"), else torch's count (one per core,
@@ -25,6 +28,7 @@ import time
 from collections.abc import Iterator
 
 import numba
+import threadpoolctl
 import torch
 
 __all__ = ["busy_cpus", "default_threads", "set_threads", "threads"]
@@ -43,6 +47,9 @@ def set_threads(n: int) -> None:
     numba.get_num_threads()
     torch.set_num_threads(n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    # NumPy's BLAS (OpenBLAS) keeps its own pool: streaming speech on one thread spent 10% more
+    # time with it at two threads, waking a second thread for every frame's small product.
+    threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
 @contextlib.contextmanager
@@ -52,12 +59,14 @@ def threads(n: int | None) -> Iterator[None]:
         yield
         return
     before = torch.get_num_threads(), numba.get_num_threads()
+    blas = threadpoolctl.threadpool_limits(None, user_api="blas")  # records NumPy's BLAS limits
     set_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
+        blas.restore_original_limits()
 
 
 def busy_cpus(samples: int = 5, pause: float = 0.002) -> int:

@@ -102,6 +102,8 @@ class WordStream:
     def step(self, raw: np.ndarray) -> np.ndarray:
         """The logits (k, K) after each of the log-mel frames ``raw`` (k, M), not normalized."""
         x = self.normalize(raw)  # (k, M)
+        if len(x) == 1 and not self.mean:  # streaming: a frame at a time
+            return (self.head_w @ self.gru(x[0]) + self.head_b)[None]
         out = np.empty((len(x), len(self.head_b)), dtype=np.float32)  # (k, K)
         for t in range(len(x)):
             h = self.gru(x[t])  # (H,), overwritten by the next step
@@ -137,7 +139,8 @@ class Listener:
 
     def push(self, samples: np.ndarray) -> list[dict]:
         frames = self.words.frames.push(samples)  # (k, M)
-        levels = 10 * np.log10(np.exp(frames).mean(axis=1))  # (k,) dB of the mean mel power
+        # (k,) dB of the mean mel power (a sum and a division: np.mean's overhead is a frame's)
+        levels = 10 * np.log10(np.exp(frames).sum(axis=1) / frames.shape[1])
         heard = []
         for frame, level in zip(frames, levels.tolist(), strict=True):
             heard += self._frame(frame, level)
