@@ -286,10 +286,11 @@ def test_nade_weight_noise_reaches_the_nade_weights():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
+@pytest.mark.parametrize("output", [[], ["--output", "nade", "--nade-hidden", 8]])
 def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_unbroken_run(
-    jsb, tmp_path, capsys, monkeypatch
+    jsb, tmp_path, capsys, monkeypatch, output
 ):
-    options = ["--data", jsb, *TINY]
+    options = ["--data", jsb, *TINY, *output]
     assert run(capsys, "train", "music", *options, "--out", tmp_path / "whole")[0] == 0
     real, calls = MusicNet.forward, []
 
