@@ -16,6 +16,7 @@ from gru.ops.threads import threads
 from gru.tasks import compare_music
 from gru.tasks.compare_music import DEFAULT_DATA, MusicCompareConfig
 from gru.tasks.music import PAPER, MusicModel
+from gru.training import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]  # where the default data's paths start
 TINY = ["--epochs", 2, "--threads", 1, "--quiet"]
@@ -165,3 +166,38 @@ def test_bad_input_exits_2_before_any_training(tmp_path, capsys, options, messag
     assert code == 2 and "Traceback" not in err
     assert re.search(message, err), err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_seed_that_diverges_is_named_with_its_epoch_and_left_out_of_the_mean(
+    tmp_path, monkeypatch
+):
+    data = [write_mat(tmp_path / "x.mat")]
+    # A learning rate of 1e38 overflows the first step's weights: every run diverges for real.
+    config = MusicCompareConfig(data=data, cells=["rnn"], seeds=[0, 1], epochs=2, lr=1e38)
+    result = compare_music.run(config, out=tmp_path / "all", quiet=True)
+    (row,) = result.rows
+    assert row["mean"] is None and row["std"] is None and row["diverged"] == 2
+    assert [s["diverged_at_epoch"] for s in row["seeds"]] == [1, 1]
+    assert "training diverged at epoch 1" in row["seeds"][0]["error"]
+    assert "| all diverged | diverged (epoch 1), diverged (epoch 1) |" in result.table
+    assert result.baselines["x"] > 0  # the baseline needs no trained model
+    saved = json.loads((tmp_path / "all" / "compare.json").read_text())
+    assert saved["complete"] and saved["rows"][0]["diverged"] == 2
+
+    real = MusicModel.fit
+
+    def seed_1_diverges(self, *args, **kwargs):
+        if self.config.train.seed == 1:  # as fit does: the model built, then training stops
+            self.model = self._build_model()
+            raise TrainingDiverged("fit: training diverged at epoch 7", epoch=7)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MusicModel, "fit", seed_1_diverges)
+    config = MusicCompareConfig(data=data, cells=["gru"], seeds=[0, 1, 2], epochs=1)
+    (row,) = compare_music.run(config, quiet=True).rows
+    scored = [s["nll"] for s in row["seeds"] if "nll" in s]
+    assert len(scored) == 2 and row["diverged"] == 1
+    assert row["mean"] == pytest.approx(statistics.fmean(scored), rel=1e-12)
+    table = compare_music._table([row], {"x": 1.0}, config)
+    assert f"| {row['mean']:.3f} ± {row['std']:.3f} (1 of 3 diverged) |" in table
+    assert f"| {scored[0]:.3f}, diverged (epoch 7), {scored[1]:.3f} |" in table

@@ -8,6 +8,10 @@ scored by its test NLL in nats per step (`gru.data.music.nll`). Per data set and
 table gives the mean ± the standard deviation over the seeds (n − 1 in the denominator), each
 seed's value, training time and best epoch, the paper's value (`gru.tasks.music.PAPER`) and the
 per-key frequency baseline (each key predicted by how often it sounds in the training steps).
+A seed whose training diverges (`gru.training.TrainingDiverged`: its loss or gradients no longer
+finite, as the tanh RNN's exploding gradients do on Nottingham's long tunes) is a finding of
+the comparison, not a score: the table shows where it diverged, leaves it out of the mean and
+goes on with the next run.
 
 A data set takes the preset's settings except where this project's measurements chose others
 for it (`DATA_SETTINGS`, by the file's name: Nottingham trains at lr 3e-3 in batches of 4
@@ -34,6 +38,7 @@ from gru._io import atomic_write
 from gru.data import music
 from gru.tasks.music import CELLS, PAPER, PRESETS, WIDTHS, MusicModel
 from gru.tasks.runs import check_ints, check_new_folder
+from gru.training import TrainingDiverged
 
 __all__ = [
     "DATA_SETTINGS", "DEFAULT_DATA", "PRESET", "MusicCompareConfig", "MusicCompareResult",
@@ -145,10 +150,16 @@ class MusicCompareResult:
 
 
 def _train(data: music.Music, name: str, cell: str, seed: int, config, quiet, log) -> tuple:
-    """One seed of one cell on one data set: (its test scores, epochs and time; the model's
-    parameters; the baseline's test NLL)."""
+    """One seed of one cell on one data set: (its test scores, epochs and time, or where it
+    diverged; the model's parameters)."""
     model = MusicModel.from_preset(PRESET, cell=cell, seed=seed, **config.settings(name))
-    report = model.fit(data, quiet=quiet, log=log)
+    start = time.perf_counter()
+    try:
+        report = model.fit(data, quiet=quiet, log=log)
+    except TrainingDiverged as error:
+        seconds = time.perf_counter() - start
+        return {"seed": seed, "diverged_at_epoch": error.epoch, "training_seconds": seconds,
+                "error": str(error)}, model.parameters()  # fmt: skip
     scores = {
         "seed": seed,
         "nll": report.test["nll"],
@@ -158,20 +169,21 @@ def _train(data: music.Music, name: str, cell: str, seed: int, config, quiet, lo
         "best_val_nll": min(h["val_loss"] for h in report.history),
         "training_seconds": report.training_seconds,
     }
-    (baseline,) = report.baselines.values()
-    return scores, report.parameters, baseline["nll"]
+    return scores, report.parameters
 
 
 def _row(name: str, cell: str, parameters: int, seeds: list[dict]) -> dict:
-    values = [s["nll"] for s in seeds]
+    """The row of a cell: mean and spread over the seeds that trained (None when none did)."""
+    values = [s["nll"] for s in seeds if "nll" in s]
     return {
         "data": name,
         "cell": cell,
         "layer": LAYERS[cell],
         "width": WIDTHS[cell],
         "parameters": parameters,
-        "mean": statistics.fmean(values),
+        "mean": statistics.fmean(values) if values else None,
         "std": statistics.stdev(values) if len(values) > 1 else None,
+        "diverged": len(seeds) - len(values),
         "paper": PAPER.get(name, {}).get(cell),
         "seeds": seeds,
     }
@@ -187,16 +199,29 @@ def _table(rows: list[dict], baselines: dict[str, float], config: MusicCompareCo
     for name, baseline in baselines.items():
         lines.append(f"| {name} | {BASELINE} | {music.KEYS} | {baseline:.3f} | | | | |")
         for r in (r for r in rows if r["data"] == name):
-            spread = "" if r["std"] is None else f" ± {r['std']:.3f}"
-            each = ", ".join(f"{s['nll']:.3f}" for s in r["seeds"])
+            each = ", ".join(
+                f"{s['nll']:.3f}" if "nll" in s else f"diverged (epoch {s['diverged_at_epoch']})"
+                for s in r["seeds"]
+            )
             seconds = ", ".join(_seconds(s["training_seconds"]) for s in r["seeds"])
-            best = ", ".join(f"{s['best_epoch']} of {s['epochs']}" for s in r["seeds"])
+            best = ", ".join(
+                f"{s['best_epoch']} of {s['epochs']}" if "nll" in s else "–" for s in r["seeds"]
+            )
             paper = "" if r["paper"] is None else f"{r['paper']:.2f}"
             lines.append(
                 f"| {name} | {r['layer']}, {r['width']} units | {r['parameters']:,} "
-                f"| {r['mean']:.3f}{spread} | {each} | {seconds} | {best} | {paper} |"
+                f"| {_mean(r)} | {each} | {seconds} | {best} | {paper} |"
             )
     return "\n".join(lines) + "\n\n" + _notes(baselines, config)
+
+
+def _mean(row: dict) -> str:
+    """ "3.617 ± 0.051", with the seeds that diverged counted after it; "all diverged"."""
+    if row["mean"] is None:
+        return "all diverged"
+    spread = "" if row["std"] is None else f" ± {row['std']:.3f}"
+    n, diverged = len(row["seeds"]), row["diverged"]
+    return f"{row['mean']:.3f}{spread}" + (f" ({diverged} of {n} diverged)" if diverged else "")
 
 
 def _seconds(value: float) -> str:
@@ -219,7 +244,8 @@ def _notes(baselines: dict[str, float], config: MusicCompareConfig) -> str:
         f"{seeds}. Preset {PRESET} (RMSProp, weight noise 0.075, gradients clipped at norm 1, "
         f"early stopping after {preset.patience} epochs without a better validation NLL, the "
         f"best epoch's weights kept); {trained}. Training seconds: wall-clock of fit, each "
-        "epoch's validation included."
+        "epoch's validation included. A seed that diverged (its loss or gradients no longer "
+        "finite) is named with its epoch and left out of the mean."
     )
     if config.limit is not None:
         notes = (
@@ -253,19 +279,25 @@ def run(
     baselines: dict[str, float] = {}
     for name, data in loaded.items():
         say(f"{name}: {data.source}; {', '.join(config.cells)} over seeds {config.seeds}")
+        splits = (data.split(s)[: config.limit] for s in ("train", "test"))
+        baselines[name] = music.marginal_nll(*splits)  # as `MusicModel.fit` reports it
         for cell in config.cells:
             seeds = []
             for seed in config.seeds:
                 start = time.perf_counter()
-                scores, parameters, baselines[name] = _train(
-                    data, name, cell, seed, config, quiet, log
-                )
+                scores, parameters = _train(data, name, cell, seed, config, quiet, log)
                 seeds.append(scores)
-                say(
-                    f"  {name} {cell} seed {seed}: test NLL {scores['nll']:.4f} (best epoch "
-                    f"{scores['best_epoch']} of {scores['epochs']}, "
-                    f"{time.perf_counter() - start:.0f} s)"
-                )
+                took = f"{time.perf_counter() - start:.0f} s"
+                if "nll" in scores:
+                    say(
+                        f"  {name} {cell} seed {seed}: test NLL {scores['nll']:.4f} (best epoch "
+                        f"{scores['best_epoch']} of {scores['epochs']}, {took})"
+                    )
+                else:
+                    say(
+                        f"  {name} {cell} seed {seed}: diverged at epoch "
+                        f"{scores['diverged_at_epoch']} ({took}); not scored"
+                    )
                 if out is not None:
                     done = [*rows, _row(name, cell, parameters, seeds)]
                     _write_json(out, config, sets, done, baselines)

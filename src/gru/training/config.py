@@ -103,4 +103,9 @@ class FitResult:
 
 class TrainingDiverged(ValueError):
     """Training stopped because its loss or its weights became NaN or infinite; the message
-    says where and what to try, and the run folder keeps its last checkpoint before it."""
+    says where and what to try, and the run folder keeps its last checkpoint before it.
+    ``epoch``: the epoch it diverged in (None where not known)."""
+
+    def __init__(self, message: str, epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch

@@ -367,7 +367,8 @@ class _Run:
         raise TrainingDiverged(
             f"fit: training diverged at {where} (step {done} of the run): {what}{kept}. In a new "
             f"run, try a smaller lr (now {c.lr:g}), clip_grad_norm (now {c.clip_grad_norm}) or "
-            f"a warmup (now {c.warmup:g})"
+            f"a warmup (now {c.warmup:g})",
+            epoch=s["epoch"],
         )
 
     # --- evaluation and early stopping ---------------------------------------------------------
