@@ -151,15 +151,13 @@ class MusicCompareResult:
 
 def _train(data: music.Music, name: str, cell: str, seed: int, config, quiet, log) -> tuple:
     """One seed of one cell on one data set: (its test scores, epochs and time, or where it
-    diverged; the model's parameters)."""
+    diverged (its time is the caller's to add); the model's parameters)."""
     model = MusicModel.from_preset(PRESET, cell=cell, seed=seed, **config.settings(name))
-    start = time.perf_counter()
     try:
         report = model.fit(data, quiet=quiet, log=log)
     except TrainingDiverged as error:
-        seconds = time.perf_counter() - start
-        return {"seed": seed, "diverged_at_epoch": error.epoch, "training_seconds": seconds,
-                "error": str(error)}, model.parameters()  # fmt: skip
+        diverged = {"seed": seed, "diverged_at_epoch": error.epoch, "error": str(error)}
+        return diverged, model.parameters()
     scores = {
         "seed": seed,
         "nll": report.test["nll"],
@@ -286,8 +284,10 @@ def run(
             for seed in config.seeds:
                 start = time.perf_counter()
                 scores, parameters = _train(data, name, cell, seed, config, quiet, log)
+                elapsed = time.perf_counter() - start
+                scores.setdefault("training_seconds", elapsed)  # a diverged run: until it did
                 seeds.append(scores)
-                took = f"{time.perf_counter() - start:.0f} s"
+                took = f"{elapsed:.0f} s"
                 if "nll" in scores:
                     say(
                         f"  {name} {cell} seed {seed}: test NLL {scores['nll']:.4f} (best epoch "
