@@ -25,6 +25,7 @@ from gru.nn._base import (
     check_probability,
     check_size,
 )
+from gru.nn.fastpath import small_inference
 
 __all__ = ["GRU", "GRUStream"]
 
@@ -245,11 +246,11 @@ Outputs: ``(output, h_n)``
     # --- forward ---------------------------------------------------------------------------
 
     def forward(self, input, hx: Tensor | None = None, lengths=None):
-        """See the class docstring for shapes: returns ``(output, h_n)``.
-
-        ``lengths`` may be given by position: torch.onnx.export(..., dynamo=False) passes
-        every argument with a default by position (a keyword-only one broke a bare layer's
-        export there)."""
+        """See the class docstring for shapes: returns ``(output, h_n)``. ``lengths`` may be
+        given by position: torch.onnx.export(..., dynamo=False) passes every argument with a
+        default by position (a keyword-only one broke a bare layer's export there)."""
+        if (small := small_inference(self, input, hx, lengths)) is not None:
+            return small  # a small stack without gradients, the short way (`gru.nn.fastpath`)
         if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():  # ONNX has its own
             return self._forward_traced(input, hx, lengths)
         if isinstance(input, PackedSequence):
