@@ -12,6 +12,7 @@ from numba import carray, njit
 
 from gru.kernels import rows
 from gru.kernels.compiling import first_use
+from gru.kernels.padding import LANES
 from gru.kernels.products import ENTRY, STACK_HIDDEN, TWO_ROWS, TWO_ROWS_3H, matvec_t, scratch
 from gru.kernels.recurrence import lengths_array, shard_count, uses_blas
 
@@ -39,23 +40,34 @@ def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool
 def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, save, start):
     T, B, I = x.shape
     H = w_hh.shape[1]
-    # The biases folded here as `gru.kernels.padding.fold_biases` folds them (the same sums,
-    # so the same bits): b_x (3H,) added to the projection, b_hn (H,) inside r (reset after).
-    b_x = np.zeros(3 * H, x.dtype)
-    b_hn = np.zeros(H, x.dtype)
-    if b_ih.shape[0] != 0:  # (0,) without bias
-        for j in range(3 * H):
-            b_x[j] = b_ih[j]
-        for j in range(2 * H):
-            b_x[j] += b_hh[j]
+    Hp = -(-H // LANES) * LANES  # the engine's width (`gru.kernels.padding`), made here
+    # Weights, biases and h0 at width Hp, zeros in the added units (which stay at 0 and change
+    # nothing): W_ihᵀ (I, 3Hp) and W_hhᵀ (Hp, 3Hp), the products' inner loops running over 3Hp.
+    # The biases fold as `gru.kernels.padding.fold_biases` folds them (the same sums, so the
+    # same bits): b_x (3Hp,) added to the projection, b_hn (Hp,) inside r (reset after).
+    w_ih_t = np.zeros((I, 3 * Hp), x.dtype)
+    w_hh_t = np.zeros((Hp, 3 * Hp), x.dtype)
+    b_x = np.zeros(3 * Hp, x.dtype)
+    b_hn = np.zeros(Hp, x.dtype)
+    h0_p = np.zeros((B, Hp), x.dtype)
+    for g in range(3):
         for j in range(H):
-            if reset_after:
-                b_hn[j] = b_hh[2 * H + j]
-            else:
-                b_x[2 * H + j] += b_hh[2 * H + j]
-    w_ih_t = np.ascontiguousarray(w_ih.T)  # (I, 3H): the projection's inner loop runs over 3H
-    w_hh_t = np.ascontiguousarray(w_hh.T)
-    gx = np.empty((T, B, 3 * H), x.dtype)
+            for i in range(I):
+                w_ih_t[i, g * Hp + j] = w_ih[g * H + j, i]
+            for k in range(H):
+                w_hh_t[k, g * Hp + j] = w_hh[g * H + j, k]
+    if b_ih.shape[0] != 0:  # (0,) without bias
+        for g in range(3):
+            for j in range(H):
+                if g < 2 or not reset_after:
+                    b_x[g * Hp + j] = b_ih[g * H + j] + b_hh[g * H + j]
+                else:
+                    b_x[g * Hp + j] = b_ih[g * H + j]
+                    b_hn[j] = b_hh[g * H + j]
+    for b in range(B):
+        for j in range(H):
+            h0_p[b, j] = h0[b, j]
+    gx = np.empty((T, B, 3 * Hp), x.dtype)
     # The projection two rows at a time on stack scratch (which LLVM knows aliases nothing, so
     # the product vectorizes), as the recurrence's products run.
     M = STACK_HIDDEN
@@ -68,19 +80,21 @@ def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after,
             for i in range(I):
                 v[0, i] = x[t, b, i]
                 v[1, i] = x[t, bb, i]
-            matvec_t(v, 0, 1, w_ih_t, 0, 3 * H, acc, pair)
-            for j in range(3 * H):
+            matvec_t(v, 0, 1, w_ih_t, 0, 3 * Hp, acc, pair)
+            for j in range(3 * Hp):
                 gx[t, b, j] = acc[0, j] + b_x[j]
             if pair:
-                for j in range(3 * H):
+                for j in range(3 * Hp):
                     gx[t, bb, j] = acc[1, j] + b_x[j]
-    out = np.empty((T, B, H), x.dtype)
-    h_n = np.empty((B, H), x.dtype)
+    out_p = np.empty((T, B, Hp), x.dtype)
+    h_n_p = np.empty((B, Hp), x.dtype)
     unused = np.empty((1, 1, 1), x.dtype)
     rows.forward_rows(
-        gx, h0, w_hh_t, b_hn, lengths, reverse, reset_after, save, out, h_n, unused, start, B
+        gx, h0_p, w_hh_t, b_hn, lengths, reverse, reset_after, save, out_p, h_n_p, unused, start, B
     )
-    return out, h_n
+    if Hp == H:
+        return out_p, h_n_p
+    return np.ascontiguousarray(out_p[:, :, :H]), np.ascontiguousarray(h_n_p[:, :H])
 
 
 def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False):
@@ -88,10 +102,9 @@ def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=Tr
 
     x (T, B, I); the layer's weights as stored, w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,)
     or None; h0 (B, H) or None for zeros; lengths as in `gru.kernels.recurrence.forward`.
-    Returns (output (T, B, H), h_n (B, H)). H is not padded (at these sizes copying padded
-    weights costs more than the scalar remainder of the loops). Nothing is copied or derived
-    ahead of the call (the biases are folded inside it): arrays already C-contiguous in x's
-    dtype go in as they are.
+    Returns (output (T, B, H), h_n (B, H)). The call pads H to the engine's width and folds the
+    biases itself: nothing is copied or derived ahead of it, and arrays already C-contiguous in
+    x's dtype go in as they are.
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
