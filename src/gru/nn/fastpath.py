@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru import kernels
 from gru.kernels.small import forward_small, is_small
 from gru.ops.engine import start_engine
 
@@ -58,8 +57,7 @@ def _key(module) -> tuple:
 def _views(module) -> list | None:
     """The (w_ih, w_hh, b_ih, b_hh) of each layer and direction as NumPy views of the
     Parameters' memory, or None where the short way cannot take them (not CPU, not float32 or
-    float64, not contiguous, mixed dtypes, computed from other Parameters, a layer the row
-    kernels do not run)."""
+    float64, not contiguous, mixed dtypes, computed from other Parameters)."""
     params = list(module._parameters.values())
     dtype = params[0].dtype
     if (
@@ -68,8 +66,6 @@ def _views(module) -> list | None:
     ):
         return None
     start_engine()  # binds the BLAS that `is_small` asks about
-    if not kernels.supports(module.hidden_size):
-        return None
     layers = []
     held = {id(p) for p in params}
     for index in range(module.num_layers * (2 if module.bidirectional else 1)):
@@ -111,8 +107,9 @@ def _all_small(module, plan: _Plan, T: int, B: int) -> bool:
 
 
 def small_inference(module, input, hx, lengths) -> tuple[Tensor, Tensor] | None:
-    """(output, h_n) of ``module`` (a `gru.GRU`) on ``input`` the short way, or None where the
-    general path must run (see the module's docstring)."""
+    """(output (T, B, D·H), h_n (L·D, B, H)) of ``module`` (a `gru.GRU`) on ``input`` the short
+    way, time-major and batched as `GRU._run` returns them, or None where the general path must
+    run (see the module's docstring)."""
     if (
         lengths is not None
         or torch.is_grad_enabled()
@@ -171,8 +168,5 @@ def small_inference(module, input, hx, lengths) -> tuple[Tensor, Tensor] | None:
             outputs.append(out)
             h_n.append(h)
         layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=-1)
-    output = torch.from_numpy(layer_input)
-    h_n = torch.from_numpy(h_n[0][None] if states == 1 else np.stack(h_n))
-    if not batched:
-        return output.squeeze(1), h_n.squeeze(1)
-    return (output.transpose(0, 1) if module.batch_first else output), h_n
+    h_n = h_n[0][None] if states == 1 else np.stack(h_n)
+    return torch.from_numpy(layer_input), torch.from_numpy(h_n)

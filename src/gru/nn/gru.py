@@ -249,8 +249,8 @@ Outputs: ``(output, h_n)``
         """See the class docstring for shapes: returns ``(output, h_n)``. ``lengths`` may be
         given by position: torch.onnx.export(..., dynamo=False) passes every argument with a
         default by position (a keyword-only one broke a bare layer's export there)."""
-        if (small := small_inference(self, input, hx, lengths)) is not None:
-            return small  # a small stack without gradients, the short way (`gru.nn.fastpath`)
+        if (small := small_inference(self, input, hx, lengths)) is not None:  # `gru.nn.fastpath`
+            return self._batch_major(*small, batched=input.dim() == 3)
         if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():  # ONNX has its own
             return self._forward_traced(input, hx, lengths)
         if isinstance(input, PackedSequence):
