@@ -560,6 +560,34 @@ def test_stream_takes_numpy_and_unbatched_input_and_a_given_state():
         assert_close(out, expected[t, 0])
 
 
+def test_stream_numpy_rows_in_any_layout_equal_the_layer():
+    # (B, I) C-contiguous arrays of the stack's dtype take the short way (one compiled call);
+    # a strided view, a Fortran-ordered copy and a torch tensor take the general way: all equal.
+    torch.manual_seed(15)
+    model = gru.GRU(4, 6, 2)
+    x = torch.randn(6, 3, 4)
+    expected, _ = model(x)
+    streams = [model.stream(batch_size=3) for _ in range(4)]
+    wide = np.zeros((6, 3, 8), np.float32)
+    wide[:, :, ::2] = x.numpy()
+    for t in range(6):
+        outs = [
+            streams[0](np.ascontiguousarray(x[t].numpy())),
+            streams[1](wide[t, :, ::2]),  # every other column: not contiguous
+            streams[2](np.asfortranarray(x[t].numpy())),
+            streams[3](x[t]),
+        ]
+        for out in outs:
+            assert_close(torch.as_tensor(np.asarray(out)), expected[t])
+    stream = streams[0]
+    with pytest.raises(TypeError, match=r"GRUStream: x_t must have dtype float32, got float64"):
+        stream(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match=r"GRUStream: x_t must have dtype float32, got >f4"):
+        stream(np.zeros((3, 4), ">f4"))
+    with pytest.raises(ValueError, match=r"GRUStream: x_t must have shape \(3, 4\), got \(3, 5\)"):
+        stream(np.zeros((3, 5), np.float32))
+
+
 def test_stream_step_allocates_no_arrays_and_reuses_its_output():
     import tracemalloc
 

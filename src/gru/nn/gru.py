@@ -1,6 +1,6 @@
-"""`GRU`: a drop-in replacement for `torch.nn.GRU`, and `GRUStream`, which runs it a step at a
-time. The contract lives here (validation, parameters, layouts, layers, directions, dropout);
-the math of one layer in one direction is `gru.ops`.
+"""`GRU`: a drop-in replacement for `torch.nn.GRU` (`GRUStream`, in `gru.nn.stream`, runs it a
+step at a time). The contract lives here (validation, parameters, layouts, layers, directions,
+dropout); the math of one layer in one direction is `gru.ops`.
 
 Shapes: T time steps, B batch, I input features, H hidden units, L layers, D directions.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
@@ -23,11 +22,11 @@ from gru.nn._base import (
     check_features,
     check_float_input,
     check_probability,
-    check_size,
 )
 from gru.nn.fastpath import small_inference
+from gru.nn.stream import GRUStream
 
-__all__ = ["GRU", "GRUStream"]
+__all__ = ["GRU"]
 
 
 class GRU(RecurrentBase):
@@ -414,87 +413,3 @@ Outputs: ``(output, h_n)``
         variants = self.variant_settings(inference_only=False)
         convert.refuse_for_torch("GRU.to_torch", "GRU", self.reset_after, variants)
         return convert.rebuild(self, nn.GRU, convert.gru_config(self))
-
-
-class GRUStream:
-    """Runs a `GRU` one time step at a time, keeping its state between calls.
-
-    ``stream(x_t)`` takes x_t of shape (batch_size, I), or (I,) when batch_size is 1, as a
-    torch tensor or a NumPy array, advances every layer by one step and returns the top
-    layer's h_t (batch_size, H) (or (H,)) of the same kind. No autograd; on the CPU engine a
-    step allocates nothing, and the returned array is a buffer that the next step overwrites
-    (copy it to keep it). ``state`` is h (num_layers, batch_size, H); ``reset()`` zeroes it.
-    A bidirectional GRU cannot stream: its reverse direction needs the whole sequence.
-    """
-
-    def __init__(self, module: GRU, batch_size: int = 1) -> None:
-        if module.bidirectional:
-            raise ValueError(
-                "GRU.stream: a bidirectional GRU cannot run one step at a time (its reverse "
-                "direction reads the sequence from the end); run it on whole sequences"
-            )
-        self.batch_size = check_size("GRU.stream", "batch_size", batch_size)
-        self.input_size = module.input_size
-        weight = module.weight_ih_l0
-        with torch.no_grad():
-            state = weight.new_zeros(module.num_layers, batch_size, module.hidden_size)
-        L = module.num_layers
-        layer_norms = [module.layer_norm_weights(i) for i in range(L)] if module.layer_norm else []
-        # Evaluation semantics: zoneout keeps p of the state, no recurrent dropout.
-        self._stepper = ops.Stepper(
-            [module.layer_weights(i) for i in range(L)], state, reset_after=module.reset_after,
-            backend=module.backend, layer_norms=layer_norms, zoneout=module.zoneout,
-        )  # fmt: skip
-        self._dtype = weight.dtype
-        fused = self._stepper.fused
-        self._np_dtype = self._stepper.out_np.dtype if fused else None
-        self._out_torch = self._stepper.out if fused else None
-
-    @property
-    def state(self) -> Tensor:
-        """h of every layer, (num_layers, batch_size, H); assign to it to set the state."""
-        return self._stepper.state
-
-    @state.setter
-    def state(self, value) -> None:
-        value = torch.as_tensor(value, dtype=self._dtype)
-        if tuple(value.shape) != tuple(self._stepper.state.shape):
-            raise ValueError(
-                f"GRUStream.state must have shape {tuple(self._stepper.state.shape)}, "
-                f"got {tuple(value.shape)}"
-            )
-        with torch.no_grad():
-            self._stepper.state.copy_(value)
-
-    def reset(self) -> None:
-        """Zero the state of every layer."""
-        with torch.no_grad():
-            self._stepper.state.zero_()
-
-    def __call__(self, x):
-        stepper = self._stepper
-        is_numpy = isinstance(x, np.ndarray)
-        shape = x.shape
-        B, I = self.batch_size, self.input_size
-        if shape != (B, I) and not (B == 1 and shape == (I,)):
-            raise ValueError(
-                f"GRUStream: x_t must have shape ({B}, {I})"
-                + (f" or ({I},)" if B == 1 else "")
-                + f", got {tuple(shape)}"
-            )
-        if not stepper.fused:
-            xt = torch.as_tensor(x, dtype=self._dtype, device=stepper.state.device)
-            out = stepper.step(xt.reshape(B, I))
-            if is_numpy:
-                out = out.cpu().numpy()
-            return out if len(shape) == 2 else out[0]
-        expected = self._np_dtype if is_numpy else self._dtype
-        if x.dtype != expected:
-            raise TypeError(f"GRUStream: x_t must have dtype {expected}, got {x.dtype}")
-        xn = x if is_numpy else x.detach().numpy()
-        if len(shape) == 1 or not xn.flags.c_contiguous:
-            xn = np.ascontiguousarray(xn).reshape(B, I)
-        out = stepper.step(xn)  # the fast path: one compiled call, no allocation
-        if is_numpy:
-            return out if len(shape) == 2 else out[0]
-        return self._out_torch if len(shape) == 2 else self._out_torch[0]

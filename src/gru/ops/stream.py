@@ -44,6 +44,8 @@ class Stepper:
         L = state.shape[0]
         variants = bool(layer_norms) or bool(zoneout)
         self.fused = stream_backend(backend, state, variants) == "fused"
+        # On the engine a step is ``kernel(x, *arguments)`` (`gru.kernels.step`); else None.
+        self.kernel, self.arguments = None, ()
         if not self.fused:
             self.state = state
             self.layers = [tuple(None if w is None else w.detach() for w in ws) for ws in layers]
@@ -59,6 +61,8 @@ class Stepper:
         self.state = torch.from_numpy(stack.state)  # shares memory with the engine's buffer
         self.out_np = stack.output  # what `step` returns, overwritten by the next step
         self.out = torch.from_numpy(stack.output)
+        self.kernel = kernels.step
+        self.arguments = (self.weights, self.work, self.layout, reset_after)
 
     def step(self, x):
         """Advance every layer by one step from x (B, I); returns the top layer's output (B, H).
@@ -67,7 +71,7 @@ class Stepper:
         is a buffer that the next step overwrites.
         """
         if self.fused:
-            kernels.step(x, self.weights, self.work, self.layout, self.reset_after)
+            self.kernel(x, *self.arguments)
             return self.out_np
         with torch.no_grad():
             h = x
