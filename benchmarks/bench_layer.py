@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import platform
@@ -115,28 +116,72 @@ def sequence_runs(module, x) -> tuple:
     return infer, train
 
 
-def onnxruntime_run(ours: gru.GRU, x: torch.Tensor, threads: int):
-    """An inference callable on ONNX Runtime for the same weights, or None if not installed."""
-    try:
-        import onnxruntime as ort
+ORT_CODE = """
+import statistics, sys, time
+import numpy as np
+import onnxruntime as ort
+path, T, B, I, threads, steps = sys.argv[1:]
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(threads)
+options.inter_op_num_threads = 1
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+feed = {"input": np.random.default_rng(0).normal(size=(int(T), int(B), int(I))).astype(np.float32)}
+for _ in range(3):
+    session.run(None, feed)
+times = []
+start = time.perf_counter()
+while len(times) < 7 or (time.perf_counter() - start < 1.5 and len(times) < 2000):
+    t0 = time.perf_counter()
+    session.run(None, feed)
+    times.append(time.perf_counter() - t0)
+blocks = []
+for _ in range(7 if int(steps) else 0):
+    t0 = time.perf_counter()
+    for _ in range(int(steps)):
+        session.run(None, feed)
+    blocks.append((time.perf_counter() - t0) / int(steps))
+print(statistics.median(times), statistics.median(blocks) if blocks else "-")
+"""
 
+
+def onnxruntime_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int, steps: int = 0):
+    """(median seconds of an inference call, per call of ``steps`` calls back to back or None)
+    of ONNX Runtime on the same weights, in its own process (its thread pool spins after each
+    run and would slow whoever ran next here); (None, None) if it is not installed."""
+    try:
         from gru.interop.onnx import export_onnx
     except ImportError:
-        return None
+        return None, None
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(ours, Path(tmp) / "gru.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {"input": x.numpy()}
-    return lambda: session.run(None, feed)
+        args = [str(path), str(T), str(B), str(I), str(threads), str(steps)]
+        result = subprocess.run(
+            [sys.executable, "-c", ORT_CODE, *args], capture_output=True, text=True
+        )
+    if result.returncode != 0:
+        return None, None
+    call, block = result.stdout.strip().splitlines()[-1].split()
+    return float(call), (None if block == "-" else float(block))
+
+
+def onnxruntime_call_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int):
+    """Median seconds of an ONNX Runtime inference call in its own process (or None)."""
+    return onnxruntime_seconds(ours, T, B, I, threads)[0]
+
+
+def apart(gru_fn, ort_fn, rounds: int = 2) -> tuple:
+    """(gru, ONNX Runtime) seconds, each the median of its own runs taken in alternation:
+    ``gru_fn()`` here, alone, and ``ort_fn()`` in its own process, ``rounds`` times each."""
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(gru_fn())
+        theirs.append(ort_fn())
+    if any(t is None for t in theirs):
+        return statistics.median(ours), None
+    return statistics.median(ours), statistics.median(theirs)
 
 
 _STEPS = 1000  # S6's back-to-back measure: steps per timed run
-_BLOCK_SECONDS = (
-    0.02  # about this long (at most 10 calls) a turn when ONNX Runtime and gru take turns
-)
 
 
 def _repeated(fn, n: int):
@@ -388,21 +433,21 @@ def main(argv=None) -> None:
         ours = gru.GRU.from_torch(theirs)
         x = torch.randn(T, B, I)
         shape = f"{I}/{H}/{B}/{T}"
-        ort_run = onnxruntime_run(ours, x, args.threads)
         if name == "S6":
             torch_step, gru_step = stream_runs(ours, theirs, I)
             m = interleaved({"torch": torch_step, "gru": gru_step}, min_rounds=200)
             t_step, g_step = m["torch"], m["gru"]
-            ort = median_seconds(ort_run, min_runs=200) if ort_run else None
             # Back to back (a stream's steps one after another, caches warm), per step.
-            steps = {"torch": torch_step, "gru": gru_step, "ort": ort_run}
-            loops = {k: _repeated(f, _STEPS) for k, f in steps.items() if f is not None}
+            loops = {"torch": _repeated(torch_step, _STEPS), "gru": _repeated(gru_step, _STEPS)}
             m = interleaved(loops, min_rounds=7, budget=2.0)
             t_loop, g_loop = m["torch"] / _STEPS, m["gru"] / _STEPS
-            ort_loop = m["ort"] / _STEPS if "ort" in m else None
+            # ONNX Runtime in its own process; gru's step timed alone here the same way.
+            ort, ort_loop = onnxruntime_seconds(ours, T, B, I, args.threads, _STEPS)
+            g_alone = median_seconds(gru_step, min_runs=200)
             results["configs"][name] = {
                 "torch_step_s": t_step,
                 "gru_step_s": g_step,
+                "gru_step_alone_s": g_alone,
                 "ort_step_s": ort,
                 "torch_step_back_to_back_s": t_loop,
                 "gru_step_back_to_back_s": g_loop,
@@ -410,7 +455,7 @@ def main(argv=None) -> None:
             }
             print(
                 f"| S6 (one step) | {shape} | {fmt(t_step)} | {fmt(ort)} | {fmt(g_step)} "
-                f"| {ratio(t_step, g_step)} | {ratio(ort, g_step)} | – | – | – | – | – |"
+                f"| {ratio(t_step, g_step)} | {ratio(ort, g_alone)} | – | – | – | – | – |"
             )
             print(
                 f"| S6 ({_STEPS} steps back to back, per step) | {shape} | {fmt(t_loop)} "
@@ -423,16 +468,12 @@ def main(argv=None) -> None:
         fns = {"ti": t_infer, "gi": g_infer, "tt": t_trainer, "gt": g_trainer}
         m = interleaved(fns)
         t_inf, g_inf, t_train, g_train = m["ti"], m["gi"], m["tt"], m["gt"]
-        # Apart from torch: ONNX Runtime's own thread pool spins after each run and would slow
-        # whoever runs next on these two cores. ONNX Runtime and gru take turns in blocks of
-        # calls back to back (the spin slows a block's first call only), so its ratio is to
-        # gru timed the same way, not to gru's turn right after torch's.
-        ort = g_alone = None
-        if ort_run:
-            n = max(1, min(10, round(_BLOCK_SECONDS / g_inf)))
-            blocks = {"ort": _repeated(ort_run, n), "gru": _repeated(g_infer, n)}
-            m = interleaved(blocks, min_rounds=5, budget=2.0)
-            ort, g_alone = m["ort"] / n, m["gru"] / n
+        # ONNX Runtime in its own process (its pool spins after each run and would slow
+        # whoever ran next here), its ratio to gru timed alone the same way, in alternation.
+        g_alone, ort = apart(
+            functools.partial(median_seconds, g_infer),
+            functools.partial(onnxruntime_call_seconds, ours, T, B, I, args.threads),
+        )
         r_inf, r_train = roofline_seconds(I, H, B, T, rate)
         results["configs"][name] = {
             "shape": [I, H, B, T],
@@ -452,8 +493,8 @@ def main(argv=None) -> None:
             f"| {ratio(t_train, g_train)} | {r_train / g_train:.0%} |"
         )
     print(
-        "(torch and gru in turns, each right after the other; vs ort: ONNX Runtime and gru "
-        "in turns in blocks of calls back to back, as ONNX Runtime's spinning pool needs)"
+        "(torch and gru in turns, each right after the other; ort: ONNX Runtime in its own "
+        "process, and vs ort its time over gru's timed alone the same way, in alternation)"
     )
 
     print()
