@@ -1,9 +1,11 @@
-"""gru.GRU beside torch.nn.GRU and ONNX Runtime, in one process, on the reference configurations.
+"""gru.GRU beside torch.nn.GRU (in turns, one process) and ONNX Runtime (its own process), on the
+reference configurations.
 
 For each configuration it prints the median time of inference and of one training step
 (forward, then backward of output.sum()) for torch.nn.GRU and gru.GRU, ONNX Runtime's
-inference on the same weights (exported with gru.interop.onnx), the ratios torch / gru and
-onnxruntime / gru (above 1: gru is faster), and the fraction of the GEMM roofline reached:
+inference on the same weights (exported with gru.interop.onnx) in its own process, the ratios
+torch / gru and onnxruntime / gru (the latter to gru timed alone the same way, in alternation;
+above 1: gru is faster), and the fraction of the GEMM roofline reached:
 the time the configuration's matrix products alone would take at this machine's measured GEMM
 rate, divided by gru's time. Then the variants (reset before, bidirectional, two layers,
 packed), the memory kept for backward, and the start-up of a second process; then bfloat16
