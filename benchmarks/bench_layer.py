@@ -146,29 +146,33 @@ print(statistics.median(times), statistics.median(blocks) if blocks else "-")
 """
 
 
-def onnxruntime_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int, steps: int = 0):
-    """(median seconds of an inference call, per call of ``steps`` calls back to back or None)
-    of ONNX Runtime on the same weights, in its own process (its thread pool spins after each
-    run and would slow whoever ran next here); (None, None) if it is not installed."""
+def onnx_file(ours: gru.GRU, folder: str, name: str = "gru") -> Path | None:
+    """The ONNX file ``name``.onnx of ``ours`` in ``folder`` (what ONNX Runtime and OpenVINO
+    run), or None without the onnx extra."""
     try:
         from gru.interop.onnx import export_onnx
     except ImportError:
+        return None
+    return export_onnx(ours, Path(folder) / f"{name}.onnx")
+
+
+def onnxruntime_seconds(path: Path | None, T: int, B: int, I: int, threads: int, steps: int = 0):
+    """(median seconds of an inference call, per call of ``steps`` calls back to back or None)
+    of ONNX Runtime on the ONNX file ``path``, in its own process (its thread pool spins after
+    each run and would slow whoever ran next here); (None, None) if it cannot run."""
+    if path is None:
         return None, None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(ours, Path(tmp) / "gru.onnx")
-        args = [str(path), str(T), str(B), str(I), str(threads), str(steps)]
-        result = subprocess.run(
-            [sys.executable, "-c", ORT_CODE, *args], capture_output=True, text=True
-        )
+    args = [str(path), str(T), str(B), str(I), str(threads), str(steps)]
+    result = subprocess.run([sys.executable, "-c", ORT_CODE, *args], capture_output=True, text=True)
     if result.returncode != 0:
         return None, None
     call, block = result.stdout.strip().splitlines()[-1].split()
     return float(call), (None if block == "-" else float(block))
 
 
-def onnxruntime_call_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int):
+def onnxruntime_call_seconds(path: Path | None, T: int, B: int, I: int, threads: int):
     """Median seconds of an ONNX Runtime inference call in its own process (or None)."""
-    return onnxruntime_seconds(ours, T, B, I, threads)[0]
+    return onnxruntime_seconds(path, T, B, I, threads)[0]
 
 
 def apart(gru_fn, ort_fn, rounds: int = 2) -> tuple:
@@ -289,12 +293,10 @@ print(statistics.median(times), compiled.get_property("INFERENCE_PRECISION_HINT"
 def openvino_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int, precision: str):
     """(median inference seconds, precision used) of OpenVINO on the CPU in its own process,
     from the ONNX file of the same weights; (None, reason) if OpenVINO cannot run it."""
-    try:
-        from gru.interop.onnx import export_onnx
-    except ImportError:
-        return None, "no onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(ours, Path(tmp) / "gru.onnx")
+        path = onnx_file(ours, tmp)
+        if path is None:
+            return None, "no onnx"
         args = [str(path), str(T), str(B), str(I), str(threads), precision]
         result = subprocess.run(
             [sys.executable, "-c", OPENVINO_CODE, *args], capture_output=True, text=True
@@ -428,6 +430,7 @@ def main(argv=None) -> None:
         "| torch train | gru train | vs torch | roofline |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    onnx_dir = tempfile.TemporaryDirectory()  # each configuration's ONNX file, exported once
     for name, (I, H, B, T) in CONFIGS.items():
         if args.quick and name in ("S5", "LONG"):
             continue
@@ -435,6 +438,7 @@ def main(argv=None) -> None:
         ours = gru.GRU.from_torch(theirs)
         x = torch.randn(T, B, I)
         shape = f"{I}/{H}/{B}/{T}"
+        onnx_path = onnx_file(ours, onnx_dir.name, name)
         if name == "S6":
             torch_step, gru_step = stream_runs(ours, theirs, I)
             m = interleaved({"torch": torch_step, "gru": gru_step}, min_rounds=200)
@@ -444,7 +448,7 @@ def main(argv=None) -> None:
             m = interleaved(loops, min_rounds=7, budget=2.0)
             t_loop, g_loop = m["torch"] / _STEPS, m["gru"] / _STEPS
             # ONNX Runtime in its own process; gru's step timed alone here the same way.
-            ort, ort_loop = onnxruntime_seconds(ours, T, B, I, args.threads, _STEPS)
+            ort, ort_loop = onnxruntime_seconds(onnx_path, T, B, I, args.threads, _STEPS)
             g_alone = median_seconds(gru_step, min_runs=200)
             results["configs"][name] = {
                 "torch_step_s": t_step,
@@ -474,7 +478,7 @@ def main(argv=None) -> None:
         # whoever ran next here), its ratio to gru timed alone the same way, in alternation.
         g_alone, ort = apart(
             functools.partial(median_seconds, g_infer),
-            functools.partial(onnxruntime_call_seconds, ours, T, B, I, args.threads),
+            functools.partial(onnxruntime_call_seconds, onnx_path, T, B, I, args.threads),
         )
         r_inf, r_train = roofline_seconds(I, H, B, T, rate)
         results["configs"][name] = {
@@ -494,6 +498,7 @@ def main(argv=None) -> None:
             f"| {fmt(t_train)} | {fmt(g_train)} "
             f"| {ratio(t_train, g_train)} | {r_train / g_train:.0%} |"
         )
+    onnx_dir.cleanup()
     print(
         "(torch and gru in turns, each right after the other; ort: ONNX Runtime in its own "
         "process, and vs ort its time over gru's timed alone the same way, in alternation)"

@@ -57,12 +57,11 @@ class Stepper:
         stack = kernels.pack(
             arrays, state.shape[1], reset_after=reset_after, dtype=_np(state).dtype
         )
-        self.weights, self.work, self.layout = stack.weights, stack.work, stack.layout
         self.state = torch.from_numpy(stack.state)  # shares memory with the engine's buffer
         self.out_np = stack.output  # what `step` returns, overwritten by the next step
         self.out = torch.from_numpy(stack.output)
         self.kernel = kernels.step
-        self.arguments = (self.weights, self.work, self.layout, reset_after)
+        self.arguments = (stack.weights, stack.work, stack.layout, reset_after)
 
     def step(self, x):
         """Advance every layer by one step from x (B, I); returns the top layer's output (B, H).
