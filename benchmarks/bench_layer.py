@@ -38,6 +38,9 @@ import torch
 import gru
 from gru import kernels, ops
 
+# Time the engine only: a cold cache compiles in place, never aside (`gru.ops.aside`).
+os.environ.setdefault("GRU_COMPILE", "wait")
+
 # name: (I, H, B, T); S6 is one streaming step at B = 1; LONG is one long sequence.
 CONFIGS = {
     "S1": (10, 20, 32, 5),

@@ -24,6 +24,9 @@ import torch
 import gru
 from bench_layer import fmt, interleaved, ratio, sequence_runs
 
+# Time the engine only: a cold cache compiles in place, never aside (`gru.ops.aside`).
+os.environ.setdefault("GRU_COMPILE", "wait")
+
 I, H, B = 128, 128, 16
 
 

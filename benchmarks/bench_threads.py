@@ -21,6 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+# Time the engine only: a cold cache compiles in place, never aside (`gru.ops.aside`).
+os.environ.setdefault("GRU_COMPILE", "wait")
+
 # One process's timing: threads from argv ("default": what a command without --threads
 # takes), then median seconds of `steps` training steps after 5 unmeasured ones.
 CHILD = r"""

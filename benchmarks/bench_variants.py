@@ -25,6 +25,9 @@ import torch
 import gru
 from bench_layer import CONFIGS, fmt, interleaved, ratio
 
+# Time the engine only: a cold cache compiles in place, never aside (`gru.ops.aside`).
+os.environ.setdefault("GRU_COMPILE", "wait")
+
 VARIANTS = {
     "plain": {},
     "layer_norm": {"layer_norm": True},

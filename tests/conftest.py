@@ -12,6 +12,9 @@ from viz_runs import anomaly_run, forecast_run, textgen_run
 # programs are busy, `gru.ops.threads.default_threads`): a test's results, compared bit for bit
 # between runs, must not depend on the machine's load. Subprocesses inherit it.
 os.environ.setdefault("GRU_THREADS", "all")
+# The engine's tests test the engine: a cold cache compiles in place, not aside with torch
+# operations computing meanwhile (`gru.ops.aside`; its own tests ask for "aside").
+os.environ.setdefault("GRU_COMPILE", "wait")
 
 
 @pytest.fixture(scope="session")

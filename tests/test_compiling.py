@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from gru.kernels import compiling, precompile
+from gru.ops import aside
 
 ANNOUNCED = re.compile(
     r"gru: compiling the CPU engine for streaming, float32 \(once per machine, ~\d+ s\)\.\.\. "
@@ -97,3 +98,53 @@ def test_a_first_call_that_compiles_nothing_or_fails_says_nothing(impatient, cap
 def test_compile_all_names_a_wrong_target():
     with pytest.raises(ValueError, match=r"compile: unknown target 'training'; valid: infer"):
         precompile.compile_all(["training"])
+
+
+ASIDE = """
+import numpy, torch, gru
+from gru.kernels import compiling
+from gru.ops import aside
+torch.manual_seed(0)
+layer, x = gru.GRU(10, 20), torch.randn(5, 32, 10)
+reference = torch.nn.GRU(10, 20)
+reference.load_state_dict(layer.state_dict())
+with torch.no_grad():
+    expected = reference(x)[0]
+    first = layer(x)[0]
+    print(aside.state("float32"), compiling.ready(("small", numpy.dtype("float32"))))
+    assert aside.finish(600)
+    later = layer(x)[0]
+    print(aside.state("float32"), compiling.ready(("small", numpy.dtype("float32"))))
+torch.testing.assert_close(first, expected, rtol=1e-5, atol=1e-6)
+torch.testing.assert_close(later, expected, rtol=1e-5, atol=1e-6)
+"""
+
+
+def test_a_cold_inference_call_computes_while_the_engine_compiles_aside(tmp_path, monkeypatch):
+    """Mode "aside" (the library's default): a cold cache starts ``gru compile`` in a process
+    of its own and the call computes with torch operations; once that process ends, the next
+    call loads its kernels and runs on the engine. A second process finds them at once."""
+    monkeypatch.setenv("GRU_COMPILE", "aside")
+    out, err = python(tmp_path, "-c", ASIDE)
+    assert out == "compiling False\nready True\n"
+    assert err == (
+        "gru: compiling the CPU engine for inference, float32, in the background (once per "
+        "machine, about a minute); until it is ready this process computes with torch "
+        "operations\n"
+    )
+    out, err = python(tmp_path, "-c", ASIDE)
+    assert (out, err) == ("ready True\nready True\n", "")
+
+
+def test_the_compile_mode_is_aside_or_wait(monkeypatch):
+    monkeypatch.setattr(aside, "_mode", [])
+    monkeypatch.setenv("GRU_COMPILE", "later")
+    with pytest.raises(ValueError, match=r"GRU_COMPILE must be one of aside, wait, got 'later'"):
+        aside.mode()
+    monkeypatch.setenv("GRU_COMPILE", " Wait ")
+    assert aside.mode() == "wait"
+    assert aside.engine_ready("float64")  # "wait": the engine, compiling in place if it must
+    with pytest.raises(ValueError, match=r"set_mode: mode must be one of aside, wait, got 'no'"):
+        aside.set_mode("no")
+    aside.set_mode("aside")
+    assert aside.mode() == "aside"

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     environment variable GRU_DEBUG is set; warnings are lines ``gru: warning: ...``.
     """
     args = parser().parse_args(argv)
+    os.environ.setdefault("GRU_COMPILE", "wait")  # runs warm up first (`gru.ops.aside`)
     try:
         with warnings.catch_warnings(), options.threads(args):  # all restored at the end
             warnings.simplefilter("default", UserWarning)  # what gru warns of, once each

@@ -7,7 +7,8 @@ inference call (no gradients, no lengths, no variants, no autocast, nothing trac
 compiling, CPU tensors of the weights' dtype, float32 or float64) goes from the tensors' memory
 to one compiled call per layer and direction and back; anything else, bad input included (whose
 errors the general path gives), returns None and takes the general path. Both paths compute
-with the same compiled function on the same values, so their results agree bit for bit.
+with the same compiled function on the same values, so their results agree bit for bit (while
+the engine compiles aside, `gru.ops.aside`, both take torch operations).
 
 The NumPy views of the weights are kept per layer (`_Plan`), found again by the Parameters'
 data pointers: a view shares the Parameter's memory, so a change made in place
@@ -24,11 +25,13 @@ import torch
 from torch import Tensor
 
 from gru.kernels.small import forward_small, is_small
+from gru.ops import aside
 from gru.ops.engine import start_engine
 
 __all__ = ["small_inference"]
 
 _DTYPES = (torch.float32, torch.float64)
+_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
 class _Plan:
@@ -154,6 +157,8 @@ def small_inference(module, input, hx, lengths) -> tuple[Tensor, Tensor] | None:
         h0 = hx.numpy().reshape(states, B, H)
     if not _all_small(module, plan, T, B):
         return None
+    if module.backend == "auto" and not aside.engine_ready(_NAMES[input.dtype]):
+        return None  # the general path computes with torch operations while the engine compiles
     D = 2 if module.bidirectional else 1
     layer_input = x.numpy()
     h_n = []

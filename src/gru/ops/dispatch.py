@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from gru import kernels
-from gru.ops import composed, fused
+from gru.ops import aside, composed, fused
 from gru.ops.engine import start_engine
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
 
 BACKENDS = ("auto", "fused", "torch")
 _FUSED_DTYPES = (torch.float32, torch.float64)
+_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 _BF16 = torch.bfloat16
 _said_no_bf16: list[bool] = []
 
@@ -117,6 +118,14 @@ def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
     return "fused"
 
 
+def _engine_ready(x: Tensor, args) -> bool:
+    """Whether the engine's inference kernels are ready for a call (`gru.ops.aside`): always
+    for calls with gradients and layers wide enough for the BLAS loops (they compile in place)."""
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args):
+        return True
+    return kernels.recurrence.uses_blas(args[3].shape[1]) or aside.engine_ready(_NAMES[x.dtype])
+
+
 def uses_cudnn(device: torch.device, backend: str, reset_after: bool, variants: bool) -> bool:
     """Whether torch's native GRU (cuDNN) computes a whole stack on ``device``.
 
@@ -183,6 +192,8 @@ def gru_sequence(
             return fused.bf16_sequence(*args, out_dtype=out_dtype, bf16_products=products)
     if resolve_backend(backend, x, w_hh.shape[1]) == "fused":
         if not variants:
+            if backend == "auto" and not _engine_ready(x, args):
+                return composed.sequence(*args, None, None, None)  # compiling aside
             return fused.sequence(*args)
         if not torch.compiler.is_compiling():  # traced graphs take the composed operations
             return fused.variant_sequence(*args, layer_norm, zoneout, recurrent_mask)

@@ -1,0 +1,145 @@
+"""Compiling the engine aside: a cold first call of a plain layer does not wait for it.
+
+With an empty compile cache the engine's inference kernels take tens of seconds of CPU to
+compile (`gru.kernels.compiling`). In the default mode, "aside", the first inference call of a
+plain float32 or float64 layer (backend "auto", no gradients, no variants, rows small enough
+for the row kernels) looks for those kernels in Numba's cache: found, they load (under a
+second) and the call runs on the engine, as every later one does. Not found, the process
+starts ``gru compile --only inference-DTYPE`` in a process of its own, says so once on stderr,
+and computes with composed torch operations (the same equations, `gru.ops.composed`) until
+that process has filled the cache; the next call after it ends loads the kernels and runs on
+the engine. The compiling process outlives a short script, so the next process finds the cache
+warm. A compile that fails leaves the process to compile in place, as in "wait".
+
+In mode "wait" a first call compiles in place and waits, saying so (the command line, whose
+runs warm up before their clocks start, the benchmarks and the tests use it). The mode comes
+from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+from numba.core import event
+
+from gru.kernels.precompile import compile_all
+from gru.ops.engine import start_engine
+
+__all__ = ["MODES", "engine_ready", "finish", "mode", "set_mode", "state"]
+
+MODES = ("aside", "wait")
+_ENV = "GRU_COMPILE"
+
+_mode: list[str] = []
+_ready: set[str] = set()  # the dtypes (names) whose inference kernels are loaded in this process
+_jobs: dict[str, subprocess.Popen] = {}  # the processes compiling aside
+_lock = threading.Lock()
+
+
+def mode() -> str:
+    """The compile mode of this process: `set_mode`'s, else ``GRU_COMPILE``'s, else "aside"."""
+    if not _mode:
+        chosen = os.environ.get(_ENV, "aside").strip().lower() or "aside"
+        if chosen not in MODES:
+            raise ValueError(f"{_ENV} must be one of {', '.join(MODES)}, got {chosen!r}")
+        _mode.append(chosen)
+    return _mode[0]
+
+
+def set_mode(chosen: str) -> None:
+    """Set the compile mode of this process ("aside" or "wait")."""
+    if chosen not in MODES:
+        raise ValueError(f"set_mode: mode must be one of {', '.join(MODES)}, got {chosen!r}")
+    _mode[:] = [chosen]
+
+
+class _Cold(Exception):
+    """Raised inside Numba's compile event: the kernel is not in the cache."""
+
+
+class _StopAtCompile(event.Listener):
+    def on_start(self, ev) -> None:
+        raise _Cold
+
+    def on_end(self, ev) -> None:
+        return None
+
+
+def _load(dtype: str) -> bool:
+    """Load the inference kernels of ``dtype`` from the cache; False (nothing compiled, nothing
+    loaded half) when a kernel is not there."""
+    try:
+        with event.install_listener("numba:compile", _StopAtCompile()):
+            compile_all([f"inference-{dtype}"], say=lambda line: None)
+    except _Cold:
+        return False
+    return True
+
+
+def _start(dtype: str) -> subprocess.Popen | None:
+    command = [sys.executable, "-m", "gru", "compile", "--only", f"inference-{dtype}"]
+    try:
+        job = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # it finishes the cache even if this process ends first
+        )
+    except OSError:
+        return None
+    print(
+        f"gru: compiling the CPU engine for inference, {dtype}, in the background (once "
+        "per machine, about a minute); until it is ready this process computes with torch "
+        "operations",
+        file=sys.stderr,
+        flush=True,
+    )
+    return job
+
+
+def engine_ready(dtype: str) -> bool:
+    """Whether an inference call of ``dtype`` ("float32" or "float64") should run on the engine
+    now: always in mode "wait"; in mode "aside" once its kernels are loaded. Costs a set lookup
+    once they are; until then, a poll of the compiling process."""
+    if dtype in _ready or mode() == "wait":
+        return True
+    with _lock:
+        if dtype in _ready:
+            return True
+        start_engine()
+        job = _jobs.get(dtype)
+        if job is not None and job.poll() is None:
+            return False  # still compiling
+        if dtype in _jobs:  # it ended: what it compiled loads; if anything failed, wait instead
+            if job.returncode != 0 or not _load(dtype):
+                _ready.add(dtype)  # the engine compiles in place on the next call, saying so
+                return True
+        elif not _load(dtype):
+            job = _start(dtype)
+            if job is not None:
+                _jobs[dtype] = job
+                return False
+        _ready.add(dtype)
+        return True
+
+
+def state(dtype: str) -> str:
+    """ "ready", "compiling" (aside) or "unknown" (no call of ``dtype`` asked yet)."""
+    if dtype in _ready:
+        return "ready"
+    return "compiling" if dtype in _jobs else "unknown"
+
+
+def finish(timeout: float | None = None) -> bool:
+    """Wait for this process's compiles aside to end (at most ``timeout`` seconds each);
+    whether none is still running. A script that must leave a warm cache behind calls it."""
+    for job in list(_jobs.values()):
+        try:
+            job.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+    return True
