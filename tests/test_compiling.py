@@ -108,32 +108,54 @@ torch.manual_seed(0)
 layer, x = gru.GRU(10, 20), torch.randn(5, 32, 10)
 reference = torch.nn.GRU(10, 20)
 reference.load_state_dict(layer.state_dict())
-with torch.no_grad():
-    expected = reference(x)[0]
-    first = layer(x)[0]
-    print(aside.state("float32"), compiling.ready(("small", numpy.dtype("float32"))))
-    assert aside.finish(600)
-    later = layer(x)[0]
-    print(aside.state("float32"), compiling.ready(("small", numpy.dtype("float32"))))
-torch.testing.assert_close(first, expected, rtol=1e-5, atol=1e-6)
-torch.testing.assert_close(later, expected, rtol=1e-5, atol=1e-6)
+expected = reference(x)[0]
+expected.sum().backward()
+for target in ("inference", "training"):  # without gradients, then with them
+    for when in ("first", "later"):
+        with torch.set_grad_enabled(target == "training"):
+            out = layer(x)[0]
+        print(target, aside.state("float32", target), end=" ")
+        print(compiling.ready(("small" if target == "inference" else "backward sharded",
+                               numpy.dtype("float32"))))
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+        if target == "training":
+            layer.zero_grad()
+            out.sum().backward()
+            for ours, theirs in zip(layer.parameters(), reference.parameters()):
+                torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-5)
+        assert aside.finish(900)
 """
 
+SAID = (
+    "gru: compiling the CPU engine for {}, float32, in the background (once per machine, about "
+    "a minute); until it is ready this process computes with torch operations\n"
+)
 
-def test_a_cold_inference_call_computes_while_the_engine_compiles_aside(tmp_path, monkeypatch):
+
+def test_a_cold_call_computes_while_the_engine_compiles_aside(tmp_path, monkeypatch):
     """Mode "aside" (the library's default): a cold cache starts ``gru compile`` in a process
-    of its own and the call computes with torch operations; once that process ends, the next
-    call loads its kernels and runs on the engine. A second process finds them at once."""
+    of its own and the call computes with torch operations (autograd through them with
+    gradients); once that process ends, the next call loads its kernels and runs on the engine.
+    A second process finds them at once."""
     monkeypatch.setenv("GRU_COMPILE", "aside")
     out, err = python(tmp_path, "-c", ASIDE)
-    assert out == "compiling False\nready True\n"
-    assert err == (
-        "gru: compiling the CPU engine for inference, float32, in the background (once per "
-        "machine, about a minute); until it is ready this process computes with torch "
-        "operations\n"
-    )
+    assert out.split("\n") == [
+        "inference compiling False",
+        "inference ready True",
+        "training compiling False",
+        "training ready True",
+        "",
+    ]
+    assert err == SAID.format("inference") + SAID.format("training")
     out, err = python(tmp_path, "-c", ASIDE)
-    assert (out, err) == ("ready True\nready True\n", "")
+    assert out.split("\n") == [
+        "inference ready True",
+        "inference ready True",
+        "training ready True",
+        "training ready True",
+        "",
+    ]
+    assert err == ""
 
 
 def test_the_compile_mode_is_aside_or_wait(monkeypatch):

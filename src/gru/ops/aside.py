@@ -1,19 +1,21 @@
 """Compiling the engine aside: a cold first call of a plain layer does not wait for it.
 
-With an empty compile cache the engine's inference kernels take tens of seconds of CPU to
-compile (`gru.kernels.compiling`). In the default mode, "aside", the first inference call of a
-plain float32 or float64 layer (backend "auto", no gradients, no variants, rows small enough
-for the row kernels) looks for those kernels in Numba's cache: found, they load (under a
-second) and the call runs on the engine, as every later one does. Not found, the process
-starts ``gru compile --only inference-DTYPE`` in a process of its own, says so once on stderr,
-and computes with composed torch operations (the same equations, `gru.ops.composed`) until
-that process has filled the cache; the next call after it ends loads the kernels and runs on
-the engine. The compiling process outlives a short script, so the next process finds the cache
-warm. A compile that fails leaves the process to compile in place, as in "wait".
+With an empty compile cache the engine's kernels take tens of seconds of CPU to compile
+(`gru.kernels.compiling`). In the default mode, "aside", the first call of a plain float32 or
+float64 layer (backend "auto", no variants, a width the row kernels take) looks for the
+kernels of its kind in Numba's cache: "inference" without gradients, "training" with them
+(the forward that saves its gates and the backward). Found, they load (under a second) and the
+call runs on the engine, as every later one does. Not found, the process starts ``gru compile
+--only TARGET-DTYPE`` in a process of its own, says so once on stderr, and computes with
+composed torch operations (the same equations, `gru.ops.composed`; autograd through them)
+until that process has filled the cache; the next call after it ends loads the kernels and
+runs on the engine. The compiling process outlives a short script, so the next process finds
+the cache warm. A compile that fails leaves the process to compile in place, as in "wait".
 
-In mode "wait" a first call compiles in place and waits, saying so (the command line, whose
-runs warm up before their clocks start, the benchmarks and the tests use it). The mode comes
-from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
+In mode "wait" a first call compiles in place and waits, saying so. The command line (whose
+runs warm up before their clocks start and must not depend on when a compile ends), the
+benchmarks and the tests use it. The mode comes from the environment variable ``GRU_COMPILE``
+("aside" or "wait") and `set_mode`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ MODES = ("aside", "wait")
 _ENV = "GRU_COMPILE"
 
 _mode: list[str] = []
-_ready: set[str] = set()  # the dtypes (names) whose inference kernels are loaded in this process
-_jobs: dict[str, subprocess.Popen] = {}  # the processes compiling aside
+_ready: set[tuple[str, str]] = set()  # (target, dtype) whose kernels this process has loaded
+_jobs: dict[tuple[str, str], subprocess.Popen] = {}  # the processes compiling aside
 _lock = threading.Lock()
 
 
@@ -68,19 +70,19 @@ class _StopAtCompile(event.Listener):
         return None
 
 
-def _load(dtype: str) -> bool:
-    """Load the inference kernels of ``dtype`` from the cache; False (nothing compiled, nothing
-    loaded half) when a kernel is not there."""
+def _load(kind: tuple[str, str]) -> bool:
+    """Load the kernels of ``kind`` (target, dtype) from the cache; False (nothing compiled,
+    nothing loaded half) when a kernel is not there."""
     try:
         with event.install_listener("numba:compile", _StopAtCompile()):
-            compile_all([f"inference-{dtype}"], say=lambda line: None)
+            compile_all(["-".join(kind)], say=lambda line: None)
     except _Cold:
         return False
     return True
 
 
-def _start(dtype: str) -> subprocess.Popen | None:
-    command = [sys.executable, "-m", "gru", "compile", "--only", f"inference-{dtype}"]
+def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
+    command = [sys.executable, "-m", "gru", "compile", "--only", "-".join(kind)]
     try:
         job = subprocess.Popen(
             command,
@@ -92,7 +94,7 @@ def _start(dtype: str) -> subprocess.Popen | None:
     except OSError:
         return None
     print(
-        f"gru: compiling the CPU engine for inference, {dtype}, in the background (once "
+        f"gru: compiling the CPU engine for {kind[0]}, {kind[1]}, in the background (once "
         "per machine, about a minute); until it is ready this process computes with torch "
         "operations",
         file=sys.stderr,
@@ -101,37 +103,40 @@ def _start(dtype: str) -> subprocess.Popen | None:
     return job
 
 
-def engine_ready(dtype: str) -> bool:
-    """Whether an inference call of ``dtype`` ("float32" or "float64") should run on the engine
-    now: always in mode "wait"; in mode "aside" once its kernels are loaded. Costs a set lookup
-    once they are; until then, a poll of the compiling process."""
-    if dtype in _ready or mode() == "wait":
+def engine_ready(dtype: str, target: str = "inference") -> bool:
+    """Whether a call of ``dtype`` ("float32" or "float64") for ``target`` ("inference", or
+    "training" for a call with gradients) should run on the engine now: always in mode "wait";
+    in mode "aside" once its kernels are loaded. Costs a set lookup once they are; until then,
+    a poll of the compiling process."""
+    kind = (target, dtype)
+    if kind in _ready or mode() == "wait":
         return True
     with _lock:
-        if dtype in _ready:
+        if kind in _ready:
             return True
         start_engine()
-        job = _jobs.get(dtype)
+        job = _jobs.get(kind)
         if job is not None and job.poll() is None:
             return False  # still compiling
-        if dtype in _jobs:  # it ended: what it compiled loads; if anything failed, wait instead
-            if job.returncode != 0 or not _load(dtype):
-                _ready.add(dtype)  # the engine compiles in place on the next call, saying so
+        if kind in _jobs:  # it ended: what it compiled loads; if anything failed, wait instead
+            if job.returncode != 0 or not _load(kind):
+                _ready.add(kind)  # the engine compiles in place on the next call, saying so
                 return True
-        elif not _load(dtype):
-            job = _start(dtype)
+        elif not _load(kind):
+            job = _start(kind)
             if job is not None:
-                _jobs[dtype] = job
+                _jobs[kind] = job
                 return False
-        _ready.add(dtype)
+        _ready.add(kind)
         return True
 
 
-def state(dtype: str) -> str:
-    """ "ready", "compiling" (aside) or "unknown" (no call of ``dtype`` asked yet)."""
-    if dtype in _ready:
+def state(dtype: str, target: str = "inference") -> str:
+    """ "ready", "compiling" (aside) or "unknown" (no call of that kind asked yet)."""
+    kind = (target, dtype)
+    if kind in _ready:
         return "ready"
-    return "compiling" if dtype in _jobs else "unknown"
+    return "compiling" if kind in _jobs else "unknown"
 
 
 def finish(timeout: float | None = None) -> bool:

@@ -119,11 +119,16 @@ def resolve_backend(backend: str, x: Tensor, hidden_size: int) -> str:
 
 
 def _engine_ready(x: Tensor, args) -> bool:
-    """Whether the engine's inference kernels are ready for a call (`gru.ops.aside`): always
-    for calls with gradients and layers wide enough for the BLAS loops (they compile in place)."""
-    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args):
+    """Whether the engine's kernels for this call (with gradients or not) are ready
+    (`gru.ops.aside`); traced calls and layers wide enough for the BLAS loops compile in place."""
+    if (
+        torch.compiler.is_compiling()  # a traced graph holds the engine's operator either way
+        or torch.jit.is_tracing()
+        or kernels.recurrence.uses_blas(args[3].shape[1])
+    ):
         return True
-    return kernels.recurrence.uses_blas(args[3].shape[1]) or aside.engine_ready(_NAMES[x.dtype])
+    grad = torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args)
+    return aside.engine_ready(_NAMES[x.dtype], "training" if grad else "inference")
 
 
 def uses_cudnn(device: torch.device, backend: str, reset_after: bool, variants: bool) -> bool:
