@@ -170,3 +170,6 @@ def test_the_compile_mode_is_aside_or_wait(monkeypatch):
         aside.set_mode("no")
     aside.set_mode("aside")
     assert aside.mode() == "aside"
+    with aside.waiting():  # how gru.training.fit trains
+        assert aside.mode() == "wait"
+    assert aside.mode() == "aside"

@@ -12,14 +12,15 @@ until that process has filled the cache; the next call after it ends loads the k
 runs on the engine. The compiling process outlives a short script, so the next process finds
 the cache warm. A compile that fails leaves the process to compile in place, as in "wait".
 
-In mode "wait" a first call compiles in place and waits, saying so. The command line (whose
-runs warm up before their clocks start and must not depend on when a compile ends), the
-benchmarks and the tests use it. The mode comes from the environment variable ``GRU_COMPILE``
-("aside" or "wait") and `set_mode`.
+In mode "wait" a first call compiles in place and waits, saying so. The command line, every
+training run (`gru.training.fit` warms up before its clocks start, and a run's numbers must not
+depend on when a compile ends: `waiting`), the benchmarks and the tests use it. The mode
+comes from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from numba.core import event
 from gru.kernels.precompile import compile_all
 from gru.ops.engine import start_engine
 
-__all__ = ["MODES", "engine_ready", "finish", "mode", "set_mode", "state"]
+__all__ = ["MODES", "engine_ready", "finish", "mode", "set_mode", "state", "waiting"]
 
 MODES = ("aside", "wait")
 _ENV = "GRU_COMPILE"
@@ -56,6 +57,18 @@ def set_mode(chosen: str) -> None:
     if chosen not in MODES:
         raise ValueError(f"set_mode: mode must be one of {', '.join(MODES)}, got {chosen!r}")
     _mode[:] = [chosen]
+
+
+@contextlib.contextmanager
+def waiting():
+    """Mode "wait" inside the block, then the mode as it was: `gru.training.fit` trains in it,
+    so that a run's numbers never depend on when a compile ends."""
+    before = mode()
+    set_mode("wait")
+    try:
+        yield
+    finally:
+        set_mode(before)
 
 
 class _Cold(Exception):

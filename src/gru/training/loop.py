@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from gru import checkpoint
 from gru._io import remove_leftovers
+from gru.ops.aside import waiting
 from gru.training.batches import epoch_batches, lr_factor, make_optimizer
 from gru.training.config import FitResult, TrainConfig, TrainingDiverged
 from gru.training.ddp import all_reduce_sums, distributed, gather
@@ -51,9 +52,6 @@ class _Trace:
         if self.path is not None:
             with self.path.open("a") as file:
                 file.write(json.dumps(record) + "\n")
-
-
-# --- the loop --------------------------------------------------------------------------------
 
 
 def fit(
@@ -129,12 +127,13 @@ def fit(
         say=log if (main and not quiet) else (lambda message: None), progress=main and not quiet,
     )  # fmt: skip
     say_without_hardware(config.precision, device)
-    if device == "cpu":  # the engine compiles what the run calls before the clocks start
-        warm_up(model, loss_fn, train, batch_size=config.batch_size, carry=carry)
-    run.begin(resume)
-    while not run.s["finished"] and run.s["epoch"] <= config.epochs:
-        run.epoch()
-    return run.finish()
+    with waiting():  # compiles in place (`gru.ops.aside`), before the clocks start on the CPU
+        if device == "cpu":
+            warm_up(model, loss_fn, train, batch_size=config.batch_size, carry=carry)
+        run.begin(resume)
+        while not run.s["finished"] and run.s["epoch"] <= config.epochs:
+            run.epoch()
+        return run.finish()
 
 
 class _Run:
