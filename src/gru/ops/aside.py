@@ -6,7 +6,8 @@ float64 layer (backend "auto", no variants, a width the row kernels take) looks 
 kernels of its kind in Numba's cache: "inference" without gradients, "training" with them
 (the forward that saves its gates and the backward). Found, they load (under a second) and the
 call runs on the engine, as every later one does. Not found, the process starts ``gru compile
---only TARGET-DTYPE`` in a process of its own, says so once on stderr, and computes with
+--only TARGET-DTYPE`` in a process of its own (at a lower priority: niceness 10, so that it
+takes the cores the call's work leaves), says so once on stderr, and computes with
 composed torch operations (the same equations, `gru.ops.composed`; autograd through them)
 until that process has filled the cache; the next call after it ends loads the kernels and
 runs on the engine. The compiling process outlives a short script, so the next process finds
@@ -94,6 +95,11 @@ def _load(kind: tuple[str, str]) -> bool:
     return True
 
 
+def _lower_priority() -> None:
+    """In the compiling process, before it starts: yield the cores to the work it waits for."""
+    os.nice(10)
+
+
 def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
     command = [sys.executable, "-m", "gru", "compile", "--only", "-".join(kind)]
     try:
@@ -103,6 +109,7 @@ def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # it finishes the cache even if this process ends first
+            preexec_fn=_lower_priority if hasattr(os, "nice") else None,
         )
     except OSError:
         return None
