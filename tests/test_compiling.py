@@ -15,6 +15,7 @@ import pytest
 
 from gru.kernels import compiling, precompile
 from gru.ops import aside
+from gru.ops.threads import threads as gru_threads
 
 ANNOUNCED = re.compile(
     r"gru: compiling the CPU engine for streaming, float32 \(once per machine, ~\d+ s\)\.\.\. "
@@ -95,6 +96,30 @@ def test_a_first_call_that_compiles_nothing_or_fails_says_nothing(impatient, cap
     assert not compiling.ready(("fails", np.dtype(np.float32)))  # tried again next time
 
 
+def test_first_call_runs_a_first_call_on_its_own_thread_and_later_ones_in_the_callers(
+    impatient, capsys
+):
+    import threading
+
+    def where(x, y):
+        return x + y, threading.current_thread().name, numba.get_num_threads()
+
+    key = ("a test call", np.dtype(np.float32))
+    with gru_threads(1):
+        total, thread, threads = compiling.first_call(key, "a test", where, 2, 3)
+    assert (total, threads) == (5, 1)  # the caller's count of Numba threads goes with it
+    assert thread == "gru-first-call" and compiling.ready(key)
+    assert compiling.first_call(key, "a test", where, 2, 3)[1] == threading.current_thread().name
+
+    def fails(x):
+        raise ZeroDivisionError(f"from the first call: {x}")
+
+    with pytest.raises(ZeroDivisionError, match="from the first call: 7"):
+        compiling.first_call(("fails", np.dtype(np.float32)), "a test", fails, 7)
+    assert not compiling.ready(("fails", np.dtype(np.float32)))
+    assert capsys.readouterr().err == ""
+
+
 def test_compile_all_names_a_wrong_target():
     with pytest.raises(ValueError, match=r"compile: unknown target 'training'; valid: infer"):
         precompile.compile_all(["training"])
@@ -145,6 +170,48 @@ def test_a_cold_call_computes_while_the_engine_compiles_aside(tmp_path, monkeypa
     out, err = python(tmp_path, "-c", ASIDE)
     assert out.splitlines() == [f"{k} {warm}" for k in ("inference", "training") for _ in (1, 2)]
     assert err == ""
+
+
+BESIDE = """
+import torch, gru
+from numba.core import event
+from gru.ops import aside
+compiled = []  # what this process compiled (the end of each compile)
+class Compiled(event.Listener):
+    def on_start(self, ev): pass
+    def on_end(self, ev):
+        # not the cache probes, which stop a compile at its start (Numba's own is_failed
+        # answers the opposite: True for a compile that ended without an exception)
+        if getattr(ev, "_exc_details", None) is None:
+            compiled.append(ev.data["dispatcher"].py_func.__name__)
+event.register("numba:compile", Compiled())
+torch.manual_seed(0)
+layer, x = gru.GRU(10, 20), torch.randn(30, 2, 10)
+reference = torch.nn.GRU(10, 20)
+reference.load_state_dict(layer.state_dict())
+reference(x)[0].sum().backward()
+layer(x)[0].sum().backward()
+for ours, theirs in zip(layer.parameters(), reference.parameters()):
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-5)
+print(aside.state("float32", "backward"), "forward_rows" in compiled,
+      [name for name in compiled if "backward" in name])
+"""
+
+
+def test_a_cold_training_step_compiles_its_backward_in_a_second_process(tmp_path, monkeypatch):
+    """Mode "wait" (training runs, the command line): the first step with gradients compiles
+    the forward in place while ``gru compile --only backward-float32`` compiles the backward
+    in a second process; the step's backward waits for it and loads what it compiled."""
+    monkeypatch.setenv("GRU_COMPILE", "wait")
+    out, err = python(tmp_path, "-c", BESIDE)
+    assert out == "ready True []\n"  # the forward compiled here, the backward only loaded
+    assert re.fullmatch(
+        r"gru: compiling the CPU engine for training, float32 \(once per machine, ~\d+ s\)"
+        r"\.\.\. done in \d+\.\d s\n"
+        r"(gru: compiling the CPU engine for training, float32 \(its backward, in a second "
+        r"process\)\.\.\. done in \d+\.\d s\n)?",  # said when it kept the step waiting
+        err,
+    ), err
 
 
 def test_the_compile_mode_is_aside_or_wait(monkeypatch):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from gru.kernels.compiling import first_use, ready
+from gru.kernels.compiling import first_call, ready
 from gru.kernels.products import ENTRY
 
 __all__ = ["log_mel", "prepare"]
@@ -46,18 +46,14 @@ def log_mel(buffer, hop, dft, basis, floor, out):
 
 
 def prepare() -> None:
-    """Compile `log_mel` (announced if it keeps the caller waiting; see `first_use`), so a
+    """Compile `log_mel` (announced if it keeps the caller waiting; see `first_call`), so a
     stream's first piece does not wait for it."""
     key = ("audio", np.dtype(np.float32))
     if ready(key):
         return
-    with first_use(key, "streaming audio"):
-        f = np.float32
-        log_mel(
-            np.zeros(4, f),
-            2,
-            np.zeros((2, 4), f),
-            np.zeros((2, 1), f),
-            f(1e-6),
-            np.zeros((2, 1), f),
-        )
+    f = np.float32
+    first_call(
+        key, "streaming audio",
+        log_mel, np.zeros(4, f), 2, np.zeros((2, 4), f), np.zeros((2, 1), f), f(1e-6),
+        np.zeros((2, 1), f),
+    )  # fmt: skip

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from gru.kernels import blas, recurrence
-from gru.kernels.compiling import first_use
+from gru.kernels.compiling import first_call
 from gru.kernels.padding import fold_biases, pad_hidden, padded_size, unpad_hidden
 from gru.kernels.products import ENTRY, INLINE
 
@@ -152,6 +152,6 @@ def forward(
         bool(reverse),
         bool(reset_after),
     )
-    with first_use(("bf16", np.dtype(np.float32)), "inference with bfloat16 products"):
-        out, h_n = _layer(*arrays)
+    key = ("bf16", np.dtype(np.float32))
+    out, h_n = first_call(key, "inference with bfloat16 products", _layer, *arrays)
     return unpad_hidden(out, H, Hp), unpad_hidden(h_n, H, Hp)

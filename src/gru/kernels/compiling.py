@@ -3,15 +3,22 @@
 Numba compiles a kernel the first time it is called with a new kind of argument, and caches
 the result on disk (``cache=True``), so a machine compiles each kernel once. The first call
 of a kind therefore waits seconds with an empty cache and milliseconds after. Every entry
-point of the engine runs inside `first_use`: once a kind of call (its key) has returned in
-this process it is a set lookup and nothing more; until then Numba's compile events are
-watched, and a compile that keeps the call waiting over `PATIENCE` seconds is announced on
-stderr while it runs, then timed:
+point of the engine is called through `first_call`: once a kind of call (its key) has returned
+in this process it is a set lookup and the call; until then the call runs on a thread of its
+own while Numba's compile events are watched, and a compile that keeps the call waiting over
+`PATIENCE` seconds is announced on stderr while it runs, then timed:
 
     gru: compiling the CPU engine for training, float32 (once per machine, ~16 s)... done in 15.2 s
 
 The estimate comes from `ESTIMATE_SECONDS`, measured with an empty cache on a 2-core
 machine. `gru.kernels.precompile` compiles every kind ahead of time (``gru compile``).
+
+Why a thread of its own: Numba's compiler recurses deeply (it deep-copies the IR of every
+inlined function), and CPython 3.11 keeps its frames in 16 KiB chunks that it maps and unmaps
+as a recursion crosses a chunk's edge. Called from deep inside a training run, the first
+compile of the forward loop crossed an edge 2.4 million times: 2.4 million mmap/munmap pairs,
+10 s of system time, 26 s for a compile that takes 13 s from a shallow stack. A new thread
+starts with a stack of its own, so every compile starts from the same shallow depth.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numba
 import numpy as np
 from numba.core import event
 
@@ -29,6 +37,7 @@ __all__ = [
     "ESTIMATE_SECONDS",
     "PATIENCE",
     "counted",
+    "first_call",
     "first_use",
     "ready",
 ]
@@ -137,6 +146,37 @@ def first_use(key: tuple, purpose: str) -> _Watch | _Nothing:
     if key in _ready:
         return _NOTHING
     return _Watch(key, purpose)
+
+
+def first_call(key: tuple, purpose: str, kernel, *args):
+    """``kernel(*args)``, an engine call of kind ``key`` (as in `first_use`). Once that kind has
+    returned in this process: a set lookup and the call. Before: the call runs inside
+    `first_use`'s watch, on a thread of its own (from a shallow stack; see the module's
+    docstring) with the caller's count of Numba threads, and its result or error comes back."""
+    if key in _ready:
+        return kernel(*args)
+    with first_use(key, purpose):
+        return _on_own_thread(kernel, args)
+
+
+def _on_own_thread(kernel, args):
+    threads = numba.get_num_threads()  # a per-thread setting: the new thread starts at all
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            numba.set_num_threads(threads)
+            outcome.append((True, kernel(*args)))
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=run, name="gru-first-call", daemon=True)
+    thread.start()
+    thread.join()
+    returned, value = outcome[0]
+    if not returned:
+        raise value
+    return value
 
 
 def ready(key: tuple) -> bool:

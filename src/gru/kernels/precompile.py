@@ -19,12 +19,14 @@ from gru.kernels.recurrence import BLAS_MIN_HIDDEN
 __all__ = ["TARGETS", "compile_all"]
 
 
-TARGETS = ("inference", "training", "variants", "blas", "bf16", "streaming")
+TARGETS = ("inference", "training", "backward", "variants", "blas", "bf16", "streaming")
 """What `compile_all` compiles, each for float32 and float64: the plain layer without and
-with gradients, the variants (layer norm, zoneout, recurrent dropout), the loops of large
-layers on the bound BLAS, bfloat16 products (float32 only, where a bfloat16 GEMM is bound),
-the streaming step (and streaming speech's front end). Both conventions, both directions,
-lengths and every batch sharding are in each (they are arguments of the same compiled code)."""
+with gradients, the backward loops alone (a part of "training": a training run compiles them
+in a second process while it compiles the forward, `gru.ops.aside`), the variants (layer
+norm, zoneout, recurrent dropout), the loops of large layers on the bound BLAS, bfloat16
+products (float32 only, where a bfloat16 GEMM is bound), the streaming step (and streaming
+speech's front end). Both conventions, both directions, lengths and every batch sharding are
+in each (they are arguments of the same compiled code)."""
 
 
 def _layers(dtype, T: int, B: int, H: int, I: int = 4):
@@ -48,6 +50,17 @@ def _training(dtype, H: int = 64) -> None:
         out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
         args = (x, None, w_ih, w_hh, out, saved)
         layer.backward(out, h_n, *args, has_bias=True, threads=2)
+
+
+def _backward(dtype, H: int = 64) -> None:
+    """The backward loops alone, on made-up values of what the forward keeps (only their
+    types and shapes matter to the compile)."""
+    rng = np.random.default_rng(0)
+    for B in (2, 1):  # sharded and one thread
+        x, w_ih, w_hh, _, _ = _layers(dtype, 100, B, H)
+        out = np.tanh(rng.standard_normal((100, B, H))).astype(dtype)
+        saved = rng.random((100, B, 4 * H)).astype(dtype)  # reset after: [r | z | n | W_hn h]
+        layer.backward(out, out[-1], x, None, w_ih, w_hh, out, saved, has_bias=True, threads=2)
 
 
 def _variants(dtype, H: int = 64) -> None:
@@ -92,6 +105,7 @@ _SKIPPED = {
 _COMPILE = {
     "inference": _inference,
     "training": _training,
+    "backward": _backward,
     "variants": _variants,
     "blas": _blas,
     "bf16": _bf16,

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from gru.kernels import blas, rows, variants
-from gru.kernels.compiling import first_use
+from gru.kernels.compiling import first_call
 from gru.kernels.products import STACK_HIDDEN
 
 __all__ = [
@@ -205,18 +205,23 @@ def forward(
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
     purpose = "training" if save else "inference"
     if uses_blas(H):
-        with first_use(("blas forward", dtype), f"{purpose}, large layers"):
-            blas.forward(gx, h0, w_hh, b_hn, *flags)
+        first_call(
+            ("blas forward", dtype), f"{purpose}, large layers",
+            blas.forward, gx, h0, w_hh, b_hn, *flags,
+        )  # fmt: skip
     else:
         if w_hh_t is None:
             w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
         shards = shard_count(B, T, H, threads)
         if shards > 1:
-            with first_use(("forward sharded", dtype), purpose):
-                _forward_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
+            first_call(
+                ("forward sharded", dtype), purpose,
+                _forward_sharded, gx, h0, w_hh_t, b_hn, *flags, shards,
+            )  # fmt: skip
         else:
-            with first_use(("forward", dtype), purpose):
-                rows.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
+            first_call(
+                ("forward", dtype), purpose, rows.forward_rows, gx, h0, w_hh_t, b_hn, *flags, 0, B
+            )
     return out, h_n, (saved if save else None)
 
 
@@ -274,17 +279,23 @@ def backward(
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
     if uses_blas(H):
         db = np.empty(4 * H, dtype)
-        with first_use(("blas backward", dtype), "training, large layers"):
-            blas.backward(*common, dg, h_prev, dh0, db)
+        first_call(
+            ("blas backward", dtype), "training, large layers",
+            blas.backward, *common, dg, h_prev, dh0, db,
+        )  # fmt: skip
         return dg, h_prev, dh0, db
     shards = shard_count(B, T, H, threads)
     parts = np.empty((shards, 4 * H), dtype)
     if shards > 1:
-        with first_use(("backward sharded", dtype), "training"):
-            _backward_sharded(*common, dg, h_prev, dh0, parts, shards)
+        first_call(
+            ("backward sharded", dtype), "training",
+            _backward_sharded, *common, dg, h_prev, dh0, parts, shards,
+        )  # fmt: skip
     else:
-        with first_use(("backward", dtype), "training"):
-            rows.backward_rows(*common, dg, h_prev, dh0, parts[0], 0, B)
+        first_call(
+            ("backward", dtype), "training",
+            rows.backward_rows, *common, dg, h_prev, dh0, parts[0], 0, B,
+        )  # fmt: skip
     return dg, h_prev, dh0, parts.sum(axis=0)
 
 
@@ -326,17 +337,23 @@ def forward_variants(
     )  # fmt: skip
     purpose = ("training" if save else "inference") + " with the variants"
     if uses_blas(H):
-        with first_use(("blas variants forward", dtype), f"{purpose}, large layers"):
-            blas.forward_variants(gx, h0, w_hh, b_hn, *flags)
+        first_call(
+            ("blas variants forward", dtype), f"{purpose}, large layers",
+            blas.forward_variants, gx, h0, w_hh, b_hn, *flags,
+        )  # fmt: skip
     else:
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
         shards = shard_count(B, T, H, threads)
         if shards > 1:
-            with first_use(("variants forward sharded", dtype), purpose):
-                _forward_variants_sharded(gx, h0, w_hh_t, b_hn, *flags, shards)
+            first_call(
+                ("variants forward sharded", dtype), purpose,
+                _forward_variants_sharded, gx, h0, w_hh_t, b_hn, *flags, shards,
+            )  # fmt: skip
         else:
-            with first_use(("variants forward", dtype), purpose):
-                variants.forward_rows(gx, h0, w_hh_t, b_hn, *flags, 0, B)
+            first_call(
+                ("variants forward", dtype), purpose,
+                variants.forward_rows, gx, h0, w_hh_t, b_hn, *flags, 0, B,
+            )  # fmt: skip
     return out, h_n, (saved if save else None), (ln_saved if save and layer_norm else None)
 
 
@@ -367,18 +384,24 @@ def backward_variants(
     if uses_blas(H):
         db = np.empty(4 * H, dtype)
         dln = np.empty((2, 3 * H), dtype)
-        with first_use(("blas variants backward", dtype), f"{purpose}, large layers"):
-            blas.backward_variants(*args, db, *flags, dln)
+        first_call(
+            ("blas variants backward", dtype), f"{purpose}, large layers",
+            blas.backward_variants, *args, db, *flags, dln,
+        )  # fmt: skip
         return dg, h_prev, dh0, db, (dgh if layer_norm else None), (dln if layer_norm else None)
     shards = shard_count(B, T, H, threads)
     db = np.empty((shards, 4 * H), dtype)
     dln = np.empty((shards, 2, 3 * H), dtype)
     if shards > 1:
-        with first_use(("variants backward sharded", dtype), purpose):
-            _backward_variants_sharded(*args, db, *flags, dln, shards)
+        first_call(
+            ("variants backward sharded", dtype), purpose,
+            _backward_variants_sharded, *args, db, *flags, dln, shards,
+        )  # fmt: skip
     else:
-        with first_use(("variants backward", dtype), purpose):
-            variants.backward_rows(*args, db[0], *flags, dln[0], 0, B)
+        first_call(
+            ("variants backward", dtype), purpose,
+            variants.backward_rows, *args, db[0], *flags, dln[0], 0, B,
+        )  # fmt: skip
     return (
         dg, h_prev, dh0, db.sum(axis=0),
         dgh if layer_norm else None, dln.sum(axis=0) if layer_norm else None,

@@ -11,7 +11,7 @@ import numpy as np
 from numba import carray, njit
 
 from gru.kernels import rows
-from gru.kernels.compiling import first_use
+from gru.kernels.compiling import first_call
 from gru.kernels.padding import LANES
 from gru.kernels.products import ENTRY, STACK_HIDDEN, TWO_ROWS, TWO_ROWS_3H, matvec_t, scratch
 from gru.kernels.recurrence import lengths_array, shard_count, uses_blas
@@ -124,8 +124,10 @@ def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=Tr
     )
     # save (False) and the first row (0) are passed in, not written as constants in the
     # compiled call: constants there would compile `rows.forward_rows` a second time for them.
-    with first_use(("small", dtype), "inference"):
-        return _forward_small(*arrays, bool(reverse), bool(reset_after), False, 0)
+    return first_call(
+        ("small", dtype), "inference",
+        _forward_small, *arrays, bool(reverse), bool(reset_after), False, 0,
+    )  # fmt: skip
 
 
 _NO_BIAS = {np.dtype(t): np.zeros(0, t) for t in (np.float32, np.float64)}

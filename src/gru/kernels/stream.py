@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gru.kernels.compiling import first_use, ready
+from gru.kernels.compiling import first_call, ready
 from gru.kernels.padding import fold_biases
 from gru.kernels.rows import step_stack
 
@@ -66,9 +66,8 @@ def pack(layers, batch_size: int, *, reset_after: bool, dtype) -> PackedStack:
     weights, layout = np.concatenate(blocks), np.asarray(layout, np.int64)
     key = ("step", np.dtype(dtype))
     if not ready(key):  # compile the step where a stream starts, not inside its first step
-        with first_use(key, "streaming"):
-            x = np.zeros((B, layers[0][0].shape[1]), dtype)
-            step_stack(x, weights, work.copy(), layout, reset_after)  # on a copy of the state
+        x = np.zeros((B, layers[0][0].shape[1]), dtype)
+        first_call(key, "streaming", step_stack, x, weights, work.copy(), layout, reset_after)
     return PackedStack(weights, work, layout, state, output, reset_after)
 
 

@@ -17,6 +17,12 @@ In mode "wait" a first call compiles in place and waits, saying so. The command 
 training run (`gru.training.fit` warms up before its clocks start, and a run's numbers must not
 depend on when a compile ends: `waiting`), the benchmarks and the tests use it. The mode
 comes from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
+There the first call with gradients of a process whose cache lacks the backward loops
+starts ``gru compile --only backward-DTYPE`` in a second process and compiles the forward in
+place meanwhile: Numba compiles one kernel at a time in a process, so the two halves of
+training compile side by side on two cores (a cold `gru train sentiment` waited 27 s for
+them one after the other). The first backward waits for that process (`backward_ready`),
+then loads what it compiled.
 """
 
 from __future__ import annotations
@@ -26,13 +32,24 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 from numba.core import event
 
+from gru.kernels.compiling import PATIENCE
 from gru.kernels.precompile import compile_all
 from gru.ops.engine import start_engine
 
-__all__ = ["MODES", "engine_ready", "finish", "mode", "set_mode", "state", "waiting"]
+__all__ = [
+    "MODES",
+    "backward_ready",
+    "engine_ready",
+    "finish",
+    "mode",
+    "set_mode",
+    "state",
+    "waiting",
+]
 
 MODES = ("aside", "wait")
 _ENV = "GRU_COMPILE"
@@ -100,18 +117,24 @@ def _lower_priority() -> None:
     os.nice(10)
 
 
-def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
+def _spawn(kind: tuple[str, str], lower: bool) -> subprocess.Popen | None:
     command = [sys.executable, "-m", "gru", "compile", "--only", "-".join(kind)]
     try:
-        job = subprocess.Popen(
+        return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # it finishes the cache even if this process ends first
-            preexec_fn=_lower_priority if hasattr(os, "nice") else None,
+            preexec_fn=_lower_priority if lower and hasattr(os, "nice") else None,
         )
     except OSError:
+        return None
+
+
+def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
+    job = _spawn(kind, lower=True)
+    if job is None:
         return None
     print(
         f"gru: compiling the CPU engine for {kind[0]}, {kind[1]}, in the background (once "
@@ -129,7 +152,11 @@ def engine_ready(dtype: str, target: str = "inference") -> bool:
     in mode "aside" once its kernels are loaded. Costs a set lookup once they are; until then,
     a poll of the compiling process."""
     kind = (target, dtype)
-    if kind in _ready or mode() == "wait":
+    if kind in _ready:
+        return True
+    if mode() == "wait":
+        if target == "training" and ("backward", dtype) not in _ready:
+            _backward_beside(dtype)
         return True
     with _lock:
         if kind in _ready:
@@ -149,6 +176,51 @@ def engine_ready(dtype: str, target: str = "inference") -> bool:
                 return False
         _ready.add(kind)
         return True
+
+
+def _backward_beside(dtype: str) -> None:
+    """Mode "wait", a first call with gradients: the backward loops load from the cache, or
+    start compiling in a second process (at the same priority: this one waits for them)."""
+    kind = ("backward", dtype)
+    with _lock:
+        if kind in _ready or kind in _jobs:
+            return
+        start_engine()
+        if not _load(kind):
+            job = _spawn(kind, lower=False)
+            if job is not None:
+                _jobs[kind] = job
+                return
+        _ready.add(kind)  # loaded, or the backward compiles in place when first called
+
+
+def backward_ready(dtype: str) -> None:
+    """Before a backward of the engine: wait for the backward loops a second process is
+    compiling (`_backward_beside`), saying so when that takes over a second, then load them.
+    A set lookup once they are loaded, or when none is compiling."""
+    kind = ("backward", dtype)
+    if kind in _ready or kind not in _jobs:
+        return
+    with _lock:
+        job = _jobs.get(kind)
+        if kind in _ready or job is None:
+            return
+        start = time.perf_counter()
+        try:
+            job.wait(PATIENCE)
+        except subprocess.TimeoutExpired:
+            print(
+                f"gru: compiling the CPU engine for training, {dtype} (its backward, in a "
+                "second process)...",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            job.wait()
+            print(f" done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        if job.returncode == 0:
+            _load(kind)  # a kernel it did not leave compiles in place on its first call
+        _ready.add(kind)
 
 
 def state(dtype: str, target: str = "inference") -> str:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from gru import kernels
+from gru.ops.aside import backward_ready
 from gru.ops.composed import LN_EPS
 from gru.ops.engine import start_engine
 
@@ -62,6 +63,7 @@ def _backward(d_output, d_h_n, saved_tensors, flags, need_x=True, need_weights=T
     """The six gradients (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) as tensors or None."""
     x, h0, w_ih, w_hh, output, saved, lengths = saved_tensors
     reset_after, reverse, has_bias = flags
+    backward_ready(str(x.dtype).removeprefix("torch."))  # compiled beside the forward
     grads = kernels.backward(
         _np(d_output), _np(d_h_n), _np(x), _np(h0), _np(w_ih), _np(w_hh), _np(output),
         _np(saved), has_bias=has_bias, lengths=_np(lengths), reset_after=reset_after,
