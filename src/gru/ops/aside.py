@@ -7,11 +7,13 @@ kernels of its kind in Numba's cache: "inference" without gradients, "training" 
 (the forward that saves its gates and the backward). Found, they load (under a second) and the
 call runs on the engine, as every later one does. Not found, the process starts ``gru compile
 --only TARGET-DTYPE`` in a process of its own (at a lower priority: niceness 10, so that it
-takes the cores the call's work leaves), says so once on stderr, and computes with
-composed torch operations (the same equations, `gru.ops.composed`; autograd through them)
-until that process has filled the cache; the next call after it ends loads the kernels and
-runs on the engine. The compiling process outlives a short script, so the next process finds
-the cache warm. A compile that fails leaves the process to compile in place, as in "wait".
+takes the cores the call's work leaves; for "training", two processes side by side, one for
+the forward, whose kernels are inference's, and one for the backward), says so once on
+stderr, and computes with composed torch operations (the same equations, `gru.ops.composed`;
+autograd through them) until those processes have filled the cache; the next call after
+they end loads the kernels and runs on the engine. The compiling processes outlive a short
+script, so the next process finds the cache warm. A compile that fails leaves the process to
+compile in place, as in "wait".
 
 In mode "wait" a first call compiles in place and waits, saying so. The command line, every
 training run (`gru.training.fit` warms up before its clocks start, and a run's numbers must not
@@ -56,7 +58,7 @@ _ENV = "GRU_COMPILE"
 
 _mode: list[str] = []
 _ready: set[tuple[str, str]] = set()  # (target, dtype) whose kernels this process has loaded
-_jobs: dict[tuple[str, str], subprocess.Popen] = {}  # the processes compiling aside
+_jobs: dict[tuple[str, str], list[subprocess.Popen]] = {}  # the processes compiling aside
 _lock = threading.Lock()
 
 
@@ -132,9 +134,20 @@ def _spawn(kind: tuple[str, str], lower: bool) -> subprocess.Popen | None:
         return None
 
 
-def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
-    job = _spawn(kind, lower=True)
-    if job is None:
+def _start(kind: tuple[str, str]) -> list[subprocess.Popen] | None:
+    """The processes that compile ``kind`` aside, started (or already running), said once."""
+    target, dtype = kind
+    parts = [kind]
+    if target == "training":  # its forward is inference's kernels (save is an argument)
+        parts = [part for part in (("inference", dtype), ("backward", dtype)) if part not in _ready]
+    jobs = []
+    for part in parts:  # side by side: Numba compiles one kernel at a time in a process
+        running = [job for job in _jobs.get(part, []) if job.poll() is None]
+        job = _spawn(part, lower=True) if not running else None
+        if not running and job is None:
+            return None
+        jobs += running or [job]
+    if not jobs:
         return None
     print(
         f"gru: compiling the CPU engine for {kind[0]}, {kind[1]}, in the background (once "
@@ -143,7 +156,7 @@ def _start(kind: tuple[str, str]) -> subprocess.Popen | None:
         file=sys.stderr,
         flush=True,
     )
-    return job
+    return jobs
 
 
 def engine_ready(dtype: str, target: str = "inference") -> bool:
@@ -162,17 +175,17 @@ def engine_ready(dtype: str, target: str = "inference") -> bool:
         if kind in _ready:
             return True
         start_engine()
-        job = _jobs.get(kind)
-        if job is not None and job.poll() is None:
+        jobs = _jobs.get(kind)
+        if jobs is not None and any(job.poll() is None for job in jobs):
             return False  # still compiling
-        if kind in _jobs:  # it ended: what it compiled loads; if anything failed, wait instead
-            if job.returncode != 0 or not _load(kind):
+        if jobs is not None:  # they ended: what they compiled loads; if anything failed, wait
+            if any(job.returncode != 0 for job in jobs) or not _load(kind):
                 _ready.add(kind)  # the engine compiles in place on the next call, saying so
                 return True
         elif not _load(kind):
-            job = _start(kind)
-            if job is not None:
-                _jobs[kind] = job
+            jobs = _start(kind)
+            if jobs is not None:
+                _jobs[kind] = jobs
                 return False
         _ready.add(kind)
         return True
@@ -189,7 +202,7 @@ def _backward_beside(dtype: str) -> None:
         if not _load(kind):
             job = _spawn(kind, lower=False)
             if job is not None:
-                _jobs[kind] = job
+                _jobs[kind] = [job]
                 return
         _ready.add(kind)  # loaded, or the backward compiles in place when first called
 
@@ -202,9 +215,9 @@ def backward_ready(dtype: str) -> None:
     if kind in _ready or kind not in _jobs:
         return
     with _lock:
-        job = _jobs.get(kind)
-        if kind in _ready or job is None:
+        if kind in _ready:
             return
+        (job,) = _jobs[kind]
         start = time.perf_counter()
         try:
             job.wait(PATIENCE)
@@ -234,7 +247,7 @@ def state(dtype: str, target: str = "inference") -> str:
 def finish(timeout: float | None = None) -> bool:
     """Wait for this process's compiles aside to end (at most ``timeout`` seconds each);
     whether none is still running. A script that must leave a warm cache behind calls it."""
-    for job in list(_jobs.values()):
+    for job in [job for jobs in list(_jobs.values()) for job in jobs]:
         try:
             job.wait(timeout)
         except subprocess.TimeoutExpired:
