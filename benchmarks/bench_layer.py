@@ -429,10 +429,10 @@ def main(argv=None) -> None:
         return
     print()
     print(
-        "| cfg | I/H/B/T | torch infer | ort infer | gru infer | vs torch | vs ort | roofline "
-        "| torch train | gru train | vs torch | roofline |"
+        "| cfg | I/H/B/T | torch infer | ort infer | OpenVINO f32 | gru infer | vs torch | vs ort "
+        "| vs OpenVINO | roofline | torch train | gru train | vs torch | roofline |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     onnx_dir = tempfile.TemporaryDirectory()  # each configuration's ONNX file, exported once
     for name, (I, H, B, T) in CONFIGS.items():
         if args.quick and name in ("S5", "LONG"):
@@ -463,13 +463,13 @@ def main(argv=None) -> None:
                 "ort_step_back_to_back_s": ort_loop,
             }
             print(
-                f"| S6 (one step) | {shape} | {fmt(t_step)} | {fmt(ort)} | {fmt(g_step)} "
-                f"| {ratio(t_step, g_step)} | {ratio(ort, g_alone)} | – | – | – | – | – |"
+                f"| S6 (one step) | {shape} | {fmt(t_step)} | {fmt(ort)} | – | {fmt(g_step)} "
+                f"| {ratio(t_step, g_step)} | {ratio(ort, g_alone)} | – | – | – | – | – | – |"
             )
             print(
                 f"| S6 ({_STEPS} steps back to back, per step) | {shape} | {fmt(t_loop)} "
-                f"| {fmt(ort_loop)} | {fmt(g_loop)} | {ratio(t_loop, g_loop)} "
-                f"| {ratio(ort_loop, g_loop)} | – | – | – | – | – |"
+                f"| {fmt(ort_loop)} | – | {fmt(g_loop)} | {ratio(t_loop, g_loop)} "
+                f"| {ratio(ort_loop, g_loop)} | – | – | – | – | – | – |"
             )
             continue
         t_infer, t_trainer = sequence_runs(theirs, x)
@@ -483,6 +483,9 @@ def main(argv=None) -> None:
             functools.partial(median_seconds, g_infer),
             functools.partial(onnxruntime_call_seconds, onnx_path, T, B, I, args.threads),
         )
+        # OpenVINO in float32 (INFERENCE_PRECISION_HINT f32; its default here is bf16, below),
+        # in its own process like ONNX Runtime, against the same gru time alone.
+        ov_f32, _ = openvino_seconds(ours, T, B, I, args.threads, "f32")
         r_inf, r_train = roofline_seconds(I, H, B, T, rate)
         results["configs"][name] = {
             "shape": [I, H, B, T],
@@ -491,20 +494,23 @@ def main(argv=None) -> None:
             "gru_infer_s": g_inf,
             "gru_train_s": g_train,
             "ort_infer_s": ort,
+            "openvino_f32_infer_s": ov_f32,
             "gru_infer_alone_s": g_alone,
             "roofline_infer_s": r_inf,
             "roofline_train_s": r_train,
         }
         print(
-            f"| {name} | {shape} | {fmt(t_inf)} | {fmt(ort)} | {fmt(g_inf)} "
-            f"| {ratio(t_inf, g_inf)} | {ratio(ort, g_alone)} | {r_inf / g_inf:.0%} "
+            f"| {name} | {shape} | {fmt(t_inf)} | {fmt(ort)} | {fmt(ov_f32)} | {fmt(g_inf)} "
+            f"| {ratio(t_inf, g_inf)} | {ratio(ort, g_alone)} | {ratio(ov_f32, g_alone)} "
+            f"| {r_inf / g_inf:.0%} "
             f"| {fmt(t_train)} | {fmt(g_train)} "
             f"| {ratio(t_train, g_train)} | {r_train / g_train:.0%} |"
         )
     onnx_dir.cleanup()
     print(
         "(torch and gru in turns, each right after the other; ort: ONNX Runtime in its own "
-        "process, and vs ort its time over gru's timed alone the same way, in alternation)"
+        "process, and vs ort its time over gru's timed alone the same way, in alternation; "
+        "OpenVINO f32 likewise, against the same time alone)"
     )
 
     print()
