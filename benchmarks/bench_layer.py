@@ -293,17 +293,15 @@ print(statistics.median(times), compiled.get_property("INFERENCE_PRECISION_HINT"
 """
 
 
-def openvino_seconds(ours: gru.GRU, T: int, B: int, I: int, threads: int, precision: str):
+def openvino_seconds(path: Path | None, T: int, B: int, I: int, threads: int, precision: str):
     """(median inference seconds, precision used) of OpenVINO on the CPU in its own process,
-    from the ONNX file of the same weights; (None, reason) if OpenVINO cannot run it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = onnx_file(ours, tmp)
-        if path is None:
-            return None, "no onnx"
-        args = [str(path), str(T), str(B), str(I), str(threads), precision]
-        result = subprocess.run(
-            [sys.executable, "-c", OPENVINO_CODE, *args], capture_output=True, text=True
-        )
+    from the ONNX file at ``path`` (`onnx_file`); (None, reason) if OpenVINO cannot run it."""
+    if path is None:
+        return None, "no onnx"
+    args = [str(path), str(T), str(B), str(I), str(threads), precision]
+    result = subprocess.run(
+        [sys.executable, "-c", OPENVINO_CODE, *args], capture_output=True, text=True
+    )
     if result.returncode != 0:
         return None, (result.stderr.strip().splitlines() or ["failed"])[-1]
     seconds, used = result.stdout.strip().splitlines()[-1].split(maxsplit=1)
@@ -350,6 +348,7 @@ def bf16_section(results: dict, threads: int) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     results["bf16"] = {}
+    onnx_dir = tempfile.TemporaryDirectory()
     for name in BF16_CONFIGS:
         I, H, B, T = CONFIGS[name]
         theirs = torch.nn.GRU(I, H)
@@ -365,7 +364,7 @@ def bf16_section(results: dict, threads: int) -> None:
             "gb": sequence_runs(ours_low, x_low)[0],
         }
         m = interleaved(fns)
-        ov, used = openvino_seconds(ours, T, B, I, threads, "bf16")
+        ov, used = openvino_seconds(onnx_file(ours, onnx_dir.name, name), T, B, I, threads, "bf16")
         results["bf16"][name] = {
             "torch_f32_infer_s": m["tf"],
             "gru_f32_infer_s": m["gf"],
@@ -379,6 +378,7 @@ def bf16_section(results: dict, threads: int) -> None:
             f"| {fmt(m['gb'])} | {fmt(ov)} ({used}) | {ratio(m['tf'], m['gb'])} "
             f"| {ratio(m['gf'], m['gb'])} | {ratio(ov, m['gb'])} |"
         )
+    onnx_dir.cleanup()
     bf16_max_errors(results)
 
 
@@ -485,7 +485,7 @@ def main(argv=None) -> None:
         )
         # OpenVINO in float32 (INFERENCE_PRECISION_HINT f32; its default here is bf16, below),
         # in its own process like ONNX Runtime, against the same gru time alone.
-        ov_f32, _ = openvino_seconds(ours, T, B, I, args.threads, "f32")
+        ov_f32, _ = openvino_seconds(onnx_path, T, B, I, args.threads, "f32")
         r_inf, r_train = roofline_seconds(I, H, B, T, rate)
         results["configs"][name] = {
             "shape": [I, H, B, T],

@@ -143,10 +143,12 @@ def _start(kind: tuple[str, str]) -> list[subprocess.Popen] | None:
     jobs = []
     for part in parts:  # side by side: Numba compiles one kernel at a time in a process
         running = [job for job in _jobs.get(part, []) if job.poll() is None]
-        job = _spawn(part, lower=True) if not running else None
-        if not running and job is None:
-            return None
-        jobs += running or [job]
+        if not running:
+            job = _spawn(part, lower=True)
+            if job is None:
+                return None
+            running = [job]
+        jobs += running
     if not jobs:
         return None
     print(
