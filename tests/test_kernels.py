@@ -21,7 +21,7 @@ import gru.kernels.recurrence as recurrence
 from checks import assert_close, reverse_padded
 from gru import kernels, ops
 from gru import reference as R
-from gru.kernels import small
+from gru.kernels import packed, small
 from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
 
 # --- activations ------------------------------------------------------------------------------
@@ -124,18 +124,26 @@ def test_float64_activations_are_libm():
 
 # --- the recurrence against the oracle --------------------------------------------------------
 
-PATHS = ["rows", "sharded", "blas"]
+PATHS = ["rows", "sharded", "blas", "packed", "packed-sharded"]
 
 
 @pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
-    """Route kernels.forward/backward through one implementation."""
+    """Route kernels.forward/backward through one implementation. "blas" is the unpacked
+    BLAS loop; float32 takes the packed loop, in one piece or sharded, on "packed" paths
+    (float64 the unpacked loop there too: torch's BLAS packs float32 only)."""
     if request.param == "sharded":
         monkeypatch.setattr(recurrence, "_MIN_WORK_PER_THREAD", 1)
-    if request.param == "blas":
+    if request.param in ("blas", "packed", "packed-sharded"):
         ops.start_engine()  # binds torch's BLAS
-        assert kernels.blas.available()
+        assert kernels.blas.available() and packed.available()
         monkeypatch.setattr(recurrence, "BLAS_MIN_HIDDEN", 1)
+    if request.param == "blas":
+        monkeypatch.setattr(packed, "available", lambda: False)
+    if request.param == "packed":
+        monkeypatch.setattr(packed, "MIN_SHARD_ROWS", 10**6)  # one loop, whatever the batch
+    if request.param == "packed-sharded":
+        monkeypatch.setattr(packed, "MIN_SHARD_ROWS", 1)
     return request.param
 
 
@@ -474,6 +482,16 @@ CONFIGS = {
     "S4": (256, 256, 64, 100),
     "S5": (1024, 1024, 64, 50),
 }
+
+
+def test_packed_plan_shards_cached_weights_and_leaves_one_or_two_rows_to_the_blas_loop():
+    ops.start_engine()
+    assert packed.available()  # torch's MKL exports the packed GEMM on x86-64 Linux
+    assert packed.plan(2, 256, threads=2) == 0  # matrix-vector products: MKL's own path
+    assert packed.plan(64, 256, threads=2) == 2  # S4: W_hh (786 KB) stays in each core's cache
+    assert packed.plan(12, 256, threads=2) == 1  # under 8 rows a shard: one loop
+    assert packed.plan(64, 256, threads=1) == 1
+    assert packed.plan(64, 1024, threads=2) == 1  # S5: 12.6 MB, the BLAS threads one loop
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -24,6 +24,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
 
+from gru.kernels import packed
 from gru.kernels.activations import FASTMATH
 from gru.kernels.products import INLINE
 from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
@@ -56,7 +57,8 @@ _bound_bf16: list[str] = []
 
 def bind(library: str | os.PathLike) -> bool:
     """Use the ``sgemm_`` and ``dgemm_`` of a shared library; False if it has none. Its
-    ``gemm_bf16bf16f32_``, where it has one, is bound too (see `bf16_available`)."""
+    ``gemm_bf16bf16f32_`` (see `bf16_available`) and its packed GEMM (`gru.kernels.packed`),
+    where it has them, are bound too."""
     try:
         lib = ctypes.CDLL(os.fspath(library))
         sgemm, dgemm = lib.sgemm_, lib.dgemm_
@@ -65,6 +67,7 @@ def bind(library: str | os.PathLike) -> bool:
     llvm.add_symbol("gru_kernels_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
     llvm.add_symbol("gru_kernels_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
     _bound[:] = [os.fspath(library)]
+    packed.bind(library)
     bf16 = getattr(lib, "gemm_bf16bf16f32_", None)
     if bf16 is not None:
         llvm.add_symbol("gru_kernels_gemm_bf16", ctypes.cast(bf16, ctypes.c_void_p).value)

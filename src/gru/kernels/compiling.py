@@ -59,6 +59,10 @@ ESTIMATE_SECONDS = {
     "variants backward sharded": 20,
     "blas forward": 6,
     "blas backward": 8,
+    "packed forward": 6,
+    "packed forward sharded": 7,
+    "packed backward": 8,
+    "packed backward sharded": 9,
     "blas variants forward": 8,
     "blas variants backward": 10,
 }

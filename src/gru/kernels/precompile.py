@@ -44,8 +44,8 @@ def _inference(dtype) -> None:
         layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
 
 
-def _training(dtype, H: int = 64) -> None:
-    for B in (2, 1):  # sharded and one thread
+def _training(dtype, H: int = 64, batches: tuple[int, ...] = (2, 1)) -> None:
+    for B in batches:  # sharded and one thread
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
         out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
         args = (x, None, w_ih, w_hh, out, saved)
@@ -77,6 +77,7 @@ def _blas(dtype) -> bool:
     if not blas.available():
         return False
     _training(dtype, BLAS_MIN_HIDDEN)
+    _training(dtype, BLAS_MIN_HIDDEN, (4, 16))  # float32's packed loop: one piece, two shards
     _variants(dtype, BLAS_MIN_HIDDEN)
     return True
 

@@ -11,7 +11,9 @@ Two ways to run the loop, chosen by size:
   from the first step to the last with its own vector–matrix products; no barrier per step.
   For B = 1, or too little work to pay for starting a thread, one thread does it all.
 - BLAS (`gru.kernels.blas`): for large H, one GEMM per step over the whole batch, threaded by
-  the BLAS itself (only once a BLAS has been bound).
+  the BLAS itself (only once a BLAS has been bound). In float32, where the BLAS has a packed
+  GEMM, `gru.kernels.packed` runs it with W_hh packed once, and shards the batch as the rows do
+  while W_hh fits a core's cache.
 
 Memory kept for backward (``saved``): 4·T·B·H values per layer and direction with the reset
 gate after the product (r, z, n and W_hn h + b_hn), 3·T·B·H before it (r, z, n), beyond the
@@ -25,7 +27,7 @@ import os
 import numpy as np
 from numba import njit, prange
 
-from gru.kernels import blas, rows, variants
+from gru.kernels import blas, packed, rows, variants
 from gru.kernels.compiling import first_call
 from gru.kernels.products import STACK_HIDDEN
 
@@ -136,6 +138,13 @@ def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
 
+def _packed_shards(B: int, H: int, dtype, threads: int | None) -> int:
+    """`gru.kernels.packed.plan` for a float32 loop on the BLAS (0: the unpacked loop)."""
+    if dtype != np.float32:
+        return 0  # the BLAS torch carries packs float32 only
+    return packed.plan(B, H, _cpu_count() if threads is None else threads)
+
+
 def supports(H: int) -> bool:
     """Whether the engine can run a layer of H units: the row kernels take H up to
     `STACK_HIDDEN`, beyond it only a bound BLAS can."""
@@ -205,10 +214,18 @@ def forward(
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
     purpose = "training" if save else "inference"
     if uses_blas(H):
-        first_call(
-            ("blas forward", dtype), f"{purpose}, large layers",
-            blas.forward, gx, h0, w_hh, b_hn, *flags,
-        )  # fmt: skip
+        shards = _packed_shards(B, H, dtype, threads)
+        if shards:
+            kind = "packed forward sharded" if shards > 1 else "packed forward"
+            first_call(
+                (kind, dtype), f"{purpose}, large layers",
+                packed.forward, gx, h0, w_hh, b_hn, *flags, shards,
+            )  # fmt: skip
+        else:
+            first_call(
+                ("blas forward", dtype), f"{purpose}, large layers",
+                blas.forward, gx, h0, w_hh, b_hn, *flags,
+            )  # fmt: skip
     else:
         if w_hh_t is None:
             w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
@@ -278,6 +295,15 @@ def backward(
     dh0 = np.empty((B, H), dtype)
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
     if uses_blas(H):
+        shards = _packed_shards(B, H, dtype, threads)
+        if shards:
+            parts = np.empty((shards, 4 * H), dtype)
+            kind = "packed backward sharded" if shards > 1 else "packed backward"
+            first_call(
+                (kind, dtype), "training, large layers",
+                packed.backward, *common, dg, h_prev, dh0, parts, shards,
+            )  # fmt: skip
+            return dg, h_prev, dh0, parts.sum(axis=0)
         db = np.empty(4 * H, dtype)
         first_call(
             ("blas backward", dtype), "training, large layers",

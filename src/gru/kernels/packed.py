@@ -1,0 +1,246 @@
+"""The float32 recurrence of large layers on MKL's packed GEMM: W_hh packed once per call.
+
+`gru.kernels.blas` calls ``sgemm_`` at every step, and the BLAS packs W_hh into its own layout
+at every call: at B = 64, H = 256 that packing and the single-threaded gate math cost a third
+of the loop. Here each loop packs the blocks of W_hh it multiplies by once
+(``cblas_sgemm_pack``), runs every step's product on the packed copy
+(``cblas_sgemm_compute``), and takes a range of batch rows ``b0 <= b < b1``, so a batch can be
+sharded over threads as `gru.kernels.rows` shards it: each thread packs its own copy, runs its
+own rows from the first step to the last, GEMM and gates, and waits for no other thread. Inside
+the parallel loop the BLAS sees that it is in a parallel region and runs on the calling thread.
+
+`plan` chooses: shards while W_hh fits a core's cache and each shard keeps at least
+`MIN_SHARD_ROWS` rows; otherwise one loop whose products the BLAS threads itself; and for one or
+two rows, where MKL's own matrix-vector path is faster than a packed product, `gru.kernels.blas`.
+Measured on a 2-core Xeon (float32, T = 50, ms, the BLAS loop / packed shards / packed, one
+loop): H 256 B 64 6.98 / 4.95 / 6.28; H 256 B 16 3.55 / 1.57 / 2.01; H 1024 B 64
+100.5 / 72.2 / 71.6; H 1024 B 8 35.0 / 23.7 / 12.8; H 1024 B 1 10.9 / – / 15.4.
+
+Shapes and the meaning of every array are those of `gru.kernels.rows`; arrays float32.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit, prange, types
+
+from gru.kernels.activations import FASTMATH
+from gru.kernels.products import INLINE
+from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
+
+__all__ = ["MIN_SHARD_ROWS", "available", "backward", "bind", "forward", "plan"]
+
+MIN_SHARD_ROWS = 8
+"""Fewest batch rows per shard: below it a thread's packed product costs more than it gains."""
+SHARD_WEIGHT_BYTES = 2 << 20
+"""Largest W_hh (bytes) that shards: each shard reads all of it at every step, so it must stay
+in a core's cache (beyond it the shards fight for memory and one threaded GEMM is as fast)."""
+
+_ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
+_i32 = types.int32
+_size = types.ExternalFunction("gru_kernels_sgemm_pack_get_size", types.uintp(*[_i32] * 4))
+_pack = types.ExternalFunction(
+    "gru_kernels_sgemm_pack",
+    types.void(*[_i32] * 6, types.float32, types.intp, _i32, types.intp),
+)
+_compute = types.ExternalFunction(
+    "gru_kernels_sgemm_compute",
+    types.void(*[_i32] * 6, types.intp, _i32, types.intp, _i32, types.float32, types.intp, _i32),
+)
+_bound: list[str] = []
+
+_JIT = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
+_PARALLEL = {"parallel": True, **_JIT}
+
+
+def bind(library: str | os.PathLike) -> bool:
+    """Use the packed GEMM (``cblas_sgemm_pack_get_size``, ``_pack``, ``_compute``) of a shared
+    library; False if it lacks one of them."""
+    try:
+        lib = ctypes.CDLL(os.fspath(library))
+        found = [lib.cblas_sgemm_pack_get_size, lib.cblas_sgemm_pack, lib.cblas_sgemm_compute]
+    except (OSError, AttributeError):
+        return False
+    for name, function in zip(("pack_get_size", "pack", "compute"), found, strict=True):
+        llvm.add_symbol(f"gru_kernels_sgemm_{name}", ctypes.cast(function, ctypes.c_void_p).value)
+    _bound[:] = [os.fspath(library)]
+    return True
+
+
+def available() -> bool:
+    """Whether `bind` has found a packed GEMM."""
+    return bool(_bound)
+
+
+def plan(B: int, H: int, threads: int) -> int:
+    """How to run a float32 loop of B rows and H units on ``threads`` threads: 0 for the
+    unpacked `gru.kernels.blas` loop, 1 for one packed loop (the BLAS threads its products),
+    n > 1 for n packed shards."""
+    if not available() or B <= 2:
+        return 0
+    if 3 * H * H * 4 > SHARD_WEIGHT_BYTES:
+        return 1
+    return max(1, min(threads, B // MIN_SHARD_ROWS))
+
+
+@njit(**INLINE)
+def _packed(w, offset, n, k, m, transposed):
+    """op(W block) packed as the B of ``c (m × n) = a (m × k) @ B``: transposed, rows
+    offset/k … of W (·, k) taken as (k × n); else W's rows from offset/n on as (k × n)."""
+    size = _size(_B_MATRIX, m, n, k)
+    packed = np.empty(size // 4 + 16, np.float32)
+    trans = _TRANS if transposed else _NO_TRANS
+    ld = k if transposed else n
+    _pack(_ROW_MAJOR, _B_MATRIX, trans, m, n, k, 1.0, w.ctypes.data + offset * 4, ld,
+          packed.ctypes.data)  # fmt: skip
+    return packed
+
+
+@njit(**INLINE)
+def _product(a, a_offset, lda, m, n, k, packed, beta, c, ldc):
+    """c[:m, :n] = a[:m, offset: offset + k] @ B (+ beta·c), B packed by `_packed`."""
+    _compute(_ROW_MAJOR, _NO_TRANS, _PACKED, m, n, k, a.ctypes.data + a_offset * 4, lda,
+             packed.ctypes.data, n, beta, c.ctypes.data, ldc)  # fmt: skip
+
+
+@njit(**_JIT)
+def forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, b0, b1):
+    """Rows b0 ≤ b < b1, step by step: fills their out, h_n and (if save) saved."""
+    T, H, m = gx.shape[0], h0.shape[1], b1 - b0
+    n = 3 * H if reset_after else 2 * H
+    w_first = _packed(w_hh, 0, n, H, m, True)  # [W_hr | W_hz | W_hn]ᵀ, or [W_hr | W_hz]ᵀ
+    no = np.empty(0, np.float32)
+    w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, True)  # W_hnᵀ
+    h = h0[b0:b1].copy()  # (m, H)
+    gh = np.empty((m, 3 * H), np.float32)
+    rh = np.zeros((m, H), np.float32)
+    zbuf = np.empty((m, H), np.float32)
+    for s in range(T):
+        _product(h, 0, H, m, n, H, w_first, 0.0, gh, 3 * H)
+        for i in range(m):
+            b, L = b0 + i, lengths[b0 + i]
+            if s >= L:
+                for k in range(H):
+                    out[s, b, k] = 0.0
+                    rh[i, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            if reset_after:
+                gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save)
+            else:
+                gates_before_rz(gx, t, b, gh, h, i, rh, zbuf, saved, save)
+        if not reset_after:
+            _product(rh, 0, H, m, H, H, w_n, 0.0, gh, 3 * H)
+            for i in range(m):
+                b, L = b0 + i, lengths[b0 + i]
+                if s < L:
+                    t = L - 1 - s if reverse else s
+                    gates_before_n(gx, t, b, gh, h, i, zbuf, out, saved, save)
+    h_n[b0:b1] = h
+
+
+@njit(**_JIT)
+def backward_rows(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, b0, b1
+):
+    """Back-propagation through rows b0 ≤ b < b1: fills their dg, h_prev and dh0, and db (4H,)
+    with the sums over these rows."""
+    T, H, m = d_out.shape[0], h0.shape[1], b1 - b0
+    no = np.empty(0, np.float32)
+    w_all = _packed(w_hh, 0, H, 3 * H, m, False) if reset_after else no  # W_hh (3H × H)
+    w_rz = no if reset_after else _packed(w_hh, 0, H, 2 * H, m, False)  # [W_hr; W_hz]
+    w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, False)  # W_hn
+    d_h = d_hn[b0:b1].copy()  # (m, H): ∂L/∂h at the current step
+    dgs = np.empty((m, 3 * H), np.float32)  # this step's rows for the recurrent products
+    d_rh = np.empty((m, H), np.float32)
+    db[:] = 0.0
+    for s in range(T - 1, -1, -1):
+        for i in range(m):
+            b, L = b0 + i, lengths[b0 + i]
+            if s >= L:
+                for k in range(3 * H):
+                    dgs[i, k] = 0.0
+                for k in range(4 * H):
+                    dg[s, b, k] = 0.0
+                for k in range(H):
+                    h_prev[s, b, k] = 0.0
+                continue
+            t = L - 1 - s if reverse else s
+            tp = t + 1 if reverse else t - 1
+            for k in range(H):
+                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+                d_h[i, k] += d_out[t, b, k]
+            gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
+            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
+            for k in range(2 * H):
+                dgs[i, k] = dg[t, b, H + k]
+            for k in range(H):
+                dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        if reset_after:  # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (m, 3H) @ (3H, H)
+            _product(dgs, 0, 3 * H, m, H, 3 * H, w_all, 1.0, d_h, H)
+            continue
+        # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
+        _product(dgs, 2 * H, 3 * H, m, H, H, w_n, 0.0, d_rh, H)
+        for i in range(m):
+            b, L = b0 + i, lengths[b0 + i]
+            if s >= L:
+                continue
+            t = L - 1 - s if reverse else s
+            for k in range(H):
+                r = saved[t, b, k]
+                da_r = d_rh[i, k] * h_prev[t, b, k] * r * (1.0 - r)
+                dg[t, b, H + k] = da_r
+                db[H + k] += da_r
+                dgs[i, k] = da_r
+                d_h[i, k] += d_rh[i, k] * r
+        _product(dgs, 0, 3 * H, m, H, 2 * H, w_rz, 1.0, d_h, H)
+    dh0[b0:b1] = d_h
+
+
+@njit(**_PARALLEL)
+def forward_sharded(
+    gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, shards
+):
+    B = gx.shape[1]
+    for i in prange(shards):
+        forward_rows(
+            gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+            i * B // shards, (i + 1) * B // shards,
+        )  # fmt: skip
+
+
+@njit(**_PARALLEL)
+def backward_sharded(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, shards
+):
+    B = d_out.shape[1]
+    for i in prange(shards):
+        backward_rows(
+            d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+            db[i], i * B // shards, (i + 1) * B // shards,
+        )  # fmt: skip
+
+
+def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, shards):
+    """Fill out, h_n and saved (the arguments of `gru.kernels.blas.forward`) in ``shards``
+    (≥ 1, from `plan`) shards."""
+    flags = (lengths, reverse, reset_after, save, out, h_n, saved)
+    if shards > 1:
+        forward_sharded(gx, h0, w_hh, b_hn, *flags, shards)
+    else:
+        forward_rows(gx, h0, w_hh, b_hn, *flags, 0, gx.shape[1])
+
+
+def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0,
+             db, shards):  # fmt: skip
+    """Fill dg, h_prev, dh0 and db (shards, 4H), the arguments of `gru.kernels.blas.backward`
+    with db one row of sums per shard, in ``shards`` (≥ 1, from `plan`) shards."""
+    common = (d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0)
+    if shards > 1:
+        backward_sharded(*common, db, shards)
+    else:
+        backward_rows(*common, db[0], 0, d_out.shape[1])
