@@ -140,10 +140,11 @@ def path(request, monkeypatch):
         monkeypatch.setattr(recurrence, "BLAS_MIN_HIDDEN", 1)
     if request.param == "blas":
         monkeypatch.setattr(packed, "available", lambda: False)
-    if request.param == "packed":
-        monkeypatch.setattr(packed, "MIN_SHARD_ROWS", 10**6)  # one loop, whatever the batch
-    if request.param == "packed-sharded":
-        monkeypatch.setattr(packed, "MIN_SHARD_ROWS", 1)
+    if request.param == "packed":  # one loop, whatever the batch
+        monkeypatch.setattr(packed, "SMALL_WEIGHT_BYTES", 0)
+        monkeypatch.setattr(packed, "MIN_SHARD_ROWS", 10**6)
+    if request.param == "packed-sharded":  # as many shards as threads
+        monkeypatch.setattr(packed, "SMALL_WEIGHT_BYTES", 10**12)
     return request.param
 
 
@@ -340,6 +341,29 @@ def test_random_shapes_in_float32_equal_the_oracle(
     compare(layer, oracle, np.float32, "float32, layer as stored")
 
 
+@HYPOTHESIS
+@given(**PROBLEMS, threads=st.sampled_from([1, 2]), sharded=st.booleans())
+def test_random_shapes_on_the_packed_loop_equal_the_oracle(
+    T, B, I, H, reset_after, reverse, with_lengths, threads, sharded, seed
+):
+    """float32's packed loop (`gru.kernels.packed`) at every width and batch of the same
+    shapes, in one piece or sharded; float64, which torch's BLAS does not pack, takes the
+    unpacked BLAS loop there (the "blas" path of `test_every_path_equals_the_oracle`)."""
+    ops.start_engine()
+    arrays, lengths = random_problem(seed, T, B, I, H, with_lengths, torch_init=True)
+    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    oracle = oracle_layer(*arrays.values(), **kw)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recurrence, "BLAS_MIN_HIDDEN", 1)  # every width on the BLAS loops
+        patch.setattr(packed, "SMALL_WEIGHT_BYTES", 10**12 if sharded else 0)
+        patch.setattr(packed, "MIN_SHARD_ROWS", 1 if sharded else 10**6)
+        engine = engine_layer(*arrays.values(), **kw, dtype=np.float32, threads=threads)
+        for dtype in (np.float32, np.float64):
+            layer = layer_api(arrays, **kw, dtype=dtype, threads=threads)
+            compare(layer, oracle, dtype, f"{dtype.__name__}, layer on the BLAS loops")
+    compare(engine, oracle, np.float32, "float32, packed loop")
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_layer_as_stored_on_every_path(path, reset_after, dtype):
@@ -489,9 +513,14 @@ def test_packed_plan_shards_cached_weights_and_leaves_one_or_two_rows_to_the_bla
     assert packed.available()  # torch's MKL exports the packed GEMM on x86-64 Linux
     assert packed.plan(2, 256, threads=2) == 0  # matrix-vector products: MKL's own path
     assert packed.plan(64, 256, threads=2) == 2  # S4: W_hh (786 KB) stays in each core's cache
-    assert packed.plan(12, 256, threads=2) == 1  # under 8 rows a shard: one loop
+    assert packed.plan(3, 256, threads=2) == 2  # down to a row a shard
     assert packed.plan(64, 256, threads=1) == 1
+    assert packed.plan(12, 384, threads=2) == 1  # 1.8 MB: shards of 8 rows or more
+    assert packed.plan(16, 384, threads=2) == 2
     assert packed.plan(64, 1024, threads=2) == 1  # S5: 12.6 MB, the BLAS threads one loop
+    assert packed.plan(32, 32, threads=2, rows_width=True) == 0  # S2: the row kernels
+    assert packed.plan(32, 64, threads=2, rows_width=True) == 2
+    assert packed.plan(32, 32, threads=1, rows_width=True, backward=True) == 1
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -9,12 +9,18 @@ sharded over threads as `gru.kernels.rows` shards it: each thread packs its own 
 own rows from the first step to the last, GEMM and gates, and waits for no other thread. Inside
 the parallel loop the BLAS sees that it is in a parallel region and runs on the calling thread.
 
-`plan` chooses: shards while W_hh fits a core's cache and each shard keeps at least
-`MIN_SHARD_ROWS` rows; otherwise one loop whose products the BLAS threads itself; and for one or
-two rows, where MKL's own matrix-vector path is faster than a packed product, `gru.kernels.blas`.
-Measured on a 2-core Xeon (float32, T = 50, ms, the BLAS loop / packed shards / packed, one
-loop): H 256 B 64 6.98 / 4.95 / 6.28; H 256 B 16 3.55 / 1.57 / 2.01; H 1024 B 64
-100.5 / 72.2 / 71.6; H 1024 B 8 35.0 / 23.7 / 12.8; H 1024 B 1 10.9 / – / 15.4.
+`plan` chooses: shards over every thread while W_hh fits a core's cache (down to a row a
+shard), shards of at least `MIN_SHARD_ROWS` rows while it nearly does, otherwise one loop whose
+products the BLAS threads itself; for one or two rows, where MKL's own matrix-vector path is
+faster than a packed product, `gru.kernels.blas`. It also beats the row kernels from
+`MIN_HIDDEN` units on (and their backward on one thread from `MIN_HIDDEN_BACKWARD`), so
+float32 takes it there too. Measured on a 2-core Xeon (float32, T = 50, ms, the BLAS loop /
+packed shards / packed, one loop): H 256 B 64 6.98 / 4.95 / 6.28; H 256 B 16 3.55 / 1.57 /
+2.01; H 1024 B 64 100.5 / 72.2 / 71.6; H 1024 B 8 35.0 / 23.7 / 12.8; H 1024 B 1 10.9 / – /
+15.4. Against the row kernels (T = 100, their time over the packed loop's, inference /
+training forward / backward): 2 threads, B 32: H 32 1.13 / 0.79 / 0.75, H 64 1.39 / 1.23 /
+1.29, H 128 1.88 / 1.77 / 2.21; 1 thread, B 32: H 32 0.95 / 0.82 / 1.83, H 64 1.62 / 1.42 /
+1.78, H 128 1.86 / 1.75 / 2.38.
 
 Shapes and the meaning of every array are those of `gru.kernels.rows`; arrays float32.
 """
@@ -32,13 +38,30 @@ from gru.kernels.activations import FASTMATH
 from gru.kernels.products import INLINE
 from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
 
-__all__ = ["MIN_SHARD_ROWS", "available", "backward", "bind", "forward", "plan"]
+__all__ = [
+    "MIN_HIDDEN",
+    "MIN_HIDDEN_BACKWARD",
+    "MIN_SHARD_ROWS",
+    "SHARD_WEIGHT_BYTES",
+    "SMALL_WEIGHT_BYTES",
+    "available",
+    "backward",
+    "bind",
+    "forward",
+    "plan",
+]
 
-MIN_SHARD_ROWS = 8
-"""Fewest batch rows per shard: below it a thread's packed product costs more than it gains."""
+MIN_HIDDEN = 64
+"""Below this width the row kernels (`gru.kernels.rows`) run the loop as fast or faster."""
+MIN_HIDDEN_BACKWARD = 32
+"""The same for the backward on one thread, where the packed loop wins from this width on."""
+SMALL_WEIGHT_BYTES = 1 << 20
+"""W_hh up to this size (bytes) stays in a core's cache even when every shard reads all of it
+at every step: the batch shards over every thread, down to one row a shard."""
 SHARD_WEIGHT_BYTES = 2 << 20
-"""Largest W_hh (bytes) that shards: each shard reads all of it at every step, so it must stay
-in a core's cache (beyond it the shards fight for memory and one threaded GEMM is as fast)."""
+"""Up to this size, shards of at least `MIN_SHARD_ROWS` rows; beyond it the shards fight for
+memory and one loop, whose products the BLAS threads, is as fast."""
+MIN_SHARD_ROWS = 8
 
 _ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _i32 = types.int32
@@ -76,15 +99,21 @@ def available() -> bool:
     return bool(_bound)
 
 
-def plan(B: int, H: int, threads: int) -> int:
-    """How to run a float32 loop of B rows and H units on ``threads`` threads: 0 for the
-    unpacked `gru.kernels.blas` loop, 1 for one packed loop (the BLAS threads its products),
-    n > 1 for n packed shards."""
+def plan(B: int, H: int, threads: int, *, rows_width: bool = False, backward: bool = False):
+    """How to run a float32 loop of B rows and H units on ``threads`` threads: 0 for another
+    loop (the unpacked `gru.kernels.blas`, or the rows at ``rows_width``, a width the row
+    kernels take), 1 for one packed loop (the BLAS threads its products), n > 1 for n packed
+    shards. ``backward``: the plan for the backward loop."""
     if not available() or B <= 2:
+        return 0  # matrix-vector products: MKL's own path, or the rows, are faster
+    if rows_width and H < (MIN_HIDDEN_BACKWARD if backward and threads == 1 else MIN_HIDDEN):
         return 0
-    if 3 * H * H * 4 > SHARD_WEIGHT_BYTES:
-        return 1
-    return max(1, min(threads, B // MIN_SHARD_ROWS))
+    weight = 3 * H * H * 4
+    if weight <= SMALL_WEIGHT_BYTES:
+        return min(threads, B)
+    if weight <= SHARD_WEIGHT_BYTES:
+        return max(1, min(threads, B // MIN_SHARD_ROWS))
+    return 1
 
 
 @njit(**INLINE)

@@ -39,13 +39,15 @@ def _layers(dtype, T: int, B: int, H: int, I: int = 4):
 
 
 def _inference(dtype) -> None:
-    for T, B in ((100, 2), (100, 1), (2, 2)):  # sharded, one thread, one small call
+    # rows sharded, one thread, one small call; float32's packed loop (sharded, and within it
+    # the loop that one thread runs)
+    for T, B in ((100, 2), (100, 1), (2, 2), (100, 4)):
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)
         layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
 
 
-def _training(dtype, H: int = 64, batches: tuple[int, ...] = (2, 1)) -> None:
-    for B in batches:  # sharded and one thread
+def _training(dtype, H: int = 64, batches: tuple[int, ...] = (2, 1, 4)) -> None:
+    for B in batches:  # rows sharded, one thread; float32's packed loop
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
         out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
         args = (x, None, w_ih, w_hh, out, saved)
@@ -56,7 +58,7 @@ def _backward(dtype, H: int = 64) -> None:
     """The backward loops alone, on made-up values of what the forward keeps (only their
     types and shapes matter to the compile)."""
     rng = np.random.default_rng(0)
-    for B in (2, 1):  # sharded and one thread
+    for B in (2, 1, 4):  # rows sharded, one thread; float32's packed loop
         x, w_ih, w_hh, _, _ = _layers(dtype, 100, B, H)
         out = np.tanh(rng.standard_normal((100, B, H))).astype(dtype)
         saved = rng.random((100, B, 4 * H)).astype(dtype)  # reset after: [r | z | n | W_hn h]
@@ -76,8 +78,7 @@ def _variants(dtype, H: int = 64) -> None:
 def _blas(dtype) -> bool:
     if not blas.available():
         return False
-    _training(dtype, BLAS_MIN_HIDDEN)
-    _training(dtype, BLAS_MIN_HIDDEN, (4, 16))  # float32's packed loop: one piece, two shards
+    _training(dtype, BLAS_MIN_HIDDEN, (2, 1))  # the unpacked loop (float32 packs from 3 rows)
     _variants(dtype, BLAS_MIN_HIDDEN)
     return True
 

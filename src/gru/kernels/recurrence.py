@@ -138,11 +138,13 @@ def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
 
-def _packed_shards(B: int, H: int, dtype, threads: int | None) -> int:
-    """`gru.kernels.packed.plan` for a float32 loop on the BLAS (0: the unpacked loop)."""
+def _packed_shards(B: int, H: int, dtype, threads: int | None, backward: bool = False) -> int:
+    """`gru.kernels.packed.plan` for a float32 loop (0: the rows' or the unpacked BLAS loop)."""
     if dtype != np.float32:
         return 0  # the BLAS torch carries packs float32 only
-    return packed.plan(B, H, _cpu_count() if threads is None else threads)
+    threads = _cpu_count() if threads is None else threads
+    rows_width = not uses_blas(H)
+    return packed.plan(B, H, threads, rows_width=rows_width, backward=backward)
 
 
 def supports(H: int) -> bool:
@@ -213,19 +215,15 @@ def forward(
     saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
     purpose = "training" if save else "inference"
-    if uses_blas(H):
-        shards = _packed_shards(B, H, dtype, threads)
-        if shards:
-            kind = "packed forward sharded" if shards > 1 else "packed forward"
-            first_call(
-                (kind, dtype), f"{purpose}, large layers",
-                packed.forward, gx, h0, w_hh, b_hn, *flags, shards,
-            )  # fmt: skip
-        else:
-            first_call(
-                ("blas forward", dtype), f"{purpose}, large layers",
-                blas.forward, gx, h0, w_hh, b_hn, *flags,
-            )  # fmt: skip
+    shards = _packed_shards(B, H, dtype, threads)
+    if shards:
+        kind = "packed forward sharded" if shards > 1 else "packed forward"
+        first_call((kind, dtype), purpose, packed.forward, gx, h0, w_hh, b_hn, *flags, shards)
+    elif uses_blas(H):
+        first_call(
+            ("blas forward", dtype), f"{purpose}, large layers",
+            blas.forward, gx, h0, w_hh, b_hn, *flags,
+        )  # fmt: skip
     else:
         if w_hh_t is None:
             w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
@@ -294,16 +292,15 @@ def backward(
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
+    shards = _packed_shards(B, H, dtype, threads, backward=True)
+    if shards:
+        parts = np.empty((shards, 4 * H), dtype)
+        kind = "packed backward sharded" if shards > 1 else "packed backward"
+        first_call(
+            (kind, dtype), "training", packed.backward, *common, dg, h_prev, dh0, parts, shards
+        )
+        return dg, h_prev, dh0, parts.sum(axis=0)
     if uses_blas(H):
-        shards = _packed_shards(B, H, dtype, threads)
-        if shards:
-            parts = np.empty((shards, 4 * H), dtype)
-            kind = "packed backward sharded" if shards > 1 else "packed backward"
-            first_call(
-                (kind, dtype), "training, large layers",
-                packed.backward, *common, dg, h_prev, dh0, parts, shards,
-            )  # fmt: skip
-            return dg, h_prev, dh0, parts.sum(axis=0)
         db = np.empty(4 * H, dtype)
         first_call(
             ("blas backward", dtype), "training, large layers",
