@@ -38,31 +38,36 @@ def _layers(dtype, T: int, B: int, H: int, I: int = 4):
     return a(T, B, I), a(3 * H, I), a(3 * H, H), a(3 * H), a(3 * H)
 
 
+# (batch, threads): the rows sharded and on one thread; float32's packed loop (at H = 64)
+# sharded and on one thread (a loop that a parallel loop calls is cached apart from the same
+# loop called alone)
+_CASES = ((2, 2), (1, 2), (4, 2), (4, 1))
+
+
 def _inference(dtype) -> None:
-    # rows sharded, one thread, one small call; float32's packed loop (sharded, and within it
-    # the loop that one thread runs)
-    for T, B in ((100, 2), (100, 1), (2, 2), (100, 4)):
-        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)
-        layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
+    for T, B, threads in ((2, 2, 2), *((100, B, n) for B, n in _CASES)):
+        x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)  # T 2: one small call
+        layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=threads)
 
 
-def _training(dtype, H: int = 64, batches: tuple[int, ...] = (2, 1, 4)) -> None:
-    for B in batches:  # rows sharded, one thread; float32's packed loop
+def _training(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES) -> None:
+    for B, threads in cases:
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
-        out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=2)
+        out, h_n, saved = layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, threads=threads)
         args = (x, None, w_ih, w_hh, out, saved)
-        layer.backward(out, h_n, *args, has_bias=True, threads=2)
+        layer.backward(out, h_n, *args, has_bias=True, threads=threads)
 
 
 def _backward(dtype, H: int = 64) -> None:
     """The backward loops alone, on made-up values of what the forward keeps (only their
     types and shapes matter to the compile)."""
     rng = np.random.default_rng(0)
-    for B in (2, 1, 4):  # rows sharded, one thread; float32's packed loop
+    for B, threads in _CASES:
         x, w_ih, w_hh, _, _ = _layers(dtype, 100, B, H)
         out = np.tanh(rng.standard_normal((100, B, H))).astype(dtype)
         saved = rng.random((100, B, 4 * H)).astype(dtype)  # reset after: [r | z | n | W_hn h]
-        layer.backward(out, out[-1], x, None, w_ih, w_hh, out, saved, has_bias=True, threads=2)
+        args = (x, None, w_ih, w_hh, out, saved)
+        layer.backward(out, out[-1], *args, has_bias=True, threads=threads)
 
 
 def _variants(dtype, H: int = 64) -> None:
@@ -78,7 +83,7 @@ def _variants(dtype, H: int = 64) -> None:
 def _blas(dtype) -> bool:
     if not blas.available():
         return False
-    _training(dtype, BLAS_MIN_HIDDEN, (2, 1))  # the unpacked loop (float32 packs from 3 rows)
+    _training(dtype, BLAS_MIN_HIDDEN, ((2, 2), (1, 2)))  # unpacked (float32 packs from 3 rows)
     _variants(dtype, BLAS_MIN_HIDDEN)
     return True
 
