@@ -186,24 +186,33 @@ class Compiled(event.Listener):
             compiled.append(ev.data["dispatcher"].py_func.__name__)
 event.register("numba:compile", Compiled())
 torch.manual_seed(0)
-layer, x = gru.GRU(10, 20), torch.randn(30, 2, 10)
-reference = torch.nn.GRU(10, 20)
+H, B = SHAPE
+layer, x = gru.GRU(10, H), torch.randn(30, B, 10)
+reference = torch.nn.GRU(10, H)
 reference.load_state_dict(layer.state_dict())
 reference(x)[0].sum().backward()
 layer(x)[0].sum().backward()
 for ours, theirs in zip(layer.parameters(), reference.parameters()):
     torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-5)
-print(aside.state("float32", "backward"), "forward_rows" in compiled,
+print(aside.state("float32", BACKWARD), "forward_rows" in compiled,
       [name for name in compiled if "backward" in name])
 """
 
 
-def test_a_cold_training_step_compiles_its_backward_in_a_second_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "shape, backward", [((20, 2), "backward"), ((64, 4), "packed-backward")], ids=["rows", "packed"]
+)
+def test_a_cold_training_step_compiles_its_backward_in_a_second_process(
+    tmp_path, monkeypatch, shape, backward
+):
     """Mode "wait" (training runs, the command line): the first step with gradients compiles
-    the forward in place while ``gru compile --only backward-float32`` compiles the backward
-    in a second process; the step's backward waits for it and loads what it compiled."""
+    the forward in place while ``gru compile --only backward-float32`` (the row kernels', for
+    H 20) or ``packed-backward-float32`` (H 64, 4 rows: the packed loops') compiles the
+    backward in a second process; the step's backward waits for it and loads what it
+    compiled."""
     monkeypatch.setenv("GRU_COMPILE", "wait")
-    out, err = python(tmp_path, "-c", BESIDE)
+    script = f"SHAPE, BACKWARD = {shape!r}, {backward!r}\n" + BESIDE
+    out, err = python(tmp_path, "-c", script)
     assert out == "ready True []\n"  # the forward compiled here, the backward only loaded
     assert re.fullmatch(
         r"gru: compiling the CPU engine for training, float32 \(once per machine, ~\d+ s\)"

@@ -12,17 +12,27 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gru.kernels import audio, bf16, blas, layer, stream
+from gru.kernels import audio, bf16, blas, layer, packed, stream
 from gru.kernels.compiling import counted
 from gru.kernels.recurrence import BLAS_MIN_HIDDEN
 
 __all__ = ["TARGETS", "compile_all"]
 
 
-TARGETS = ("inference", "training", "backward", "variants", "blas", "bf16", "streaming")
+TARGETS = (
+    "inference",
+    "training",
+    "backward",
+    "packed-backward",
+    "variants",
+    "blas",
+    "bf16",
+    "streaming",
+)
 """What `compile_all` compiles, each for float32 and float64: the plain layer without and
-with gradients, the backward loops alone (a part of "training": a training run compiles them
-in a second process while it compiles the forward, `gru.ops.aside`), the variants (layer
+with gradients, the row kernels' backward loops alone and the packed backward loops alone
+(float32; parts of "training": a training run compiles the ones its first backward calls in a
+second process while it compiles the forward, `gru.ops.aside`), the variants (layer
 norm, zoneout, recurrent dropout), the loops of large layers on the bound BLAS, bfloat16
 products (float32 only, where a bfloat16 GEMM is bound), the streaming step (and streaming
 speech's front end). Both conventions, both directions, lengths and every batch sharding are
@@ -58,16 +68,24 @@ def _training(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES) -
         layer.backward(out, h_n, *args, has_bias=True, threads=threads)
 
 
-def _backward(dtype, H: int = 64) -> None:
-    """The backward loops alone, on made-up values of what the forward keeps (only their
-    types and shapes matter to the compile)."""
+def _backward(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES[:2]) -> None:
+    """The row kernels' backward loops alone (or those of ``cases``), on made-up values of
+    what the forward keeps (only their types and shapes matter to the compile)."""
     rng = np.random.default_rng(0)
-    for B, threads in _CASES:
+    for B, threads in cases:
         x, w_ih, w_hh, _, _ = _layers(dtype, 100, B, H)
         out = np.tanh(rng.standard_normal((100, B, H))).astype(dtype)
         saved = rng.random((100, B, 4 * H)).astype(dtype)  # reset after: [r | z | n | W_hn h]
         args = (x, None, w_ih, w_hh, out, saved)
         layer.backward(out, out[-1], *args, has_bias=True, threads=threads)
+
+
+def _packed_backward(dtype) -> bool:
+    """float32's packed backward loops alone, sharded and on one thread."""
+    if not packed.available() or dtype != np.float32:
+        return False
+    _backward(dtype, 64, _CASES[2:])
+    return True
 
 
 def _variants(dtype, H: int = 64) -> None:
@@ -106,6 +124,7 @@ def _streaming(dtype) -> None:
 
 _SKIPPED = {
     "blas": "no BLAS bound for the large layers",
+    "packed-backward": "no packed GEMM bound",
     "bf16": "no bfloat16 GEMM bound",
 }
 
@@ -113,6 +132,7 @@ _COMPILE = {
     "inference": _inference,
     "training": _training,
     "backward": _backward,
+    "packed-backward": _packed_backward,
     "variants": _variants,
     "blas": _blas,
     "bf16": _bf16,
@@ -129,6 +149,7 @@ def compile_all(
     bind one first (`gru.kernels.blas.bind`; ``gru.ops.start_engine`` binds torch's)."""
     names = [f"{t}-{d}" for t in TARGETS for d in ("float32", "float64")]
     names.remove("bf16-float64")  # bfloat16 layers compute in float32
+    names.remove("packed-backward-float64")  # torch's BLAS packs float32 only
     for name in only or []:
         if name not in names:
             raise ValueError(f"compile: unknown target {name!r}; valid: {', '.join(names)}")

@@ -38,6 +38,7 @@ __all__ = [
     "forward",
     "forward_variants",
     "lengths_array",
+    "packed_plan",
     "saved_width",
     "shard_count",
     "supports",
@@ -138,8 +139,9 @@ def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
 
-def _packed_shards(B: int, H: int, dtype, threads: int | None, backward: bool = False) -> int:
-    """`gru.kernels.packed.plan` for a float32 loop (0: the rows' or the unpacked BLAS loop)."""
+def packed_plan(B: int, H: int, dtype, threads: int | None, backward: bool = False) -> int:
+    """`gru.kernels.packed.plan` for a loop at (padded) width H in ``dtype`` (0: the rows' or
+    the unpacked BLAS loop; float32 only)."""
     if dtype != np.float32:
         return 0  # the BLAS torch carries packs float32 only
     threads = _cpu_count() if threads is None else threads
@@ -215,7 +217,7 @@ def forward(
     saved = empty((T, B, saved_width(H, reset_after) if save else 0), dtype)
     flags = (lengths, bool(reverse), bool(reset_after), bool(save), out, h_n, saved)
     purpose = "training" if save else "inference"
-    shards = _packed_shards(B, H, dtype, threads)
+    shards = packed_plan(B, H, dtype, threads)
     if shards:
         kind = "packed forward sharded" if shards > 1 else "packed forward"
         first_call((kind, dtype), purpose, packed.forward, gx, h0, w_hh, b_hn, *flags, shards)
@@ -292,7 +294,7 @@ def backward(
     h_prev = np.empty((T, B, H), dtype)
     dh0 = np.empty((B, H), dtype)
     common = (d_out, d_hn, out, h0, saved, w_hh, lengths, bool(reverse), bool(reset_after))
-    shards = _packed_shards(B, H, dtype, threads, backward=True)
+    shards = packed_plan(B, H, dtype, threads, backward=True)
     if shards:
         parts = np.empty((shards, 4 * H), dtype)
         kind = "packed backward sharded" if shards > 1 else "packed backward"

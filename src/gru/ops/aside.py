@@ -8,7 +8,8 @@ kernels of its kind in Numba's cache: "inference" without gradients, "training" 
 call runs on the engine, as every later one does. Not found, the process starts ``gru compile
 --only TARGET-DTYPE`` in a process of its own (at a lower priority: niceness 10, so that it
 takes the cores the call's work leaves; for "training", two processes side by side, one for
-the forward, whose kernels are inference's, and one for the backward), says so once on
+the forward, whose kernels are inference's, and one for the backward loops the call will use:
+the row kernels' or, in float32, the packed loops'), says so once on
 stderr, and computes with composed torch operations (the same equations, `gru.ops.composed`;
 autograd through them) until those processes have filled the cache; the next call after
 they end loads the kernels and runs on the engine. The compiling processes outlive a short
@@ -19,12 +20,13 @@ In mode "wait" a first call compiles in place and waits, saying so. The command 
 training run (`gru.training.fit` warms up before its clocks start, and a run's numbers must not
 depend on when a compile ends: `waiting`), the benchmarks and the tests use it. The mode
 comes from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
-There the first call with gradients of a process whose cache lacks the backward loops
-starts ``gru compile --only backward-DTYPE`` in a second process and compiles the forward in
-place meanwhile: Numba compiles one kernel at a time in a process, so the two halves of
-training compile side by side on two cores (a cold `gru train sentiment` waited 27 s for
-them one after the other). The first backward waits for that process (`backward_ready`),
-then loads what it compiled.
+There the first call with gradients of a process whose cache lacks the backward loops it
+will call starts ``gru compile --only backward-DTYPE`` (the row kernels') or
+``packed-backward-float32`` (`gru.kernels.packed`'s, chosen from the call's batch, width and
+threads) in a second process and compiles the forward in place meanwhile: Numba compiles one
+kernel at a time in a process, so the two halves of training compile side by side on two
+cores (a cold `gru train sentiment` waited 27 s for them one after the other). The first
+backward waits for that process (`backward_ready`), then loads what it compiled.
 """
 
 from __future__ import annotations
@@ -134,12 +136,20 @@ def _spawn(kind: tuple[str, str], lower: bool) -> subprocess.Popen | None:
         return None
 
 
-def _start(kind: tuple[str, str]) -> list[subprocess.Popen] | None:
-    """The processes that compile ``kind`` aside, started (or already running), said once."""
+def _parts(kind: tuple[str, str], packed: bool) -> list[tuple[str, str]]:
+    """The targets that compile ``kind`` (``packed`` as in `engine_ready`): for "training",
+    inference's (the forward: save is an argument of the same kernels) and the backward loops
+    the call will use."""
     target, dtype = kind
-    parts = [kind]
-    if target == "training":  # its forward is inference's kernels (save is an argument)
-        parts = [part for part in (("inference", dtype), ("backward", dtype)) if part not in _ready]
+    if target != "training":
+        return [kind]
+    return [("inference", dtype), ("packed-backward" if packed else "backward", dtype)]
+
+
+def _start(kind: tuple[str, str], parts: list) -> list[subprocess.Popen] | None:
+    """The processes that compile ``parts`` of ``kind`` aside, started (or already running),
+    said once."""
+    parts = [part for part in parts if part not in _ready]
     jobs = []
     for part in parts:  # side by side: Numba compiles one kernel at a time in a process
         running = [job for job in _jobs.get(part, []) if job.poll() is None]
@@ -161,17 +171,18 @@ def _start(kind: tuple[str, str]) -> list[subprocess.Popen] | None:
     return jobs
 
 
-def engine_ready(dtype: str, target: str = "inference") -> bool:
+def engine_ready(dtype: str, target: str = "inference", packed: bool = False) -> bool:
     """Whether a call of ``dtype`` ("float32" or "float64") for ``target`` ("inference", or
     "training" for a call with gradients) should run on the engine now: always in mode "wait";
     in mode "aside" once its kernels are loaded. Costs a set lookup once they are; until then,
-    a poll of the compiling process."""
+    a poll of the compiling process. ``packed``: the call's backward runs on the packed loops
+    (`gru.kernels.packed`), so those are what a training call in mode "wait" compiles beside."""
     kind = (target, dtype)
     if kind in _ready:
         return True
     if mode() == "wait":
-        if target == "training" and ("backward", dtype) not in _ready:
-            _backward_beside(dtype)
+        if target == "training":
+            _backward_beside(("packed-backward" if packed else "backward", dtype))
         return True
     with _lock:
         if kind in _ready:
@@ -180,12 +191,13 @@ def engine_ready(dtype: str, target: str = "inference") -> bool:
         jobs = _jobs.get(kind)
         if jobs is not None and any(job.poll() is None for job in jobs):
             return False  # still compiling
+        parts = _parts(kind, packed)
         if jobs is not None:  # they ended: what they compiled loads; if anything failed, wait
-            if any(job.returncode != 0 for job in jobs) or not _load(kind):
+            if any(job.returncode != 0 for job in jobs) or not all(map(_load, parts)):
                 _ready.add(kind)  # the engine compiles in place on the next call, saying so
                 return True
-        elif not _load(kind):
-            jobs = _start(kind)
+        elif not all(map(_load, parts)):
+            jobs = _start(kind, parts)
             if jobs is not None:
                 _jobs[kind] = jobs
                 return False
@@ -193,10 +205,10 @@ def engine_ready(dtype: str, target: str = "inference") -> bool:
         return True
 
 
-def _backward_beside(dtype: str) -> None:
-    """Mode "wait", a first call with gradients: the backward loops load from the cache, or
+def _backward_beside(kind: tuple[str, str]) -> None:
+    """Mode "wait", a first call with gradients: the backward loops it will call (``kind``:
+    the row kernels' "backward" or "packed-backward", and the dtype) load from the cache, or
     start compiling in a second process (at the same priority: this one waits for them)."""
-    kind = ("backward", dtype)
     with _lock:
         if kind in _ready or kind in _jobs:
             return
@@ -213,9 +225,13 @@ def backward_ready(dtype: str) -> None:
     """Before a backward of the engine: wait for the backward loops a second process is
     compiling (`_backward_beside`), saying so when that takes over a second, then load them.
     A set lookup once they are loaded, or when none is compiling."""
-    kind = ("backward", dtype)
-    if kind in _ready or kind not in _jobs:
-        return
+    for kind in (("backward", dtype), ("packed-backward", dtype)):
+        if kind not in _ready and kind in _jobs:
+            _wait_backward(kind)
+
+
+def _wait_backward(kind: tuple[str, str]) -> None:
+    dtype = kind[1]
     with _lock:
         if kind in _ready:
             return

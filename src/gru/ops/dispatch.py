@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -128,7 +129,13 @@ def _engine_ready(x: Tensor, args) -> bool:
     ):
         return True
     grad = torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in args)
-    return aside.engine_ready(_NAMES[x.dtype], "training" if grad else "inference")
+    if not grad:
+        return aside.engine_ready(_NAMES[x.dtype], "inference")
+    name, width = _NAMES[x.dtype], kernels.padding.padded_size(args[3].shape[1])
+    plan = kernels.recurrence.packed_plan(
+        x.shape[1], width, np.dtype(name), torch.get_num_threads(), backward=True
+    )
+    return aside.engine_ready(name, "training", packed=plan > 0)
 
 
 def uses_cudnn(device: torch.device, backend: str, reset_after: bool, variants: bool) -> bool:
