@@ -8,12 +8,13 @@ The entry points take and return a layer's arrays as the layer stores them (gate
     pack / step                            one step of a stack of layers (`gru.kernels.stream`)
     min_gru_step                           one step of a minGRU stack (`gru.kernels.mingru`)
     blas.bind(library)                     give the engine a BLAS for large hidden sizes
+    packed.bind(library)                   and its packed GEMM (float32 from 64 units)
     bf16.forward                           a layer without gradients with bfloat16 products
                                            (float32 gates and state), on a bound bf16 GEMM
 
 Inside: `layer` (the GEMMs around the loop), `padding` (the width and the bias convention),
 `recurrence` (the time loop: rows or BLAS, sharded over threads), `small` (small layers in
-one call), `rows` / `variants` / `blas` / `bf16` (the compiled loops), `products` (their
+one call), `rows` / `variants` / `blas` / `packed` / `bf16` (the compiled loops), `products` (their
 vector–matrix products and scratch), `activations` (σ and tanh in float32, with their
 accuracy).
 """
@@ -22,7 +23,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from gru.kernels import bf16, blas, rows
+from gru.kernels import bf16, blas, packed, rows
 from gru.kernels.layer import (
     Matmul,
     VariantState,
@@ -84,6 +85,7 @@ __all__ = [
     "min_gru_step",
     "numpy_matmul",
     "pack",
+    "packed",
     "saved_shape",
     "step",
     "supports",

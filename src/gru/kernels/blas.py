@@ -24,7 +24,6 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
 
-from gru.kernels import packed
 from gru.kernels.activations import FASTMATH
 from gru.kernels.products import INLINE
 from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
@@ -44,7 +43,9 @@ __all__ = [
     "forward_variants",
     "gates_of_step",
     "gemm_bf16",
+    "grads_of_step",
     "n_of_step",
+    "reset_gate_grads",
 ]
 
 _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a pointer
@@ -57,8 +58,7 @@ _bound_bf16: list[str] = []
 
 def bind(library: str | os.PathLike) -> bool:
     """Use the ``sgemm_`` and ``dgemm_`` of a shared library; False if it has none. Its
-    ``gemm_bf16bf16f32_`` (see `bf16_available`) and its packed GEMM (`gru.kernels.packed`),
-    where it has them, are bound too."""
+    ``gemm_bf16bf16f32_``, where it has one, is bound too (see `bf16_available`)."""
     try:
         lib = ctypes.CDLL(os.fspath(library))
         sgemm, dgemm = lib.sgemm_, lib.dgemm_
@@ -67,7 +67,6 @@ def bind(library: str | os.PathLike) -> bool:
     llvm.add_symbol("gru_kernels_sgemm", ctypes.cast(sgemm, ctypes.c_void_p).value)
     llvm.add_symbol("gru_kernels_dgemm", ctypes.cast(dgemm, ctypes.c_void_p).value)
     _bound[:] = [os.fspath(library)]
-    packed.bind(library)
     bf16 = getattr(lib, "gemm_bf16bf16f32_", None)
     if bf16 is not None:
         llvm.add_symbol("gru_kernels_gemm_bf16", ctypes.cast(bf16, ctypes.c_void_p).value)
@@ -163,33 +162,92 @@ def gemm_bf16(
     )
 
 
+# The per-step work around the products, for the rows b0 + i of the batch whose state and
+# scratch are rows i of h, gh, rh, zbuf, d_h, dgs and d_rh (b0 = 0 here; `gru.kernels.packed`
+# runs a shard of rows from b0).
+
+
 @njit(**INLINE)
-def gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save):
-    """Step s of every row of the batch, given gh = h W_hhᵀ: reset after, the new h; reset
+def gates_of_step(
+    s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save, b0
+):  # fmt: skip
+    """Step s of rows b0 … b0 + len(h) − 1, given gh = h W_hhᵀ: reset after, the new h; reset
     before, r and z (r ⊙ h into rh, for the product `n_of_step` needs). Rows past their
     length write zeros. The arrays are those of `gru.kernels.rows`."""
-    for b in range(h.shape[0]):
+    for i in range(h.shape[0]):
+        b = b0 + i
         L = lengths[b]
         if s >= L:
             for k in range(h.shape[1]):
                 out[s, b, k] = 0.0
-                rh[b, k] = 0.0
+                rh[i, k] = 0.0
             continue
         t = L - 1 - s if reverse else s
         if reset_after:
-            gates_after(gx, t, b, gh, b_hn, h, b, out, saved, save)
+            gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save)
         else:
-            gates_before_rz(gx, t, b, gh, h, b, rh, zbuf, saved, save)
+            gates_before_rz(gx, t, b, gh, h, i, rh, zbuf, saved, save)
 
 
 @njit(**INLINE)
-def n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save):
-    """Reset before: step s's candidate and new h of every row, given gh[:, 2H:] = W_hn (r ⊙ h)."""
-    for b in range(h.shape[0]):
-        L = lengths[b]
+def n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, b0):
+    """Reset before: step s's candidate and new h of the rows, given gh[:, 2H:] = W_hn (r ⊙ h)."""
+    for i in range(h.shape[0]):
+        L = lengths[b0 + i]
         if s < L:
             t = L - 1 - s if reverse else s
-            gates_before_n(gx, t, b, gh, h, b, zbuf, out, saved, save)
+            gates_before_n(gx, t, b0 + i, gh, h, i, zbuf, out, saved, save)
+
+
+@njit(**INLINE)
+def grads_of_step(
+    s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, b0
+):  # fmt: skip
+    """Backward step s of the rows (d_h holds ∂L/∂h_t of each): h_prev, dg and db, and dgs,
+    the rows of the recurrent products: [da_r | da_z | da_n ⊙ r] (reset after) or
+    [· | da_z | da_n] (reset before). Rows past their length write zeros."""
+    H = h0.shape[1]
+    for i in range(d_h.shape[0]):
+        b = b0 + i
+        L = lengths[b]
+        if s >= L:
+            for k in range(3 * H):
+                dgs[i, k] = 0.0
+            for k in range(4 * H):
+                dg[s, b, k] = 0.0
+            for k in range(H):
+                h_prev[s, b, k] = 0.0
+            continue
+        t = L - 1 - s if reverse else s
+        tp = t + 1 if reverse else t - 1
+        for k in range(H):
+            h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+            d_h[i, k] += d_out[t, b, k]
+        gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
+        for k in range(2 * H):
+            dgs[i, k] = dg[t, b, H + k]
+        for k in range(H):
+            dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+
+
+@njit(**INLINE)
+def reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, b0):
+    """Reset before, given d_rh = ∂L/∂(r ⊙ h) of the rows: da_r into dg, db and dgs[:, :H],
+    and d_rh ⊙ r added to d_h."""
+    H = d_rh.shape[1]
+    for i in range(d_rh.shape[0]):
+        b = b0 + i
+        L = lengths[b]
+        if s >= L:
+            continue
+        t = L - 1 - s if reverse else s
+        for k in range(H):
+            r = saved[t, b, k]
+            da_r = d_rh[i, k] * h_prev[t, b, k] * r * (1.0 - r)
+            dg[t, b, H + k] = da_r
+            db[H + k] += da_r
+            dgs[i, k] = da_r
+            d_h[i, k] += d_rh[i, k] * r
 
 
 @njit(**_JIT)
@@ -208,10 +266,12 @@ def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, s
             _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
         else:
             _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
-        gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save)
+        gates_of_step(
+            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save, 0
+        )
         if not reset_after:
             _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
-            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save)
+            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, 0)
     h_n[:] = h
 
 
@@ -230,27 +290,9 @@ def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, d
     d_rh = np.empty((B, H), d_out.dtype)
     db[:] = 0.0
     for s in range(T - 1, -1, -1):
-        for b in range(B):
-            L = lengths[b]
-            if s >= L:
-                for k in range(3 * H):
-                    dgs[b, k] = 0.0
-                for k in range(4 * H):
-                    dg[s, b, k] = 0.0
-                for k in range(H):
-                    h_prev[s, b, k] = 0.0
-                continue
-            t = L - 1 - s if reverse else s
-            tp = t + 1 if reverse else t - 1
-            for k in range(H):
-                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
-                d_h[b, k] += d_out[t, b, k]
-            gate_grads(d_h, b, saved, h_prev, dg, t, b, db, reset_after)
-            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
-            for k in range(2 * H):
-                dgs[b, k] = dg[t, b, H + k]
-            for k in range(H):
-                dgs[b, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        grads_of_step(
+            s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, 0
+        )
         if reset_after:
             # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (B, 3H) @ (3H, H)
             _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
@@ -258,18 +300,7 @@ def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, d
         # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
         da_n = dgs[:, 2 * H :]
         _gemm(args, scalars, False, H, B, H, w_hh, 2 * H * H, H, da_n, 3 * H, 0.0, d_rh, 0, H)
-        for b in range(B):
-            L = lengths[b]
-            if s >= L:
-                continue
-            t = L - 1 - s if reverse else s
-            for k in range(H):
-                r = saved[t, b, k]
-                da_r = d_rh[b, k] * h_prev[t, b, k] * r * (1.0 - r)
-                dg[t, b, H + k] = da_r
-                db[H + k] += da_r
-                dgs[b, k] = da_r
-                d_h[b, k] += d_rh[b, k] * r
+        reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, 0)
         _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
     dh0[:] = d_h
 

@@ -35,8 +35,8 @@ import numpy as np
 from numba import njit, prange, types
 
 from gru.kernels.activations import FASTMATH
+from gru.kernels.blas import gates_of_step, grads_of_step, n_of_step, reset_gate_grads
 from gru.kernels.products import INLINE
-from gru.kernels.rows import gate_grads, gates_after, gates_before_n, gates_before_rz
 
 __all__ = [
     "MIN_HIDDEN",
@@ -150,25 +150,11 @@ def forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h
     zbuf = np.empty((m, H), np.float32)
     for s in range(T):
         _product(h, 0, H, m, n, H, w_first, 0.0, gh, 3 * H)
-        for i in range(m):
-            b, L = b0 + i, lengths[b0 + i]
-            if s >= L:
-                for k in range(H):
-                    out[s, b, k] = 0.0
-                    rh[i, k] = 0.0
-                continue
-            t = L - 1 - s if reverse else s
-            if reset_after:
-                gates_after(gx, t, b, gh, b_hn, h, i, out, saved, save)
-            else:
-                gates_before_rz(gx, t, b, gh, h, i, rh, zbuf, saved, save)
+        gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved,
+                      save, b0)  # fmt: skip
         if not reset_after:
             _product(rh, 0, H, m, H, H, w_n, 0.0, gh, 3 * H)
-            for i in range(m):
-                b, L = b0 + i, lengths[b0 + i]
-                if s < L:
-                    t = L - 1 - s if reverse else s
-                    gates_before_n(gx, t, b, gh, h, i, zbuf, out, saved, save)
+            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, b0)
     h_n[b0:b1] = h
 
 
@@ -188,44 +174,15 @@ def backward_rows(
     d_rh = np.empty((m, H), np.float32)
     db[:] = 0.0
     for s in range(T - 1, -1, -1):
-        for i in range(m):
-            b, L = b0 + i, lengths[b0 + i]
-            if s >= L:
-                for k in range(3 * H):
-                    dgs[i, k] = 0.0
-                for k in range(4 * H):
-                    dg[s, b, k] = 0.0
-                for k in range(H):
-                    h_prev[s, b, k] = 0.0
-                continue
-            t = L - 1 - s if reverse else s
-            tp = t + 1 if reverse else t - 1
-            for k in range(H):
-                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
-                d_h[i, k] += d_out[t, b, k]
-            gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
-            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
-            for k in range(2 * H):
-                dgs[i, k] = dg[t, b, H + k]
-            for k in range(H):
-                dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        grads_of_step(
+            s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, b0
+        )
         if reset_after:  # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (m, 3H) @ (3H, H)
             _product(dgs, 0, 3 * H, m, H, 3 * H, w_all, 1.0, d_h, H)
             continue
         # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
         _product(dgs, 2 * H, 3 * H, m, H, H, w_n, 0.0, d_rh, H)
-        for i in range(m):
-            b, L = b0 + i, lengths[b0 + i]
-            if s >= L:
-                continue
-            t = L - 1 - s if reverse else s
-            for k in range(H):
-                r = saved[t, b, k]
-                da_r = d_rh[i, k] * h_prev[t, b, k] * r * (1.0 - r)
-                dg[t, b, H + k] = da_r
-                db[H + k] += da_r
-                dgs[i, k] = da_r
-                d_h[i, k] += d_rh[i, k] * r
+        reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, b0)
         _product(dgs, 0, 3 * H, m, H, 2 * H, w_rz, 1.0, d_h, H)
     dh0[b0:b1] = d_h
 

@@ -27,6 +27,7 @@ def _bind_torch_blas() -> bool:
     for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
         path = os.path.join(lib, name)
         if os.path.exists(path) and kernels.blas.bind(path):
+            kernels.packed.bind(path)  # its packed GEMM, where it has one
             return True
     return False
 
