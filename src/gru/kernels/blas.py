@@ -45,6 +45,7 @@ __all__ = [
     "gemm_bf16",
     "grads_of_step",
     "n_of_step",
+    "product",
     "reset_gate_grads",
 ]
 
@@ -52,6 +53,11 @@ _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a poi
 _sgemm = types.ExternalFunction("gru_kernels_sgemm", _SIGNATURE)
 _dgemm = types.ExternalFunction("gru_kernels_dgemm", _SIGNATURE)
 _gemm_bf16 = types.ExternalFunction("gru_kernels_gemm_bf16", _SIGNATURE)
+_compute = types.ExternalFunction(  # MKL's cblas_sgemm_compute, bound by gru.kernels.packed
+    "gru_kernels_sgemm_compute",
+    types.void(*[types.int32] * 6, types.intp, types.int32, types.intp, types.int32,
+               types.float32, types.intp, types.int32),
+)  # fmt: skip
 _bound: list[str] = []
 _bound_bf16: list[str] = []
 
@@ -160,6 +166,20 @@ def gemm_bf16(
         c.ctypes.data + c_offset * 4,
         p + 28,
     )
+
+
+@njit(**INLINE)
+def product(
+    args, scalars, transposed_w, m, n, k, w, w_offset, ldw, x, x_offset, ldx, beta, c, ldc, packed
+):
+    """`_gemm`'s ``c[:, :m] = x[:, offset: offset + k] @ op(w)`` (+ beta·c) for the n rows of x
+    and c, on ``packed`` (op(w) packed by `gru.kernels.packed`, float32) unless it is empty."""
+    if packed.shape[0] == 0:
+        xs = x if x_offset == 0 else x[:, x_offset:]
+        _gemm(args, scalars, transposed_w, m, n, k, w, w_offset, ldw, xs, ldx, beta, c, 0, ldc)
+    else:
+        _compute(101, 111, 151, n, m, k, x.ctypes.data + x_offset * x.itemsize, ldx,
+                 packed.ctypes.data, m, beta, c.ctypes.data, ldc)  # fmt: skip
 
 
 # The per-step work around the products, for the rows b0 + i of the batch whose state and
@@ -313,73 +333,77 @@ def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, d
 @njit(**_JIT)
 def forward_variants(
     gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
-    mask, keep, ln, layer_norm, H_real, ln_saved,
+    mask, keep, ln, layer_norm, H_real, ln_saved, b0, b1, w_first, w_n,
 ):  # fmt: skip
-    """`forward` with the variants: fills what `gru.kernels.variants.forward_rows` fills."""
-    T, B = gx.shape[0], gx.shape[1]
-    H = h0.shape[1]
+    """`forward` with the variants, rows b0 ≤ b < b1: fills what
+    `gru.kernels.variants.forward_rows` fills. ``w_first`` (W_hh's rows that multiply h̄:
+    all, or r and z before the product) and ``w_n`` (W_hn, reset before) packed by
+    `gru.kernels.packed`, or empty arrays for BLAS calls on W_hh as it is."""
+    T, H, m = gx.shape[0], h0.shape[1], b1 - b0
     args = np.empty(8, np.int32)
     scalars = np.empty(2, gx.dtype)
-    h = h0.copy()  # (B, H)
-    hbar = np.empty((B, H), gx.dtype)  # m ⊙ h
-    gh = np.empty((B, 3 * H), gx.dtype)
-    rh = np.zeros((B, H), gx.dtype)
-    zbuf = np.empty((B, H), gx.dtype)
+    h = h0[b0:b1].copy()  # (m, H)
+    hbar = np.empty((m, H), gx.dtype)  # m ⊙ h
+    gh = np.empty((m, 3 * H), gx.dtype)
+    rh = np.zeros((m, H), gx.dtype)
+    zbuf = np.empty((m, H), gx.dtype)
+    n = 3 * H if reset_after else 2 * H
     for s in range(T):
-        for b in range(B):
+        for i in range(m):
             for k in range(H):
-                hbar[b, k] = h[b, k] * mask[b, k]
-        if reset_after:
-            _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, hbar, H, 0.0, gh, 0, 3 * H)
-        else:
-            _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, hbar, H, 0.0, gh, 0, 3 * H)
-        for b in range(B):
+                hbar[i, k] = h[i, k] * mask[b0 + i, k]
+        product(args, scalars, True, n, m, H, w_hh, 0, H, hbar, 0, H, 0.0, gh, 3 * H, w_first)
+        for i in range(m):
+            b = b0 + i
             L = lengths[b]
             if s >= L:
                 for k in range(H):
                     out[s, b, k] = 0.0
-                    rh[b, k] = 0.0
+                    rh[i, k] = 0.0
                 continue
             t = L - 1 - s if reverse else s
             if reset_after:
                 if layer_norm:
-                    layer_norm_row(gh, b, ln, H_real, ln_saved, t, b, save)
-                gates_after_v(gx, t, b, gh, b_hn, h, b, out, saved, save, keep)
+                    layer_norm_row(gh, i, ln, H_real, ln_saved, t, b, save)
+                gates_after_v(gx, t, b, gh, b_hn, h, i, out, saved, save, keep)
             else:
-                gates_before_rz_v(gx, t, b, gh, hbar, b, rh, zbuf, saved, save)
-        if not reset_after:  # n from W_hn (r ⊙ h̄)    (B, H) @ (H, H)
-            _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
-            for b in range(B):
-                L = lengths[b]
+                gates_before_rz_v(gx, t, b, gh, hbar, i, rh, zbuf, saved, save)
+        if not reset_after:  # n from W_hn (r ⊙ h̄)    (m, H) @ (H, H)
+            product(args, scalars, True, H, m, H, w_hh, 2 * H * H, H, rh, 0, H, 0.0, gh, 3 * H, w_n)
+            for i in range(m):
+                L = lengths[b0 + i]
                 if s < L:
                     t = L - 1 - s if reverse else s
-                    gates_before_n_v(gx, t, b, gh, h, b, zbuf, out, saved, save, keep)
-    h_n[:] = h
+                    gates_before_n_v(gx, t, b0 + i, gh, h, i, zbuf, out, saved, save, keep)
+    h_n[b0:b1] = h
 
 
 @njit(**_JIT)
 def backward_variants(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
-    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln,
+    mask, keep, ln, layer_norm, H_real, ln_saved, dgh, dln, b0, b1, w_all, w_rz, w_n,
 ):  # fmt: skip
-    """`backward` for `forward_variants`: fills what `gru.kernels.variants.backward_rows`
-    fills, db (4H,) and dln (2, 3H) with the sums over all rows."""
-    T, B = d_out.shape[0], d_out.shape[1]
-    H = h0.shape[1]
+    """`backward` for `forward_variants`, rows b0 ≤ b < b1: fills what
+    `gru.kernels.variants.backward_rows` fills, db (4H) and dln (2, 3H) with the sums over
+    these rows. ``w_all`` (W_hh), ``w_rz`` (its r and z rows) and ``w_n`` (W_hn) as B of
+    ``dgs @ W`` packed by `gru.kernels.packed` (reset after: w_all; before: the others), or
+    empty arrays for BLAS calls on W_hh as it is."""
+    T, H, m = d_out.shape[0], h0.shape[1], b1 - b0
     args = np.empty(8, np.int32)
     scalars = np.empty(2, d_out.dtype)
-    d_h = d_hn.copy()  # (B, H): ∂L/∂h at the current step
-    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
-    d_rh = np.empty((B, H), d_out.dtype)
-    d_hbar = np.empty((B, H), d_out.dtype)  # ∂L/∂h̄
+    d_h = d_hn[b0:b1].copy()  # (m, H): ∂L/∂h at the current step
+    dgs = np.empty((m, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
+    d_rh = np.empty((m, H), d_out.dtype)
+    d_hbar = np.empty((m, H), d_out.dtype)  # ∂L/∂h̄
     db[:] = 0.0
     dln[:, :] = 0.0
     for s in range(T - 1, -1, -1):
-        for b in range(B):
+        for i in range(m):
+            b = b0 + i
             L = lengths[b]
             if s >= L:  # padding: nothing flows
                 for k in range(3 * H):
-                    dgs[b, k] = 0.0
+                    dgs[i, k] = 0.0
                 for k in range(4 * H):
                     dg[s, b, k] = 0.0
                 for k in range(H):
@@ -392,41 +416,43 @@ def backward_variants(
             tp = t + 1 if reverse else t - 1
             for k in range(H):
                 h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
-                d_h[b, k] += d_out[t, b, k]
-            gate_grads_v(d_h, b, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
+                d_h[i, k] += d_out[t, b, k]
+            gate_grads_v(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
             if reset_after and layer_norm:  # ∂L/∂(W_hh h̄) through the layer norm
                 layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
                 for k in range(3 * H):
-                    dgs[b, k] = dgh[t, b, k]
+                    dgs[i, k] = dgh[t, b, k]
                 continue
             # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
             for k in range(2 * H):
-                dgs[b, k] = dg[t, b, H + k]
+                dgs[i, k] = dg[t, b, H + k]
             for k in range(H):
-                dgs[b, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
-        if reset_after:
-            # ∂L/∂h̄ = dgs @ W_hh     (B, 3H) @ (3H, H)
-            _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 0.0, d_hbar, 0, H)
+                dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        if reset_after:  # ∂L/∂h̄ = dgs @ W_hh     (m, 3H) @ (3H, H)
+            product(args, scalars, False, H, m, 3 * H, w_hh, 0, H, dgs, 0, 3 * H, 0.0, d_hbar,
+                    H, w_all)  # fmt: skip
         else:
             # d(r ⊙ h̄) = da_n @ W_hn, then da_r, then ∂L/∂h̄ = d(r ⊙ h̄) ⊙ r + [da_r | da_z] @ W
-            da_n = dgs[:, 2 * H :]
-            _gemm(args, scalars, False, H, B, H, w_hh, 2 * H * H, H, da_n, 3 * H, 0.0, d_rh, 0, H)
-            for b in range(B):
+            product(args, scalars, False, H, m, H, w_hh, 2 * H * H, H, dgs, 2 * H, 3 * H, 0.0,
+                    d_rh, H, w_n)  # fmt: skip
+            for i in range(m):
+                b = b0 + i
                 L = lengths[b]
                 if s >= L:
                     for k in range(H):
-                        d_hbar[b, k] = 0.0
+                        d_hbar[i, k] = 0.0
                     continue
                 t = L - 1 - s if reverse else s
                 for k in range(H):
                     r = saved[t, b, k]
-                    da_r = d_rh[b, k] * h_prev[t, b, k] * mask[b, k] * r * (1.0 - r)
+                    da_r = d_rh[i, k] * h_prev[t, b, k] * mask[b, k] * r * (1.0 - r)
                     dg[t, b, H + k] = da_r
                     db[H + k] += da_r
-                    dgs[b, k] = da_r
-                    d_hbar[b, k] = d_rh[b, k] * r
-            _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_hbar, 0, H)
-        for b in range(B):  # rows past their end have d_hbar = 0
+                    dgs[i, k] = da_r
+                    d_hbar[i, k] = d_rh[i, k] * r
+            product(args, scalars, False, H, m, 2 * H, w_hh, 0, H, dgs, 0, 3 * H, 1.0, d_hbar,
+                    H, w_rz)  # fmt: skip
+        for i in range(m):  # rows past their end have d_hbar = 0
             for k in range(H):
-                d_h[b, k] += d_hbar[b, k] * mask[b, k]
-    dh0[:] = d_h
+                d_h[i, k] += d_hbar[i, k] * mask[b0 + i, k]
+    dh0[b0:b1] = d_h

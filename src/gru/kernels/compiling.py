@@ -63,6 +63,10 @@ ESTIMATE_SECONDS = {
     "packed forward sharded": 7,
     "packed backward": 8,
     "packed backward sharded": 9,
+    "packed variants forward": 8,
+    "packed variants forward sharded": 9,
+    "packed variants backward": 10,
+    "packed variants backward sharded": 11,
     "blas variants forward": 8,
     "blas variants backward": 10,
 }

@@ -35,6 +35,8 @@ import numpy as np
 from numba import njit, prange, types
 
 from gru.kernels.activations import FASTMATH
+from gru.kernels.blas import backward_variants as blas_backward_variants
+from gru.kernels.blas import forward_variants as blas_forward_variants
 from gru.kernels.blas import gates_of_step, grads_of_step, n_of_step, reset_gate_grads
 from gru.kernels.products import INLINE
 
@@ -46,8 +48,10 @@ __all__ = [
     "SMALL_WEIGHT_BYTES",
     "available",
     "backward",
+    "backward_variants",
     "bind",
     "forward",
+    "forward_variants",
     "plan",
 ]
 
@@ -230,3 +234,61 @@ def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, d
         backward_sharded(*common, db, shards)
     else:
         backward_rows(*common, db[0], 0, d_out.shape[1])
+
+
+# --- the variants (layer norm, zoneout, recurrent dropout) ----------------------------------
+# `gru.kernels.blas`'s variant loops over a shard of rows, on W_hh packed here.
+
+
+@njit(**_JIT)
+def _forward_variants_rows(gx, h0, w_hh, b_hn, flags, b0, b1):
+    H, m, reset_after = h0.shape[1], b1 - b0, flags[2]  # flags: lengths, reverse, reset_after, ...
+    no = np.empty(0, np.float32)
+    w_first = _packed(w_hh, 0, 3 * H if reset_after else 2 * H, H, m, True)
+    w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, True)
+    blas_forward_variants(gx, h0, w_hh, b_hn, *flags, b0, b1, w_first, w_n)
+
+
+@njit(**_PARALLEL)
+def _forward_variants_sharded(gx, h0, w_hh, b_hn, flags, shards):
+    B = gx.shape[1]
+    for i in prange(shards):
+        _forward_variants_rows(gx, h0, w_hh, b_hn, flags, i * B // shards, (i + 1) * B // shards)
+
+
+@njit(**_JIT)
+def _backward_variants_rows(common, db, flags, dln, b0, b1):
+    w_hh, reset_after = common[5], common[8]
+    H, m = w_hh.shape[1], b1 - b0
+    no = np.empty(0, np.float32)
+    w_all = _packed(w_hh, 0, H, 3 * H, m, False) if reset_after else no
+    w_rz = no if reset_after else _packed(w_hh, 0, H, 2 * H, m, False)
+    w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, False)
+    blas_backward_variants(*common, db, *flags, dln, b0, b1, w_all, w_rz, w_n)
+
+
+@njit(**_PARALLEL)
+def _backward_variants_sharded(common, db, flags, dln, shards):
+    B = common[0].shape[1]
+    for i in prange(shards):
+        b0, b1 = i * B // shards, (i + 1) * B // shards
+        _backward_variants_rows(common, db[i], flags, dln[i], b0, b1)
+
+
+def forward_variants(gx, h0, w_hh, b_hn, flags, shards):
+    """`gru.kernels.blas.forward_variants` (``flags``: its arguments from lengths to
+    ln_saved) in ``shards`` (≥ 1, from `plan`) shards on W_hh packed."""
+    if shards > 1:
+        _forward_variants_sharded(gx, h0, w_hh, b_hn, flags, shards)
+    else:
+        _forward_variants_rows(gx, h0, w_hh, b_hn, flags, 0, gx.shape[1])
+
+
+def backward_variants(common, db, flags, dln, shards):
+    """`gru.kernels.blas.backward_variants` (``common``: its arguments from d_out to dh0;
+    ``flags`` from mask to dgh) in ``shards`` shards on W_hh packed: db (shards, 4H) and
+    dln (shards, 2, 3H), one row of sums per shard."""
+    if shards > 1:
+        _backward_variants_sharded(common, db, flags, dln, shards)
+    else:
+        _backward_variants_rows(common, db[0], flags, dln[0], 0, common[0].shape[1])

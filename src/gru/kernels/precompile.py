@@ -88,21 +88,22 @@ def _packed_backward(dtype) -> bool:
     return True
 
 
-def _variants(dtype, H: int = 64) -> None:
-    for B in (2, 1):
+def _variants(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES[:2]) -> None:
+    for B, threads in cases:
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 100, B, H)
         a = x @ w_ih.T  # (T, B, 3H)
         ln = (np.ones(3 * H, dtype), np.zeros(3 * H, dtype))
-        options = {"threads": 2, "mask": np.ones((B, H), dtype), "recurrent_ln": ln}
+        options = {"threads": threads, "mask": np.ones((B, H), dtype), "recurrent_ln": ln}
         out, h_n, state = layer.forward_variants(a, None, w_hh, b_ih, b_hh, **options)
-        layer.backward_variants(out, h_n, None, w_hh, out, state, has_bias=True, threads=2)
+        args = (out, h_n, None, w_hh, out, state)
+        layer.backward_variants(*args, has_bias=True, threads=threads)
 
 
 def _blas(dtype) -> bool:
     if not blas.available():
         return False
     _training(dtype, BLAS_MIN_HIDDEN, ((2, 2), (1, 2)))  # unpacked (float32 packs from 3 rows)
-    _variants(dtype, BLAS_MIN_HIDDEN)
+    _variants(dtype, BLAS_MIN_HIDDEN, _CASES)  # float32 packs from 3 rows, on the BLAS widths
     return True
 
 

@@ -361,10 +361,18 @@ def forward_variants(
         m, keep, ln, layer_norm, real_hidden or H, ln_saved,
     )  # fmt: skip
     purpose = ("training" if save else "inference") + " with the variants"
-    if uses_blas(H):
+    shards = packed_plan(B, H, dtype, threads) if uses_blas(H) else 0
+    if shards:
+        kind = "packed variants forward" + (" sharded" if shards > 1 else "")
+        first_call(
+            (kind, dtype), f"{purpose}, large layers",
+            packed.forward_variants, gx, h0, w_hh, b_hn, flags, shards,
+        )  # fmt: skip
+    elif uses_blas(H):
+        none = np.empty(0, np.float32)  # no packed weights: BLAS calls on W_hh itself
         first_call(
             ("blas variants forward", dtype), f"{purpose}, large layers",
-            blas.forward_variants, gx, h0, w_hh, b_hn, *flags,
+            blas.forward_variants, gx, h0, w_hh, b_hn, *flags, 0, B, none, none,
         )  # fmt: skip
     else:
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 3H): the rows read W_hh by columns
@@ -406,27 +414,38 @@ def backward_variants(
     )  # fmt: skip
     flags = (m, keep, ln, layer_norm, real_hidden or H, ln_saved, dgh)
     purpose = "training with the variants"
-    if uses_blas(H):
+    shards = packed_plan(B, H, dtype, threads, backward=True) if uses_blas(H) else 0
+    if shards:
+        db = np.empty((shards, 4 * H), dtype)
+        dln = np.empty((shards, 2, 3 * H), dtype)
+        kind = "packed variants backward" + (" sharded" if shards > 1 else "")
+        first_call(
+            (kind, dtype), f"{purpose}, large layers",
+            packed.backward_variants, args, db, flags, dln, shards,
+        )  # fmt: skip
+    elif uses_blas(H):
         db = np.empty(4 * H, dtype)
         dln = np.empty((2, 3 * H), dtype)
+        none = np.empty(0, np.float32)  # no packed weights: BLAS calls on W_hh itself
         first_call(
             ("blas variants backward", dtype), f"{purpose}, large layers",
-            blas.backward_variants, *args, db, *flags, dln,
+            blas.backward_variants, *args, db, *flags, dln, 0, B, none, none, none,
         )  # fmt: skip
         return dg, h_prev, dh0, db, (dgh if layer_norm else None), (dln if layer_norm else None)
-    shards = shard_count(B, T, H, threads)
-    db = np.empty((shards, 4 * H), dtype)
-    dln = np.empty((shards, 2, 3 * H), dtype)
-    if shards > 1:
-        first_call(
-            ("variants backward sharded", dtype), purpose,
-            _backward_variants_sharded, *args, db, *flags, dln, shards,
-        )  # fmt: skip
     else:
-        first_call(
-            ("variants backward", dtype), purpose,
-            variants.backward_rows, *args, db[0], *flags, dln[0], 0, B,
-        )  # fmt: skip
+        shards = shard_count(B, T, H, threads)
+        db = np.empty((shards, 4 * H), dtype)
+        dln = np.empty((shards, 2, 3 * H), dtype)
+        if shards > 1:
+            first_call(
+                ("variants backward sharded", dtype), purpose,
+                _backward_variants_sharded, *args, db, *flags, dln, shards,
+            )  # fmt: skip
+        else:
+            first_call(
+                ("variants backward", dtype), purpose,
+                variants.backward_rows, *args, db[0], *flags, dln[0], 0, B,
+            )  # fmt: skip
     return (
         dg, h_prev, dh0, db.sum(axis=0),
         dgh if layer_norm else None, dln.sum(axis=0) if layer_norm else None,
