@@ -386,13 +386,16 @@ def test_the_layer_without_bias(reset_after):
     compare((out, h_n, grads), (r_out, r_h, r_grads), np.float64, "no bias")
 
 
-def small_forward(arrays, lengths, *, reset_after, reverse, dtype, bias=True, h0=True):
+def small_forward(
+    arrays, lengths, *, reset_after, reverse, dtype, bias=True, h0=True, threads=None
+):  # fmt: skip
     """small.forward_small on the problem's weights as stored, in ``dtype``; float64 out."""
     cast = {k: v.astype(dtype) for k, v in arrays.items()}
     out, h_n = small.forward_small(
         cast["x"], cast["w_ih"], cast["w_hh"],
         cast["b_ih"] if bias else None, cast["b_hh"] if bias else None,
         cast["h0"] if h0 else None, lengths, reset_after=reset_after, reverse=reverse,
+        threads=threads,
     )  # fmt: skip
     assert out.dtype == dtype and h_n.dtype == dtype
     return out.astype(np.float64), h_n.astype(np.float64)
@@ -415,6 +418,30 @@ def test_the_small_call_path_equals_the_oracle(
     )
     assert_close(out, r_out, np.float64, what="small output")
     assert_close(h_n, r_h, np.float64, what="small h_n")
+
+
+@HYPOTHESIS
+@given(**PROBLEMS, bias=st.booleans(), h0=st.booleans())
+def test_the_small_call_on_packed_shards_equals_the_oracle(
+    T, B, I, H, reset_after, reverse, with_lengths, seed, bias, h0
+):
+    """float32's small call in shards on MKL's packed GEMM (`gru.kernels.packed.small`; S1's
+    32 rows go in two shards of 16, here down to one row a shard), weights of torch's scale."""
+    ops.start_engine()
+    arrays, lengths = random_problem(seed, T, B, I, H, with_lengths, torch_init=True)
+    for name, on in (("b_ih", bias), ("b_hh", bias), ("h0", h0)):
+        arrays[name][:] = arrays[name] if on else 0.0
+    kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
+    r_out, r_h, _ = oracle_layer(*arrays.values(), **kw)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(packed, "SMALL_MIN_ROWS", 1)
+        assert packed.small_shards(B, threads=2) == (2 if B >= 2 else 0)
+        out, h_n = small_forward(
+            arrays, lengths, reset_after=reset_after, reverse=reverse, dtype=np.float32,
+            bias=bias, h0=h0, threads=2,
+        )  # fmt: skip
+    assert_close(out, r_out, np.float32, what="packed small output")
+    assert_close(h_n, r_h, np.float32, what="packed small h_n")
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -95,8 +95,9 @@ def forward(
     dtype = x.dtype
     if not save and is_small(T, B, I, H, threads):
         output, h_n = forward_small(
-            x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after=reset_after, reverse=reverse
-        )
+            x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after=reset_after, reverse=reverse,
+            threads=threads,
+        )  # fmt: skip
         return output, h_n, None
     Hp = padded_size(H)
     b_x, b_hn = fold_biases(b_ih, b_hh, reset_after, dtype)

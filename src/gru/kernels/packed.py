@@ -53,6 +53,8 @@ __all__ = [
     "forward",
     "forward_variants",
     "plan",
+    "small",
+    "small_shards",
 ]
 
 MIN_HIDDEN = 64
@@ -292,3 +294,68 @@ def backward_variants(common, db, flags, dln, shards):
         _backward_variants_sharded(common, db, flags, dln, shards)
     else:
         _backward_variants_rows(common, db[0], flags, dln[0], 0, common[0].shape[1])
+
+
+# --- small layers without gradients ---------------------------------------------------------
+# `gru.kernels.small`'s sizes, where one thread ran the projection and the rows: here each
+# shard projects its own rows with a packed W_ihᵀ and runs them on a packed W_hh, in one call.
+
+SMALL_MIN_ROWS = 16
+"""Fewest batch rows per shard of a small layer (S1: 32 rows, two shards)."""
+
+
+def small_shards(B: int, threads: int) -> int:
+    """Shards for `small` (0: one thread on the row kernels, `gru.kernels.small`)."""
+    if not available() or threads < 2:
+        return 0
+    shards = min(threads, B // SMALL_MIN_ROWS)
+    return shards if shards > 1 else 0
+
+
+@njit(**_JIT)
+def _small_rows(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx, b0, b1):
+    T, B, I = x.shape
+    H3, m = w_hh.shape[0], b1 - b0
+    w_x = _packed(w_ih, 0, H3, I, m, True)  # W_ihᵀ (I × 3H)
+    for t in range(T):
+        for i in range(m):
+            for j in range(H3):
+                gx[t, b0 + i, j] = b_x[j]
+        a = x.ctypes.data + (t * B + b0) * I * 4
+        c = gx.ctypes.data + (t * B + b0) * H3 * 4
+        _compute(_ROW_MAJOR, _NO_TRANS, _PACKED, m, H3, I, a, I, w_x.ctypes.data, H3, 1.0, c, H3)
+    none = np.empty((1, 1, 1), np.float32)
+    forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, False, out, h_n, none, b0, b1)
+
+
+@njit(**_PARALLEL)
+def _small_sharded(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
+                   shards):  # fmt: skip
+    B = x.shape[1]
+    for i in prange(shards):
+        b0, b1 = i * B // shards, (i + 1) * B // shards
+        _small_rows(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
+                    b0, b1)  # fmt: skip
+
+
+@njit(**_JIT)
+def small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards):
+    """A float32 layer without saving, as `gru.kernels.small.forward_small` takes it (weights as
+    stored, b_ih and b_hh empty without bias), in ``shards`` shards: (output, h_n)."""
+    T, B = x.shape[0], x.shape[1]
+    H = w_hh.shape[1]
+    b_x = np.zeros(3 * H, np.float32)  # folded as `gru.kernels.padding.fold_biases` folds
+    b_hn = np.zeros(H, np.float32)
+    if b_ih.shape[0] != 0:
+        for j in range(3 * H):
+            if j < 2 * H or not reset_after:
+                b_x[j] = b_ih[j] + b_hh[j]
+            else:
+                b_x[j] = b_ih[j]
+                b_hn[j - 2 * H] = b_hh[j]
+    out = np.empty((T, B, H), np.float32)
+    h_n = np.empty((B, H), np.float32)
+    gx = np.empty((T, B, 3 * H), np.float32)
+    _small_sharded(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
+                   shards)  # fmt: skip
+    return out, h_n

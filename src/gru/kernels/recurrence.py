@@ -35,6 +35,7 @@ __all__ = [
     "BLAS_MIN_HIDDEN",
     "backward",
     "backward_variants",
+    "cpu_count",
     "forward",
     "forward_variants",
     "lengths_array",
@@ -124,7 +125,8 @@ def lengths_array(lengths, T: int, B: int) -> np.ndarray:
     return np.ascontiguousarray(lengths, dtype=np.int64)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -134,7 +136,7 @@ def _cpu_count() -> int:
 def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
     """How many threads share the batch: one per CPU (or ``threads``), but never fewer than
     `_MIN_WORK_PER_THREAD` multiply-adds each."""
-    threads = _cpu_count() if threads is None else threads
+    threads = cpu_count() if threads is None else threads
     work = T * B * 6 * H * H  # multiply-adds of the recurrent products
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
@@ -144,7 +146,7 @@ def packed_plan(B: int, H: int, dtype, threads: int | None, backward: bool = Fal
     the unpacked BLAS loop; float32 only)."""
     if dtype != np.float32:
         return 0  # the BLAS torch carries packs float32 only
-    threads = _cpu_count() if threads is None else threads
+    threads = cpu_count() if threads is None else threads
     rows_width = not uses_blas(H)
     return packed.plan(B, H, threads, rows_width=rows_width, backward=backward)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from gru.kernels import rows
+from gru.kernels import packed, rows
 from gru.kernels.compiling import first_call
 from gru.kernels.padding import LANES
 from gru.kernels.products import ENTRY, STACK_HIDDEN, TWO_ROWS, TWO_ROWS_3H, matvec_t, scratch
-from gru.kernels.recurrence import lengths_array, shard_count, uses_blas
+from gru.kernels.recurrence import cpu_count, lengths_array, shard_count, uses_blas
 
 __all__ = ["SMALL_PROJECTION", "forward_small", "is_small"]
 
@@ -97,14 +97,17 @@ def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after,
     return np.ascontiguousarray(out_p[:, :, :H]), np.ascontiguousarray(h_n_p[:, :H])
 
 
-def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False):
+def forward_small(
+    x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False, threads=None
+):
     """A whole layer without saving for backward, in one compiled call: for `is_small` sizes.
 
     x (T, B, I); the layer's weights as stored, w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,)
     or None; h0 (B, H) or None for zeros; lengths as in `gru.kernels.recurrence.forward`.
     Returns (output (T, B, H), h_n (B, H)). The call pads H to the engine's width and folds the
     biases itself: nothing is copied or derived ahead of it, and arrays already C-contiguous in
-    x's dtype go in as they are.
+    x's dtype go in as they are. In float32, with ``threads`` (default: the CPUs) ≥ 2 and
+    enough rows, shards of the batch on MKL's packed GEMM do it instead (`gru.kernels.packed`).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -122,6 +125,14 @@ def forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=Tr
         np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
         lengths_array(lengths, T, B),
     )
+    shards = 0
+    if dtype == np.float32:
+        shards = packed.small_shards(B, cpu_count() if threads is None else threads)
+    if shards:
+        return first_call(
+            ("packed small", dtype), "inference", packed.small, *arrays, bool(reverse),
+            bool(reset_after), shards,
+        )  # fmt: skip
     # save (False) and the first row (0) are passed in, not written as constants in the
     # compiled call: constants there would compile `rows.forward_rows` a second time for them.
     return first_call(

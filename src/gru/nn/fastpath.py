@@ -161,6 +161,7 @@ def small_inference(module, input, hx, lengths) -> tuple[Tensor, Tensor] | None:
         return None  # the general path computes with torch operations while the engine compiles
     D = 2 if module.bidirectional else 1
     layer_input = x.numpy()
+    threads = torch.get_num_threads()
     h_n = []
     for layer in range(module.num_layers):
         outputs = []
@@ -168,7 +169,7 @@ def small_inference(module, input, hx, lengths) -> tuple[Tensor, Tensor] | None:
             index = layer * D + direction
             out, h = forward_small(
                 layer_input, *layers[index], None if h0 is None else h0[index],
-                reset_after=module.reset_after, reverse=direction == 1,
+                reset_after=module.reset_after, reverse=direction == 1, threads=threads,
             )  # fmt: skip
             outputs.append(out)
             h_n.append(h)
