@@ -103,14 +103,14 @@ def _layer(x_b, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after):
         m = 3 * H if reset_after else 2 * H  # gh = bf16(h) W_h{r,z(,n)}ᵀ
         blas.gemm_bf16(args, scalars, False, m, B, H, w_hh_t, 0, 3 * H, hb, H, 0.0, gh, 0, 3 * H)
         blas.gates_of_step(
-            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, unused, False
+            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, unused, False, 0
         )
         if not reset_after:  # W_hn bf16(r ⊙ h)    (B, H) @ (H, H)
             _round_rows(rh_bits, hb, B, H)
             blas.gemm_bf16(
                 args, scalars, False, H, B, H, w_hh_t, 2 * H, 3 * H, hb, H, 0.0, gh, 0, 3 * H
             )
-            blas.n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, unused, False)
+            blas.n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, unused, False, 0)
     return out, h
 
 
