@@ -53,7 +53,7 @@ _SIGNATURE = types.void(*([types.intp] * 13))  # every Fortran argument is a poi
 _sgemm = types.ExternalFunction("gru_kernels_sgemm", _SIGNATURE)
 _dgemm = types.ExternalFunction("gru_kernels_dgemm", _SIGNATURE)
 _gemm_bf16 = types.ExternalFunction("gru_kernels_gemm_bf16", _SIGNATURE)
-_compute = types.ExternalFunction(  # MKL's cblas_sgemm_compute, bound by gru.kernels.packed
+_compute = types.ExternalFunction(  # cblas_sgemm_compute, bound by `gru.kernels.packed.bind`
     "gru_kernels_sgemm_compute",
     types.void(*[types.int32] * 6, types.intp, types.int32, types.intp, types.int32,
                types.float32, types.intp, types.int32),
@@ -271,58 +271,63 @@ def reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h,
 
 
 @njit(**_JIT)
-def forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved):
-    """The whole batch step by step, h @ W_hhᵀ by BLAS; fills out, h_n and (if save) saved."""
-    T, B = gx.shape[0], gx.shape[1]
-    H = h0.shape[1]
+def forward(
+    gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, b0, b1, w_first, w_n
+):  # fmt: skip
+    """Rows b0 ≤ b < b1 step by step, h @ W_hhᵀ by BLAS; fills their out, h_n and (if save)
+    saved. ``w_first`` (W_hh's rows that multiply h: all, or r and z before the product) and
+    ``w_n`` (W_hn, reset before) packed by `gru.kernels.packed`, or empty arrays for BLAS calls
+    on W_hh as it is."""
+    T, H, m = gx.shape[0], h0.shape[1], b1 - b0
     args = np.empty(8, np.int32)
     scalars = np.empty(2, gx.dtype)
-    h = h0.copy()  # (B, H)
-    gh = np.empty((B, 3 * H), gx.dtype)
-    rh = np.zeros((B, H), gx.dtype)
-    zbuf = np.empty((B, H), gx.dtype)
+    h = h0[b0:b1].copy()  # (m, H)
+    gh = np.empty((m, 3 * H), gx.dtype)
+    rh = np.zeros((m, H), gx.dtype)
+    zbuf = np.empty((m, H), gx.dtype)
+    n = 3 * H if reset_after else 2 * H
     for s in range(T):
-        if reset_after:
-            _gemm(args, scalars, True, 3 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
-        else:
-            _gemm(args, scalars, True, 2 * H, B, H, w_hh, 0, H, h, H, 0.0, gh, 0, 3 * H)
+        product(args, scalars, True, n, m, H, w_hh, 0, H, h, 0, H, 0.0, gh, 3 * H, w_first)
         gates_of_step(
-            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save, 0
+            s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved, save, b0
         )
-        if not reset_after:
-            _gemm(args, scalars, True, H, B, H, w_hh, 2 * H * H, H, rh, H, 0.0, gh, 0, 3 * H)
-            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, 0)
-    h_n[:] = h
+        if not reset_after:  # n from W_hn (r ⊙ h)    (m, H) @ (H, H)
+            product(args, scalars, True, H, m, H, w_hh, 2 * H * H, H, rh, 0, H, 0.0, gh, 3 * H, w_n)
+            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, b0)
+    h_n[b0:b1] = h
 
 
 @njit(**_JIT)
-def backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db):
-    """Back-propagation through the whole batch step by step, the recurrent products by BLAS.
-
-    Fills the same arrays as `gru.kernels.rows.backward_rows`, db with the sums over all rows.
-    """
-    T, B = d_out.shape[0], d_out.shape[1]
-    H = h0.shape[1]
+def backward(
+    d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
+    b0, b1, w_all, w_rz, w_n,
+):  # fmt: skip
+    """Back-propagation through rows b0 ≤ b < b1 step by step, the recurrent products by BLAS:
+    fills what `gru.kernels.rows.backward_rows` fills for them, db with the sums over these
+    rows. ``w_all`` (W_hh), ``w_rz`` (its r and z rows) and ``w_n`` (W_hn) as B of
+    ``dgs @ W`` packed by `gru.kernels.packed` (reset after: w_all; before: the others), or
+    empty arrays for BLAS calls on W_hh as it is."""
+    T, H, m = d_out.shape[0], h0.shape[1], b1 - b0
     args = np.empty(8, np.int32)
     scalars = np.empty(2, d_out.dtype)
-    d_h = d_hn.copy()  # (B, H): ∂L/∂h at the current step
-    dgs = np.empty((B, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
-    d_rh = np.empty((B, H), d_out.dtype)
+    d_h = d_hn[b0:b1].copy()  # (m, H): ∂L/∂h at the current step
+    dgs = np.empty((m, 3 * H), d_out.dtype)  # this step's rows for the recurrent products
+    d_rh = np.empty((m, H), d_out.dtype)
     db[:] = 0.0
     for s in range(T - 1, -1, -1):
         grads_of_step(
-            s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, 0
+            s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, b0
         )
-        if reset_after:
-            # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (B, 3H) @ (3H, H)
-            _gemm(args, scalars, False, H, B, 3 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
+        if reset_after:  # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (m, 3H) @ (3H, H)
+            product(args, scalars, False, H, m, 3 * H, w_hh, 0, H, dgs, 0, 3 * H, 1.0, d_h, H,
+                    w_all)  # fmt: skip
             continue
         # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
-        da_n = dgs[:, 2 * H :]
-        _gemm(args, scalars, False, H, B, H, w_hh, 2 * H * H, H, da_n, 3 * H, 0.0, d_rh, 0, H)
-        reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, 0)
-        _gemm(args, scalars, False, H, B, 2 * H, w_hh, 0, H, dgs, 3 * H, 1.0, d_h, 0, H)
-    dh0[:] = d_h
+        product(args, scalars, False, H, m, H, w_hh, 2 * H * H, H, dgs, 2 * H, 3 * H, 0.0, d_rh,
+                H, w_n)  # fmt: skip
+        reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, b0)
+        product(args, scalars, False, H, m, 2 * H, w_hh, 0, H, dgs, 0, 3 * H, 1.0, d_h, H, w_rz)
+    dh0[b0:b1] = d_h
 
 
 # --- the variants ---------------------------------------------------------------------------

@@ -35,9 +35,11 @@ import numpy as np
 from numba import njit, prange, types
 
 from gru.kernels.activations import FASTMATH
+from gru.kernels.blas import backward as blas_backward
 from gru.kernels.blas import backward_variants as blas_backward_variants
+from gru.kernels.blas import forward as blas_forward
 from gru.kernels.blas import forward_variants as blas_forward_variants
-from gru.kernels.blas import gates_of_step, grads_of_step, n_of_step, reset_gate_grads
+from gru.kernels.blas import product
 from gru.kernels.products import INLINE
 
 __all__ = [
@@ -69,16 +71,12 @@ SHARD_WEIGHT_BYTES = 2 << 20
 memory and one loop, whose products the BLAS threads, is as fast."""
 MIN_SHARD_ROWS = 8
 
-_ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
+_ROW_MAJOR, _NO_TRANS, _TRANS, _B_MATRIX = 101, 111, 112, 162
 _i32 = types.int32
 _size = types.ExternalFunction("gru_kernels_sgemm_pack_get_size", types.uintp(*[_i32] * 4))
 _pack = types.ExternalFunction(
     "gru_kernels_sgemm_pack",
     types.void(*[_i32] * 6, types.float32, types.intp, _i32, types.intp),
-)
-_compute = types.ExternalFunction(
-    "gru_kernels_sgemm_compute",
-    types.void(*[_i32] * 6, types.intp, _i32, types.intp, _i32, types.float32, types.intp, _i32),
 )
 _bound: list[str] = []
 
@@ -135,62 +133,31 @@ def _packed(w, offset, n, k, m, transposed):
     return packed
 
 
-@njit(**INLINE)
-def _product(a, a_offset, lda, m, n, k, packed, beta, c, ldc):
-    """c[:m, :n] = a[:m, offset: offset + k] @ B (+ beta·c), B packed by `_packed`."""
-    _compute(_ROW_MAJOR, _NO_TRANS, _PACKED, m, n, k, a.ctypes.data + a_offset * 4, lda,
-             packed.ctypes.data, n, beta, c.ctypes.data, ldc)  # fmt: skip
-
-
 @njit(**_JIT)
 def forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved, b0, b1):
-    """Rows b0 ≤ b < b1, step by step: fills their out, h_n and (if save) saved."""
-    T, H, m = gx.shape[0], h0.shape[1], b1 - b0
-    n = 3 * H if reset_after else 2 * H
-    w_first = _packed(w_hh, 0, n, H, m, True)  # [W_hr | W_hz | W_hn]ᵀ, or [W_hr | W_hz]ᵀ
+    """Rows b0 ≤ b < b1, step by step (`gru.kernels.blas.forward` on W_hh packed): fills their
+    out, h_n and (if save) saved."""
+    H, m = h0.shape[1], b1 - b0
     no = np.empty(0, np.float32)
+    w_first = _packed(w_hh, 0, 3 * H if reset_after else 2 * H, H, m, True)
     w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, True)  # W_hnᵀ
-    h = h0[b0:b1].copy()  # (m, H)
-    gh = np.empty((m, 3 * H), np.float32)
-    rh = np.zeros((m, H), np.float32)
-    zbuf = np.empty((m, H), np.float32)
-    for s in range(T):
-        _product(h, 0, H, m, n, H, w_first, 0.0, gh, 3 * H)
-        gates_of_step(s, gx, gh, b_hn, h, lengths, reverse, reset_after, out, rh, zbuf, saved,
-                      save, b0)  # fmt: skip
-        if not reset_after:
-            _product(rh, 0, H, m, H, H, w_n, 0.0, gh, 3 * H)
-            n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, b0)
-    h_n[b0:b1] = h
+    blas_forward(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, save, out, h_n, saved,
+                 b0, b1, w_first, w_n)  # fmt: skip
 
 
 @njit(**_JIT)
 def backward_rows(
     d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db, b0, b1
 ):
-    """Back-propagation through rows b0 ≤ b < b1: fills their dg, h_prev and dh0, and db (4H,)
-    with the sums over these rows."""
-    T, H, m = d_out.shape[0], h0.shape[1], b1 - b0
+    """Back-propagation through rows b0 ≤ b < b1 (`gru.kernels.blas.backward` on W_hh packed):
+    fills their dg, h_prev and dh0, and db (4H,) with the sums over these rows."""
+    H, m = h0.shape[1], b1 - b0
     no = np.empty(0, np.float32)
     w_all = _packed(w_hh, 0, H, 3 * H, m, False) if reset_after else no  # W_hh (3H × H)
     w_rz = no if reset_after else _packed(w_hh, 0, H, 2 * H, m, False)  # [W_hr; W_hz]
     w_n = no if reset_after else _packed(w_hh, 2 * H * H, H, H, m, False)  # W_hn
-    d_h = d_hn[b0:b1].copy()  # (m, H): ∂L/∂h at the current step
-    dgs = np.empty((m, 3 * H), np.float32)  # this step's rows for the recurrent products
-    d_rh = np.empty((m, H), np.float32)
-    db[:] = 0.0
-    for s in range(T - 1, -1, -1):
-        grads_of_step(
-            s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, b0
-        )
-        if reset_after:  # d_h += [da_r | da_z | da_n ⊙ r] @ W_hh     (m, 3H) @ (3H, H)
-            _product(dgs, 0, 3 * H, m, H, 3 * H, w_all, 1.0, d_h, H)
-            continue
-        # d(r ⊙ h) = da_n @ W_hn, then da_r, then d_h += [da_r | da_z] @ W_h{r,z}
-        _product(dgs, 2 * H, 3 * H, m, H, H, w_n, 0.0, d_rh, H)
-        reset_gate_grads(s, d_rh, saved, h_prev, lengths, reverse, dg, db, dgs, d_h, b0)
-        _product(dgs, 0, 3 * H, m, H, 2 * H, w_rz, 1.0, d_h, H)
-    dh0[b0:b1] = d_h
+    blas_backward(d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev,
+                  dh0, db, b0, b1, w_all, w_rz, w_n)  # fmt: skip
 
 
 @njit(**_PARALLEL)
@@ -314,16 +281,16 @@ def small_shards(B: int, threads: int) -> int:
 
 @njit(**_JIT)
 def _small_rows(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx, b0, b1):
-    T, B, I = x.shape
+    T, I = x.shape[0], x.shape[2]
     H3, m = w_hh.shape[0], b1 - b0
     w_x = _packed(w_ih, 0, H3, I, m, True)  # W_ihᵀ (I × 3H)
+    args, scalars = np.empty(8, np.int32), np.empty(2, np.float32)  # unused: w_x is packed
     for t in range(T):
         for i in range(m):
             for j in range(H3):
                 gx[t, b0 + i, j] = b_x[j]
-        a = x.ctypes.data + (t * B + b0) * I * 4
-        c = gx.ctypes.data + (t * B + b0) * H3 * 4
-        _compute(_ROW_MAJOR, _NO_TRANS, _PACKED, m, H3, I, a, I, w_x.ctypes.data, H3, 1.0, c, H3)
+        x_t, gx_t = x[t, b0:b1], gx[t, b0:b1]  # (m, I), (m, 3H): contiguous rows
+        product(args, scalars, True, H3, m, I, w_ih, 0, I, x_t, 0, I, 1.0, gx_t, H3, w_x)
     none = np.empty((1, 1, 1), np.float32)
     forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, False, out, h_n, none, b0, b1)
 

@@ -141,6 +141,10 @@ def shard_count(B: int, T: int, H: int, threads: int | None) -> int:
     return max(1, min(threads, B, work // _MIN_WORK_PER_THREAD))
 
 
+_UNPACKED = np.empty(0, np.float32)
+"""What the BLAS loops take for packed weights when they call the BLAS on W_hh as it is."""
+
+
 def packed_plan(B: int, H: int, dtype, threads: int | None, backward: bool = False) -> int:
     """`gru.kernels.packed.plan` for a loop at (padded) width H in ``dtype`` (0: the rows' or
     the unpacked BLAS loop; float32 only)."""
@@ -224,9 +228,10 @@ def forward(
         kind = "packed forward sharded" if shards > 1 else "packed forward"
         first_call((kind, dtype), purpose, packed.forward, gx, h0, w_hh, b_hn, *flags, shards)
     elif uses_blas(H):
+        none = _UNPACKED  # BLAS calls on W_hh itself
         first_call(
             ("blas forward", dtype), f"{purpose}, large layers",
-            blas.forward, gx, h0, w_hh, b_hn, *flags,
+            blas.forward, gx, h0, w_hh, b_hn, *flags, 0, B, none, none,
         )  # fmt: skip
     else:
         if w_hh_t is None:
@@ -306,9 +311,10 @@ def backward(
         return dg, h_prev, dh0, parts.sum(axis=0)
     if uses_blas(H):
         db = np.empty(4 * H, dtype)
+        none = _UNPACKED
         first_call(
             ("blas backward", dtype), "training, large layers",
-            blas.backward, *common, dg, h_prev, dh0, db,
+            blas.backward, *common, dg, h_prev, dh0, db, 0, B, none, none, none,
         )  # fmt: skip
         return dg, h_prev, dh0, db
     shards = shard_count(B, T, H, threads)
@@ -371,7 +377,7 @@ def forward_variants(
             packed.forward_variants, gx, h0, w_hh, b_hn, flags, shards,
         )  # fmt: skip
     elif uses_blas(H):
-        none = np.empty(0, np.float32)  # no packed weights: BLAS calls on W_hh itself
+        none = _UNPACKED  # BLAS calls on W_hh itself
         first_call(
             ("blas variants forward", dtype), f"{purpose}, large layers",
             blas.forward_variants, gx, h0, w_hh, b_hn, *flags, 0, B, none, none,
@@ -428,7 +434,7 @@ def backward_variants(
     elif uses_blas(H):
         db = np.empty(4 * H, dtype)
         dln = np.empty((2, 3 * H), dtype)
-        none = np.empty(0, np.float32)  # no packed weights: BLAS calls on W_hh itself
+        none = _UNPACKED  # BLAS calls on W_hh itself
         first_call(
             ("blas variants backward", dtype), f"{purpose}, large layers",
             blas.backward_variants, *args, db, *flags, dln, 0, B, none, none, none,

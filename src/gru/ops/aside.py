@@ -183,6 +183,7 @@ def engine_ready(dtype: str, target: str = "inference", packed: bool = False) ->
     if mode() == "wait":
         if target == "training":
             _backward_beside(("packed-backward" if packed else "backward", dtype))
+            _ready.add(kind)  # later calls: the lookup above (another loop compiles in place)
         return True
     with _lock:
         if kind in _ready:
