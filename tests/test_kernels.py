@@ -497,7 +497,7 @@ def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
     x, h = rng.normal(size=(B, I)), rng.normal(size=(2, B, H))
     stack = kernels.pack(layers, B, reset_after=reset_after, dtype=dtype)
     stack.state[...] = h
-    kernels.step(x.astype(dtype), stack.weights, stack.work, stack.layout, reset_after)
+    kernels.step(x.astype(dtype), stack)
     out = stack.output
 
     h1, _ = R.gru_step(x, h[0], *layers[0], reset_after=reset_after)

@@ -121,7 +121,8 @@ def _bf16(dtype) -> bool:
 
 def _streaming(dtype) -> None:
     _, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 1, 1, 8)
-    stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=True, dtype=dtype)
+    for reset_after in (True, False):
+        stream.pack([(w_ih, w_hh, b_ih, b_hh)], 1, reset_after=reset_after, dtype=dtype)
     audio.prepare()  # the front end of streaming speech (float32 whatever the layer's dtype)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "TWO_ROWS",
     "TWO_ROWS_3H",
     "matvec_t",
+    "pointer",
     "position",
     "scratch",
     "vecmat_add",
@@ -49,6 +50,21 @@ def scratch(typingctx, size, dtype):
         return cgutils.alloca_once(builder, context.get_value_type(dtype.dtype), size=count)
 
     return types.CPointer(dtype.dtype)(size, dtype), codegen
+
+
+@intrinsic
+def pointer(typingctx, array, offset):
+    """A pointer to ``array``'s element ``offset`` of its flat data (C order). With
+    ``numba.carray`` it makes a view that costs no reference counting and no reshape call, for
+    loops that make a few views per call and are themselves only a microsecond long."""
+    if not isinstance(array, types.Array) or not isinstance(offset, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, value=args[0]).data
+        return builder.gep(data, [args[1]])
+
+    return types.CPointer(array.dtype)(array, offset), codegen
 
 
 @njit(**INLINE)

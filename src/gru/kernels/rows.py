@@ -38,6 +38,7 @@ from gru.kernels.products import (
     TWO_ROWS,
     TWO_ROWS_3H,
     matvec_t,
+    pointer,
     position,
     scratch,
     vecmat_add,
@@ -416,53 +417,73 @@ def backward_rows(
 
 
 # --- one step -----------------------------------------------------------------------------
+# A step is about a microsecond of work, so its views are pointer views (`pointer`): no reference
+# counts, no reshape calls, which cost a third of the step as ordinary slices.
+
+STEP_SCRATCH = 8
+"""Rows of (B, H) after a stack's state and outputs in its ``work``: gx and gh (three each), r ⊙ h
+and z."""
+
+
+@njit(**INLINE)
+def _step_layer(v, I, weights, o, work, layer, reset_after):
+    """Layer ``layer`` of a stack from v (B, I), its weights from ``weights[o:]``; returns the
+    offset of the next layer's weights."""
+    n_rows, B, H = work.shape
+    L = (n_rows - STEP_SCRATCH) // 2
+    N = 3 * H
+    w_ih_t = carray(pointer(weights, o), (I, N))
+    w_hh_t = carray(pointer(weights, o + I * N), (H, N))
+    b_x = carray(pointer(weights, o + (I + H) * N), (N,))
+    b_hn = carray(pointer(weights, o + (I + H + 1) * N), (H,))
+    h = carray(pointer(work, layer * B * H), (B, H))
+    out = carray(pointer(work, (L + layer) * B * H), (1, B, H))
+    s = 2 * L * B * H
+    gx = carray(pointer(work, s), (1, B, N))  # as the gate helpers read it
+    gx2 = carray(pointer(work, s), (B, N))  # as the products write it
+    gh = carray(pointer(work, s + B * N), (B, N))
+    rh = carray(pointer(work, s + 2 * B * N), (B, H))
+    z_ = carray(pointer(work, s + 2 * B * N + B * H), (B, H))
+    for b in range(B):
+        matvec_t(v, b, b, w_ih_t, 0, N, gx2, False)
+        for j in range(N):
+            gx2[b, j] += b_x[j]
+        if reset_after:
+            matvec_t(h, b, b, w_hh_t, 0, N, gh, False)
+            gates_after(gx, 0, b, gh, b_hn, h, b, out, gx, False)
+        else:
+            matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
+            gates_before_rz(gx, 0, b, gh, h, b, rh, z_, gx, False)
+            matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
+            gates_before_n(gx, 0, b, gh, h, b, z_, out, gx, False)
+    return o + (I + H + 1) * N + H
+
+
+@njit(**INLINE)
+def _step_stack(x, weights, work, reset_after):
+    n_rows, B, H = work.shape
+    L = (n_rows - STEP_SCRATCH) // 2
+    o = _step_layer(x, x.shape[1], weights, 0, work, 0, reset_after)
+    for layer in range(1, L):
+        v = carray(pointer(work, (L + layer - 1) * B * H), (B, H))
+        o = _step_layer(v, H, weights, o, work, layer, reset_after)
 
 
 @njit(**ENTRY)
-def step_stack(x, weights, work, layout, reset_after):
-    """One step of a stack of layers for every row of x (B, I), without allocating.
+def step_after(x, weights, work):
+    """One step, reset after, of a stack of layers for every row of x (B, I), without allocating.
 
-    Everything a step touches lives in two flat arrays so that a call passes five arguments
-    (a compiled call's cost grows with its argument count, and a step is only ~1 µs of work):
-    ``weights`` holds each layer's W_ihᵀ, W_hhᵀ, b_x (b_ih plus the recurrent biases outside r)
-    and b_hn; ``work`` holds the state h (L, B, H), the outputs (L, B, H) and the scratch.
-    ``layout`` is [L, B, H, then per layer: offsets of W_ihᵀ, W_hhᵀ, b_x, b_hn and its input
-    size]; the offsets of the state and outputs are 0 and L·B·H. Returns nothing: the top
-    layer's output is ``work[(2L − 1)·B·H : 2L·B·H]`` (B, H), a view the caller keeps (handing
-    a new array object back to Python would cost as much as a third of the step).
+    ``weights`` holds per layer W_ihᵀ (I_k, 3H), W_hhᵀ (H, 3H), b_x (3H: b_ih plus the recurrent
+    biases outside r) and b_hn (H), flat, one layer after another (I_k = H above the first);
+    ``work`` (2L + STEP_SCRATCH, B, H) holds the state h of every layer, then their outputs,
+    then the scratch. Three arguments, nothing returned: a compiled call costs more the more it
+    unpacks and boxes, and the step itself is about a microsecond. The top layer's output is
+    ``work[2L − 1]``, a view the caller keeps.
     """
-    L, B, H = layout[0], layout[1], layout[2]
-    LBH = L * B * H
-    state = work[:LBH].reshape((L, B, H))
-    outs = work[LBH : 2 * LBH].reshape((L, B, H))
-    s = 2 * LBH
-    gx = work[s : s + B * 3 * H].reshape((B, 3 * H))
-    gh = work[s + B * 3 * H : s + 2 * B * 3 * H].reshape((B, 3 * H))
-    s += 2 * B * 3 * H
-    rh = work[s : s + B * H].reshape((B, H))
-    z_ = work[s + B * H : s + 2 * B * H].reshape((B, H))
-    v = x
-    for layer in range(L):
-        o = 3 + 5 * layer
-        I = layout[o + 4]
-        w_ih_t = weights[layout[o] : layout[o] + I * 3 * H].reshape((I, 3 * H))
-        w_hh_t = weights[layout[o + 1] : layout[o + 1] + H * 3 * H].reshape((H, 3 * H))
-        b_x = weights[layout[o + 2] : layout[o + 2] + 3 * H]
-        b_hn = weights[layout[o + 3] : layout[o + 3] + H]
-        h = state[layer]
-        out = outs[layer]
-        gx3 = gx.reshape((1, B, 3 * H))
-        out3 = out.reshape((1, B, H))
-        for b in range(B):
-            matvec_t(v, b, b, w_ih_t, 0, 3 * H, gx, False)
-            for j in range(3 * H):
-                gx[b, j] += b_x[j]
-            if reset_after:
-                matvec_t(h, b, b, w_hh_t, 0, 3 * H, gh, False)
-                gates_after(gx3, 0, b, gh, b_hn, h, b, out3, gx3, False)
-            else:
-                matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
-                gates_before_rz(gx3, 0, b, gh, h, b, rh, z_, gx3, False)
-                matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
-                gates_before_n(gx3, 0, b, gh, h, b, z_, out3, gx3, False)
-        v = out
+    _step_stack(x, weights, work, True)
+
+
+@njit(**ENTRY)
+def step_before(x, weights, work):
+    """`step_after` with the reset gate before the recurrent product."""
+    _step_stack(x, weights, work, False)

@@ -44,7 +44,7 @@ class Stepper:
         L = state.shape[0]
         variants = bool(layer_norms) or bool(zoneout)
         self.fused = stream_backend(backend, state, variants) == "fused"
-        # On the engine a step is ``kernel(x, *arguments)`` (`gru.kernels.step`); else None.
+        # On the engine a step is ``kernel(x, *arguments)`` (`gru.kernels.PackedStack`); else None.
         self.kernel, self.arguments = None, ()
         if not self.fused:
             self.state = state
@@ -60,8 +60,8 @@ class Stepper:
         self.state = torch.from_numpy(stack.state)  # shares memory with the engine's buffer
         self.out_np = stack.output  # what `step` returns, overwritten by the next step
         self.out = torch.from_numpy(stack.output)
-        self.kernel = kernels.step
-        self.arguments = (stack.weights, stack.work, stack.layout, reset_after)
+        self.kernel = stack.kernel
+        self.arguments = (stack.weights, stack.work)
 
     def step(self, x):
         """Advance every layer by one step from x (B, I); returns the top layer's output (B, H).
