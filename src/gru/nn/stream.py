@@ -55,7 +55,8 @@ class GRUStream:
         self._np_dtype = self._stepper.out_np.dtype if fused else None
         self._out_np = self._stepper.out_np if fused else None
         self._out_torch = self._stepper.out if fused else None
-        self._kernel, self._arguments = self._stepper.kernel, self._stepper.arguments
+        self._entry = self._stepper.entry  # takes the arrays as they are: only for a checked x
+        self._weights, self._work = self._stepper.arguments if fused else (None, None)
 
     @property
     def state(self) -> Tensor:
@@ -85,7 +86,7 @@ class GRUStream:
             and x.shape == self._shape
             and x.flags.c_contiguous
         ):  # the short way: what the engine reads as it is, in one compiled call
-            self._kernel(x, *self._arguments)
+            self._entry(x, self._weights, self._work)
             return self._out_np
         return self._step(x)
 

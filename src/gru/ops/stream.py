@@ -44,8 +44,9 @@ class Stepper:
         L = state.shape[0]
         variants = bool(layer_norms) or bool(zoneout)
         self.fused = stream_backend(backend, state, variants) == "fused"
-        # On the engine a step is ``kernel(x, *arguments)`` (`gru.kernels.PackedStack`); else None.
-        self.kernel, self.arguments = None, ()
+        # On the engine a step is ``kernel(x, *arguments)``, or ``entry(x, *arguments)`` for an x
+        # already checked (`gru.kernels.PackedStack`); else None.
+        self.kernel, self.entry, self.arguments = None, None, ()
         if not self.fused:
             self.state = state
             self.layers = [tuple(None if w is None else w.detach() for w in ws) for ws in layers]
@@ -60,7 +61,7 @@ class Stepper:
         self.state = torch.from_numpy(stack.state)  # shares memory with the engine's buffer
         self.out_np = stack.output  # what `step` returns, overwritten by the next step
         self.out = torch.from_numpy(stack.output)
-        self.kernel = stack.kernel
+        self.kernel, self.entry = stack.kernel, stack.entry
         self.arguments = (stack.weights, stack.work)
 
     def step(self, x):
