@@ -421,12 +421,13 @@ def test_the_small_call_path_equals_the_oracle(
 
 
 @HYPOTHESIS
-@given(**PROBLEMS, bias=st.booleans(), h0=st.booleans())
+@given(**PROBLEMS, bias=st.booleans(), h0=st.booleans(), threads=st.sampled_from([1, 2]))
 def test_the_small_call_on_packed_shards_equals_the_oracle(
-    T, B, I, H, reset_after, reverse, with_lengths, seed, bias, h0
+    T, B, I, H, reset_after, reverse, with_lengths, seed, bias, h0, threads
 ):
     """float32's small call in shards on MKL's packed GEMM (`gru.kernels.packed.small`; S1's
-    32 rows go in two shards of 16, here down to one row a shard), weights of torch's scale."""
+    32 rows go in two shards of 16, here down to one row a shard, at every width), weights of
+    torch's scale."""
     ops.start_engine()
     arrays, lengths = random_problem(seed, T, B, I, H, with_lengths, torch_init=True)
     for name, on in (("b_ih", bias), ("b_hh", bias), ("h0", h0)):
@@ -434,11 +435,13 @@ def test_the_small_call_on_packed_shards_equals_the_oracle(
     kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
     r_out, r_h, _ = oracle_layer(*arrays.values(), **kw)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(packed, "SMALL_MIN_BATCH", 1)
         patch.setattr(packed, "SMALL_MIN_ROWS", 1)
-        assert packed.small_shards(B, threads=2) == (2 if B >= 2 else 0)
+        patch.setattr(packed, "MIN_HIDDEN", H + 1)
+        assert packed.small_shards(B, H, threads) == min(threads, B)
         out, h_n = small_forward(
             arrays, lengths, reset_after=reset_after, reverse=reverse, dtype=np.float32,
-            bias=bias, h0=h0, threads=2,
+            bias=bias, h0=h0, threads=threads,
         )  # fmt: skip
     assert_close(out, r_out, np.float32, what="packed small output")
     assert_close(h_n, r_h, np.float32, what="packed small h_n")
@@ -465,13 +468,23 @@ def test_the_small_call_path_without_bias_or_initial_state(reset_after):
     assert_close(h_n, r_h, np.float64)
 
 
-def test_small_means_a_cheap_projection_and_one_thread():
-    ops.start_engine()  # binds torch's BLAS, which takes the large sizes
+def test_small_means_a_cheap_projection_and_one_thread_or_float32_shards():
+    ops.start_engine()  # binds torch's BLAS, which takes the large sizes, and MKL's packed GEMM
+    f32, f64 = np.float32, np.float64
     assert small.is_small(5, 32, 10, 20, threads=2)  # S1
-    assert not small.is_small(100, 32, 32, 32, threads=2)  # S2: the GEMM and two threads win
-    assert not small.is_small(1, 1, 64, 1024, threads=1)  # BLAS sizes
+    assert small.is_small(5, 32, 10, 20, threads=2, dtype=f32)
+    assert not small.is_small(100, 32, 32, 32, threads=2)  # S2 in float64: GEMM, two threads
+    assert small.is_small(100, 32, 32, 32, threads=2, dtype=f32)  # float32: packed shards
+    assert small.is_small(100, 32, 32, 32, threads=1, dtype=f32)  # one shard
+    assert packed.small_shards(32, 32, threads=2) == 2
+    assert packed.small_shards(4, 32, threads=2) == 2
+    assert packed.small_shards(3, 32, threads=2) == 0  # fewer than SMALL_MIN_BATCH rows
+    assert packed.small_shards(32, 64, threads=2) == 0  # the packed loops' widths
+    assert not small.is_small(100, 32, 32, 64, threads=2, dtype=f32)
+    assert not small.is_small(1, 1, 64, 1024, threads=1, dtype=f32)  # BLAS sizes
     assert not small.is_small(5, 64, 4, 64, threads=2)  # recurrence worth two threads
     assert small.is_small(5, 64, 4, 64, threads=1)
+    assert not small.is_small(5, 64, 4, 64, threads=2, dtype=f64)
 
 
 def test_save_false_keeps_nothing_and_gives_the_same_output():

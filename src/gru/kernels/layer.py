@@ -93,7 +93,7 @@ def forward(
     T, B, I = x.shape
     H = w_hh.shape[1]
     dtype = x.dtype
-    if not save and is_small(T, B, I, H, threads):
+    if not save and is_small(T, B, I, H, threads, dtype):
         output, h_n = forward_small(
             x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after=reset_after, reverse=reverse,
             threads=threads,

@@ -1,8 +1,13 @@
-"""Small layers without gradients: projection and recurrence in one compiled call.
+"""Layers without gradients at the row kernels' widths: projection and recurrence in one
+compiled call.
 
 For a short sequence of a small layer (S1: T 5, B 32, I 10, H 20) the GEMM of the input
 projection and the dozen array calls around it cost more than the work; one compiled call
 that computes the projection in its own loop and then runs the rows is about twice as fast.
+In float32, with MKL's packed GEMM bound, a batch of four rows or more at those widths (under
+`gru.kernels.packed.MIN_HIDDEN` units) goes this way at any length: in shards, each projecting
+its own rows on MKL (`gru.kernels.packed.small`), 1.2–3.3× faster than the projection's GEMM
+followed by the recurrence's own call (S2 1.35×).
 """
 
 from __future__ import annotations
@@ -24,16 +29,22 @@ loop: below this, the separate GEMM and the NumPy and torch calls around it cost
 the projection itself (S1, 5 × 32 × 10 → 60: 96,000)."""
 
 
-def is_small(T: int, B: int, I: int, H: int, threads: int | None = None) -> bool:
-    """Whether `forward_small` is the faster way to run this layer without saving: a
-    projection under `SMALL_PROJECTION`, a recurrence one thread runs anyway, no BLAS."""
-    return (
-        T * B * I * 3 * H <= SMALL_PROJECTION
-        and I <= STACK_HIDDEN  # x's rows go through stack scratch
-        and H <= STACK_HIDDEN
-        and not uses_blas(H)
-        and shard_count(B, T, H, threads) == 1
-    )
+def is_small(T: int, B: int, I: int, H: int, threads: int | None = None, dtype=np.float64) -> bool:
+    """Whether `forward_small` is the faster way to run this layer without saving, in
+    ``dtype``: no BLAS width, and either its packed shards (float32, `_shards`) or a projection
+    under `SMALL_PROJECTION` and a recurrence one thread runs anyway."""
+    if I > STACK_HIDDEN or H > STACK_HIDDEN or uses_blas(H):
+        return False
+    if _shards(B, H, threads, dtype):
+        return True
+    return T * B * I * 3 * H <= SMALL_PROJECTION and shard_count(B, T, H, threads) == 1
+
+
+def _shards(B: int, H: int, threads: int | None, dtype) -> int:
+    """`gru.kernels.packed.small_shards` for float32 (0 for float64: MKL packs float32 only)."""
+    if np.dtype(dtype) != np.float32:
+        return 0
+    return packed.small_shards(B, H, cpu_count() if threads is None else threads)
 
 
 @njit(**ENTRY)
@@ -106,8 +117,9 @@ def forward_small(
     or None; h0 (B, H) or None for zeros; lengths as in `gru.kernels.recurrence.forward`.
     Returns (output (T, B, H), h_n (B, H)). The call pads H to the engine's width and folds the
     biases itself: nothing is copied or derived ahead of it, and arrays already C-contiguous in
-    x's dtype go in as they are. In float32, with ``threads`` (default: the CPUs) ≥ 2 and
-    enough rows, shards of the batch on MKL's packed GEMM do it instead (`gru.kernels.packed`).
+    x's dtype go in as they are. In float32, where `gru.kernels.packed.small_shards` gives
+    shards for ``threads`` (default: the CPUs), shards of the batch on MKL's packed GEMM do it
+    instead (`gru.kernels.packed.small`), one per thread.
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -125,9 +137,7 @@ def forward_small(
         np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
         lengths_array(lengths, T, B),
     )
-    shards = 0
-    if dtype == np.float32:
-        shards = packed.small_shards(B, cpu_count() if threads is None else threads)
+    shards = _shards(B, H, threads, dtype)
     if shards:
         return first_call(
             ("packed small", dtype), "inference", packed.small, *arrays, bool(reverse),

@@ -101,8 +101,9 @@ def _all_small(module, plan: _Plan, T: int, B: int) -> bool:
     if known is None:
         D = 2 if module.bidirectional else 1
         H = module.hidden_size
+        dtype = np.float32 if plan.dtype == torch.float32 else np.float64
         known = all(
-            is_small(T, B, module.input_size if layer == 0 else D * H, H, threads)
+            is_small(T, B, module.input_size if layer == 0 else D * H, H, threads, dtype)
             for layer in range(module.num_layers)
         )
         plan.small[(T, B, threads)] = known

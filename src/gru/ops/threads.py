@@ -2,10 +2,11 @@
 
 The engine shards a batch over at most ``torch.get_num_threads()`` threads
 (`gru.kernels.recurrence.shard_count`, which `gru.ops.fused` hands that number), on Numba's
-pool, which shares torch's OpenMP runtime; torch's own operations and the GEMMs around the
-engine's loop run on torch's pool. `set_threads` sets them all, so one number rules every
-computation of the process: fewer threads than cores keep a busy machine from slowing every
-step down while threads wait for each other.
+OpenMP pool (the system's libgomp: torch's wheel carries its own copy, so the two pools are
+apart); torch's own operations and the GEMMs around the engine's loop run on torch's pool.
+`set_threads` sets them all, so one number rules every computation of the process: fewer
+threads than cores keep a busy machine from slowing every step down while threads wait for
+each other.
 
 NumPy's BLAS pool (the small products of audio features, for one) is capped at the same
 number (threadpoolctl).
