@@ -84,7 +84,9 @@ def matvec_t(v, va, vb, w_t, j0, n, acc, pair):
         acc[va, j] = 0.0
         acc[vb, j] = 0.0
     k = 0
-    while not pair and k + 8 <= H:  # one row: eight deep, half the passes over acc
+    # One row: eight deep, half the passes over acc (a batch-1 step 1.02-1.23x faster; a pair
+    # eight deep was no faster, 0.94-1.19x).
+    while not pair and k + 8 <= H:
         a0, a1, a2, a3 = v[va, k], v[va, k + 1], v[va, k + 2], v[va, k + 3]
         a4, a5, a6, a7 = v[va, k + 4], v[va, k + 5], v[va, k + 6], v[va, k + 7]
         for j in range(n):
@@ -133,6 +135,32 @@ def vecmat_add(v, va_t, va_b, vb_t, vb_b, v0, w, j0, n, acc, ia, ib, pair):
     and (vb_t, vb_b) → i = ib when ``pair``. v is a (T, B, ·) array of gradients."""
     H = w.shape[1]
     j = 0
+    while not pair and j + 8 <= n:  # one row: eight deep, as `matvec_t`
+        p, q = v0 + j, j0 + j
+        a0, a1, a2, a3 = (
+            v[va_t, va_b, p],
+            v[va_t, va_b, p + 1],
+            v[va_t, va_b, p + 2],
+            v[va_t, va_b, p + 3],
+        )
+        a4, a5, a6, a7 = (
+            v[va_t, va_b, p + 4],
+            v[va_t, va_b, p + 5],
+            v[va_t, va_b, p + 6],
+            v[va_t, va_b, p + 7],
+        )
+        for k in range(H):
+            acc[ia, k] += (
+                a0 * w[q, k]
+                + a1 * w[q + 1, k]
+                + a2 * w[q + 2, k]
+                + a3 * w[q + 3, k]
+                + a4 * w[q + 4, k]
+                + a5 * w[q + 5, k]
+                + a6 * w[q + 6, k]
+                + a7 * w[q + 7, k]
+            )
+        j += 8
     while j + 4 <= n:
         p = v0 + j
         a0, a1, a2, a3 = (
