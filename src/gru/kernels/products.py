@@ -101,23 +101,14 @@ def matvec_t(v, va, vb, w_t, j0, n, acc, pair):
                 + a7 * w_t[k + 7, j0 + j]
             )
         k += 8
-    while k + 4 <= H:
+    while pair and k + 4 <= H:  # (one row's last few, under eight, go one at a time below)
         a0, a1, a2, a3 = v[va, k], v[va, k + 1], v[va, k + 2], v[va, k + 3]
-        if pair:
-            b0, b1, b2, b3 = v[vb, k], v[vb, k + 1], v[vb, k + 2], v[vb, k + 3]
-            for j in range(n):
-                c0, c1 = w_t[k, j0 + j], w_t[k + 1, j0 + j]
-                c2, c3 = w_t[k + 2, j0 + j], w_t[k + 3, j0 + j]
-                acc[va, j] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
-                acc[vb, j] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
-        else:
-            for j in range(n):
-                acc[va, j] += (
-                    a0 * w_t[k, j0 + j]
-                    + a1 * w_t[k + 1, j0 + j]
-                    + a2 * w_t[k + 2, j0 + j]
-                    + a3 * w_t[k + 3, j0 + j]
-                )
+        b0, b1, b2, b3 = v[vb, k], v[vb, k + 1], v[vb, k + 2], v[vb, k + 3]
+        for j in range(n):
+            c0, c1 = w_t[k, j0 + j], w_t[k + 1, j0 + j]
+            c2, c3 = w_t[k + 2, j0 + j], w_t[k + 3, j0 + j]
+            acc[va, j] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
+            acc[vb, j] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
         k += 4
     while k < H:
         a0, b0 = v[va, k], v[vb, k]
@@ -137,18 +128,10 @@ def vecmat_add(v, va_t, va_b, vb_t, vb_b, v0, w, j0, n, acc, ia, ib, pair):
     j = 0
     while not pair and j + 8 <= n:  # one row: eight deep, as `matvec_t`
         p, q = v0 + j, j0 + j
-        a0, a1, a2, a3 = (
-            v[va_t, va_b, p],
-            v[va_t, va_b, p + 1],
-            v[va_t, va_b, p + 2],
-            v[va_t, va_b, p + 3],
-        )
-        a4, a5, a6, a7 = (
-            v[va_t, va_b, p + 4],
-            v[va_t, va_b, p + 5],
-            v[va_t, va_b, p + 6],
-            v[va_t, va_b, p + 7],
-        )
+        a0, a1 = v[va_t, va_b, p], v[va_t, va_b, p + 1]
+        a2, a3 = v[va_t, va_b, p + 2], v[va_t, va_b, p + 3]
+        a4, a5 = v[va_t, va_b, p + 4], v[va_t, va_b, p + 5]
+        a6, a7 = v[va_t, va_b, p + 6], v[va_t, va_b, p + 7]
         for k in range(H):
             acc[ia, k] += (
                 a0 * w[q, k]
@@ -161,29 +144,24 @@ def vecmat_add(v, va_t, va_b, vb_t, vb_b, v0, w, j0, n, acc, ia, ib, pair):
                 + a7 * w[q + 7, k]
             )
         j += 8
-    while j + 4 <= n:
-        p = v0 + j
+    while pair and j + 4 <= n:  # (one row's last few, under eight, go one at a time below)
+        p, q = v0 + j, j0 + j
         a0, a1, a2, a3 = (
             v[va_t, va_b, p],
             v[va_t, va_b, p + 1],
             v[va_t, va_b, p + 2],
             v[va_t, va_b, p + 3],
         )
-        q = j0 + j
-        if pair:
-            b0, b1, b2, b3 = (
-                v[vb_t, vb_b, p],
-                v[vb_t, vb_b, p + 1],
-                v[vb_t, vb_b, p + 2],
-                v[vb_t, vb_b, p + 3],
-            )
-            for k in range(H):
-                c0, c1, c2, c3 = w[q, k], w[q + 1, k], w[q + 2, k], w[q + 3, k]
-                acc[ia, k] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
-                acc[ib, k] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
-        else:
-            for k in range(H):
-                acc[ia, k] += a0 * w[q, k] + a1 * w[q + 1, k] + a2 * w[q + 2, k] + a3 * w[q + 3, k]
+        b0, b1, b2, b3 = (
+            v[vb_t, vb_b, p],
+            v[vb_t, vb_b, p + 1],
+            v[vb_t, vb_b, p + 2],
+            v[vb_t, vb_b, p + 3],
+        )
+        for k in range(H):
+            c0, c1, c2, c3 = w[q, k], w[q + 1, k], w[q + 2, k], w[q + 3, k]
+            acc[ia, k] += a0 * c0 + a1 * c1 + a2 * c2 + a3 * c3
+            acc[ib, k] += b0 * c0 + b1 * c1 + b2 * c2 + b3 * c3
         j += 4
     while j < n:
         a0, b0 = v[va_t, va_b, v0 + j], v[vb_t, vb_b, v0 + j]
