@@ -517,6 +517,11 @@ def test_step_of_a_stack_equals_the_oracle_steps(reset_after, dtype):
     h2, _ = R.gru_step(h1, h[1], *layers[1], reset_after=reset_after)
     assert_close(out, h2, dtype)
     assert_close(stack.state, np.stack([h1, h2]), dtype)  # the state
+    with pytest.raises(ValueError, match=r"kernels.step: x must be an ndarray of shape \(3, 5\)"):
+        kernels.step(x[:, :4].astype(dtype), stack)  # the step would read past each row's end
+    other = np.float64 if dtype == np.float32 else np.float32
+    with pytest.raises(ValueError, match=rf"and dtype {np.dtype(dtype)}, got ndarray \(3, 5\)"):
+        kernels.step(x.astype(other), stack)
 
 
 @pytest.mark.parametrize("k", [0, 1, 3])

@@ -3,7 +3,8 @@ of a step, and the vector–matrix products that `gru.kernels.rows` and `gru.ker
 run around their gate math.
 
 The products are bound by loads, not arithmetic: rows go in pairs that share every load of W_hh,
-the inner loops run over contiguous memory and are unrolled four deep, so LLVM vectorizes them.
+the inner loops run over contiguous memory and are unrolled four deep (a lone row's eight), so
+LLVM vectorizes them.
 Shapes as in `gru.kernels.rows`.
 """
 

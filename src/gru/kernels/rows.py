@@ -4,7 +4,8 @@ Each entry point walks whole sequences for the rows ``b0 <= b < b1`` it is given
 sharded over threads by giving each thread a range of rows: no thread waits for another
 between time steps. Rows go in pairs that share every load of W_hh (the products are
 vector–matrix products, bound by loads, not by arithmetic); the inner loops run over contiguous
-memory and are unrolled four deep, so LLVM vectorizes them and the gate math after them.
+memory and are unrolled four deep (a lone row's eight), so LLVM vectorizes them and the gate
+math after them.
 
 Three rules keep the loops fast, and the code is written around them:
 - no array views inside the time loop (each view costs two atomic reference-count updates):

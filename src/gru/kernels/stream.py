@@ -44,6 +44,7 @@ class PackedStack:
     state: np.ndarray
     output: np.ndarray
     reset_after: bool
+    input_size: int
 
 
 def pack(layers, batch_size: int, *, reset_after: bool, dtype) -> PackedStack:
@@ -70,12 +71,21 @@ def pack(layers, batch_size: int, *, reset_after: bool, dtype) -> PackedStack:
         first_call(key, "streaming", kernel, x, weights, work.copy())
     compiled = kernel.overloads.get(tuple(typeof(a) for a in (x, weights, work)))
     entry = kernel if compiled is None else compiled.entry_point
-    return PackedStack(kernel, entry, weights, work, work[:L], work[2 * L - 1], reset_after)
+    state, output = work[:L], work[2 * L - 1]
+    return PackedStack(kernel, entry, weights, work, state, output, reset_after, x.shape[1])
 
 
 def step(x: np.ndarray, stack: PackedStack) -> None:
     """Advance every layer of ``stack`` by one step from x (B, I) (C-contiguous, the stack's
     dtype), in place; the top layer's output is then in ``stack.output``. A stream that steps
     often calls ``stack.kernel(x, stack.weights, stack.work)`` itself, as `gru.ops.Stepper`
-    does: the same, without this call's attribute reads."""
+    does: the same, without this call's checks (the step reads x by the stack's sizes, so an x
+    of another shape would be read out of bounds)."""
+    expected = (stack.work.shape[1], stack.input_size)
+    if not isinstance(x, np.ndarray) or x.shape != expected or x.dtype != stack.weights.dtype:
+        got = f"{type(x).__name__} {getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}".strip()
+        raise ValueError(
+            f"kernels.step: x must be an ndarray of shape {expected} and dtype "
+            f"{stack.weights.dtype}, got {got}"
+        )
     stack.kernel(x, stack.weights, stack.work)
