@@ -220,34 +220,51 @@ def n_of_step(s, gx, gh, h, lengths, reverse, zbuf, out, saved, save, b0):
 
 
 @njit(**INLINE)
+def row_of_step(s, b, i, lengths, reverse, h0, out, d_out, d_h, dgs, dg, h_prev):
+    """Backward step s of batch row b (scratch row i): its position t, with h_prev[t, b] filled
+    and ∂L/∂h_t added to d_h[i]; or −1 past its length, where dgs[i], dg[s, b] and
+    h_prev[s, b] are zeroed (padding: nothing flows)."""
+    H = h0.shape[1]
+    L = lengths[b]
+    if s >= L:
+        for k in range(3 * H):
+            dgs[i, k] = 0.0
+        for k in range(4 * H):
+            dg[s, b, k] = 0.0
+        for k in range(H):
+            h_prev[s, b, k] = 0.0
+        return -1
+    t = L - 1 - s if reverse else s
+    tp = t + 1 if reverse else t - 1
+    for k in range(H):
+        h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
+        d_h[i, k] += d_out[t, b, k]
+    return t
+
+
+@njit(**INLINE)
+def product_row(dg, t, b, dgs, i, reset_after):
+    """dgs[i], row b's row for the recurrent products at t: [da_r | da_z | da_n ⊙ r] (reset
+    after) or [· | da_z | da_n] (reset before)."""
+    H = dgs.shape[1] // 3
+    for k in range(2 * H):
+        dgs[i, k] = dg[t, b, H + k]
+    for k in range(H):
+        dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+
+
+@njit(**INLINE)
 def grads_of_step(
     s, d_out, out, h0, saved, lengths, reverse, reset_after, dg, h_prev, d_h, dgs, db, b0
 ):  # fmt: skip
     """Backward step s of the rows (d_h holds ∂L/∂h_t of each): h_prev, dg and db, and dgs,
-    the rows of the recurrent products: [da_r | da_z | da_n ⊙ r] (reset after) or
-    [· | da_z | da_n] (reset before). Rows past their length write zeros."""
-    H = h0.shape[1]
+    the rows of the recurrent products (`product_row`). Rows past their length write zeros."""
     for i in range(d_h.shape[0]):
         b = b0 + i
-        L = lengths[b]
-        if s >= L:
-            for k in range(3 * H):
-                dgs[i, k] = 0.0
-            for k in range(4 * H):
-                dg[s, b, k] = 0.0
-            for k in range(H):
-                h_prev[s, b, k] = 0.0
-            continue
-        t = L - 1 - s if reverse else s
-        tp = t + 1 if reverse else t - 1
-        for k in range(H):
-            h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
-            d_h[i, k] += d_out[t, b, k]
-        gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
-        for k in range(2 * H):
-            dgs[i, k] = dg[t, b, H + k]
-        for k in range(H):
-            dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+        t = row_of_step(s, b, i, lengths, reverse, h0, out, d_out, d_h, dgs, dg, h_prev)
+        if t >= 0:
+            gate_grads(d_h, i, saved, h_prev, dg, t, b, db, reset_after)
+            product_row(dg, t, b, dgs, i, reset_after)
 
 
 @njit(**INLINE)
@@ -405,34 +422,19 @@ def backward_variants(
     for s in range(T - 1, -1, -1):
         for i in range(m):
             b = b0 + i
-            L = lengths[b]
-            if s >= L:  # padding: nothing flows
-                for k in range(3 * H):
-                    dgs[i, k] = 0.0
-                for k in range(4 * H):
-                    dg[s, b, k] = 0.0
-                for k in range(H):
-                    h_prev[s, b, k] = 0.0
+            t = row_of_step(s, b, i, lengths, reverse, h0, out, d_out, d_h, dgs, dg, h_prev)
+            if t < 0:  # padding
                 if layer_norm:
                     for k in range(3 * H):
                         dgh[s, b, k] = 0.0
                 continue
-            t = L - 1 - s if reverse else s
-            tp = t + 1 if reverse else t - 1
-            for k in range(H):
-                h_prev[t, b, k] = h0[b, k] if s == 0 else out[tp, b, k]
-                d_h[i, k] += d_out[t, b, k]
             gate_grads_v(d_h, i, saved, h_prev, dg, t, b, db, reset_after, keep, mask)
             if reset_after and layer_norm:  # ∂L/∂(W_hh h̄) through the layer norm
                 layer_norm_backward_row(dg, t, b, ln, H_real, ln_saved, dgh, dln)
                 for k in range(3 * H):
                     dgs[i, k] = dgh[t, b, k]
                 continue
-            # reset after: [da_r | da_z | da_n ⊙ r];  reset before: [· | da_z | da_n]
-            for k in range(2 * H):
-                dgs[i, k] = dg[t, b, H + k]
-            for k in range(H):
-                dgs[i, 2 * H + k] = dg[t, b, k] if reset_after else dg[t, b, 3 * H + k]
+            product_row(dg, t, b, dgs, i, reset_after)
         if reset_after:  # ∂L/∂h̄ = dgs @ W_hh     (m, 3H) @ (3H, H)
             product(args, scalars, False, H, m, 3 * H, w_hh, 0, H, dgs, 0, 3 * H, 0.0, d_hbar,
                     H, w_all)  # fmt: skip
