@@ -188,6 +188,28 @@ def test_weight_noise_changes_training_outputs_only():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
+def test_the_clock_reads_each_steps_position_the_same_whole_or_step_by_step():
+    # The clock input is one-hot (start + t) mod P after the keys; composing feeds steps one at a
+    # time with their position, which must give the logits of the whole piece read at once.
+    net = MusicNet(music_module.MusicConfig(hidden_size=8, clock=3)).eval()
+    x = torch.rand(1, 7, 88).round()
+    inputs = net.inputs(x.to(torch.uint8), start=5)
+    assert inputs.shape == (1, 7, 91) and torch.equal(inputs[0, :, :88], x[0])
+    assert inputs[0, :, 88:].argmax(1).tolist() == [2, 0, 1, 2, 0, 1, 2]  # (5 + t) mod 3
+    whole, state = net(x, state=torch.zeros(1, 1, 8))
+    state, steps = torch.zeros(1, 1, 8), []
+    for t in range(7):
+        out, state = net.rnn(net.inputs(x[:, t : t + 1], start=t), state)
+        steps.append(net.head(out))
+    torch.testing.assert_close(torch.cat(steps, 1), whole, rtol=1e-5, atol=1e-6)  # float32
+    assert sum(p.numel() for p in net.rnn.parameters()) == 3 * 8 * (91 + 8 + 2)
+    assert "a clock of 3 steps" in describe(music_module.MusicConfig(clock=3))
+    old = {k: v for k, v in music_module.MusicConfig().to_dict().items() if k != "clock"}
+    assert music_module.MusicConfig.from_dict(old).clock == 0  # runs written before the setting
+    with pytest.raises(ValueError, match=r"clock must be an int ≥ 0, got -1"):
+        MusicModel(clock=-1)
+
+
 def test_a_tiny_run_writes_its_folder_and_composes(jsb, tmp_path, capsys):
     code, out, _ = run(capsys, "train", "music", "--data", jsb, *TINY, "--out", tmp_path / "r")
     assert code == 0 and "test NLL:" in out and "baseline, each key's frequency" in out

@@ -31,6 +31,7 @@ __all__ = [
     "LOWEST",
     "SPLITS",
     "Music",
+    "length_batches",
     "marginal_nll",
     "midi_bytes",
     "nll",
@@ -123,6 +124,26 @@ def padded(pieces: list[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
         x[i, 1 : len(p)] = roll[:-1]
         y[i, : len(p)] = roll.to(torch.int8)
     return x, y, lengths
+
+
+def length_batches(lengths: Tensor, size: int, steps: int | None) -> list[Tensor]:
+    """The indices of the pieces by length, in batches of at most ``size`` pieces and, unless
+    ``steps`` is None, at most ``steps`` padded steps (one piece at least)."""
+    order = torch.argsort(lengths)
+    if steps is None:
+        return list(order.split(size))
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while (
+            end < len(order)
+            and end - start < size
+            and (end + 1 - start) * int(lengths[order[end]]) <= steps
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 def step_losses(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -72,9 +72,10 @@ class MusicConfig(runs.TaskConfig):
     ``weight_noise`` (the standard deviation added to the weights while training), GRU
     ``layer_norm`` and ``zoneout`` (`gru.GRU`'s variants), ``output`` ("independent" keys or
     "nade": the keys of a step modelled jointly, by a NADE of ``nade_hidden`` hidden units),
-    and ``limit``: at most that many pieces of each split (quick runs)."""
+    ``clock`` (0: none; P: each step's position in a cycle of P steps, t mod P one-hot, read
+    beside the previous step's keys) and ``limit``: at most that many pieces of each split."""
 
-    ADDED_LATER: ClassVar[dict] = {"output": "independent", "nade_hidden": 150}  # older runs
+    ADDED_LATER: ClassVar[dict] = {"output": "independent", "nade_hidden": 150, "clock": 0}
 
     cell: str = "gru"
     hidden_size: int | None = None
@@ -85,6 +86,7 @@ class MusicConfig(runs.TaskConfig):
     zoneout: float = 0.0
     output: str = "independent"
     nade_hidden: int = 150
+    clock: int = 0
     limit: int | None = None
     steps_per_beat: int = 4
     train: TrainConfig = field(default_factory=runs.least_val_loss(200, 16, 1e-3, patience=20))
@@ -101,7 +103,7 @@ class MusicConfig(runs.TaskConfig):
         if self.output not in OUTPUTS:
             raise ValueError(f"{owner}: output must be one of {OUTPUTS}, got {self.output!r}")
         minimums = {"hidden_size": 1, "num_layers": 1, "nade_hidden": 1, "limit": 1,
-                    "steps_per_beat": 1}  # fmt: skip
+                    "steps_per_beat": 1, "clock": 0}  # fmt: skip
         runs.check_ints(owner, self, minimums, optional=("hidden_size", "limit"))
         runs.check_numbers(owner, self, ("dropout", "weight_noise", "zoneout"))
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.zoneout < 1.0:
@@ -173,32 +175,45 @@ class MusicNet(nn.Module):
     the recurrent layer, dropout, the output: a linear head (independent keys) or a
     `gru.nade.NADE` (its logits those of each key given the keys below it in the step, which
     it reads from ``notes``); with ``weight_noise`` (training only) every weight perturbed by a
-    fresh Gaussian draw per call."""
+    fresh Gaussian draw per call; with a ``clock`` the layer also reads each step's position
+    (`inputs`)."""
 
     def __init__(self, config: MusicConfig, backend: str = "auto") -> None:
         super().__init__()
         c, H = config, config.width
         between = c.dropout if c.num_layers > 1 else 0.0
+        inputs = music.KEYS + c.clock
         if c.cell == "gru":
-            self.rnn = GRU(music.KEYS, H, c.num_layers, True, True, between, backend=backend,
+            self.rnn = GRU(inputs, H, c.num_layers, True, True, between, backend=backend,
                            layer_norm=c.layer_norm, zoneout=c.zoneout)  # fmt: skip
         else:
             layer = nn.LSTM if c.cell == "lstm" else nn.RNN
-            self.rnn = layer(music.KEYS, H, c.num_layers, batch_first=True, dropout=between)
+            self.rnn = layer(inputs, H, c.num_layers, batch_first=True, dropout=between)
+        self.clock = c.clock
         self.dropout = nn.Dropout(c.dropout)
         self.nade = c.output == "nade"
         self.head = NADE(H, music.KEYS, c.nade_hidden) if self.nade else nn.Linear(H, music.KEYS)
         self.weight_noise = c.weight_noise
 
+    def inputs(self, x: Tensor, start: int = 0) -> Tensor:
+        """The layer's input for rolls ``x`` (B, T, 88) whose first step is step ``start`` of
+        its piece: the keys as floats and, with a clock of P steps, the one-hot of each step's
+        (start + t) mod P after them, (B, T, 88 + P)."""
+        x = x if x.is_floating_point() else x.float()  # `gru.data.music.padded` gives bytes
+        if not self.clock:
+            return x
+        ticks = nn.functional.one_hot((torch.arange(x.shape[1]) + start) % self.clock, self.clock)
+        return torch.cat([x, ticks.to(x.dtype).expand(x.shape[0], -1, -1)], 2)
+
     def forward(self, x: Tensor, lengths: Tensor | None = None, notes: Tensor | None = None,
                 state=None, *, noisy=True):  # fmt: skip
-        """Logits (B, T', 88), T' the longest of ``lengths`` (all T without them); with
-        ``state`` (the layer's) also the state after the last step. ``notes`` (B, T, 88): the
-        steps' own notes, which a NADE output conditions on (targets as `gru.data.music.padded`
-        gives them, -1 past an end); the independent output ignores them."""
+        """Logits (B, T', 88), T' the longest of ``lengths`` (all T without them), the first
+        step of ``x`` the first of each piece; with ``state`` (the layer's) also the state after
+        the last step. ``notes`` (B, T, 88): the steps' own notes, which a NADE output
+        conditions on (targets as `gru.data.music.padded` gives them, -1 past an end); the
+        independent output ignores them."""
         if lengths is not None:
             x = x[:, : int(lengths.max())]
-        x = x if x.is_floating_point() else x.float()  # `gru.data.music.padded` gives bytes
         if self.nade and notes is None:
             raise ValueError(
                 "MusicNet: a NADE output needs each step's notes (teacher forcing) to give its "
@@ -209,7 +224,7 @@ class MusicNet(nn.Module):
             weights = {n: p + noise * torch.randn_like(p) for n, p in self.named_parameters()}
             inputs = (x, None, notes, state)
             return torch.func.functional_call(self, weights, inputs, {"noisy": False})
-        out, after = self.rnn(x, state)  # (B, T', H)
+        out, after = self.rnn(self.inputs(x), state)  # (B, T', H)
         out = self.dropout(out)
         if self.nade:
             logits = self.head(out, notes[:, : out.shape[1]].clamp(min=0))  # (B, T', K)
@@ -217,11 +232,13 @@ class MusicNet(nn.Module):
             logits = self.head(out)  # (B, T', K)
         return logits if state is None else (logits, after)
 
-    def draw(self, x: Tensor, state, generator: torch.Generator, temperature: float = 1.0):
-        """(the notes (1, 1, 88) of the step after ``x`` (1, T, 88), float 0/1, drawn at
-        logits divided by ``temperature``; the layer's state after ``x``): independent keys
-        drawn at once, a NADE's one after another, low to high."""
-        out, after = self.rnn(x, state)  # (1, T, H)
+    def draw(self, x: Tensor, state, generator: torch.Generator, temperature: float = 1.0,
+             start: int = 0):  # fmt: skip
+        """(the notes (1, 1, 88) of the step after ``x`` (1, T, 88; its first step step
+        ``start`` of the piece), float 0/1, drawn at logits divided by ``temperature``; the
+        layer's state after ``x``): independent keys drawn at once, a NADE's one after another,
+        low to high."""
+        out, after = self.rnn(self.inputs(x, start), state)  # (1, T, H)
         last = self.dropout(out[:, -1])  # (1, H)
         if self.nade:
             notes = self.head.sample(last, generator=generator, temperature=temperature)
@@ -329,7 +346,7 @@ class MusicModel(runs.Task):
         self.model.eval()
         total = {"all": 0.0, "first": 0.0, "steps": 0, "pieces": 0}
         steps = NADE_STEPS if self.config.output == "nade" else None
-        for index in _batches(lengths, batch, steps):
+        for index in music.length_batches(lengths, batch, steps):
             logits = self.model(x[index], lengths[index], y[index]).double()
             losses, real = music.step_losses(logits, y[index, : logits.shape[1]].double())
             total["all"] += float(losses.sum())
@@ -384,9 +401,11 @@ class MusicModel(runs.Task):
         state = _zeros(self)
         if len(prime):
             x = torch.cat([x, torch.from_numpy(prime.astype(np.float32))[None]], 1)
-        rolls = []
+        rolls, start = [], 0
         for _ in range(steps):
-            x, state = self.model.draw(x, state, generator, temperature)  # (1, 1, K)
+            read = x.shape[1]
+            x, state = self.model.draw(x, state, generator, temperature, start)  # (1, 1, K)
+            start += read
             rolls.append(x[0, 0].numpy().astype(np.uint8))
         return np.concatenate([prime, np.stack(rolls)])
 
@@ -432,7 +451,7 @@ class MusicModel(runs.Task):
         }
         c = self.config
         if c.cell == "gru" and c.num_layers == 1 and not c.layer_norm and not c.zoneout:
-            x = music.padded([piece])[0][0].float()  # (T, K)
+            x = self.model.inputs(music.padded([piece])[0])[0]  # (T, K + clock)
             gates = record_gates(self.model.rnn, x.numpy()).top[0].z  # (T, H)
             figures.save_png(sequence_figures.roll_gates(piece, gates), folder / "gates.png")
             shown["gates.png"] = (
@@ -447,30 +466,11 @@ def describe(config: MusicConfig) -> str:
     keys of a step independent Bernoullis" or "..., the 88 keys of a step modelled jointly by a
     NADE of 150 hidden units"."""
     layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
-    what = f"{config.cell.upper()} of {layers}{config.width} units, the 88 keys of a step "
+    clock = f" and a clock of {config.clock} steps" if config.clock else ""
+    what = f"{config.cell.upper()} of {layers}{config.width} units{clock}, the 88 keys of a step "
     if config.output == "nade":
         return what + f"modelled jointly by a NADE of {config.nade_hidden} hidden units"
     return what + "independent Bernoullis"
-
-
-def _batches(lengths: Tensor, size: int, steps: int | None) -> list[Tensor]:
-    """The indices of the pieces by length, in batches of at most ``size`` pieces and, unless
-    ``steps`` is None, at most ``steps`` padded steps (one piece at least)."""
-    order = torch.argsort(lengths)
-    if steps is None:
-        return list(order.split(size))
-    batches, start = [], 0
-    while start < len(order):
-        end = start + 1
-        while (
-            end < len(order)
-            and end - start < size
-            and (end + 1 - start) * int(lengths[order[end]]) <= steps
-        ):
-            end += 1
-        batches.append(order[start:end])
-        start = end
-    return batches
 
 
 def _zeros(task: MusicModel):

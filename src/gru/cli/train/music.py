@@ -8,7 +8,7 @@ __all__ = ["add", "run"]
 
 
 def add(tasks):
-    from gru.tasks.music import CELLS, OUTPUTS, PRESETS
+    from gru.tasks.music import PRESETS
 
     music = tasks.add_parser(
         "music",
@@ -43,6 +43,21 @@ def add(tasks):
     music.add_argument(
         "--preset", choices=sorted(PRESETS), help="model and training settings (default chung2014)"
     )
+    _model_options(music)
+    options.add_training_options(
+        music,
+        {
+            "epochs": "500 (chung2014), 100 (strong), 30 (nade)",
+            "batch_size": "16 (nade: 1)",
+            "lr": "1e-3, 2e-3 (strong)",
+        },
+    )
+    return music
+
+
+def _model_options(music) -> None:
+    from gru.tasks.music import CELLS, OUTPUTS
+
     model = music.add_argument_group("model (default: the preset's)")
     model.add_argument(
         "--cell",
@@ -74,17 +89,15 @@ def add(tasks):
         help="hidden units of the NADE output (default 150)",
     )
     model.add_argument(
+        "--clock",
+        type=int,
+        metavar="STEPS",
+        help="also read each step's position in a cycle of STEPS steps (t mod STEPS, one-hot; "
+        "4: a bar of 4/4 in JSB's quarter notes; default 0: none)",
+    )
+    model.add_argument(
         "--limit", type=options.positive_int, metavar="N", help="use at most N pieces per split"
     )
-    options.add_training_options(
-        music,
-        {
-            "epochs": "500 (chung2014), 100 (strong), 30 (nade)",
-            "batch_size": "16 (nade: 1)",
-            "lr": "1e-3, 2e-3 (strong)",
-        },
-    )
-    return music
 
 
 def run(args) -> int:
