@@ -335,12 +335,14 @@ def bf16_max_errors(results: dict) -> None:
 def bf16_section(results: dict, threads: int) -> None:
     """bfloat16 inference: gru in bf16 against torch.nn.GRU and gru in float32, torch.nn.GRU
     in bf16 (in one process, interleaved), OpenVINO bf16 (its own process)."""
-    results["machine"]["bf16_instructions"] = ops.bf16_hardware()
+    results["machine"]["bf16_matrix_units"] = ops.bf16_hardware()
     results["machine"]["bf16_gemm"] = kernels.bf16.available()
     print()
     print(
-        f"bfloat16 inference (bf16 instructions: {ops.bf16_hardware()}, MKL bf16 GEMM bound: "
-        f"{kernels.bf16.available()}); ratios: the other's time / gru bf16's"
+        f"bfloat16 inference (bf16 matrix units, AMX: {ops.bf16_hardware()}; MKL bf16 GEMM "
+        f"bound: {kernels.bf16.available()}; gru bf16 runs "
+        f"{'bf16' if ops.bf16_hardware() and kernels.bf16.available() else 'float32'} products "
+        "at the BLAS sizes); ratios: the other's time / gru bf16's"
     )
     print(
         "| cfg | I/H/B/T | torch f32 | gru f32 | torch bf16 | gru bf16 | OpenVINO bf16 "

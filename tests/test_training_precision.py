@@ -150,7 +150,7 @@ def test_the_command_line_trains_in_bf16_and_records_it(capsys, tmp_path):
             "--epochs", 1, "--quiet", "--precision", "bf16", "--out", tmp_path / "a",
         )  # fmt: skip
     assert code == 0, err
-    notice = "gru: warning: --precision bf16 on a CPU without bfloat16 instructions"
+    notice = "gru: warning: --precision bf16 on a CPU without bfloat16 matrix units"
     assert (notice in err) == (not precision_module.bf16_hardware())
     assert "test MSE" in out
     config = json.loads((tmp_path / "a" / "config.json").read_text())

@@ -229,7 +229,7 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> Non
         choices=PRECISIONS,
         help="fp32, or bf16: each training step's products in bfloat16 under autocast, the "
         "weights, gradients and optimizer in float32, scores computed in float32; faster on "
-        "CPUs with bfloat16 instructions (AMX, AVX512-BF16) (default fp32)",
+        "CPUs with bfloat16 matrix units (AMX) (default fp32)",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     add_threads(group)

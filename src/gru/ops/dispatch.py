@@ -9,8 +9,8 @@ bfloat16 on the CPU, without gradients and variants ("auto" or "fused"): a layer
 and weights are bfloat16, or float32 under ``torch.autocast("cpu", dtype=torch.bfloat16)``,
 runs on the engine with bfloat16 products (`gru.ops.fused.bf16_sequence`) and returns its
 input's dtype (bfloat16, or float32 under autocast, as torch.nn.GRU returns there). Where the
-CPU has no bfloat16 instructions (`bf16_hardware`) the same call runs float32 products and
-says so once. With gradients, bfloat16 layers take composed torch operations and float32
+CPU has no bfloat16 matrix units (`bf16_hardware`: AMX) the same call runs float32 products
+and says so once. With gradients, bfloat16 layers take composed torch operations and float32
 layers under autocast the float32 engine, as before.
 
 The engine is started on its first use (`start_engine`), not on import: that binds the BLAS
@@ -50,22 +50,25 @@ _said_no_bf16: list[bool] = []
 
 @functools.cache
 def bf16_hardware() -> bool:
-    """Whether this CPU has bfloat16 matrix instructions: ``amx_bf16`` or ``avx512_bf16``
-    among the flags of /proc/cpuinfo (Linux), else torch's CPU capability naming them."""
+    """Whether this CPU has bfloat16 matrix units, the ones that make bfloat16 products faster
+    than float32: ``amx_bf16`` among the flags of /proc/cpuinfo (Linux), else torch's CPU
+    capability naming AMX. ``avx512_bf16`` alone does not count: on two such CPUs (an AMD EPYC
+    and an Intel Xeon without AMX) MKL's and oneDNN's bfloat16 GEMMs ran at 0.2–1.0× their
+    float32 rate (the README's "bfloat16")."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+                    return "amx_bf16" in flags
     except OSError:
         pass
     capability = torch.backends.cpu.get_cpu_capability().upper()
-    return "AMX" in capability or "BF16" in capability
+    return "AMX" in capability
 
 
 def bf16_products() -> bool:
-    """Whether bfloat16 layers get bfloat16 products here: the CPU has the instructions and
+    """Whether bfloat16 layers get bfloat16 products here: the CPU has the matrix units and
     the engine a bfloat16 GEMM. If not, says once (a warning) that they run float32 products."""
     start_engine()
     if bf16_hardware() and kernels.bf16.available():
@@ -73,7 +76,8 @@ def bf16_products() -> bool:
     if not _said_no_bf16:
         _said_no_bf16.append(True)
         why = (
-            "this CPU has no bfloat16 instructions (amx_bf16 or avx512_bf16)"
+            "this CPU has no bfloat16 matrix units (amx_bf16), without which bfloat16 GEMMs "
+            "are no faster than float32"
             if not bf16_hardware()
             else "torch's BLAS has no bfloat16 GEMM (gemm_bf16bf16f32_)"
         )

@@ -10,7 +10,7 @@ torch's BLAS for its GEMMs (`torch_matmul`), and wraps it for autograd three way
   ``gru::sequence_backward``, with fake kernels and autograd registered;
 - with the variants (eager): `_FusedVariantGRU`, whose input layer norm runs on torch's kernels;
 - bfloat16 without gradients: `bf16_sequence`, products in bfloat16 on `gru.kernels.bf16`
-  (or in float32 where that is faster or the CPU has no bfloat16 instructions).
+  (or in float32 where that is faster or the CPU has no bfloat16 matrix units).
 
 Shapes: T time steps, B batch, I input features, H hidden units.
 """

@@ -43,13 +43,14 @@ def in_float32(output):
 
 
 def say_without_hardware(precision: str, device: str) -> None:
-    """Warn (once per process) that "bf16" on a CPU without bfloat16 instructions trains with
-    bfloat16's rounding but no speed-up: torch converts the products to float32 there."""
+    """Warn (once per process) that "bf16" on a CPU without bfloat16 matrix units (AMX) trains
+    with bfloat16's rounding but no speed-up: torch's bfloat16 products are no faster than
+    float32 there (converted to float32, or at most avx512_bf16's rate)."""
     if precision == "bf16" and torch.device(device).type == "cpu" and not bf16_hardware():
         warnings.warn(
-            "gru: --precision bf16 on a CPU without bfloat16 instructions (amx_bf16 or "
-            "avx512_bf16): the products are rounded to bfloat16 but computed in float32, so "
-            "training is no faster than fp32 here (and may be slower)",
+            "gru: --precision bf16 on a CPU without bfloat16 matrix units (amx_bf16): the "
+            "products are rounded to bfloat16 but run no faster than float32 here, so "
+            "training is no faster than fp32 (and may be slower)",
             RuntimeWarning,
             stacklevel=3,
         )
