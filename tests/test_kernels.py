@@ -21,7 +21,7 @@ import gru.kernels.recurrence as recurrence
 from checks import assert_close, reverse_padded
 from gru import kernels, ops
 from gru import reference as R
-from gru.kernels import packed, small
+from gru.kernels import packed, small, tiles
 from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
 
 # --- activations ------------------------------------------------------------------------------
@@ -422,11 +422,11 @@ def test_the_small_call_path_equals_the_oracle(
 
 @HYPOTHESIS
 @given(**PROBLEMS, bias=st.booleans(), h0=st.booleans(), threads=st.sampled_from([1, 2]))
-def test_the_small_call_on_packed_shards_equals_the_oracle(
+def test_the_small_call_on_tiled_shards_equals_the_oracle(
     T, B, I, H, reset_after, reverse, with_lengths, seed, bias, h0, threads
 ):
-    """float32's small call in shards on MKL's packed GEMM (`gru.kernels.packed.small`; S1's
-    32 rows go in two shards of 16, here down to one row a shard, at every width), weights of
+    """float32's small call in shards on register tiles (`gru.kernels.tiles.forward`; S1's 32
+    rows go in two shards of 16, here down to one row a shard, at every width), weights of
     torch's scale."""
     ops.start_engine()
     arrays, lengths = random_problem(seed, T, B, I, H, with_lengths, torch_init=True)
@@ -435,16 +435,41 @@ def test_the_small_call_on_packed_shards_equals_the_oracle(
     kw = {"reset_after": reset_after, "reverse": reverse, "lengths": lengths}
     r_out, r_h, _ = oracle_layer(*arrays.values(), **kw)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(packed, "SMALL_MIN_BATCH", 1)
-        patch.setattr(packed, "SMALL_MIN_ROWS", 1)
+        patch.setattr(tiles, "MIN_BATCH", 1)
+        patch.setattr(tiles, "MIN_ROWS", 1)
         patch.setattr(packed, "MIN_HIDDEN", H + 1)
-        assert packed.small_shards(B, H, threads) == min(threads, B)
+        assert tiles.shards(B, H, threads) == min(threads, B)
         out, h_n = small_forward(
             arrays, lengths, reset_after=reset_after, reverse=reverse, dtype=np.float32,
             bias=bias, h0=h0, threads=threads,
         )  # fmt: skip
-    assert_close(out, r_out, np.float32, what="packed small output")
-    assert_close(h_n, r_h, np.float32, what="packed small h_n")
+    assert_close(out, r_out, np.float32, what="tiled small output")
+    assert_close(h_n, r_h, np.float32, what="tiled small h_n")
+
+
+@njit
+def _tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
+    tiles.product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 9])
+@pytest.mark.parametrize("vectors", [1, 2, 3, 4, 5, 6, 7, 13])
+def test_tiled_products_equal_numpy_at_every_tile_shape(m, vectors):
+    # Every tile the product dispatches to (4 rows and the last 1-3; 6 vectors and the last
+    # 1-5), at offsets into larger arrays, leaving everything outside the block untouched.
+    rng = np.random.default_rng(m * 100 + vectors)
+    K, n = 37, 16 * vectors
+    a = rng.standard_normal((m + 2, K + 3)).astype(np.float32)
+    w = rng.standard_normal((K, n + 32)).astype(np.float32)
+    c = np.full((m + 1, n + 16), 7.0, np.float32)
+    lda, ldw, ldc = a.shape[1], w.shape[1], c.shape[1]
+    _tiled_product(a, lda + 2, lda, m, K, w, 16, ldw, n, c, ldc, ldc)
+    block, w_block = a[1 : m + 1, 2 : K + 2].astype(np.float64), w[:, 16 : 16 + n]
+    # A sum of K float32 products: within the standard bound K·eps·Σ|a||w| (the float32
+    # tolerance alone fails where the terms cancel).
+    bound = K * np.finfo(np.float32).eps * (np.abs(block) @ np.abs(w_block))
+    assert (np.abs(c[1:, :n] - block @ w_block) <= bound).all()
+    assert (c[0] == 7.0).all() and (c[1:, n:] == 7.0).all()
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
@@ -474,12 +499,12 @@ def test_small_means_a_cheap_projection_and_one_thread_or_float32_shards():
     assert small.is_small(5, 32, 10, 20, threads=2)  # S1
     assert small.is_small(5, 32, 10, 20, threads=2, dtype=f32)
     assert not small.is_small(100, 32, 32, 32, threads=2)  # S2 in float64: GEMM, two threads
-    assert small.is_small(100, 32, 32, 32, threads=2, dtype=f32)  # float32: packed shards
+    assert small.is_small(100, 32, 32, 32, threads=2, dtype=f32)  # float32: tiled shards
     assert small.is_small(100, 32, 32, 32, threads=1, dtype=f32)  # one shard
-    assert packed.small_shards(32, 32, threads=2) == 2
-    assert packed.small_shards(4, 32, threads=2) == 2
-    assert packed.small_shards(3, 32, threads=2) == 0  # fewer than SMALL_MIN_BATCH rows
-    assert packed.small_shards(32, 64, threads=2) == 0  # the packed loops' widths
+    assert tiles.shards(32, 32, threads=2) == 2
+    assert tiles.shards(4, 32, threads=2) == 2
+    assert tiles.shards(3, 32, threads=2) == 0  # fewer than MIN_BATCH rows
+    assert tiles.shards(32, 64, threads=2) == 0  # the packed loops' widths
     assert not small.is_small(100, 32, 32, 64, threads=2, dtype=f32)
     assert not small.is_small(1, 1, 64, 1024, threads=1, dtype=f32)  # BLAS sizes
     assert not small.is_small(5, 64, 4, 64, threads=2)  # recurrence worth two threads

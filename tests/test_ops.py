@@ -122,7 +122,7 @@ def test_small_inference_takes_one_call_and_equals_the_other_paths(dtype, reset_
         got = fused(x, h0, lengths=lengths)
         assert len(calls) == 4  # 2 layers × 2 directions
         monkeypatch.setattr(gru.kernels.small, "SMALL_PROJECTION", 0)
-        monkeypatch.setattr(gru.kernels.packed, "SMALL_MIN_BATCH", 10**9)  # float32's shards
+        monkeypatch.setattr(gru.kernels.tiles, "MIN_BATCH", 10**9)  # float32's tiled shards
         usual = fused(x, h0, lengths=lengths)
         assert len(calls) == 4
         reference = composed(x, h0, lengths=lengths)

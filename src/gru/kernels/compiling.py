@@ -51,7 +51,7 @@ ESTIMATE_SECONDS = {
     "backward": 12,
     "backward sharded": 16,
     "small": 11,
-    "packed small": 8,
+    "tiles": 8,
     "step": 4,
     "audio": 1,
     "variants forward": 14,

@@ -39,7 +39,6 @@ from gru.kernels.blas import backward as blas_backward
 from gru.kernels.blas import backward_variants as blas_backward_variants
 from gru.kernels.blas import forward as blas_forward
 from gru.kernels.blas import forward_variants as blas_forward_variants
-from gru.kernels.blas import product
 from gru.kernels.products import INLINE
 
 __all__ = [
@@ -47,8 +46,6 @@ __all__ = [
     "MIN_HIDDEN_BACKWARD",
     "MIN_SHARD_ROWS",
     "SHARD_WEIGHT_BYTES",
-    "SMALL_MIN_BATCH",
-    "SMALL_MIN_ROWS",
     "SMALL_WEIGHT_BYTES",
     "available",
     "backward",
@@ -57,8 +54,6 @@ __all__ = [
     "forward",
     "forward_variants",
     "plan",
-    "small",
-    "small_shards",
 ]
 
 MIN_HIDDEN = 64
@@ -263,75 +258,3 @@ def backward_variants(common, db, flags, dln, shards):
         _backward_variants_sharded(common, db, flags, dln, shards)
     else:
         _backward_variants_rows(common, db[0], flags, dln[0], 0, common[0].shape[1])
-
-
-# --- small layers without gradients ---------------------------------------------------------
-# Layers without gradients at the row kernels' widths (`gru.kernels.small`): each shard projects
-# its own rows with a packed W_ihᵀ and runs them on a packed W_hh, in one call. Against the
-# usual way (the projection as one torch GEMM, then the recurrence's own call), 2026-12-07,
-# float32, layer call over this call, 2 threads / 1 thread: I/H/B/T 32/32/32/100 (S2) 1.34–1.39
-# / 1.54; 32/32/32/10 3.31 / 2.08; 32/32/8/100 1.18 / 1.42; 32/32/4/100 1.62 / 1.35; 40/56/32/100
-# 1.36 / 1.50; at 64 units, where the usual way runs the packed loops, only 1.06.
-
-SMALL_MIN_BATCH = 4
-"""Fewest batch rows `small` takes (below, the row kernels' own call)."""
-SMALL_MIN_ROWS = 2
-"""Fewest batch rows per shard of `small`."""
-
-
-def small_shards(B: int, H: int, threads: int) -> int:
-    """Shards for `small` of a batch of B rows of H units on ``threads`` threads: one per
-    thread, down to `SMALL_MIN_ROWS` rows a shard; 0 where it is not the way (no MKL, fewer than
-    `SMALL_MIN_BATCH` rows, or `MIN_HIDDEN` units and more, where the packed loops run)."""
-    if not available() or B < SMALL_MIN_BATCH or H >= MIN_HIDDEN:
-        return 0
-    return max(1, min(threads, B // SMALL_MIN_ROWS))
-
-
-@njit(**_JIT)
-def _small_rows(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx, b0, b1):
-    T, I = x.shape[0], x.shape[2]
-    H3, m = w_hh.shape[0], b1 - b0
-    w_x = _packed(w_ih, 0, H3, I, m, True)  # W_ihᵀ (I × 3H)
-    args, scalars = np.empty(8, np.int32), np.empty(2, np.float32)  # unused: w_x is packed
-    for t in range(T):
-        for i in range(m):
-            for j in range(H3):
-                gx[t, b0 + i, j] = b_x[j]
-        x_t, gx_t = x[t, b0:b1], gx[t, b0:b1]  # (m, I), (m, 3H): contiguous rows
-        product(args, scalars, True, H3, m, I, w_ih, 0, I, x_t, 0, I, 1.0, gx_t, H3, w_x)
-    none = np.empty((1, 1, 1), np.float32)
-    forward_rows(gx, h0, w_hh, b_hn, lengths, reverse, reset_after, False, out, h_n, none, b0, b1)
-
-
-@njit(**_PARALLEL)
-def _small_sharded(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
-                   shards):  # fmt: skip
-    B = x.shape[1]
-    for i in prange(shards):
-        b0, b1 = i * B // shards, (i + 1) * B // shards
-        _small_rows(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
-                    b0, b1)  # fmt: skip
-
-
-@njit(**_JIT)
-def small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards):
-    """A float32 layer without saving, as `gru.kernels.small.forward_small` takes it (weights as
-    stored, b_ih and b_hh empty without bias), in ``shards`` shards: (output, h_n)."""
-    T, B = x.shape[0], x.shape[1]
-    H = w_hh.shape[1]
-    b_x = np.zeros(3 * H, np.float32)  # folded as `gru.kernels.padding.fold_biases` folds
-    b_hn = np.zeros(H, np.float32)
-    if b_ih.shape[0] != 0:
-        for j in range(3 * H):
-            if j < 2 * H or not reset_after:
-                b_x[j] = b_ih[j] + b_hh[j]
-            else:
-                b_x[j] = b_ih[j]
-                b_hn[j - 2 * H] = b_hh[j]
-    out = np.empty((T, B, H), np.float32)
-    h_n = np.empty((B, H), np.float32)
-    gx = np.empty((T, B, 3 * H), np.float32)
-    _small_sharded(x, w_ih, w_hh, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, gx,
-                   shards)  # fmt: skip
-    return out, h_n

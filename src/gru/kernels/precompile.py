@@ -58,7 +58,7 @@ def _inference(dtype) -> None:
     for T, B, threads in ((2, 2, 2), *((100, B, n) for B, n in _CASES)):
         x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, T, B, 64)  # T 2: one small call
         layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=threads)
-    x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 5, 32, 20)  # S1: float32's packed small call
+    x, w_ih, w_hh, b_ih, b_hh = _layers(dtype, 5, 32, 20)  # S1: float32's tiles
     layer.forward(x, w_ih, w_hh, b_ih, b_hh, None, save=False, threads=2)
 
 

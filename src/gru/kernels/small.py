@@ -4,10 +4,14 @@ compiled call.
 For a short sequence of a small layer (S1: T 5, B 32, I 10, H 20) the GEMM of the input
 projection and the dozen array calls around it cost more than the work; one compiled call
 that computes the projection in its own loop and then runs the rows is about twice as fast.
-In float32, with MKL's packed GEMM bound, a batch of four rows or more at those widths (under
-`gru.kernels.packed.MIN_HIDDEN` units) goes this way at any length: in shards, each projecting
-its own rows on MKL (`gru.kernels.packed.small`), 1.2–3.3× faster than the projection's GEMM
-followed by the recurrence's own call (S2 1.35×).
+In float32 a batch of four rows or more at those widths (under `gru.kernels.packed.MIN_HIDDEN`
+units) goes this way at any length: in shards, each projecting its own rows and running them
+step by step on register tiles (`gru.kernels.tiles`). Measured on a 2-core Xeon (2026-12-07,
+this call's time before over after, 2 threads / 1 thread), against the shards that ran each
+step's products on MKL's packed GEMM before: I/H/B/T 32/32/32/100 (S2) 1.22 / 1.12; 10/20/32/5
+(S1) 1.05 / 1.33; 14/50/32/120 (S3) 1.11 / 1.00; 32/48/32/100 1.35 / 1.18; 32/32/8/100 1.86 /
+1.43. Those shards were themselves 1.2–3.3× faster than the projection's GEMM followed by the
+recurrence's own call.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from gru.kernels import packed, rows
+from gru.kernels import rows, tiles
 from gru.kernels.compiling import first_call
 from gru.kernels.padding import LANES
 from gru.kernels.products import ENTRY, STACK_HIDDEN, TWO_ROWS, TWO_ROWS_3H, matvec_t, scratch
@@ -31,7 +35,7 @@ the projection itself (S1, 5 × 32 × 10 → 60: 96,000)."""
 
 def is_small(T: int, B: int, I: int, H: int, threads: int | None = None, dtype=np.float64) -> bool:
     """Whether `forward_small` is the faster way to run this layer without saving, in
-    ``dtype``: no BLAS width, and either its packed shards (float32, `_shards`) or a projection
+    ``dtype``: no BLAS width, and either its tiled shards (float32, `_shards`) or a projection
     under `SMALL_PROJECTION` and a recurrence one thread runs anyway."""
     if I > STACK_HIDDEN or H > STACK_HIDDEN or uses_blas(H):
         return False
@@ -41,10 +45,10 @@ def is_small(T: int, B: int, I: int, H: int, threads: int | None = None, dtype=n
 
 
 def _shards(B: int, H: int, threads: int | None, dtype) -> int:
-    """`gru.kernels.packed.small_shards` for float32 (0 for float64: MKL packs float32 only)."""
+    """`gru.kernels.tiles.shards` for float32 (0 for float64: the tiles are float32's)."""
     if np.dtype(dtype) != np.float32:
         return 0
-    return packed.small_shards(B, H, cpu_count() if threads is None else threads)
+    return tiles.shards(B, H, cpu_count() if threads is None else threads)
 
 
 @njit(**ENTRY)
@@ -117,9 +121,9 @@ def forward_small(
     or None; h0 (B, H) or None for zeros; lengths as in `gru.kernels.recurrence.forward`.
     Returns (output (T, B, H), h_n (B, H)). The call pads H to the engine's width and folds the
     biases itself: nothing is copied or derived ahead of it, and arrays already C-contiguous in
-    x's dtype go in as they are. In float32, where `gru.kernels.packed.small_shards` gives
-    shards for ``threads`` (default: the CPUs), shards of the batch on MKL's packed GEMM do it
-    instead (`gru.kernels.packed.small`), one per thread.
+    x's dtype go in as they are. In float32, where `gru.kernels.tiles.shards` gives shards for
+    ``threads`` (default: the CPUs), shards of the batch on register tiles do it instead
+    (`gru.kernels.tiles.forward`), one per thread.
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -140,7 +144,7 @@ def forward_small(
     shards = _shards(B, H, threads, dtype)
     if shards:
         return first_call(
-            ("packed small", dtype), "inference", packed.small, *arrays, bool(reverse),
+            ("tiles", dtype), "inference", tiles.forward, *arrays, bool(reverse),
             bool(reset_after), shards,
         )  # fmt: skip
     # save (False) and the first row (0) are passed in, not written as constants in the
