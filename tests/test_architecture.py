@@ -26,6 +26,7 @@ LAYERS = {
     "gru.interop": 4,
     "gru.models": 4,
     "gru.nade": 4,
+    "gru.recall": 4,
     "gru.seq2seq": 4,
     "gru.viz": 5,
     "gru.training": 6,

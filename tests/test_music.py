@@ -284,6 +284,31 @@ def test_a_tiny_nade_run_scores_the_exact_nll_composes_and_loads(
         model.model(x)
 
 
+def test_a_run_with_attention_and_a_clock_trains_composes_and_loads(jsb, tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "music", "--data", jsb, *TINY, "--hidden-size", 8,
+                       "--attention", 4, "--clock", 4, "--out", tmp_path / "r")  # fmt: skip
+    assert code == 0 and "test NLL:" in out
+    model = MusicModel.load(tmp_path / "r")
+    assert model.model.recall is not None and model.model.recall.query.out_features == 4
+    assert "attending to its past (keys of 4)" in describe(model.config)
+    first = model.compose(np.zeros((3, 88), np.uint8), steps=5, seed=1)
+    assert first.shape == (8, 88) and np.array_equal(
+        first, model.compose(first[:3], steps=5, seed=1)
+    )
+    # drawing step by step (the outputs so far carried in the state) scores as the whole piece
+    net, x = model.model.eval(), torch.from_numpy(first[None].astype(np.float32))
+    whole = net(x)
+    state, steps = (torch.zeros(1, 1, 8), None), []
+    for t in range(8):
+        layer_state, past = state
+        out, after = net.rnn(net.inputs(x[:, t : t + 1], start=t), layer_state)
+        steps.append(net.head(net.recall(out, past)))
+        state = (after, out if past is None else torch.cat([past, out], 1))
+    torch.testing.assert_close(torch.cat(steps, 1), whole, rtol=1e-5, atol=1e-5)  # float32
+    with pytest.raises(ValueError, match=r"attention must be an int ≥ 0, got -2"):
+        MusicModel(attention=-2)
+
+
 def test_the_nade_preset_and_runs_written_before_the_output_setting(tmp_path):
     config = MusicModel.from_preset("nade").config
     assert (config.output, config.nade_hidden, config.hidden_size) == ("nade", 150, 128)

@@ -31,6 +31,7 @@ __all__ = [
     "LOWEST",
     "SPLITS",
     "Music",
+    "checked_roll",
     "length_batches",
     "marginal_nll",
     "midi_bytes",
@@ -124,6 +125,17 @@ def padded(pieces: list[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
         x[i, 1 : len(p)] = roll[:-1]
         y[i, : len(p)] = roll.to(torch.int8)
     return x, y, lengths
+
+
+def checked_roll(roll, what: str, *, empty: bool = False) -> np.ndarray:
+    """``roll`` as a (T, 88) uint8 piano roll; ValueError naming ``what`` if it is not one
+    (another shape, values other than 0/1, or no step unless ``empty``)."""
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != KEYS or (len(roll) < 1 and not empty):
+        raise ValueError(f"{what} must be a piano roll (T, {KEYS}), got {roll.shape}")
+    if not np.isin(roll, (0, 1)).all():
+        raise ValueError(f"{what} must hold 0/1 values")
+    return roll.astype(np.uint8)
 
 
 def length_batches(lengths: Tensor, size: int, steps: int | None) -> list[Tensor]:

@@ -43,6 +43,7 @@ from gru.data import music
 from gru.models import build
 from gru.nade import NADE
 from gru.nn import GRU
+from gru.recall import Recall
 from gru.tasks import runs
 from gru.training import TrainConfig
 from gru.viz import figures, sequence_figures
@@ -73,9 +74,13 @@ class MusicConfig(runs.TaskConfig):
     ``layer_norm`` and ``zoneout`` (`gru.GRU`'s variants), ``output`` ("independent" keys or
     "nade": the keys of a step modelled jointly, by a NADE of ``nade_hidden`` hidden units),
     ``clock`` (0: none; P: each step's position in a cycle of P steps, t mod P one-hot, read
-    beside the previous step's keys) and ``limit``: at most that many pieces of each split."""
+    beside the previous step's keys), ``attention`` (0: none; D: the layer's outputs attend to
+    their own past with queries and keys of D, `gru.recall.Recall`) and ``limit``: at most that
+    many pieces of each split."""
 
-    ADDED_LATER: ClassVar[dict] = {"output": "independent", "nade_hidden": 150, "clock": 0}
+    ADDED_LATER: ClassVar[dict] = {
+        "output": "independent", "nade_hidden": 150, "clock": 0, "attention": 0
+    }  # fmt: skip
 
     cell: str = "gru"
     hidden_size: int | None = None
@@ -87,6 +92,7 @@ class MusicConfig(runs.TaskConfig):
     output: str = "independent"
     nade_hidden: int = 150
     clock: int = 0
+    attention: int = 0
     limit: int | None = None
     steps_per_beat: int = 4
     train: TrainConfig = field(default_factory=runs.least_val_loss(200, 16, 1e-3, patience=20))
@@ -103,7 +109,7 @@ class MusicConfig(runs.TaskConfig):
         if self.output not in OUTPUTS:
             raise ValueError(f"{owner}: output must be one of {OUTPUTS}, got {self.output!r}")
         minimums = {"hidden_size": 1, "num_layers": 1, "nade_hidden": 1, "limit": 1,
-                    "steps_per_beat": 1, "clock": 0}  # fmt: skip
+                    "steps_per_beat": 1, "clock": 0, "attention": 0}  # fmt: skip
         runs.check_ints(owner, self, minimums, optional=("hidden_size", "limit"))
         runs.check_numbers(owner, self, ("dropout", "weight_noise", "zoneout"))
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.zoneout < 1.0:
@@ -176,7 +182,8 @@ class MusicNet(nn.Module):
     `gru.nade.NADE` (its logits those of each key given the keys below it in the step, which
     it reads from ``notes``); with ``weight_noise`` (training only) every weight perturbed by a
     fresh Gaussian draw per call; with a ``clock`` the layer also reads each step's position
-    (`inputs`)."""
+    (`inputs`); with ``attention`` its outputs look back at their past (`gru.recall.Recall`)
+    before the dropout."""
 
     def __init__(self, config: MusicConfig, backend: str = "auto") -> None:
         super().__init__()
@@ -190,6 +197,7 @@ class MusicNet(nn.Module):
             layer = nn.LSTM if c.cell == "lstm" else nn.RNN
             self.rnn = layer(inputs, H, c.num_layers, batch_first=True, dropout=between)
         self.clock = c.clock
+        self.recall = Recall(H, c.attention) if c.attention else None
         self.dropout = nn.Dropout(c.dropout)
         self.nade = c.output == "nade"
         self.head = NADE(H, music.KEYS, c.nade_hidden) if self.nade else nn.Linear(H, music.KEYS)
@@ -225,7 +233,7 @@ class MusicNet(nn.Module):
             inputs = (x, None, notes, state)
             return torch.func.functional_call(self, weights, inputs, {"noisy": False})
         out, after = self.rnn(self.inputs(x), state)  # (B, T', H)
-        out = self.dropout(out)
+        out = self.dropout(out if self.recall is None else self.recall(out))
         if self.nade:
             logits = self.head(out, notes[:, : out.shape[1]].clamp(min=0))  # (B, T', K)
         else:
@@ -237,8 +245,14 @@ class MusicNet(nn.Module):
         """(the notes (1, 1, 88) of the step after ``x`` (1, T, 88; its first step step
         ``start`` of the piece), float 0/1, drawn at logits divided by ``temperature``; the
         layer's state after ``x``): independent keys drawn at once, a NADE's one after another,
-        low to high."""
+        low to high. With attention the state is (the layer's, the outputs so far or None)."""
+        past = None
+        if self.recall is not None:
+            state, past = state
         out, after = self.rnn(self.inputs(x, start), state)  # (1, T, H)
+        if self.recall is not None:
+            after = (after, out if past is None else torch.cat([past, out], 1))
+            out = self.recall(out, past)
         last = self.dropout(out[:, -1])  # (1, H)
         if self.nade:
             notes = self.head.sample(last, generator=generator, temperature=temperature)
@@ -376,7 +390,9 @@ class MusicModel(runs.Task):
                 f"{self.config.output!r}: its keys' probabilities depend on the keys below "
                 "them in the step (evaluate gives its NLL, compose its draws)"
             )
-        x = music.padded([_checked_roll(roll, "roll")])[0].float()  # (1, T, K): silence first
+        x = music.padded([music.checked_roll(roll, "MusicModel: roll")])[
+            0
+        ].float()  # (1, T, K): silence first
         x = torch.cat([x, torch.from_numpy(roll[-1:].astype(np.float32))[None]], 1)
         self.model.eval()
         return torch.sigmoid(self.model(x)[0]).double().numpy()
@@ -394,11 +410,11 @@ class MusicModel(runs.Task):
         if not (isinstance(temperature, int | float) and 0 < temperature < float("inf")):
             raise ValueError(f"MusicModel.compose: temperature must be > 0, got {temperature!r}")
         prime = np.zeros((0, music.KEYS), np.uint8) if prime is None else prime
-        prime = _checked_roll(prime, "prime", empty=True)
+        prime = music.checked_roll(prime, "MusicModel: prime", empty=True)
         generator = torch.Generator().manual_seed(seed)
         self.model.eval()
         x = torch.zeros(1, 1, music.KEYS)
-        state = _zeros(self)
+        state = _zeros(self) if self.model.recall is None else (_zeros(self), None)
         if len(prime):
             x = torch.cat([x, torch.from_numpy(prime.astype(np.float32))[None]], 1)
         rolls, start = [], 0
@@ -466,8 +482,10 @@ def describe(config: MusicConfig) -> str:
     keys of a step independent Bernoullis" or "..., the 88 keys of a step modelled jointly by a
     NADE of 150 hidden units"."""
     layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
-    clock = f" and a clock of {config.clock} steps" if config.clock else ""
-    what = f"{config.cell.upper()} of {layers}{config.width} units{clock}, the 88 keys of a step "
+    extra = f" and a clock of {config.clock} steps" if config.clock else ""
+    if config.attention:
+        extra += f", attending to its past (keys of {config.attention})"
+    what = f"{config.cell.upper()} of {layers}{config.width} units{extra}, the 88 keys of a step "
     if config.output == "nade":
         return what + f"modelled jointly by a NADE of {config.nade_hidden} hidden units"
     return what + "independent Bernoullis"
@@ -478,12 +496,3 @@ def _zeros(task: MusicModel):
     net = task.model.rnn
     h = torch.zeros(net.num_layers, 1, net.hidden_size)
     return (h, h.clone()) if isinstance(net, nn.LSTM) else h
-
-
-def _checked_roll(roll, name: str, *, empty: bool = False) -> np.ndarray:
-    roll = np.asarray(roll)
-    if roll.ndim != 2 or roll.shape[1] != music.KEYS or (len(roll) < 1 and not empty):
-        raise ValueError(f"MusicModel: {name} must be a piano roll (T, 88), got {roll.shape}")
-    if not np.isin(roll, (0, 1)).all():
-        raise ValueError(f"MusicModel: {name} must hold 0/1 values")
-    return roll.astype(np.uint8)

@@ -96,6 +96,13 @@ def _model_options(music) -> None:
         "4: a bar of 4/4 in JSB's quarter notes; default 0: none)",
     )
     model.add_argument(
+        "--attention",
+        type=int,
+        metavar="KEYS",
+        help="the layer's outputs also look back at their own past (causal attention, queries "
+        "and keys of KEYS; helps Nottingham, not JSB); default 0: none",
+    )
+    model.add_argument(
         "--limit", type=options.positive_int, metavar="N", help="use at most N pieces per split"
     )
 
