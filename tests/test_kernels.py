@@ -21,7 +21,7 @@ import gru.kernels.recurrence as recurrence
 from checks import assert_close, reverse_padded
 from gru import kernels, ops
 from gru import reference as R
-from gru.kernels import packed, small, tiles
+from gru.kernels import packed, products, small, tiles
 from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
 
 # --- activations ------------------------------------------------------------------------------
@@ -449,7 +449,7 @@ def test_the_small_call_on_tiled_shards_equals_the_oracle(
 
 @njit
 def _tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
-    tiles.product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc)
+    products.tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc)
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 9])

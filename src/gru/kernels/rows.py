@@ -39,7 +39,6 @@ from gru.kernels.products import (
     TWO_ROWS,
     TWO_ROWS_3H,
     matvec_t,
-    pointer,
     position,
     scratch,
     vecmat_add,
@@ -415,76 +414,3 @@ def backward_rows(
         d_out, d_hn, out, h0, saved, w_hh, lengths, reverse, reset_after, dg, h_prev, dh0, db,
         b0, b1, d_h, d_rh, acc,
     )  # fmt: skip
-
-
-# --- one step -----------------------------------------------------------------------------
-# A step is about a microsecond of work, so its views are pointer views (`pointer`): no reference
-# counts, no reshape calls, which cost a third of the step as ordinary slices.
-
-STEP_SCRATCH = 8
-"""Rows of (B, H) after a stack's state and outputs in its ``work``: gx and gh (three each), r ⊙ h
-and z."""
-
-
-@njit(**INLINE)
-def _step_layer(v, I, weights, o, work, layer, reset_after):
-    """Layer ``layer`` of a stack from v (B, I), its weights from ``weights[o:]``; returns the
-    offset of the next layer's weights."""
-    n_rows, B, H = work.shape
-    L = (n_rows - STEP_SCRATCH) // 2
-    N = 3 * H
-    w_ih_t = carray(pointer(weights, o), (I, N))
-    w_hh_t = carray(pointer(weights, o + I * N), (H, N))
-    b_x = carray(pointer(weights, o + (I + H) * N), (N,))
-    b_hn = carray(pointer(weights, o + (I + H + 1) * N), (H,))
-    h = carray(pointer(work, layer * B * H), (B, H))
-    out = carray(pointer(work, (L + layer) * B * H), (1, B, H))
-    s = 2 * L * B * H
-    gx = carray(pointer(work, s), (1, B, N))  # as the gate helpers read it
-    gx2 = carray(pointer(work, s), (B, N))  # as the products write it
-    gh = carray(pointer(work, s + B * N), (B, N))
-    rh = carray(pointer(work, s + 2 * B * N), (B, H))
-    z_ = carray(pointer(work, s + 2 * B * N + B * H), (B, H))
-    for b in range(B):
-        matvec_t(v, b, b, w_ih_t, 0, N, gx2, False)
-        for j in range(N):
-            gx2[b, j] += b_x[j]
-        if reset_after:
-            matvec_t(h, b, b, w_hh_t, 0, N, gh, False)
-            gates_after(gx, 0, b, gh, b_hn, h, b, out, gx, False)
-        else:
-            matvec_t(h, b, b, w_hh_t, 0, 2 * H, gh, False)
-            gates_before_rz(gx, 0, b, gh, h, b, rh, z_, gx, False)
-            matvec_t(rh, b, b, w_hh_t, 2 * H, H, gh, False)
-            gates_before_n(gx, 0, b, gh, h, b, z_, out, gx, False)
-    return o + (I + H + 1) * N + H
-
-
-@njit(**INLINE)
-def _step_stack(x, weights, work, reset_after):
-    n_rows, B, H = work.shape
-    L = (n_rows - STEP_SCRATCH) // 2
-    o = _step_layer(x, x.shape[1], weights, 0, work, 0, reset_after)
-    for layer in range(1, L):
-        v = carray(pointer(work, (L + layer - 1) * B * H), (B, H))
-        o = _step_layer(v, H, weights, o, work, layer, reset_after)
-
-
-@njit(**ENTRY)
-def step_after(x, weights, work):
-    """One step, reset after, of a stack of layers for every row of x (B, I), without allocating.
-
-    ``weights`` holds per layer W_ihᵀ (I_k, 3H), W_hhᵀ (H, 3H), b_x (3H: b_ih plus the recurrent
-    biases outside r) and b_hn (H), flat, one layer after another (I_k = H above the first);
-    ``work`` (2L + STEP_SCRATCH, B, H) holds the state h of every layer, then their outputs,
-    then the scratch. Three arguments, nothing returned: a compiled call costs more the more it
-    unpacks and boxes, and the step itself is about a microsecond. The top layer's output is
-    ``work[2L − 1]``, a view the caller keeps.
-    """
-    _step_stack(x, weights, work, True)
-
-
-@njit(**ENTRY)
-def step_before(x, weights, work):
-    """`step_after` with the reset gate before the recurrent product."""
-    _step_stack(x, weights, work, False)
