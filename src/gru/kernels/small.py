@@ -56,32 +56,7 @@ def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after,
     T, B, I = x.shape
     H = w_hh.shape[1]
     Hp = -(-H // LANES) * LANES  # the engine's width (`gru.kernels.padding`), made here
-    # Weights, biases and h0 at width Hp, zeros in the added units (which stay at 0 and change
-    # nothing): W_ihᵀ (I, 3Hp) and W_hhᵀ (Hp, 3Hp), the products' inner loops running over 3Hp.
-    # The biases fold as `gru.kernels.padding.fold_biases` folds them (the same sums, so the
-    # same bits): b_x (3Hp,) added to the projection, b_hn (Hp,) inside r (reset after).
-    w_ih_t = np.zeros((I, 3 * Hp), x.dtype)
-    w_hh_t = np.zeros((Hp, 3 * Hp), x.dtype)
-    b_x = np.zeros(3 * Hp, x.dtype)
-    b_hn = np.zeros(Hp, x.dtype)
-    h0_p = np.zeros((B, Hp), x.dtype)
-    for g in range(3):
-        for j in range(H):
-            for i in range(I):
-                w_ih_t[i, g * Hp + j] = w_ih[g * H + j, i]
-            for k in range(H):
-                w_hh_t[k, g * Hp + j] = w_hh[g * H + j, k]
-    if b_ih.shape[0] != 0:  # (0,) without bias
-        for g in range(3):
-            for j in range(H):
-                if g < 2 or not reset_after:
-                    b_x[g * Hp + j] = b_ih[g * H + j] + b_hh[g * H + j]
-                else:
-                    b_x[g * Hp + j] = b_ih[g * H + j]
-                    b_hn[j] = b_hh[g * H + j]
-    for b in range(B):
-        for j in range(H):
-            h0_p[b, j] = h0[b, j]
+    w_ih_t, w_hh_t, b_x, b_hn, h0_p = tiles.padded(w_ih, w_hh, b_ih, b_hh, h0, Hp, reset_after)
     gx = np.empty((T, B, 3 * Hp), x.dtype)
     # The projection two rows at a time on stack scratch (which LLVM knows aliases nothing, so
     # the product vectorizes), as the recurrence's products run.

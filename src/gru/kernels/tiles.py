@@ -21,7 +21,7 @@ from gru.kernels import packed
 from gru.kernels.activations import FASTMATH, sigmoid, tanh
 from gru.kernels.products import INLINE, WIDTH, position, tiled_product
 
-__all__ = ["MIN_BATCH", "MIN_ROWS", "forward", "shards"]
+__all__ = ["MIN_BATCH", "MIN_ROWS", "forward", "padded", "shards"]
 
 MIN_BATCH = 4
 """Fewest batch rows `forward` takes (below, the row kernels' own call)."""
@@ -131,18 +131,20 @@ def _sharded(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, ou
         _shard(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, b0, b1)
 
 
-@njit(**_JIT)
-def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards):
-    """A float32 layer without saving, as `gru.kernels.small.forward_small` takes it (weights as
-    stored, b_ih and b_hh empty without bias), in ``shards`` shards of the batch: (output (T, B,
-    H), h_n (B, H)). Weights are transposed and padded to a multiple of `WIDTH` units here."""
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    Hp = -(-H // WIDTH) * WIDTH
-    w_ih_t = np.zeros((I, 3 * Hp), np.float32)
-    w_hh_t = np.zeros((Hp, 3 * Hp), np.float32)
-    b_x = np.zeros(3 * Hp, np.float32)  # folded as `gru.kernels.padding.fold_biases` folds
-    b_hn = np.zeros(Hp, np.float32)
+@njit(**INLINE)
+def padded(w_ih, w_hh, b_ih, b_hh, h0, Hp, reset_after):
+    """A layer's weights as stored, at width Hp (zeros in the added units, which stay at 0 and
+    change nothing): W_ihᵀ (I, 3Hp) and W_hhᵀ (Hp, 3Hp), the products running over 3Hp; the
+    biases folded as `gru.kernels.padding.fold_biases` folds them (the same sums, so the same
+    bits), b_x (3Hp,) added to the projection and b_hn (Hp,) inside r (reset after); h0
+    (B, Hp). b_ih and b_hh are empty without bias."""
+    I, H, B = w_ih.shape[1], w_hh.shape[1], h0.shape[0]
+    dtype = w_hh.dtype
+    w_ih_t = np.zeros((I, 3 * Hp), dtype)
+    w_hh_t = np.zeros((Hp, 3 * Hp), dtype)
+    b_x = np.zeros(3 * Hp, dtype)
+    b_hn = np.zeros(Hp, dtype)
+    h0_p = np.zeros((B, Hp), dtype)
     for g in range(3):
         for j in range(H):
             for i in range(I):
@@ -155,10 +157,21 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards
                 else:
                     b_x[g * Hp + j] = b_ih[g * H + j]
                     b_hn[j] = b_hh[g * H + j]
-    h0_p = np.zeros((B, Hp), np.float32)
     for b in range(B):
         for j in range(H):
             h0_p[b, j] = h0[b, j]
+    return w_ih_t, w_hh_t, b_x, b_hn, h0_p
+
+
+@njit(**_JIT)
+def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards):
+    """A float32 layer without saving, as `gru.kernels.small.forward_small` takes it (weights as
+    stored, b_ih and b_hh empty without bias), in ``shards`` shards of the batch: (output (T, B,
+    H), h_n (B, H)). Weights are transposed and padded to a multiple of `WIDTH` units here."""
+    T, B = x.shape[0], x.shape[1]
+    H = w_hh.shape[1]
+    Hp = -(-H // WIDTH) * WIDTH
+    w_ih_t, w_hh_t, b_x, b_hn, h0_p = padded(w_ih, w_hh, b_ih, b_hh, h0, Hp, reset_after)
     out = np.empty((T, B, H), np.float32)
     h_n = np.empty((B, H), np.float32)
     _sharded(x, w_ih_t, w_hh_t, b_x, b_hn, h0_p, lengths, reverse, reset_after, out, h_n, shards)
