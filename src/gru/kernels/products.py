@@ -286,38 +286,33 @@ def tile(typingctx, a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V):
 
 @njit(**INLINE)
 def _tiles_of_rows(a, a0, lda, w, w0, ldw, n, c, c0, ldc, K, R):
-    """One block of R rows (a literal) over n columns: tiles of 6 vectors, then one of fewer."""
+    """One block of R rows (a literal) over n columns: tiles of 6 vectors, then of 3, then of
+    one (3H at widths of a multiple of 16 is a multiple of 3 vectors). Few tile shapes: each is
+    compiled into every loop that calls this, and 24 of them made the stream step's compile
+    take minutes."""
     j = 0
     while j + WIDTH * TILE_VECTORS <= n:
         tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, TILE_VECTORS)
         j += WIDTH * TILE_VECTORS
-    left = (n - j) // WIDTH
-    if left == 1:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 1)
-    elif left == 2:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 2)
-    elif left == 3:
+    if j + 3 * WIDTH <= n:
         tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 3)
-    elif left == 4:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 4)
-    elif left == 5:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 5)
+        j += 3 * WIDTH
+    while j < n:
+        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 1)
+        j += WIDTH
 
 
 @njit(**INLINE)
 def tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
     """c[c0 + i·ldc + j] = Σ_{k<K} a[a0 + i·lda + k] · w[w0 + k·ldw + j] for i < m, j < n
-    (n a multiple of `WIDTH`), on tiles of 4 rows and the last 1–3 rows on their own."""
+    (n a multiple of `WIDTH`), on tiles of 4 rows and the last 1–3 rows one at a time."""
     i = 0
     while i + TILE_ROWS <= m:
         _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, TILE_ROWS)
         i += TILE_ROWS
-    if m - i == 3:
-        _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, 3)
-    elif m - i == 2:
-        _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, 2)
-    elif m - i == 1:
+    while i < m:
         _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, 1)
+        i += 1
 
 
 def is_float32(a) -> bool:

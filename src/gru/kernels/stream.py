@@ -17,7 +17,7 @@ from numba import carray, njit, typeof
 
 from gru.kernels.compiling import first_call, ready
 from gru.kernels.padding import fold_biases
-from gru.kernels.products import ENTRY, INLINE, WIDTH, is_float32, matvec_t, pointer, tiled_product
+from gru.kernels.products import ENTRY, INLINE, matvec_t, pointer
 from gru.kernels.rows import gates_after, gates_before_n, gates_before_rz
 
 __all__ = ["STEP_SCRATCH", "PackedStack", "pack", "step", "step_after", "step_before"]
@@ -102,30 +102,6 @@ and z."""
 
 
 @njit(**INLINE)
-def _step_tiled(v, I, w_ih_t, w_hh_t, b_x, b_hn, h, out, gx, gx2, gh, rh, z_, reset_after):
-    """`_step_layer`'s products for every row at once on register tiles (float32, H a multiple
-    of `WIDTH`): `GRUStream`'s step at 64 units, batch 1, 2.56–2.69 → 1.70–1.74 µs (2-core
-    Xeon, 2026-12-07, in alternating processes)."""
-    B, H = h.shape
-    N = 3 * H
-    tiled_product(v, 0, I, B, I, w_ih_t, 0, N, N, gx2, 0, N)
-    for b in range(B):
-        for j in range(N):
-            gx2[b, j] += b_x[j]
-    if reset_after:
-        tiled_product(h, 0, H, B, H, w_hh_t, 0, N, N, gh, 0, N)
-        for b in range(B):
-            gates_after(gx, 0, b, gh, b_hn, h, b, out, gx, False)
-        return
-    tiled_product(h, 0, H, B, H, w_hh_t, 0, N, 2 * H, gh, 0, N)
-    for b in range(B):
-        gates_before_rz(gx, 0, b, gh, h, b, rh, z_, gx, False)
-    tiled_product(rh, 0, H, B, H, w_hh_t, 2 * H, N, H, gh, 2 * H, N)
-    for b in range(B):
-        gates_before_n(gx, 0, b, gh, h, b, z_, out, gx, False)
-
-
-@njit(**INLINE)
 def _step_layer(v, I, weights, o, work, layer, reset_after):
     """Layer ``layer`` of a stack from v (B, I), its weights from ``weights[o:]``; returns the
     offset of the next layer's weights."""
@@ -144,9 +120,6 @@ def _step_layer(v, I, weights, o, work, layer, reset_after):
     gh = carray(pointer(work, s + B * N), (B, N))
     rh = carray(pointer(work, s + 2 * B * N), (B, H))
     z_ = carray(pointer(work, s + 2 * B * N + B * H), (B, H))
-    if is_float32(work) and H % WIDTH == 0:  # (x was checked to have work's dtype)
-        _step_tiled(v, I, w_ih_t, w_hh_t, b_x, b_hn, h, out, gx, gx2, gh, rh, z_, reset_after)
-        return o + (I + H + 1) * N + H
     for b in range(B):
         matvec_t(v, b, b, w_ih_t, 0, N, gx2, False)
         for j in range(N):
