@@ -140,7 +140,7 @@ for target in ("inference", "training"):  # without gradients, then with them
         with torch.set_grad_enabled(target == "training"):
             out = layer(x)[0]
         print(target, aside.state("float32", target), end=" ")
-        print(compiling.ready(("small" if target == "inference" else "backward sharded",
+        print(compiling.ready(("small" if target == "inference" else "tiles backward",
                                numpy.dtype("float32"))))
         torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
         if target == "training":
@@ -194,24 +194,30 @@ reference(x)[0].sum().backward()
 layer(x)[0].sum().backward()
 for ours, theirs in zip(layer.parameters(), reference.parameters()):
     torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-5)
-print(aside.state("float32", BACKWARD), "forward_rows" in compiled,
+print(aside.state("float32", BACKWARD), FORWARD in compiled,
       [name for name in compiled if "backward" in name])
 """
 
 
 @pytest.mark.parametrize(
-    "shape, backward", [((20, 2), "backward"), ((64, 4), "packed-backward")], ids=["rows", "packed"]
+    "shape, backward, forward",
+    [
+        ((20, 2), "backward", "forward_rows"),
+        ((64, 4), "packed-backward", "forward_rows"),
+        ((20, 4), "tiles-backward", "forward"),
+    ],
+    ids=["rows", "packed", "tiles"],
 )
 def test_a_cold_training_step_compiles_its_backward_in_a_second_process(
-    tmp_path, monkeypatch, shape, backward
+    tmp_path, monkeypatch, shape, backward, forward
 ):
     """Mode "wait" (training runs, the command line): the first step with gradients compiles
     the forward in place while ``gru compile --only backward-float32`` (the row kernels', for
-    H 20) or ``packed-backward-float32`` (H 64, 4 rows: the packed loops') compiles the
-    backward in a second process; the step's backward waits for it and loads what it
-    compiled."""
+    H 20, 2 rows), ``packed-backward-float32`` (H 64, 4 rows: the packed loops') or
+    ``tiles-backward-float32`` (H 20, 4 rows: the tiles') compiles the backward in a second
+    process; the step's backward waits for it and loads what it compiled."""
     monkeypatch.setenv("GRU_COMPILE", "wait")
-    script = f"SHAPE, BACKWARD = {shape!r}, {backward!r}\n" + BESIDE
+    script = f"SHAPE, BACKWARD, FORWARD = {shape!r}, {backward!r}, {forward!r}\n" + BESIDE
     out, err = python(tmp_path, "-c", script)
     assert out == "ready True []\n"  # the forward compiled here, the backward only loaded
     assert re.fullmatch(

@@ -21,7 +21,7 @@ import gru.kernels.recurrence as recurrence
 from checks import assert_close, reverse_padded
 from gru import kernels, ops
 from gru import reference as R
-from gru.kernels import packed, products, small, tiles
+from gru.kernels import packed, products, small, tiles, tiles_training
 from gru.kernels.activations import FASTMATH, exp32, sigmoid, tanh
 
 # --- activations ------------------------------------------------------------------------------
@@ -447,9 +447,82 @@ def test_the_small_call_on_tiled_shards_equals_the_oracle(
     assert_close(h_n, r_h, np.float32, what="tiled small h_n")
 
 
+@pytest.mark.parametrize("H", [5, 16, 20, 33, 63])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_tiled_training_equals_the_oracle(H, threads, reverse):
+    # Float32 under 64 units, 4 rows and more, reset after: the tiles' forward (saving) and
+    # their backward, with lengths, every width class (under 8, a multiple of 16, a multiple
+    # of 8 that is not, neither), one shard and two.
+    T, B, I = 11, 7, 9
+    arrays, lengths = random_problem(H, T, B, I, H, True, torch_init=True)
+    kw = {"reset_after": True, "reverse": reverse, "lengths": lengths}
+    assert tiles_training.shards(T, B, I, H, np.float32, True, threads) == threads
+    compare(
+        layer_api(arrays, **kw, dtype=np.float32, threads=threads),
+        oracle_layer(*arrays.values(), **kw),
+        np.float32,
+        "tiled training",
+    )
+
+
+def test_tiled_training_without_bias_initial_state_or_input_gradient():
+    arrays, lengths = random_problem(3, 6, 5, 4, 12, True, torch_init=True)
+    arrays["b_ih"][:] = arrays["b_hh"][:] = arrays["h0"][:] = 0.0
+    kw = {"reset_after": True, "reverse": False, "lengths": lengths}
+    r_out, r_h, r_grads = oracle_layer(*arrays.values(), **kw)
+    a = {k: v.astype(np.float32) for k, v in arrays.items()}
+    out, h_n, saved = kernels.forward(a["x"], a["w_ih"], a["w_hh"], None, None, None, **kw)
+    assert_close(h_n, r_h, np.float32, what="h_n")
+    assert_close(out, r_out, np.float32, what="output")
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = kernels.backward(
+        a["d_out"], a["d_hn"], a["x"], None, a["w_ih"], a["w_hh"], out, saved, has_bias=False,
+        need_x=False, **kw,
+    )  # fmt: skip
+    assert dx is None and db_ih is None and db_hh is None
+    for name, got in (("h0", dh0), ("w_ih", dw_ih), ("w_hh", dw_hh)):
+        assert_close(got, r_grads[name], np.float32, scale=4.0, what=f"d{name}")
+    # the other ways to the row kernels: reset before, float64, under 4 rows, 64 units
+    assert tiles_training.shards(6, 5, 4, 12, np.float32, False, 2) == 0
+    assert tiles_training.shards(6, 5, 4, 12, np.float64, True, 2) == 0
+    assert tiles_training.shards(6, 3, 4, 12, np.float32, True, 2) == 0
+    assert tiles_training.shards(6, 5, 4, 64, np.float32, True, 2) == 0
+
+
 @njit
-def _tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
-    products.tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc)
+def _tiled_product(a, a0, lda, ka, m, K, w, w0, ldw, n, c, c0, ldc):
+    products.tiled_product(a, a0, lda, ka, m, K, w, w0, ldw, n, c, c0, ldc, 0)
+
+
+@njit
+def _tiled_add(a, a0, lda, ka, m, K, w, w0, ldw, n, c, c0, ldc):
+    products.tiled_product(a, a0, lda, ka, m, K, w, w0, ldw, n, c, c0, ldc, 1)
+
+
+def _check_tiled(m, vectors, transposed, add):
+    rng = np.random.default_rng(m * 100 + vectors)
+    K, n = 37, 16 * vectors
+    # a's block: rows 1..m, columns 2..K+1 (transposed: a holds it as (K, m) at rows 2..K+1,
+    # columns 1..m)
+    a = rng.standard_normal((K + 3, m + 2) if transposed else (m + 2, K + 3)).astype(np.float32)
+    w = rng.standard_normal((K, n + 32)).astype(np.float32)
+    c = np.full((m + 1, n + 16), 7.0, np.float32)
+    before = c.copy()
+    lda, ldw, ldc = a.shape[1], w.shape[1], c.shape[1]
+    product = _tiled_add if add else _tiled_product
+    if transposed:
+        product(a, 2 * lda + 1, 1, lda, m, K, w, 16, ldw, n, c, ldc, ldc)
+        block = a[2 : K + 2, 1 : m + 1].T.astype(np.float64)
+    else:
+        product(a, lda + 2, lda, 1, m, K, w, 16, ldw, n, c, ldc, ldc)
+        block = a[1 : m + 1, 2 : K + 2].astype(np.float64)
+    w_block = w[:, 16 : 16 + n]
+    expected = block @ w_block + (7.0 if add else 0.0)
+    # A sum of K float32 products: within the standard bound K·eps·Σ|a||w| (the float32
+    # tolerance alone fails where the terms cancel), plus the rounding of the added 7.
+    bound = K * np.finfo(np.float32).eps * (np.abs(block) @ np.abs(w_block) + 7.0)
+    assert (np.abs(c[1:, :n] - expected) <= bound).all()
+    assert (c[0] == before[0]).all() and (c[1:, n:] == before[1:, n:]).all()
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 9])
@@ -457,19 +530,16 @@ def _tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
 def test_tiled_products_equal_numpy_at_every_tile_shape(m, vectors):
     # Every tile the product dispatches to (4 rows and the last 1-3; 6 vectors and the last
     # 1-5), at offsets into larger arrays, leaving everything outside the block untouched.
-    rng = np.random.default_rng(m * 100 + vectors)
-    K, n = 37, 16 * vectors
-    a = rng.standard_normal((m + 2, K + 3)).astype(np.float32)
-    w = rng.standard_normal((K, n + 32)).astype(np.float32)
-    c = np.full((m + 1, n + 16), 7.0, np.float32)
-    lda, ldw, ldc = a.shape[1], w.shape[1], c.shape[1]
-    _tiled_product(a, lda + 2, lda, m, K, w, 16, ldw, n, c, ldc, ldc)
-    block, w_block = a[1 : m + 1, 2 : K + 2].astype(np.float64), w[:, 16 : 16 + n]
-    # A sum of K float32 products: within the standard bound K·eps·Σ|a||w| (the float32
-    # tolerance alone fails where the terms cancel).
-    bound = K * np.finfo(np.float32).eps * (np.abs(block) @ np.abs(w_block))
-    assert (np.abs(c[1:, :n] - block @ w_block) <= bound).all()
-    assert (c[0] == 7.0).all() and (c[1:, n:] == 7.0).all()
+    _check_tiled(m, vectors, transposed=False, add=False)
+
+
+@pytest.mark.parametrize("m", [1, 5, 9])
+@pytest.mark.parametrize("vectors", [1, 3, 7])
+@pytest.mark.parametrize(("transposed", "add"), [(True, False), (False, True), (True, True)])
+def test_tiled_products_read_a_transposed_and_add_to_c(m, vectors, transposed, add):
+    # The weight gradients' form: a read down its columns (k stride = row length) and the
+    # product added to what c holds.
+    _check_tiled(m, vectors, transposed=transposed, add=add)
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

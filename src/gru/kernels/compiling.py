@@ -52,6 +52,7 @@ ESTIMATE_SECONDS = {
     "backward sharded": 16,
     "small": 11,
     "tiles": 8,
+    "tiles backward": 14,
     "step": 4,
     "audio": 1,
     "variants forward": 14,

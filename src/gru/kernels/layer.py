@@ -2,6 +2,9 @@
 
 Everything that is not sequential is one large GEMM around the compiled time loop
 (`gru.kernels.recurrence`): the input projection before it; dX, dW_ih and dW_hh after it.
+Float32 training under 64 units with the reset gate after the product runs whole on register
+tiles instead (`gru.kernels.tiles_training`: the projections and the weights' sums inside
+each step, where their rows are in cache).
 The engine's own width and the folding of the biases stay inside (`gru.kernels.padding`):
 callers pass and get back w_ih (3H, I), w_hh (3H, H), b_ih and b_hh (3H,) (gates in rows
 [r | z | n]) and their gradients in the same shapes.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gru.kernels import recurrence
+from gru.kernels import recurrence, tiles_training
 from gru.kernels.padding import (
     fold_biases,
     pad_hidden,
@@ -99,6 +102,12 @@ def forward(
             threads=threads,
         )  # fmt: skip
         return output, h_n, None
+    shards = tiles_training.shards(T, B, I, H, dtype, reset_after, threads) if save else 0
+    if shards:
+        return tiles_training.forward(
+            x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after=reset_after, reverse=reverse,
+            shards=shards,
+        )  # fmt: skip
     Hp = padded_size(H)
     b_x, b_hn = fold_biases(b_ih, b_hh, reset_after, dtype)
     w_ih_p = pad_hidden(w_ih, H, Hp, axis=0, blocks=3)  # (3Hp, I)
@@ -172,6 +181,15 @@ def backward(
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
+    shards = tiles_training.shards(T, B, I, H, x.dtype, reset_after, threads)
+    if shards:
+        dx, dh0, dw_ih, dw_hh, db = tiles_training.backward(
+            d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths=lengths, reverse=reverse,
+            need_x=need_x, need_weights=need_weights, shards=shards,
+        )  # fmt: skip
+        if not need_weights or not has_bias:
+            return dx, dh0, dw_ih, dw_hh, None, None
+        return dx, dh0, dw_ih, dw_hh, *_bias_grads(db, H, H, reset_after)
     Hp = padded_size(H)
     w_ih_p = pad_hidden(w_ih, H, Hp, axis=0, blocks=3)  # (3Hp, I)
     dg, h_prev, dh0, db = recurrence.backward(

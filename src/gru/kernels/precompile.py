@@ -24,15 +24,17 @@ TARGETS = (
     "training",
     "backward",
     "packed-backward",
+    "tiles-backward",
     "variants",
     "blas",
     "bf16",
     "streaming",
 )
 """What `compile_all` compiles, each for float32 and float64: the plain layer without and
-with gradients, the row kernels' backward loops alone and the packed backward loops alone
-(float32; parts of "training": a training run compiles the ones its first backward calls in a
-second process while it compiles the forward, `gru.ops.aside`), the variants (layer
+with gradients, the row kernels' backward loops alone, the packed backward loops alone and
+the tiles' backward alone (float32; parts of "training": a training run compiles the ones its
+first backward calls in a second process while it compiles the forward, `gru.ops.aside`), the
+variants (layer
 norm, zoneout, recurrent dropout), the loops of large layers on the bound BLAS, bfloat16
 products (float32 only, where a bfloat16 GEMM is bound), the streaming step (and streaming
 speech's front end). Both conventions, both directions, lengths and every batch sharding are
@@ -70,6 +72,11 @@ def _training(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES) -
         layer.backward(out, h_n, *args, has_bias=True, threads=threads)
 
 
+def _plain_training(dtype) -> None:
+    _training(dtype)
+    _tiles_backward(dtype)  # under 64 units (their forward is inference's S1 kernel)
+
+
 def _backward(dtype, H: int = 64, cases: tuple[tuple[int, int], ...] = _CASES[:2]) -> None:
     """The row kernels' backward loops alone (or those of ``cases``), on made-up values of
     what the forward keeps (only their types and shapes matter to the compile)."""
@@ -87,6 +94,15 @@ def _packed_backward(dtype) -> bool:
     if not packed.available() or dtype != np.float32:
         return False
     _backward(dtype, 64, _CASES[2:])
+    return True
+
+
+def _tiles_backward(dtype) -> bool:
+    """float32's tiled backward (`gru.kernels.tiles_training`) alone, sharded and on one
+    thread."""
+    if dtype != np.float32:
+        return False
+    _backward(dtype, 32, _CASES[2:3])  # shards are an argument: one case compiles them all
     return True
 
 
@@ -129,14 +145,16 @@ def _streaming(dtype) -> None:
 _SKIPPED = {
     "blas": "no BLAS bound for the large layers",
     "packed-backward": "no packed GEMM bound",
+    "tiles-backward": "the tiles are float32's",
     "bf16": "no bfloat16 GEMM bound",
 }
 
 _COMPILE = {
     "inference": _inference,
-    "training": _training,
+    "training": _plain_training,
     "backward": _backward,
     "packed-backward": _packed_backward,
+    "tiles-backward": _tiles_backward,
     "variants": _variants,
     "blas": _blas,
     "bf16": _bf16,
@@ -154,6 +172,7 @@ def compile_all(
     names = [f"{t}-{d}" for t in TARGETS for d in ("float32", "float64")]
     names.remove("bf16-float64")  # bfloat16 layers compute in float32
     names.remove("packed-backward-float64")  # torch's BLAS packs float32 only
+    names.remove("tiles-backward-float64")  # the tiles are float32's
     for name in only or []:
         if name not in names:
             raise ValueError(f"compile: unknown target {name!r}; valid: {', '.join(names)}")

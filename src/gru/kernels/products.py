@@ -15,7 +15,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from gru.kernels.activations import FASTMATH
 
@@ -29,7 +29,7 @@ __all__ = [
     "TWO_ROWS",
     "TWO_ROWS_3H",
     "WIDTH",
-    "is_float32",
+    "float32s",
     "matvec_t",
     "pointer",
     "position",
@@ -203,42 +203,47 @@ prefers 256 bits on these CPUs; for the gates of a 16-row shard 512 were 1.1–1
 layer (2-core Xeon, one thread: S2's shard 336 → 276 µs, S3's 802 → 681 µs, the same bits)."""
 
 
-@intrinsic
-def tile(typingctx, a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V):
-    """c[c0 + r·ldc + j] = Σ_{k<K} a[a0 + r·lda + k] · w[w0 + k·ldw + j] for rows r < R and
-    columns j < 16·V (R, V literals), over the flat data of C-contiguous float32 arrays.
+def float32s(*arrays) -> bool:
+    """Whether Numba types ``arrays`` are all arrays of float32 (what the tiles take)."""
+    return all(isinstance(a, types.Array) and a.dtype == types.float32 for a in arrays)
 
-    Arrays of another dtype type-check (a loop compiled for float64 keeps a branch to the tiles
-    that `is_float32` never takes) but compile to a trap: reaching it stops the process."""
-    if not (isinstance(R, types.IntegerLiteral) and isinstance(V, types.IntegerLiteral)):
-        return None
-    rows, vectors = R.literal_value, V.literal_value
-    single = all(x.dtype == types.float32 for x in (a, w, c))
+
+@intrinsic
+def tile(typingctx, a, a0, lda, ka, w, w0, ldw, c, c0, ldc, K, R, V, ACC):
+    """c[c0 + r·ldc + j] (+)= Σ_{k<K} a[a0 + r·lda + k·ka] · w[w0 + k·ldw + j] for rows r < R
+    and columns j < 16·V, over the flat data of C-contiguous float32 arrays; R, V and ACC are
+    literals: ACC 1 adds to c, 0 overwrites it. ``ka`` is 1 for a's rows as they lie, the
+    row length for a transposed a (a weight gradient's sum over a batch: a[k, r])."""
+    if not all(isinstance(n, types.IntegerLiteral) for n in (R, V, ACC)) or not float32s(a, w, c):
+        return None  # literals only; the tiles are float32's
+    rows, vectors, add = (n.literal_value for n in (R, V, ACC))
 
     def codegen(context, builder, signature, args):
-        if not single:
-            trap = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.trap"
-            )
-            builder.call(trap, [])
-            return context.get_dummy_value()
         i64, vec = ir.IntType(64), ir.VectorType(ir.FloatType(), WIDTH)
         if _AVX512:  # the function's other loops (the gates) vectorize 16 wide too
             for attribute in ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"'):
                 set.add(builder.function.attributes, attribute)  # llvmlite knows no such name
         a_p, w_p, c_p = (
             context.make_array(signature.args[i])(context, builder, value=args[i]).data
-            for i in (0, 3, 6)
+            for i in (0, 4, 7)
         )
         wide = [
             builder.sext(args[i], i64) if args[i].type.width < 64 else args[i]
-            for i in (1, 2, 4, 5, 7, 8, 9)
+            for i in (1, 2, 3, 5, 6, 8, 9, 10)
         ]
-        a0_, lda_, w0_, ldw_, c0_, ldc_, K_ = wide
+        a0_, lda_, ka_, w0_, ldw_, c0_, ldc_, K_ = wide
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v16f32"
         )
-        zero, const = ir.Constant(vec, [0.0] * WIDTH), lambda n: ir.Constant(i64, n)
+        const = lambda n: ir.Constant(i64, n)
+
+        def c_at(r, v):
+            at = builder.add(builder.add(c0_, builder.mul(const(r), ldc_)), const(WIDTH * v))
+            return builder.bitcast(builder.gep(c_p, [at]), vec.as_pointer())
+
+        zero = ir.Constant(vec, [0.0] * WIDTH)
+        first = [[builder.load(c_at(r, v), align=4) if add else zero for v in range(vectors)]
+                 for r in range(rows)]  # fmt: skip
         start = builder.block
         head = builder.append_basic_block("tile.head")
         body = builder.append_basic_block("tile.body")
@@ -248,9 +253,9 @@ def tile(typingctx, a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V):
         k = builder.phi(i64)
         acc = [[builder.phi(vec) for _ in range(vectors)] for _ in range(rows)]
         k.add_incoming(const(0), start)
-        for row in acc:
-            for v in row:
-                v.add_incoming(zero, start)
+        for r in range(rows):
+            for v in range(vectors):
+                acc[r][v].add_incoming(first[r][v], start)
         builder.cbranch(builder.icmp_signed("<", k, K_), body, done)
         builder.position_at_end(body)
         w_row = builder.add(w0_, builder.mul(k, ldw_))
@@ -261,7 +266,8 @@ def tile(typingctx, a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V):
         lanes = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
         new = []
         for r in range(rows):
-            p = builder.gep(a_p, [builder.add(builder.add(a0_, builder.mul(const(r), lda_)), k)])
+            at = builder.add(builder.add(a0_, builder.mul(const(r), lda_)), builder.mul(k, ka_))
+            p = builder.gep(a_p, [at])
             one = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(p),
                                          ir.Constant(ir.IntType(32), 0))  # fmt: skip
             splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), lanes)
@@ -276,52 +282,42 @@ def tile(typingctx, a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V):
         builder.position_at_end(done)
         for r in range(rows):
             for v in range(vectors):
-                at = builder.add(builder.add(c0_, builder.mul(const(r), ldc_)), const(WIDTH * v))
-                p = builder.bitcast(builder.gep(c_p, [at]), vec.as_pointer())
-                builder.store(acc[r][v], p, align=4)
+                builder.store(acc[r][v], c_at(r, v), align=4)
         return context.get_dummy_value()
 
-    return types.void(a, a0, lda, w, w0, ldw, c, c0, ldc, K, R, V), codegen
+    return types.void(a, a0, lda, ka, w, w0, ldw, c, c0, ldc, K, R, V, ACC), codegen
 
 
 @njit(**INLINE)
-def _tiles_of_rows(a, a0, lda, w, w0, ldw, n, c, c0, ldc, K, R):
+def _tiles_of_rows(a, a0, lda, ka, w, w0, ldw, n, c, c0, ldc, K, R, ACC):
     """One block of R rows (a literal) over n columns: tiles of 6 vectors, then of 3, then of
     one (3H at widths of a multiple of 16 is a multiple of 3 vectors). Few tile shapes: each is
     compiled into every loop that calls this, and 24 of them made the stream step's compile
     take minutes."""
     j = 0
     while j + WIDTH * TILE_VECTORS <= n:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, TILE_VECTORS)
+        tile(a, a0, lda, ka, w, w0 + j, ldw, c, c0 + j, ldc, K, R, TILE_VECTORS, ACC)
         j += WIDTH * TILE_VECTORS
     if j + 3 * WIDTH <= n:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 3)
+        tile(a, a0, lda, ka, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 3, ACC)
         j += 3 * WIDTH
     while j < n:
-        tile(a, a0, lda, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 1)
+        tile(a, a0, lda, ka, w, w0 + j, ldw, c, c0 + j, ldc, K, R, 1, ACC)
         j += WIDTH
 
 
 @njit(**INLINE)
-def tiled_product(a, a0, lda, m, K, w, w0, ldw, n, c, c0, ldc):
-    """c[c0 + i·ldc + j] = Σ_{k<K} a[a0 + i·lda + k] · w[w0 + k·ldw + j] for i < m, j < n
-    (n a multiple of `WIDTH`), on tiles of 4 rows and the last 1–3 rows one at a time."""
+def tiled_product(a, a0, lda, ka, m, K, w, w0, ldw, n, c, c0, ldc, ACC):
+    """c[c0 + i·ldc + j] (+)= Σ_{k<K} a[a0 + i·lda + k·ka] · w[w0 + k·ldw + j] for i < m,
+    j < n (n a multiple of `WIDTH`; ACC a literal, 1 to add to c), on tiles of 4 rows and the
+    last 1–3 rows one at a time. ka = 1, lda = a's row length: a as it lies; lda = 1, ka = its
+    row length: a transposed."""
     i = 0
     while i + TILE_ROWS <= m:
-        _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, TILE_ROWS)
+        _tiles_of_rows(
+            a, a0 + i * lda, lda, ka, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, TILE_ROWS, ACC
+        )
         i += TILE_ROWS
     while i < m:
-        _tiles_of_rows(a, a0 + i * lda, lda, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, 1)
+        _tiles_of_rows(a, a0 + i * lda, lda, ka, w, w0, ldw, n, c, c0 + i * ldc, ldc, K, 1, ACC)
         i += 1
-
-
-def is_float32(a) -> bool:
-    """Whether array ``a`` holds float32: a constant of the compiled code (the tiles are
-    float32's; a float64 loop keeps its vectorized loops)."""
-    return a.dtype == "float32"
-
-
-@overload(is_float32, inline="always")
-def _is_float32(a):
-    flag = isinstance(a, types.Array) and a.dtype == types.float32
-    return lambda a: flag

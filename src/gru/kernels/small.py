@@ -120,7 +120,7 @@ def forward_small(
     if shards:
         return first_call(
             ("tiles", dtype), "inference", tiles.forward, *arrays, bool(reverse),
-            bool(reset_after), shards,
+            bool(reset_after), shards, _NOTHING_SAVED,
         )  # fmt: skip
     # save (False) and the first row (0) are passed in, not written as constants in the
     # compiled call: constants there would compile `rows.forward_rows` a second time for them.
@@ -132,3 +132,5 @@ def forward_small(
 
 _NO_BIAS = {np.dtype(t): np.zeros(0, t) for t in (np.float32, np.float64)}
 """What the compiled call takes for a layer without bias: an empty array of the dtype."""
+_NOTHING_SAVED = np.zeros((0, 0, 0), np.float32)
+"""`gru.kernels.tiles.forward`'s saved when it saves nothing."""

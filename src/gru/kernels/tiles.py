@@ -15,16 +15,19 @@ cut off on the way out.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, njit, prange
 
 from gru.kernels import packed
 from gru.kernels.activations import FASTMATH, sigmoid, tanh
-from gru.kernels.products import INLINE, WIDTH, position, tiled_product
+from gru.kernels.products import INLINE, WIDTH, position, scratch, tiled_product
 
-__all__ = ["MIN_BATCH", "MIN_ROWS", "forward", "padded", "shards"]
+__all__ = ["MIN_BATCH", "MIN_ROWS", "forward", "padded", "scratch_rows", "shards"]
 
 MIN_BATCH = 4
 """Fewest batch rows `forward` takes (below, the row kernels' own call)."""
+MAX_TILED = 64
+"""Widths under which the tiles save for backward (their stack scratch is this wide)."""
+_KEEP = 4 * MAX_TILED  # a literal for `scratch`
 MIN_ROWS = 2
 """Fewest batch rows per shard of `forward`."""
 
@@ -64,25 +67,80 @@ def _gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first):
 
 
 @njit(**INLINE)
-def _shard(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, b0, b1):
-    """Rows b0 ≤ b < b1 of the whole sequence, step by step (arrays at the padded width)."""
+def _saving_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b, keep):
+    """`_gates`, keeping what backward reads in saved[t, b] (`gru.kernels.rows`' layout: [r | z
+    | n | W_hn h + b_hn] or [r | z | n], at the width Hs of saved ≤ H, the units past Hs being
+    padding, whose gates change nothing). The gates go to ``keep`` (4, 64) on the stack first
+    and are copied from there: stored straight into saved, the loop did not vectorize."""
+    blocks = 4 if reset_after else 3
+    Hs = saved.shape[2] // blocks
+    if reset_after:
+        for j in range(Hs):
+            r = sigmoid(gx[i, j] + gh[i, j])
+            z = sigmoid(gx[i, H + j] + gh[i, H + j])
+            hn = gh[i, 2 * H + j] + b_hn[j]
+            n = tanh(gx[i, 2 * H + j] + r * hn)
+            h[i, j] = n + z * (h[i, j] - n)
+            keep[0, j] = r
+            keep[1, j] = z
+            keep[2, j] = n
+            keep[3, j] = hn
+    elif first:
+        for j in range(Hs):
+            r = sigmoid(gx[i, j] + gh[i, j])
+            z = sigmoid(gx[i, H + j] + gh[i, H + j])
+            z_[i, j] = z
+            rh[i, j] = r * h[i, j]
+            keep[0, j] = r
+            keep[1, j] = z
+    else:
+        for j in range(Hs):
+            n = tanh(gx[i, 2 * H + j] + gh[i, 2 * H + j])
+            h[i, j] = n + z_[i, j] * (h[i, j] - n)
+            keep[2, j] = n
+    low, high = (0, 2) if not reset_after and first else ((2, 3) if not reset_after else (0, 4))
+    for q in range(low, high):
+        for j in range(Hs):
+            saved[t, b, q * Hs + j] = keep[q, j]
+
+
+@njit(**INLINE)
+def _row_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b, keep):
+    """Row i's gates (`_gates`), saved for backward at step t of row b when saved is not
+    empty."""
+    if saved.shape[0] == 0:
+        _gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first)
+    else:
+        _saving_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b, keep)
+
+
+@njit(**INLINE)
+def scratch_rows(m, widths):
+    """Six scratch arrays of m rows, (m, widths[p]) each, zeros, in one buffer: each starts 80
+    floats (5 cache lines) more than a multiple of 1024 floats after the last, so no two sit a
+    multiple of 4 KiB apart (4K aliasing stalled the loads after the gates' stores)."""
+    starts = np.empty(7, np.int64)
+    starts[0] = 0
+    for p in range(6):
+        starts[p + 1] = starts[p] + -(-m * widths[p] // 1024) * 1024 + 80 * (p + 1)
+    buffer = np.zeros(starts[6], np.float32)
+
+    def part(p):
+        return buffer[starts[p] : starts[p] + m * widths[p]].reshape((m, widths[p]))
+
+    return part(0), part(1), part(2), part(3), part(4), part(5)
+
+
+@njit(**INLINE)
+def _shard(
+    x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, saved, b0, b1
+):
+    """Rows b0 ≤ b < b1 of the whole sequence, step by step (arrays at the padded width but
+    out, h_n and saved), saving for backward when saved is not empty."""
     T, I, H = x.shape[0], x.shape[2], w_hh_t.shape[0]
     m, H3 = b1 - b0, 3 * H
-    # One buffer for the scratch, each part starting 80 floats (5 cache lines) past a multiple
-    # of 1024 floats after the last, so no two parts sit a multiple of 4 KiB apart.
-    sizes = (m * I, m * H3, m * H3, m * H, m * H, m * H)
-    starts = np.empty(6, np.int64)
-    at = 0
-    for p in range(6):
-        starts[p] = at
-        at += -(-sizes[p] // 1024) * 1024 + 80 * (p + 1)
-    buffer = np.empty(at, np.float32)
-    xs = buffer[starts[0] : starts[0] + sizes[0]].reshape((m, I))  # this step's inputs
-    gx = buffer[starts[1] : starts[1] + sizes[1]].reshape((m, H3))
-    gh = buffer[starts[2] : starts[2] + sizes[2]].reshape((m, H3))
-    h = buffer[starts[3] : starts[3] + sizes[3]].reshape((m, H))
-    rh = buffer[starts[4] : starts[4] + sizes[4]].reshape((m, H))
-    z_ = buffer[starts[5] : starts[5] + sizes[5]].reshape((m, H))
+    keep = carray(scratch(_KEEP, x.dtype), (4, MAX_TILED))
+    xs, gx, gh, h, rh, z_ = scratch_rows(m, (I, H3, H3, H, H, H))  # xs: this step's inputs
     longest = 0
     for i in range(m):
         longest = max(longest, lengths[b0 + i])
@@ -93,23 +151,27 @@ def _shard(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out,
             t = position(s, lengths[b0 + i], reverse) if s < lengths[b0 + i] else 0
             for k in range(I):
                 xs[i, k] = x[t, b0 + i, k]
-        tiled_product(xs, 0, I, m, I, w_ih_t, 0, H3, H3, gx, 0, H3)
+        tiled_product(xs, 0, I, 1, m, I, w_ih_t, 0, H3, H3, gx, 0, H3, 0)
         for i in range(m):
             for j in range(H3):
                 gx[i, j] += b_x[j]
         if reset_after:
-            tiled_product(h, 0, H, m, H, w_hh_t, 0, H3, H3, gh, 0, H3)
+            tiled_product(h, 0, H, 1, m, H, w_hh_t, 0, H3, H3, gh, 0, H3, 0)
             for i in range(m):
                 if s < lengths[b0 + i]:
-                    _gates(gx, gh, h, rh, z_, b_hn, i, H, True, True)
+                    t = position(s, lengths[b0 + i], reverse)
+                    _row_gates(gx, gh, h, rh, z_, b_hn, i, H, True, True, saved, t, b0 + i, keep)
         else:
-            tiled_product(h, 0, H, m, H, w_hh_t, 0, H3, 2 * H, gh, 0, H3)
+            tiled_product(h, 0, H, 1, m, H, w_hh_t, 0, H3, 2 * H, gh, 0, H3, 0)
             for i in range(m):
-                _gates(gx, gh, h, rh, z_, b_hn, i, H, False, True)
-            tiled_product(rh, 0, H, m, H, w_hh_t, 2 * H, H3, H, gh, 2 * H, H3)
+                t = position(s, lengths[b0 + i], reverse) if s < lengths[b0 + i] else 0
+                kept = saved if s < lengths[b0 + i] else saved[:0]
+                _row_gates(gx, gh, h, rh, z_, b_hn, i, H, False, True, kept, t, b0 + i, keep)
+            tiled_product(rh, 0, H, 1, m, H, w_hh_t, 2 * H, H3, H, gh, 2 * H, H3, 0)
             for i in range(m):
                 if s < lengths[b0 + i]:
-                    _gates(gx, gh, h, rh, z_, b_hn, i, H, False, False)
+                    t = position(s, lengths[b0 + i], reverse)
+                    _row_gates(gx, gh, h, rh, z_, b_hn, i, H, False, False, saved, t, b0 + i, keep)
         for i in range(m):
             if s < lengths[b0 + i]:
                 t = position(s, lengths[b0 + i], reverse)
@@ -124,11 +186,16 @@ def _shard(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out,
 
 
 @njit(parallel=True, **_JIT)
-def _sharded(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, shards):
+def _sharded(
+    x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, saved, shards
+):
     B = x.shape[1]
     for i in prange(shards):
         b0, b1 = i * B // shards, (i + 1) * B // shards
-        _shard(x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, b0, b1)
+        _shard(
+            x, w_ih_t, w_hh_t, b_x, b_hn, h0, lengths, reverse, reset_after, out, h_n, saved,
+            b0, b1,
+        )  # fmt: skip
 
 
 @njit(**INLINE)
@@ -164,15 +231,19 @@ def padded(w_ih, w_hh, b_ih, b_hh, h0, Hp, reset_after):
 
 
 @njit(**_JIT)
-def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards):
-    """A float32 layer without saving, as `gru.kernels.small.forward_small` takes it (weights as
-    stored, b_ih and b_hh empty without bias), in ``shards`` shards of the batch: (output (T, B,
-    H), h_n (B, H)). Weights are transposed and padded to a multiple of `WIDTH` units here."""
+def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, shards, saved):
+    """A float32 layer as `gru.kernels.small.forward_small` takes it (weights as stored, b_ih
+    and b_hh empty without bias), in ``shards`` shards of the batch: (output (T, B, H), h_n
+    (B, H)). Weights are transposed and padded to a multiple of `WIDTH` units here. ``saved``
+    (T, B, 4Hs or 3Hs) gets what backward reads, as `gru.kernels.recurrence.forward` keeps it
+    at its width Hs; empty (0, 0, 0): nothing is saved."""
     T, B = x.shape[0], x.shape[1]
     H = w_hh.shape[1]
     Hp = -(-H // WIDTH) * WIDTH
     w_ih_t, w_hh_t, b_x, b_hn, h0_p = padded(w_ih, w_hh, b_ih, b_hh, h0, Hp, reset_after)
     out = np.empty((T, B, H), np.float32)
     h_n = np.empty((B, H), np.float32)
-    _sharded(x, w_ih_t, w_hh_t, b_x, b_hn, h0_p, lengths, reverse, reset_after, out, h_n, shards)
+    _sharded(
+        x, w_ih_t, w_hh_t, b_x, b_hn, h0_p, lengths, reverse, reset_after, out, h_n, saved, shards
+    )
     return out, h_n

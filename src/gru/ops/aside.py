@@ -21,9 +21,10 @@ training run (`gru.training.fit` warms up before its clocks start, and a run's n
 depend on when a compile ends: `waiting`), the benchmarks and the tests use it. The mode
 comes from the environment variable ``GRU_COMPILE`` ("aside" or "wait") and `set_mode`.
 There the first call with gradients of a process whose cache lacks the backward loops it
-will call starts ``gru compile --only backward-DTYPE`` (the row kernels') or
-``packed-backward-float32`` (`gru.kernels.packed`'s, chosen from the call's batch, width and
-threads) in a second process and compiles the forward in place meanwhile: Numba compiles one
+will call starts ``gru compile --only backward-DTYPE`` (the row kernels'),
+``packed-backward-float32`` (`gru.kernels.packed`'s) or ``tiles-backward-float32``
+(`gru.kernels.tiles_training`'s), chosen from the call's batch, width and threads, in a second
+process and compiles the forward in place meanwhile: Numba compiles one
 kernel at a time in a process, so the two halves of training compile side by side on two
 cores (a cold `gru train sentiment` waited 27 s for them one after the other). The first
 backward waits for that process (`backward_ready`), then loads what it compiled.
@@ -45,6 +46,7 @@ from gru.kernels.precompile import compile_all
 from gru.ops.engine import start_engine
 
 __all__ = [
+    "BACKWARDS",
     "MODES",
     "backward_ready",
     "engine_ready",
@@ -136,14 +138,19 @@ def _spawn(kind: tuple[str, str], lower: bool) -> subprocess.Popen | None:
         return None
 
 
-def _parts(kind: tuple[str, str], packed: bool) -> list[tuple[str, str]]:
-    """The targets that compile ``kind`` (``packed`` as in `engine_ready`): for "training",
+BACKWARDS = ("backward", "packed-backward", "tiles-backward")
+"""The targets of `gru.kernels.precompile` that hold a training call's backward loops: the row
+kernels', the packed loops', the tiles'."""
+
+
+def _parts(kind: tuple[str, str], backward: str) -> list[tuple[str, str]]:
+    """The targets that compile ``kind`` (``backward`` as in `engine_ready`): for "training",
     inference's (the forward: save is an argument of the same kernels) and the backward loops
     the call will use."""
     target, dtype = kind
     if target != "training":
         return [kind]
-    return [("inference", dtype), ("packed-backward" if packed else "backward", dtype)]
+    return [("inference", dtype), (backward, dtype)]
 
 
 def _start(kind: tuple[str, str], parts: list) -> list[subprocess.Popen] | None:
@@ -171,18 +178,18 @@ def _start(kind: tuple[str, str], parts: list) -> list[subprocess.Popen] | None:
     return jobs
 
 
-def engine_ready(dtype: str, target: str = "inference", packed: bool = False) -> bool:
+def engine_ready(dtype: str, target: str = "inference", backward: str = "backward") -> bool:
     """Whether a call of ``dtype`` ("float32" or "float64") for ``target`` ("inference", or
     "training" for a call with gradients) should run on the engine now: always in mode "wait";
     in mode "aside" once its kernels are loaded. Costs a set lookup once they are; until then,
-    a poll of the compiling process. ``packed``: the call's backward runs on the packed loops
-    (`gru.kernels.packed`), so those are what a training call in mode "wait" compiles beside."""
+    a poll of the compiling process. ``backward``: the target of `BACKWARDS` whose loops the
+    call's backward runs, what a training call in mode "wait" compiles beside."""
     kind = (target, dtype)
     if kind in _ready:
         return True
     if mode() == "wait":
         if target == "training":
-            _backward_beside(("packed-backward" if packed else "backward", dtype))
+            _backward_beside((backward, dtype))
             _ready.add(kind)  # later calls: the lookup above (another loop compiles in place)
         return True
     with _lock:
@@ -192,7 +199,7 @@ def engine_ready(dtype: str, target: str = "inference", packed: bool = False) ->
         jobs = _jobs.get(kind)
         if jobs is not None and any(job.poll() is None for job in jobs):
             return False  # still compiling
-        parts = _parts(kind, packed)
+        parts = _parts(kind, backward)
         if jobs is not None:  # they ended: what they compiled loads; if anything failed, wait
             if any(job.returncode != 0 for job in jobs) or not all(map(_load, parts)):
                 _ready.add(kind)  # the engine compiles in place on the next call, saying so
@@ -208,7 +215,7 @@ def engine_ready(dtype: str, target: str = "inference", packed: bool = False) ->
 
 def _backward_beside(kind: tuple[str, str]) -> None:
     """Mode "wait", a first call with gradients: the backward loops it will call (``kind``:
-    the row kernels' "backward" or "packed-backward", and the dtype) load from the cache, or
+    one of `BACKWARDS`, and the dtype) load from the cache, or
     start compiling in a second process (at the same priority: this one waits for them)."""
     with _lock:
         if kind in _ready or kind in _jobs:
@@ -226,7 +233,7 @@ def backward_ready(dtype: str) -> None:
     """Before a backward of the engine: wait for the backward loops a second process is
     compiling (`_backward_beside`), saying so when that takes over a second, then load them.
     A set lookup once they are loaded, or when none is compiling."""
-    for kind in (("backward", dtype), ("packed-backward", dtype)):
+    for kind in ((backward, dtype) for backward in BACKWARDS):
         if kind not in _ready and kind in _jobs:
             _wait_backward(kind)
 

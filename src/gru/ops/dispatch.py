@@ -138,11 +138,13 @@ def _engine_ready(x: Tensor, args) -> bool:
     name = _NAMES[x.dtype]
     if aside.state(name, "training") == "ready":
         return True  # a set lookup: the plan below is for a first call only
-    width = kernels.padding.padded_size(args[3].shape[1])
-    plan = kernels.recurrence.packed_plan(
-        x.shape[1], width, np.dtype(name), torch.get_num_threads(), backward=True
-    )
-    return aside.engine_ready(name, "training", packed=plan > 0)
+    T, B, I = x.shape
+    H, threads, reset_after = args[3].shape[1], torch.get_num_threads(), args[6]
+    if kernels.tiles_training.shards(T, B, I, H, np.dtype(name), reset_after, threads):
+        return aside.engine_ready(name, "training", "tiles-backward")
+    width = kernels.padding.padded_size(H)
+    plan = kernels.recurrence.packed_plan(B, width, np.dtype(name), threads, backward=True)
+    return aside.engine_ready(name, "training", "packed-backward" if plan > 0 else "backward")
 
 
 def uses_cudnn(device: torch.device, backend: str, reset_after: bool, variants: bool) -> bool:
