@@ -115,18 +115,18 @@ def _row_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b, k
 
 
 @njit(**INLINE)
-def scratch_rows(m, widths):
-    """Six scratch arrays of m rows, (m, widths[p]) each, zeros, in one buffer: each starts 80
+def scratch_rows(rows, widths):
+    """Six scratch arrays, (rows[p], widths[p]) each, zeros, in one buffer: each starts 80
     floats (5 cache lines) more than a multiple of 1024 floats after the last, so no two sit a
     multiple of 4 KiB apart (4K aliasing stalled the loads after the gates' stores)."""
     starts = np.empty(7, np.int64)
     starts[0] = 0
     for p in range(6):
-        starts[p + 1] = starts[p] + -(-m * widths[p] // 1024) * 1024 + 80 * (p + 1)
+        starts[p + 1] = starts[p] + -(-rows[p] * widths[p] // 1024) * 1024 + 80 * (p + 1)
     buffer = np.zeros(starts[6], np.float32)
 
     def part(p):
-        return buffer[starts[p] : starts[p] + m * widths[p]].reshape((m, widths[p]))
+        return buffer[starts[p] : starts[p] + rows[p] * widths[p]].reshape((rows[p], widths[p]))
 
     return part(0), part(1), part(2), part(3), part(4), part(5)
 
@@ -140,7 +140,9 @@ def _shard(
     T, I, H = x.shape[0], x.shape[2], w_hh_t.shape[0]
     m, H3 = b1 - b0, 3 * H
     keep = carray(scratch(_KEEP, x.dtype), (4, MAX_TILED))
-    xs, gx, gh, h, rh, z_ = scratch_rows(m, (I, H3, H3, H, H, H))  # xs: this step's inputs
+    xs, gx, gh, h, rh, z_ = scratch_rows(
+        (m, m, m, m, m, m), (I, H3, H3, H, H, H)
+    )  # xs: this step's inputs
     longest = 0
     for i in range(m):
         longest = max(longest, lengths[b0 + i])

@@ -31,6 +31,7 @@ from gru.kernels.recurrence import cpu_count, lengths_array, saved_width
 __all__ = ["backward", "forward", "shards"]
 
 _F32 = np.dtype(np.float32)  # in the compile kinds' keys, as the other calls write them
+_SUM_ROWS = 64  # rows of several steps that the weights' sums take at once
 _HALF = WIDTH // 2  # saved's width Hs is a multiple of 8 (`gru.kernels.padding.LANES`)
 _JIT = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
 
@@ -114,44 +115,45 @@ def _grad_lanes(typingctx, saved, s0, Hs, d_h, d0, hp, p0, G, g0, Hq, j0, W):
 
 
 @njit(**INLINE)
-def _gate_grads(d_h, G, i, saved, t, b, hp, Hq):
-    """Row i (batch row b at step t): G[i] = [c | da_r | da_z | da_n] (each Hq wide) from d_h[i]
-    = ∂L/∂h_t and saved[t, b] (`_grad_lanes`); d_h[i] becomes d_h ⊙ z. Units past Hs (a
-    multiple of 8) are left as they are (zeros)."""
+def _gate_grads(d_h, G, i, r, saved, t, b, hp, Hq):
+    """Row i (batch row b at step t): G[r] = [c | da_r | da_z | da_n] (each Hq wide) from d_h[i]
+    = ∂L/∂h_t, hp[r] = h_{t-1} and saved[t, b] (`_grad_lanes`); d_h[i] becomes d_h ⊙ z. Units
+    past Hs (a multiple of 8) are left as they are (zeros)."""
     Hs = saved.shape[2] // 4
     s0 = (t * saved.shape[1] + b) * saved.shape[2]
     j0 = 0
     while j0 + WIDTH <= Hs:
-        _grad_lanes(saved, s0, Hs, d_h, i * Hq, hp, i * Hq, G, i * 4 * Hq, Hq, j0, WIDTH)
+        _grad_lanes(saved, s0, Hs, d_h, i * Hq, hp, r * Hq, G, r * 4 * Hq, Hq, j0, WIDTH)
         j0 += WIDTH
     if j0 < Hs:
-        _grad_lanes(saved, s0, Hs, d_h, i * Hq, hp, i * Hq, G, i * 4 * Hq, Hq, j0, _HALF)
+        _grad_lanes(saved, s0, Hs, d_h, i * Hq, hp, r * Hq, G, r * 4 * Hq, Hq, j0, _HALF)
 
 
 @njit(**INLINE)
-def _load_step(d_out, x, h0, out, lengths, reverse, b0, m, s, d_h, hp, xs, G):
-    """Each row's state before step s (hp), input (xs), and ∂L/∂out added to d_h; rows whose
-    sequence ended before s get zeros in hp, xs and G (nothing flows through them)."""
+def _load_step(d_out, x, h0, out, lengths, reverse, b0, m, s, d_h, hp, xs, G, r0):
+    """Each row's state before step s (hp[r0 + i]), input (xs[r0 + i]), and ∂L/∂out added to
+    d_h[i]; rows whose sequence ended before s get zeros in hp, xs and G (nothing flows
+    through them)."""
     H, I = d_out.shape[2], x.shape[2]
     for i in range(m):
-        b, L = b0 + i, lengths[b0 + i]
+        b, L, r = b0 + i, lengths[b0 + i], r0 + i
         if s >= L:
-            hp[i, :] = 0.0
-            xs[i, :] = 0.0
-            G[i, :] = 0.0
+            hp[r, :] = 0.0
+            xs[r, :] = 0.0
+            G[r, :] = 0.0
             continue
         t = position(s, L, reverse)
         if s == 0:
             for j in range(H):
-                hp[i, j] = h0[b, j]
+                hp[r, j] = h0[b, j]
         else:
             tp = t + 1 if reverse else t - 1
             for j in range(H):
-                hp[i, j] = out[tp, b, j]
+                hp[r, j] = out[tp, b, j]
         for j in range(H):
             d_h[i, j] += d_out[t, b, j]
         for k in range(I):
-            xs[i, k] = x[t, b, k]
+            xs[r, k] = x[t, b, k]
 
 
 @njit(**INLINE)
@@ -160,39 +162,47 @@ def _shard(
     dx, dh0, dwhh, dwih, db, b0, b1, q,
 ):  # fmt: skip
     """Rows b0 ≤ b < b1 back through the whole sequence; shard q's sums into dwhh[q] (Hq, 3Hq),
-    dwih[q] (I, 3Hq), db[q] (4Hq)."""
+    dwih[q] (I, 3Hq), db[q] (4Hq). G, hp and xs keep `_SUM_ROWS` rows of the last steps (or
+    one step's), and the weights' sums run over them all at once: over one step's rows, the
+    tiles spent as long loading and storing their sums as adding to them."""
     T, I, H = x.shape[0], x.shape[2], d_out.shape[2]
     Hq, Ip = w_hh_p.shape[1], w_ih_p.shape[1]
     m, G4 = b1 - b0, 4 * w_hh_p.shape[1]
     Hs = saved.shape[2] // 4
-    G, d_h, dhh, hp, xs, dxs = tiles.scratch_rows(m, (G4, Hq, Hq, Hq, I, Ip))
+    S = max(1, _SUM_ROWS // m)  # steps a sum takes
+    rows = (S * m, m, m, S * m, S * m, m)
+    G, d_h, dhh, hp, xs, dxs = tiles.scratch_rows(rows, (G4, Hq, Hq, Hq, I, Ip))
     longest = 0
     for i in range(m):
         longest = max(longest, lengths[b0 + i])
         for j in range(H):
             d_h[i, j] = d_hn[b0 + i, j]
     for s in range(longest - 1, -1, -1):
-        _load_step(d_out, x, h0, out, lengths, reverse, b0, m, s, d_h, hp, xs, G)
+        slot = (longest - 1 - s) % S
+        r0 = slot * m
+        _load_step(d_out, x, h0, out, lengths, reverse, b0, m, s, d_h, hp, xs, G, r0)
         for i in range(m):
             if s < lengths[b0 + i]:
                 t = position(s, lengths[b0 + i], reverse)
-                _gate_grads(d_h, G, i, saved, t, b0 + i, hp, Hq)
+                _gate_grads(d_h, G, i, r0 + i, saved, t, b0 + i, hp, Hq)
         # ∂L/∂h_{t-1} = d_h ⊙ z + [c | da_r | da_z] [W_hn; W_hr; W_hz]
-        tiled_product(G, 0, G4, 1, m, 3 * Hq, w_hh_p, 0, Hq, Hq, dhh, 0, Hq, 0)
+        tiled_product(G, r0 * G4, G4, 1, m, 3 * Hq, w_hh_p, 0, Hq, Hq, dhh, 0, Hq, 0)
         for i in range(m):
             for j in range(Hs):
                 d_h[i, j] += dhh[i, j]
         if need_x:  # ∂L/∂x_t = [da_r | da_z | da_n] W_ih
-            tiled_product(G, Hq, G4, 1, m, 3 * Hq, w_ih_p, 0, Ip, Ip, dxs, 0, Ip, 0)
+            tiled_product(G, r0 * G4 + Hq, G4, 1, m, 3 * Hq, w_ih_p, 0, Ip, Ip, dxs, 0, Ip, 0)
             for i in range(m):
                 if s < lengths[b0 + i]:
                     t = position(s, lengths[b0 + i], reverse)
                     for k in range(I):
                         dx[t, b0 + i, k] = dxs[i, k]
-        if need_weights:  # the shard's sums over its rows, a (h_{t-1}, x_t) read transposed
-            tiled_product(hp, 0, 1, Hq, H, m, G, 0, G4, 3 * Hq, dwhh, q * Hq * 3 * Hq, 3 * Hq, 1)
-            tiled_product(xs, 0, 1, I, I, m, G, Hq, G4, 3 * Hq, dwih, q * I * 3 * Hq, 3 * Hq, 1)
-            for i in range(m):
+        if need_weights and (slot == S - 1 or s == 0):
+            # the shard's sums over the kept rows, a (h_{t-1}, x_t) read transposed
+            K = r0 + m
+            tiled_product(hp, 0, 1, Hq, H, K, G, 0, G4, 3 * Hq, dwhh, q * Hq * 3 * Hq, 3 * Hq, 1)
+            tiled_product(xs, 0, 1, I, I, K, G, Hq, G4, 3 * Hq, dwih, q * I * 3 * Hq, 3 * Hq, 1)
+            for i in range(K):
                 for j in range(G4):
                     db[q, j] += G[i, j]
     for i in range(m):
