@@ -503,16 +503,26 @@ def test_every_command_that_computes_takes_threads(capsys, argv):
 
 
 def test_threads_reach_torch_and_the_engine_and_are_restored(capsys, tmp_path, monkeypatch):
-    from gru.kernels import recurrence
+    from gru.kernels import recurrence, tiles
+    from gru.ops import aside
 
     seen = []
-    shard_count = recurrence.shard_count
+    shard_count, tile_shards = recurrence.shard_count, tiles.shards
 
-    def spy(B, T, H, threads):
+    def spy(B, T, H, threads):  # the row kernels' shards
         seen.append((threads, torch.get_num_threads()))
         return shard_count(B, T, H, threads)
 
+    def tiles_spy(B, H, threads):  # the tiles' (small float32 layers)
+        seen.append((threads, torch.get_num_threads()))
+        return tile_shards(B, H, threads)
+
     monkeypatch.setattr(recurrence, "shard_count", spy)
+    monkeypatch.setattr(tiles, "shards", tiles_spy)
+    # the kernels load on their first calls, not through `gru compile`'s targets (which run
+    # layers of their own, on two threads, to reach each kernel)
+    kinds = {(target, "float32") for target in ("inference", "training", *aside.BACKWARDS)}
+    monkeypatch.setattr(aside, "_ready", kinds)
     before = torch.get_num_threads()
     wanted = 1 if before > 1 else 2
     code, _, err = run(capsys, *ADDING, "--threads", wanted, "--out", tmp_path / "run")
