@@ -23,7 +23,8 @@ def add(commands):
             "Compile every kernel the CPU engine can use into Numba's cache, so that "
             "no later command waits for a compile: for float32 and float64, "
             + ", ".join(TARGETS)
-            + " (inference and training of the plain layer, training's backward loops alone, "
+            + " (inference and training of the plain layer, training's backward loops alone: "
+            "the row kernels', the packed loops' and the register tiles' (float32 only), "
             "the variants layer norm, zoneout "
             "and recurrent dropout, large layers on the BLAS torch carries, bfloat16 products "
             "(bf16-float32 only), the streaming step), both conventions and every batch "
