@@ -466,7 +466,7 @@ def test_tiled_training_equals_the_oracle(H, threads, reverse):
     )
 
 
-def test_tiled_training_without_bias_initial_state_or_input_gradient():
+def test_tiled_training_without_bias_initial_state_or_some_gradients():
     arrays, lengths = random_problem(3, 6, 5, 4, 12, True, torch_init=True)
     arrays["b_ih"][:] = arrays["b_hh"][:] = arrays["h0"][:] = 0.0
     kw = {"reset_after": True, "reverse": False, "lengths": lengths}
@@ -482,6 +482,14 @@ def test_tiled_training_without_bias_initial_state_or_input_gradient():
     assert dx is None and db_ih is None and db_hh is None
     for name, got in (("h0", dh0), ("w_ih", dw_ih), ("w_hh", dw_hh)):
         assert_close(got, r_grads[name], np.float32, scale=4.0, what=f"d{name}")
+    # frozen weights: dx and dh0 only
+    dx, dh0, *weights = kernels.backward(
+        a["d_out"], a["d_hn"], a["x"], None, a["w_ih"], a["w_hh"], out, saved, has_bias=False,
+        need_weights=False, **kw,
+    )  # fmt: skip
+    assert weights == [None] * 4
+    assert_close(dx, r_grads["x"], np.float32, scale=4.0, what="dx")
+    assert_close(dh0, r_grads["h0"], np.float32, scale=4.0, what="dh0")
     # the other ways to the row kernels: reset before, float64, under 4 rows, 64 units
     assert tiles_training.shards(6, 5, 4, 12, np.float32, False, 2) == 0
     assert tiles_training.shards(6, 5, 4, 12, np.float64, True, 2) == 0
