@@ -5,13 +5,15 @@ whole backward in one compiled call.
 `gru.kernels.recurrence.forward` (so either backward takes it). `backward` runs each shard of
 the batch (one per thread) from the last step to the first: the gates' gradients of all its
 rows, then on tiles (`gru.kernels.products.tiled_product`) ∂L/∂h_{t-1} = dG W_hh, ∂L/∂x_t =
-dG W_ih, and the shard's sums dW_hhᵀ += h_{t-1}ᵀ dG and dW_ihᵀ += x_tᵀ dG (a read transposed,
-added in place). The GEMMs the row kernels leave to the BLAS after their loop (dX, dW_ih,
-dW_hh over all T·B rows) are gone: each step's share runs while its rows are in cache.
+dG W_ih (when x needs it), and the shard's sums dW_hhᵀ += h_{t-1}ᵀ dG and dW_ihᵀ += x_tᵀ dG (a
+read transposed, added in place, over the rows of several steps at once). The GEMMs the row
+kernels leave to the BLAS around their loop (x W_ihᵀ before; dX, dW_ih, dW_hh over all T·B
+rows after) are gone: each step's share runs while its rows are in cache.
 
-Reset gate after the product (PyTorch's convention) only in backward; the forward saves
-both. Widths: Hq, H padded to a multiple of 16 (the tiles'); Hs, the engine's width
-(`gru.kernels.padding.padded_size`), at which saved is kept.
+The reset gate after the product (PyTorch's convention) only (`shards`): the tiled forward
+could save for both, the backward takes this one. Widths: Hq, H padded to a multiple of 16
+(the tiles'); Hs, the engine's width (`gru.kernels.padding.padded_size`), at which saved is
+kept.
 """
 
 from __future__ import annotations
