@@ -457,7 +457,7 @@ def test_tiled_training_equals_the_oracle(H, threads, reverse):
     T, B, I = 11, 7, 9
     arrays, lengths = random_problem(H, T, B, I, H, True, torch_init=True)
     kw = {"reset_after": True, "reverse": reverse, "lengths": lengths}
-    assert tiles_training.shards(T, B, I, H, np.float32, True, threads) == threads
+    assert tiles_training.shards(B, H, np.float32, True, threads) == threads
     compare(
         layer_api(arrays, **kw, dtype=np.float32, threads=threads),
         oracle_layer(*arrays.values(), **kw),
@@ -491,10 +491,10 @@ def test_tiled_training_without_bias_initial_state_or_some_gradients():
     assert_close(dx, r_grads["x"], np.float32, scale=4.0, what="dx")
     assert_close(dh0, r_grads["h0"], np.float32, scale=4.0, what="dh0")
     # the other ways to the row kernels: reset before, float64, under 4 rows, 64 units
-    assert tiles_training.shards(6, 5, 4, 12, np.float32, False, 2) == 0
-    assert tiles_training.shards(6, 5, 4, 12, np.float64, True, 2) == 0
-    assert tiles_training.shards(6, 3, 4, 12, np.float32, True, 2) == 0
-    assert tiles_training.shards(6, 5, 4, 64, np.float32, True, 2) == 0
+    assert tiles_training.shards(5, 12, np.float32, False, 2) == 0
+    assert tiles_training.shards(5, 12, np.float64, True, 2) == 0
+    assert tiles_training.shards(3, 12, np.float32, True, 2) == 0
+    assert tiles_training.shards(5, 64, np.float32, True, 2) == 0
 
 
 @njit

@@ -102,7 +102,7 @@ def forward(
             threads=threads,
         )  # fmt: skip
         return output, h_n, None
-    shards = tiles_training.shards(T, B, I, H, dtype, reset_after, threads) if save else 0
+    shards = tiles_training.shards(B, H, dtype, reset_after, threads) if save else 0
     if shards:
         return tiles_training.forward(
             x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after=reset_after, reverse=reverse,
@@ -181,7 +181,7 @@ def backward(
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
-    shards = tiles_training.shards(T, B, I, H, x.dtype, reset_after, threads)
+    shards = tiles_training.shards(B, H, x.dtype, reset_after, threads)
     if shards:
         dx, dh0, dw_ih, dw_hh, db = tiles_training.backward(
             d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, lengths=lengths, reverse=reverse,

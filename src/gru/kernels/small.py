@@ -25,7 +25,7 @@ from gru.kernels.padding import LANES
 from gru.kernels.products import ENTRY, STACK_HIDDEN, TWO_ROWS, TWO_ROWS_3H, matvec_t, scratch
 from gru.kernels.recurrence import cpu_count, lengths_array, shard_count, uses_blas
 
-__all__ = ["SMALL_PROJECTION", "forward_small", "is_small"]
+__all__ = ["SMALL_PROJECTION", "call_arrays", "forward_small", "is_small"]
 
 SMALL_PROJECTION = 300_000
 """Multiply-adds of the input projection up to which `forward_small` computes it in its own
@@ -87,6 +87,23 @@ def _forward_small(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after,
     return np.ascontiguousarray(out_p[:, :, :H]), np.ascontiguousarray(h_n_p[:, :H])
 
 
+def call_arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths) -> tuple:
+    """What a compiled call of a whole layer takes (`forward_small`'s, `gru.kernels.tiles`'):
+    the arrays C-contiguous in x's dtype, an empty bias for none, zeros for no h0, lengths as
+    `gru.kernels.recurrence.lengths_array` gives them."""
+    T, B, _ = x.shape
+    dtype = x.dtype
+    return (
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(w_ih, dtype=dtype),
+        np.ascontiguousarray(w_hh, dtype=dtype),
+        _NO_BIAS[dtype] if b_ih is None else np.ascontiguousarray(b_ih, dtype=dtype),
+        _NO_BIAS[dtype] if b_hh is None else np.ascontiguousarray(b_hh, dtype=dtype),
+        np.zeros((B, w_hh.shape[1]), dtype) if h0 is None else np.ascontiguousarray(h0, dtype),
+        lengths_array(lengths, T, B),
+    )
+
+
 def forward_small(
     x, w_ih, w_hh, b_ih, b_hh, h0, lengths=None, *, reset_after=True, reverse=False, threads=None
 ):
@@ -100,22 +117,14 @@ def forward_small(
     ``threads`` (default: the CPUs), shards of the batch on register tiles do it instead
     (`gru.kernels.tiles.forward`), one per thread.
     """
-    T, B, I = x.shape
+    _, B, I = x.shape
     H = w_hh.shape[1]
     if I > STACK_HIDDEN or H > STACK_HIDDEN:  # the compiled call's scratch is on the stack
         raise ValueError(
             f"forward_small: input and hidden sizes up to {STACK_HIDDEN}, got I={I}, H={H}"
         )
     dtype = x.dtype
-    arrays = (
-        np.ascontiguousarray(x),
-        np.ascontiguousarray(w_ih, dtype=dtype),
-        np.ascontiguousarray(w_hh, dtype=dtype),
-        _NO_BIAS[dtype] if b_ih is None else np.ascontiguousarray(b_ih, dtype=dtype),
-        _NO_BIAS[dtype] if b_hh is None else np.ascontiguousarray(b_hh, dtype=dtype),
-        np.zeros((B, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype),
-        lengths_array(lengths, T, B),
-    )
+    arrays = call_arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
     shards = _shards(B, H, threads, dtype)
     if shards:
         return first_call(

@@ -72,8 +72,7 @@ def _saving_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b
     | n | W_hn h + b_hn] or [r | z | n], at the width Hs of saved ≤ H, the units past Hs being
     padding, whose gates change nothing). The gates go to ``keep`` (4, 64) on the stack first
     and are copied from there: stored straight into saved, the loop did not vectorize."""
-    blocks = 4 if reset_after else 3
-    Hs = saved.shape[2] // blocks
+    Hs = saved.shape[2] // (4 if reset_after else 3)
     if reset_after:
         for j in range(Hs):
             r = sigmoid(gx[i, j] + gh[i, j])
@@ -85,6 +84,7 @@ def _saving_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b
             keep[1, j] = z
             keep[2, j] = n
             keep[3, j] = hn
+        _keep(keep, saved, t, b, Hs, 0, 4)
     elif first:
         for j in range(Hs):
             r = sigmoid(gx[i, j] + gh[i, j])
@@ -93,12 +93,18 @@ def _saving_gates(gx, gh, h, rh, z_, b_hn, i, H, reset_after, first, saved, t, b
             rh[i, j] = r * h[i, j]
             keep[0, j] = r
             keep[1, j] = z
+        _keep(keep, saved, t, b, Hs, 0, 2)
     else:
         for j in range(Hs):
             n = tanh(gx[i, 2 * H + j] + gh[i, 2 * H + j])
             h[i, j] = n + z_[i, j] * (h[i, j] - n)
             keep[2, j] = n
-    low, high = (0, 2) if not reset_after and first else ((2, 3) if not reset_after else (0, 4))
+        _keep(keep, saved, t, b, Hs, 2, 3)
+
+
+@njit(**INLINE)
+def _keep(keep, saved, t, b, Hs, low, high):
+    """Blocks low ≤ q < high of ``keep`` (Hs wide) into saved[t, b]."""
     for q in range(low, high):
         for j in range(Hs):
             saved[t, b, q * Hs + j] = keep[q, j]

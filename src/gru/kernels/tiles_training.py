@@ -29,6 +29,7 @@ from gru.kernels.compiling import first_call
 from gru.kernels.padding import padded_size
 from gru.kernels.products import INLINE, WIDTH, float32s, position, tiled_product
 from gru.kernels.recurrence import cpu_count, lengths_array, saved_width
+from gru.kernels.small import call_arrays
 
 __all__ = ["backward", "forward", "shards"]
 
@@ -38,7 +39,7 @@ _HALF = WIDTH // 2  # saved's width Hs is a multiple of 8 (`gru.kernels.padding.
 _JIT = {"nogil": True, "fastmath": FASTMATH, "error_model": "numpy", "cache": True}
 
 
-def shards(T: int, B: int, I: int, H: int, dtype, reset_after: bool, threads: int | None) -> int:
+def shards(B: int, H: int, dtype, reset_after: bool, threads: int | None) -> int:
     """Shards of the batch for `forward` and `backward` (`gru.kernels.tiles.shards`); 0 where
     the row kernels or the packed loops train this layer instead (float64, reset before, 64
     units and more, under 4 rows)."""
@@ -47,10 +48,9 @@ def shards(T: int, B: int, I: int, H: int, dtype, reset_after: bool, threads: in
     return tiles.shards(B, H, cpu_count() if threads is None else threads)
 
 
-def _c(a: np.ndarray | None, shape, dtype=np.float32) -> np.ndarray:
-    if a is None:
-        return np.zeros(shape, dtype)
-    return np.ascontiguousarray(a, dtype=dtype)
+def _c(a: np.ndarray | None, shape=None) -> np.ndarray:
+    """``a`` C-contiguous in float32, or zeros of ``shape`` for None."""
+    return np.zeros(shape, np.float32) if a is None else np.ascontiguousarray(a, np.float32)
 
 
 def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reset_after, reverse, shards):
@@ -59,12 +59,7 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reset_after, reverse, sha
     T, B, _ = x.shape
     H = w_hh.shape[1]
     saved = np.empty((T, B, saved_width(padded_size(H), reset_after)), np.float32)
-    no_bias = np.zeros(0, np.float32)
-    arrays = (
-        _c(x, None), _c(w_ih, None), _c(w_hh, None),
-        no_bias if b_ih is None else _c(b_ih, None), no_bias if b_hh is None else _c(b_hh, None),
-        _c(h0, (B, H)), lengths_array(lengths, T, B),
-    )  # fmt: skip
+    arrays = call_arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
     out, h_n = first_call(
         ("tiles", _F32), "training", tiles.forward, *arrays, bool(reverse),
         bool(reset_after), shards, saved,
@@ -281,8 +276,8 @@ def backward(d_output, d_h_n, x, h0, w_ih, w_hh, output, saved, *, lengths, reve
     T, B, _ = x.shape
     H = w_hh.shape[1]
     arrays = (
-        _c(d_output, (T, B, H)), _c(d_h_n, (B, H)), _c(x, None), _c(h0, (B, H)), _c(w_ih, None),
-        _c(w_hh, None), _c(output, None), saved, lengths_array(lengths, T, B),
+        _c(d_output, (T, B, H)), _c(d_h_n, (B, H)), _c(x), _c(h0, (B, H)), _c(w_ih), _c(w_hh),
+        _c(output), saved, lengths_array(lengths, T, B),
     )  # fmt: skip
     dx, dh0, dw_ih, dw_hh, db = first_call(
         ("tiles backward", _F32), "training", _backward, *arrays, bool(reverse),

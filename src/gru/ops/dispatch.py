@@ -138,9 +138,8 @@ def _engine_ready(x: Tensor, args) -> bool:
     name = _NAMES[x.dtype]
     if aside.state(name, "training") == "ready":
         return True  # a set lookup: the plan below is for a first call only
-    T, B, I = x.shape
-    H, threads, reset_after = args[3].shape[1], torch.get_num_threads(), args[6]
-    if kernels.tiles_training.shards(T, B, I, H, np.dtype(name), reset_after, threads):
+    B, H, threads, reset_after = x.shape[1], args[3].shape[1], torch.get_num_threads(), args[6]
+    if kernels.tiles_training.shards(B, H, np.dtype(name), reset_after, threads):
         return aside.engine_ready(name, "training", "tiles-backward")
     width = kernels.padding.padded_size(H)
     plan = kernels.recurrence.packed_plan(B, width, np.dtype(name), threads, backward=True)
